@@ -1,0 +1,37 @@
+# Two entry points: `make demo` (the whole instructor round trip) and `make test`.
+# Both create and reuse a local virtual environment in .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+TITO   := $(BIN)/tito
+
+.PHONY: install demo test bench clean-demo
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Instructor round trip on the bundled example submissions.
+demo: install
+	$(TITO) system doctor
+	$(TITO) export --all
+	$(TITO) nbgrader generate --all
+	$(TITO) nbgrader collect 06_optimizers examples/submissions --force
+	$(TITO) nbgrader autograde 06_optimizers --workers 2
+	$(TITO) nbgrader report 06_optimizers
+	$(TITO) nbgrader feedback 06_optimizers
+
+test: install
+	$(BIN)/python -m pytest -n 2
+
+bench: install
+	$(BIN)/python benchmarks/optimizers.py
+	$(BIN)/python benchmarks/autograde.py
+
+clean-demo:
+	rm -rf submitted autograded feedback gradebook.db .tito

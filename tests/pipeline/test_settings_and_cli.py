@@ -1,0 +1,64 @@
+"""settings.ini lookups and the CLI's answers to bad input (no kernels involved)."""
+import pytest
+from typer.testing import CliRunner
+
+from tito.course.settings import Course, CourseError, find_root
+from tito.main import app
+
+runner = CliRunner()
+
+
+def test_modules_are_found_by_name_number_and_short_name():
+    course = Course()
+    assert [m.name for m in course.modules] == ["01_tensor", "06_optimizers"]
+    for key in ["06_optimizers", "06", "6", "optimizers"]:
+        assert course.module(key).name == "06_optimizers"
+    assert course.module("06").export == course.root / "tinytorch" / "core" / "optimizers.py"
+    assert course.module("06").depends == ("01_tensor",)
+
+
+def test_unknown_module_error_lists_the_modules():
+    with pytest.raises(CourseError, match=r"unknown module '99'; the modules are: 01_tensor, 06_optimizers"):
+        Course().module("99")
+
+
+def test_cli_unknown_module_exits_1_and_lists_the_modules():
+    result = runner.invoke(app, ["module", "start", "99"])
+    assert result.exit_code == 1
+    assert "unknown module '99'" in result.output
+    assert "01_tensor, 06_optimizers" in result.output
+
+
+def test_outside_the_repository_the_error_names_the_expected_root(tmp_path, monkeypatch):
+    with pytest.raises(CourseError, match="no settings.ini beside a modules/ folder"):
+        find_root(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["module", "list"])
+    assert result.exit_code == 1
+    assert "not inside the course repository" in result.output
+
+
+def test_grading_limits_come_from_settings_ini():
+    course = Course()
+    assert (course.cell_timeout, course.memory_limit_mb, course.submission_timeout) == (60, 3072, 900)
+
+
+def test_nbgrader_config_reads_the_same_settings(tmp_path):
+    from tito.course.nbgrader_setup import nbgrader_config
+
+    c = nbgrader_config(Course(), tmp_path)
+    assert c.CourseDirectory.course_id == "tinytorch-optimizers"
+    assert c.CourseDirectory.source_directory == "assignments"
+    assert c.CourseDirectory.release_directory == "release"
+    assert c.Execute.timeout == 60
+    assert c.OverwriteCells.add_missing_cells is True
+    assert c.CourseDirectory.db_url == f"sqlite:///{tmp_path.resolve() / 'gradebook.db'}"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["module", "--help"], ["nbgrader", "autograde", "--help"],
+                                  ["system", "doctor", "--help"], ["test", "--help"], ["export", "--help"],
+                                  ["experiment", "--help"]])
+def test_every_command_group_has_help(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output

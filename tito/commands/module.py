@@ -1,0 +1,84 @@
+"""tito module list|status|start|complete"""
+from __future__ import annotations
+
+import subprocess
+
+import typer
+from rich.table import Table
+
+from ..course import student
+from .common import console, handles_errors, load_course
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _table(with_state: bool) -> Table:
+    course = load_course()
+    t = Table(title=f"Modules of {course.course_id}")
+    for col in ["module", "title", "points"] + (["state"] if with_state else []):
+        t.add_column(col)
+    for m in course.modules:
+        pts = student.points(course, m)
+        row = [m.name, m.title, f"{pts:g}"]
+        if with_state:
+            row.append(student.state(course, m) if pts else "provided (no graded parts)")
+        t.add_row(*row)
+    return t
+
+
+@app.command("list")
+@handles_errors
+def list_():
+    """List the modules in teaching order with the points each carries."""
+    console.print(_table(with_state=False))
+
+
+@app.command()
+@handles_errors
+def status():
+    """Show each module's state: not started, in progress, tests passing and exported."""
+    console.print(_table(with_state=True))
+
+
+@app.command()
+@handles_errors
+def start(module: str = typer.Argument(..., help="Module name or number, e.g. 06_optimizers or 06."),
+          force: bool = typer.Option(False, "--force", help="Reset an existing working copy (a backup is kept)."),
+          lab: bool = typer.Option(False, "--lab", help="Open the working copy in Jupyter Lab.")):
+    """Create your working copy of a module's student notebook."""
+    course = load_course()
+    m = course.module(module)
+    work, backup = student.start(course, m, force=force)
+    if backup:
+        console.print(f"Backed up your previous working copy to [bold]{backup.relative_to(course.root)}[/]")
+    console.print(f"Your working copy of {m.name}: [bold]{work.relative_to(course.root)}[/]")
+    console.print(f"When you are done: [bold]tito module complete {m.name}[/]")
+    if lab:
+        subprocess.run(["jupyter", "lab", str(work)], check=False)
+
+
+@app.command()
+@handles_errors
+def complete(module: str = typer.Argument(..., help="Module name or number, e.g. 06_optimizers or 06.")):
+    """Run your working notebook's tests in a real kernel and export your code into tinytorch/."""
+    course = load_course()
+    m = course.module(module)
+    with console.status(f"Running {course.workspace_notebook(m).relative_to(course.root)} in a kernel..."):
+        result, exported = student.complete(course, m)
+    t = Table(title=f"{m.name}: graded tests")
+    for col in ["test", "points", "result", "first line of the failure"]:
+        t.add_column(col)
+    for c in result.cells:
+        t.add_row(c.grade_id, f"{c.points:g}", "[green]pass[/]" if c.passed else "[red]FAIL[/]", c.first_line)
+    console.print(t)
+    for e in result.errors:
+        console.print(f"[red]error outside the tests:[/] {e}")
+    got = sum(c.points for c in result.cells if c.passed)
+    total = sum(c.points for c in result.cells)
+    console.print(f"Tests passed: {sum(c.passed for c in result.cells)}/{len(result.cells)} "
+                  f"({got:g}/{total:g} automatic points)")
+    console.print(f"Exported your code to [bold]{exported.relative_to(course.root)}[/]")
+    if not result.passed:
+        console.print("[bold red]Not complete yet[/]: fix the failures above and run this again.")
+        raise typer.Exit(1)
+    console.print(f"[bold green]{m.name} complete.[/]")

@@ -1,0 +1,121 @@
+"""tito nbgrader generate|autograde|feedback|report|collect"""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..course.generate import generate as generate_module
+from ..course.grading.autograde import autograde as autograde_module, submitted_students
+from ..course.grading.collect import collect as collect_archive
+from ..course.grading.report import score_rows
+from ..course.nbgrader_setup import api, check, quiet
+from ..course.settings import CourseError
+from .common import console, handles_errors, load_course, modules_from
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+@handles_errors
+def generate(module: str = typer.Argument(None, help="Module name or number."),
+             all_: bool = typer.Option(False, "--all", help="Every module.")):
+    """modules/ -> assignments/ (instructor notebook) -> release/ (student version)."""
+    course = load_course()
+    mods = modules_from(course, module, all_)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+        task = bar.add_task("generating", total=len(mods))
+        for m in mods:
+            out = generate_module(course, m)
+            bar.console.print(f"{m.name}: student version at [bold]{out.relative_to(course.root)}[/]")
+            bar.advance(task)
+
+
+@app.command()
+@handles_errors
+def autograde(module: str = typer.Argument(..., help="Module name or number."),
+              student: list[str] = typer.Option(None, "--student", help="Only this student (repeatable)."),
+              workers: int = typer.Option(1, "--workers", min=1, help="Submissions graded in parallel.")):
+    """Autograde submitted/<student>/<module>/: kernel run by nbgrader, checked by the isolated judge."""
+    course = load_course()
+    m = course.module(module)
+    students = student or submitted_students(course, course.root, m)
+    if not students:
+        raise CourseError(f"no submissions for {m.name} in {course.directory('submitted')}")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task(f"autograding {m.name}", total=len(students))
+        outcomes = autograde_module(course, m, students, workers, on_done=lambda o: bar.advance(task))
+    t = Table(title=f"{m.name}: automatic scores")
+    for col in ["student", "score", "status", "note"]:
+        t.add_column(col)
+    for o in outcomes:
+        t.add_row(o.student, f"{o.score:g}/{o.max_score:g}", o.status, o.reason[:100])
+    console.print(t)
+    if any(o.status == "failed" for o in outcomes):
+        console.print("[yellow]Some submissions could not be run completely; they were scored 0 where "
+                      "nothing could be checked (see the note).[/]")
+
+
+@app.command()
+@handles_errors
+def feedback(module: str = typer.Argument(..., help="Module name or number.")):
+    """Write HTML feedback for every autograded submission (feedback/<student>/<module>/)."""
+    course = load_course()
+    m = course.module(module)
+    with quiet():
+        check(api(course).generate_feedback(m.name, force=True), f"generate_feedback {m.name}")
+    folder = course.directory("feedback")
+    files = sorted(folder.glob(f"*/{m.name}/*.html"))
+    for f in files:
+        console.print(f"feedback: {f.relative_to(course.root)}")
+    if not files:
+        raise CourseError(f"no feedback was written for {m.name}: autograde the submissions first")
+
+
+@app.command()
+@handles_errors
+def report(module: str = typer.Argument(..., help="Module name or number."),
+           format: str = typer.Option("table", "--format", help="table or csv")):
+    """Scores per student and per graded cell, from the gradebook."""
+    if format not in ("table", "csv"):
+        raise CourseError(f"unknown format {format!r}; use table or csv")
+    course = load_course()
+    m = course.module(module)
+    cells, rows = score_rows(course, m)
+    if not rows:
+        raise CourseError(f"no graded submissions for {m.name}")
+    cols = ["student", "total", "status", *cells]
+    if format == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        return
+    t = Table(title=f"{m.name}: scores per graded cell")
+    for c in cols:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*[f"{r[c]:g}" if isinstance(r[c], float) else str(r[c]) for c in cols])
+    console.print(t)
+
+
+@app.command()
+@handles_errors
+def collect(module: str = typer.Argument(..., help="Module name or number."),
+            archive: Path = typer.Argument(..., help="Zip of STUDENT.ipynb or STUDENT/<name>.ipynb files."),
+            force: bool = typer.Option(False, "--force", help="Replace submissions already collected.")):
+    """Import a zip of submissions downloaded from an LMS into submitted/."""
+    course = load_course()
+    m = course.module(module)
+    imported, skipped = collect_archive(course, m, archive, force=force)
+    for s in imported:
+        console.print(f"collected {s}")
+    for s in skipped:
+        console.print(f"[yellow]skipped[/] {s}")
+    console.print(f"{len(imported)} submission(s) collected into {course.directory('submitted').name}/")
+    if not imported:
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""Course logic behind the `tito` commands: settings, notebooks, export, nbgrader, grading."""

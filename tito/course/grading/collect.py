@@ -1,0 +1,55 @@
+"""Import submissions (one notebook per student, in a zip or a folder) into the submitted folder."""
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from ..nbgrader_setup import nbgrader_config
+from ..notebooks import write_if_changed
+from ..settings import Course, CourseError, Module
+
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _members(archive: Path):
+    """(relative posix name, reader) for each file of a zip archive or a folder."""
+    if archive.is_dir():
+        return [(f.relative_to(archive).as_posix(), f.read_bytes) for f in sorted(archive.rglob("*")) if f.is_file()]
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (OSError, zipfile.BadZipFile) as e:
+        raise CourseError(f"cannot read {archive} as a zip archive or folder: {e}") from None
+    return [(i.filename, lambda i=i: zf.read(i)) for i in zf.infolist() if not i.is_dir()]
+
+
+def collect(course: Course, m: Module, archive: Path, force: bool = False,
+            course_root: Path | None = None) -> tuple[list[str], list[str]]:
+    """Accepted layouts per member: `STUDENT.ipynb` or `STUDENT/<anything>.ipynb`.
+
+    Returns (imported student ids, skipped members with the reason). An existing
+    submission is kept unless `force`.
+    """
+    root = Path(course_root or course.root).resolve()
+    cfg = nbgrader_config(course, root).CourseDirectory
+    imported, skipped, seen = [], [], set()
+    for name, read in _members(Path(archive)):
+        p = PurePosixPath(name)
+        if p.suffix != ".ipynb" or p.name.startswith(".") or "__MACOSX" in p.parts:
+            skipped.append(f"{name}: not a notebook")
+            continue
+        student = p.stem if len(p.parts) == 1 else p.parts[0] if len(p.parts) == 2 else None
+        if student is None or not STUDENT_ID.match(student):
+            skipped.append(f"{name}: expected STUDENT.ipynb or STUDENT/notebook.ipynb")
+            continue
+        if student in seen:
+            skipped.append(f"{name}: a second notebook for {student}")
+            continue
+        seen.add(student)
+        dest = root / cfg.submitted_directory / student / m.name / f"{m.notebook}.ipynb"
+        if dest.exists() and not force:
+            skipped.append(f"{name}: {student} already has a submission (use --force to replace it)")
+            continue
+        write_if_changed(dest, read())
+        imported.append(student)
+    return imported, skipped

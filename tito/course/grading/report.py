@@ -1,0 +1,38 @@
+"""Scores per student and per graded cell, from the gradebook (plus recorded failures)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+from ..nbgrader_setup import nbgrader_config
+from ..notebooks import is_grade_cell
+from ..settings import Course, Module
+from .autograde import load_outcome, submitted_students
+
+
+def score_rows(course: Course, m: Module, course_root: Path | None = None) -> tuple[list[str], list[dict]]:
+    """(graded cell ids, one row per submitted student: scores per cell, total, status)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    root = Path(course_root or course.root).resolve()
+    cfg = nbgrader_config(course, root).CourseDirectory
+    ref = nbformat.read(root / cfg.source_directory / m.name / f"{m.notebook}.ipynb", as_version=4)
+    cells = [c.metadata["nbgrader"]["grade_id"] for c in ref.cells if is_grade_cell(c)]
+    rows = []
+    with Gradebook(cfg.db_url, course.course_id) as gb:
+        for student in submitted_students(course, root, m):
+            outcome = load_outcome(course, root, m, student)
+            row = {"student": student, "status": outcome.status if outcome else "not graded",
+                   "reason": outcome.reason if outcome else ""}
+            try:
+                nb = gb.find_submission_notebook(m.notebook, m.name, student)
+                scores = {g.name: g.score for g in nb.grades if g.cell_type == "code"}
+            except MissingEntry:
+                scores = {}
+            if outcome and outcome.status != "graded":  # the gradebook may hold a partial run
+                scores = {c.grade_id: c.score for c in outcome.cells}
+            row.update({c: float(scores.get(c) or 0.0) for c in cells})
+            row["total"] = sum(row[c] for c in cells)
+            rows.append(row)
+    return cells, rows

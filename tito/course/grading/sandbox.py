@@ -1,0 +1,71 @@
+"""The student's process: runs the student's exported code, then answers calls.
+
+Started by the judge as `python -m tito.course.grading.sandbox CODE_JSON REQ_FD RESP_FD`
+with resource limits already applied. Nothing here is trusted by the judge: whatever
+this process sends back is only data to be checked.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+
+def _describe(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = next((f"line {f.lineno} of {f.name}" for f in reversed(frames) if f.filename.startswith("<")), "")
+    text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    return (text + (f" ({where})" if where else ""))[:2000]
+
+
+def main() -> None:
+    code_path, req_fd, resp_fd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np  # noqa: F401  (loaded before student code, like in a notebook)
+
+    from tito.course.grading.mirror import Mirror
+    from tito.course.grading.wire import receive, send
+
+    with open(code_path, encoding="utf-8") as f:
+        cells = json.load(f)
+    mirror = Mirror(parity=1)
+    ns: dict = {"__name__": "__student__"}
+    errors = []
+    for i, src in enumerate(cells):
+        try:
+            exec(compile(src, f"<student cell {i + 1}>", "exec"), ns)
+        except BaseException as e:  # a broken cell is recorded, like nbgrader's allow_errors
+            errors.append(_describe(e))
+    send(resp_fd, {"ready": True, "cell_errors": errors}, [])
+
+    while True:
+        header, arrays = receive(req_fd)
+        fn = ns.get(header["fn"])
+        try:
+            if not callable(fn):
+                raise NameError(f"your notebook does not define {header['fn']}()")
+            args = [mirror.decode(a, arrays) for a in header["args"]]
+            kwargs = {k: mirror.decode(v, arrays) for k, v in header["kwargs"].items()}
+            result = fn(*args, **kwargs)
+            touched: list = []
+            for a in [*args, *kwargs.values()]:
+                mirror.reachable(a, touched)
+            out: list = []
+            reply = {"ok": True, "ret": mirror.encode(result, out), "sync": [mirror.encode(o, out) for o in touched]}
+        except BaseException as e:  # SystemExit and KeyboardInterrupt included: report, keep serving
+            out, reply = [], {"ok": False, "error": _describe(e)}
+        try:
+            send(resp_fd, reply, out)
+        except (TypeError, ValueError) as e:  # the result cannot be expressed as data
+            send(resp_fd, {"ok": False, "error": f"{type(e).__name__}: {e}"}, [])
+
+
+if __name__ == "__main__":
+    # Keep the protocol channel clean: student output goes nowhere.
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    main()

@@ -1,0 +1,66 @@
+"""nbgrader configuration built from settings.ini, and thin wrappers over nbgrader's API."""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from pathlib import Path
+
+from traitlets.config import Config
+
+from .settings import Course, CourseError
+
+STUDENT_CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+
+
+def nbgrader_config(course: Course, course_root: Path | None = None) -> Config:
+    """The nbgrader configuration for this course.
+
+    `course_root` holds the per-machine folders (submitted/, autograded/, feedback/,
+    gradebook.db); it defaults to the repository, and tests point it at a temporary folder.
+    """
+    root = Path(course_root or course.root).resolve()
+    c = Config()
+    c.CourseDirectory.root = str(root)
+    c.CourseDirectory.course_id = course.course_id
+    for trait, key in [("source_directory", "source"), ("release_directory", "release"),
+                       ("submitted_directory", "submitted"), ("autograded_directory", "autograded"),
+                       ("feedback_directory", "feedback")]:
+        setattr(c.CourseDirectory, trait, course.directory(key).name)
+    c.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
+    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__"]
+    c.ClearSolutions.code_stub = {"python": STUDENT_CODE_STUB}
+    c.Execute.timeout = course.cell_timeout
+    c.Execute.interrupt_on_timeout = True
+    # A deleted grade cell is put back from the gradebook, so it is graded (and fails)
+    # instead of silently vanishing from the score.
+    c.OverwriteCells.add_missing_cells = True
+    c.ExecutePreprocessor.kernel_name = "python3"
+    c.Execute.kernel_name = "python3"
+    return c
+
+
+def api(course: Course, course_root: Path | None = None):
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    config = nbgrader_config(course, course_root)
+    coursedir = CourseDirectory(config=config)
+    a = NbGraderAPI(coursedir, config=config)
+    a.log.setLevel(logging.WARNING)
+    return a
+
+
+def check(result: dict, what: str) -> dict:
+    """nbgrader's API returns a success flag instead of raising: turn failure into an error."""
+    if not result.get("success"):
+        detail = (result.get("error") or "").strip() or (result.get("log") or "").strip()
+        raise CourseError(f"nbgrader {what} failed:\n{detail[-3000:]}")
+    return result
+
+
+@contextlib.contextmanager
+def quiet():
+    """nbgrader logs chatty INFO lines to stderr; keep the CLI output to what tito prints."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield

@@ -1,0 +1,72 @@
+"""Percent-format source -> instructor notebook, reproducibly (jupytext does the parsing)."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+# Jupytext bookkeeping that only matters for round-tripping to text; dropping it
+# keeps the generated notebooks small and independent of the jupytext version.
+_CELL_KEYS_DROPPED = ("lines_to_next_cell", "lines_to_end_of_cell_marker")
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def stable_cell_id(cell, seen: set[str]) -> str:
+    """nbgrader grade id when there is one, else a hash of the cell; unique in the notebook."""
+    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+    base = grade_id or hashlib.sha1((cell.cell_type + "\0" + cell.source).encode()).hexdigest()[:10]
+    cid, n = base, 1
+    while cid in seen:
+        n += 1
+        cid = f"{base}-{n}"
+    seen.add(cid)
+    return cid
+
+
+def read_source(path: Path) -> nbformat.NotebookNode:
+    """Read a percent-format module source as a notebook with stable cell ids and no outputs."""
+    nb = jupytext.read(path, fmt="py:percent")
+    seen: set[str] = set()
+    for cell in nb.cells:
+        for key in _CELL_KEYS_DROPPED:
+            cell.metadata.pop(key, None)
+        cell.id = stable_cell_id(cell, seen)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nb.metadata = {
+        "kernelspec": KERNELSPEC,
+        "language_info": {"name": "python"},
+    }
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    return nb
+
+
+def dumps(nb: nbformat.NotebookNode) -> str:
+    """Canonical JSON text of a notebook (what is committed)."""
+    text = nbformat.writes(nb, version=4)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def write_if_changed(path: Path, content: str | bytes) -> bool:
+    """Write `content` atomically (never a half-written file); return True when the file changed."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    if path.exists() and path.read_bytes() == data:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return True
+
+
+def is_export_cell(cell) -> bool:
+    """A library cell that nbdev exports into the package."""
+    return cell.cell_type == "code" and cell.source.lstrip().startswith("#| export")
+
+
+def is_grade_cell(cell) -> bool:
+    """An automatically graded test cell (nbgrader grade cell that is not a solution)."""
+    md = cell.metadata.get("nbgrader", {})
+    return cell.cell_type == "code" and bool(md.get("grade")) and not md.get("solution")

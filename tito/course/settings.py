@@ -1,0 +1,105 @@
+"""Read settings.ini, the course's single settings file."""
+from __future__ import annotations
+
+import configparser
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+SETTINGS_FILE = "settings.ini"
+
+
+class CourseError(Exception):
+    """A problem the user can fix; the CLI prints it without a traceback."""
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str  # "06_optimizers"
+    title: str
+    source: Path  # percent-format source, absolute
+    notebook: str  # notebook id inside the assignment ("optimizers")
+    export: Path  # exported package file, absolute
+    depends: tuple[str, ...]
+
+    @property
+    def number(self) -> str:
+        return self.name.split("_", 1)[0]
+
+    @property
+    def short(self) -> str:
+        return self.name.split("_", 1)[1]
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root: the nearest folder holding settings.ini and modules/."""
+    here = Path(start or Path.cwd()).resolve()
+    for d in [here, *here.parents]:
+        if (d / SETTINGS_FILE).is_file() and (d / "modules").is_dir():
+            return d
+    raise CourseError(
+        f"not inside the course repository: no {SETTINGS_FILE} beside a modules/ folder in "
+        f"{here} or any parent. Run tito from the repository root (the folder with settings.ini)."
+    )
+
+
+class Course:
+    """The course as settings.ini describes it, rooted at `root`."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = find_root(root)
+        self._ini = configparser.ConfigParser()
+        self._ini.read(self.root / SETTINGS_FILE, encoding="utf-8")
+
+    @property
+    def course_id(self) -> str:
+        return self._ini["course"]["course_id"]
+
+    def directory(self, key: str) -> Path:
+        return self.root / self._ini["directories"][key]
+
+    @property
+    def cell_timeout(self) -> int:
+        return self._ini["grading"].getint("cell_timeout_seconds")
+
+    @property
+    def memory_limit_mb(self) -> int:
+        return self._ini["grading"].getint("memory_limit_mb")
+
+    @property
+    def submission_timeout(self) -> int:
+        return self._ini["grading"].getint("submission_timeout_seconds")
+
+    @cached_property
+    def modules(self) -> list[Module]:
+        out = []
+        for name in self._ini["course"]["modules"].split():
+            sec = self._ini[f"module:{name}"]
+            out.append(Module(
+                name=name,
+                title=sec["title"],
+                source=self.root / sec["source"],
+                notebook=sec["notebook"],
+                export=self.root / sec["export"],
+                depends=tuple(sec.get("depends", "").split()),
+            ))
+        return out
+
+    def module(self, key: str) -> Module:
+        """Find a module by full name (06_optimizers), number (06, 6) or short name (optimizers)."""
+        key = key.strip()
+        for m in self.modules:
+            if key in (m.name, m.number, m.short) or (key.isdigit() and int(key) == int(m.number)):
+                return m
+        names = ", ".join(m.name for m in self.modules)
+        raise CourseError(f"unknown module {key!r}; the modules are: {names}")
+
+    # Paths of one module's notebooks in the nbgrader layout <dir>/<assignment>/<notebook>.ipynb
+    def source_notebook(self, m: Module) -> Path:
+        return self.directory("source") / m.name / f"{m.notebook}.ipynb"
+
+    def release_notebook(self, m: Module) -> Path:
+        return self.directory("release") / m.name / f"{m.notebook}.ipynb"
+
+    def workspace_notebook(self, m: Module) -> Path:
+        return self.directory("workspace") / m.name / f"{m.notebook}.ipynb"
