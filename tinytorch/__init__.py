@@ -1,0 +1,1 @@
+"""tinytorch: a small numpy deep-learning library built module by module in the course."""

@@ -1,0 +1,1 @@
+"""Library code exported from the course modules (one file per module)."""
