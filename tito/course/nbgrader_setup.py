@@ -35,6 +35,12 @@ def nbgrader_config(course: Course, course_root: Path | None = None) -> Config:
     # A deleted grade cell is put back from the gradebook, so it is graded (and fails)
     # instead of silently vanishing from the score.
     c.OverwriteCells.add_missing_cells = True
+    from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec
+
+    from .grading.preprocessors import DropDuplicateGradeCells
+
+    c.Autograde.sanitize_preprocessors = [ClearOutput, DropDuplicateGradeCells, DeduplicateIds, OverwriteKernelspec,
+                                          OverwriteCells, CheckCellMetadata]
     c.ExecutePreprocessor.kernel_name = "python3"
     c.Execute.kernel_name = "python3"
     return c

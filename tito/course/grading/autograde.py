@@ -17,6 +17,7 @@ import nbformat
 from ..nbgrader_setup import api, nbgrader_config, quiet
 from ..notebooks import is_grade_cell, write_if_changed
 from ..settings import Course, Module
+from .preprocessors import duplicated_ids
 
 
 OUTCOME_FILE = "grading.json"
@@ -85,6 +86,7 @@ def grade_one(course: Course, course_root: Path, m: Module, student: str) -> Out
         reason = f"not a valid notebook: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
         return Outcome(student, m.name, "invalid", reason, _zero_cells(reference, reason))
 
+    notes = [f"duplicated cell {d!r}: one copy graded" for d in duplicated_ids(submission)]
     with quiet():
         result = api(course, course_root).autograde(m.name, student, force=True, create=True)
     kernel_scores: dict[str, float | None] = {}
@@ -119,8 +121,9 @@ def grade_one(course: Course, course_root: Path, m: Module, student: str) -> Out
                 g = gb.find_grade(c.grade_id, m.notebook, m.name, student)
                 g.auto_score = c.score
             gb.db.commit()
-    if report.student_cell_errors and not reason:
-        reason = "errors in exported cells: " + "; ".join(report.student_cell_errors[:3])
+    if report.student_cell_errors:
+        notes.append("errors in exported cells: " + "; ".join(report.student_cell_errors[:3]))
+    reason = "; ".join(([reason] if reason else []) + notes)
     return Outcome(student, m.name, "graded" if result.get("success") else "failed", reason, cells)
 
 

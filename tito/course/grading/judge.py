@@ -9,6 +9,7 @@ the student wrote or edited decides how their code is judged.
 from __future__ import annotations
 
 import ast
+import builtins
 import json
 import os
 import resource
@@ -133,6 +134,11 @@ class StudentProcess:
             self.stop()
             raise RuntimeError(f"the process running {name}() stopped ({e})") from None
         if not reply.get("ok"):
+            # A built-in exception keeps its type, so tests of error behaviour work across the
+            # boundary; anything else (custom classes, SystemExit) becomes a StudentError.
+            etype = getattr(builtins, str(reply.get("type")), None)
+            if isinstance(etype, type) and issubclass(etype, Exception) and etype.__module__ == "builtins":
+                raise etype(str(reply.get("message", "")))
             raise StudentError(f"{name}() raised {reply.get('error', 'an error')}")
         try:
             for e in reply.get("sync", []):

@@ -56,7 +56,8 @@ def main() -> None:
             out: list = []
             reply = {"ok": True, "ret": mirror.encode(result, out), "sync": [mirror.encode(o, out) for o in touched]}
         except BaseException as e:  # SystemExit and KeyboardInterrupt included: report, keep serving
-            out, reply = [], {"ok": False, "error": _describe(e)}
+            out, reply = [], {"ok": False, "error": _describe(e), "type": type(e).__name__,
+                              "message": str(e)[:2000]}
         try:
             send(resp_fd, reply, out)
         except (TypeError, ValueError) as e:  # the result cannot be expressed as data

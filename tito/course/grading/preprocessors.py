@@ -1,0 +1,41 @@
+"""nbgrader preprocessors this course adds to autograding."""
+from __future__ import annotations
+
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+
+def duplicated_ids(nb) -> list[str]:
+    """nbgrader ids that appear on more than one cell, in notebook order."""
+    seen, dups = set(), []
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in seen and gid not in dups:
+            dups.append(gid)
+        seen.add(gid)
+    return [d for d in dups if d]
+
+
+class DropDuplicateGradeCells(NbGraderPreprocessor):
+    """Keep one cell per nbgrader id, so a copied cell can neither crash nor double a score.
+
+    Extra copies of a test cell are dropped (the kept one is restored from the gradebook
+    by OverwriteCells anyway); extra copies of a solution cell stay as plain code cells, so
+    no student code is lost. nbgrader's own DeduplicateIds leaves a cell with empty nbgrader
+    metadata that later preprocessors cannot read.
+    """
+
+    def preprocess(self, nb, resources):
+        seen, cells = set(), []
+        for cell in nb.cells:
+            md = cell.metadata.get("nbgrader", {})
+            gid = md.get("grade_id")
+            if gid is None or gid not in seen:
+                seen.add(gid)
+                cells.append(cell)
+                continue
+            if md.get("solution"):
+                for key in ("nbgrader", "editable", "deletable"):
+                    cell.metadata.pop(key, None)
+                cells.append(cell)
+        nb.cells = cells
+        return nb, resources
