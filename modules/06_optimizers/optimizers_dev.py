@@ -1,0 +1,1931 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Module 06: Optimizers
+#
+# A network learns by nudging its parameters against the gradient of a loss. *How* to nudge
+# them is the optimizer's job, and the choice decides whether training converges in minutes,
+# in days or not at all. In this module you build the optimizers that train almost every
+# network in use today, exactly as PyTorch defines them, so that your numbers match
+# `torch.optim` to the last digits.
+#
+# **Learning goals**
+#
+# 1. Write the gradient-descent step and see why the learning rate alone is not enough.
+# 2. Add momentum (with PyTorch's dampening, Nesterov and L2 weight-decay rules) and see it
+#    damp oscillations across a narrow valley.
+# 3. Build Adam with bias correction, and AdamW with decoupled weight decay, and explain
+#    why the two are different optimizers.
+# 4. Clip gradients by their global norm to survive gradient spikes.
+# 5. Schedule the learning rate with closed-form schedules (step, exponential, cosine,
+#    warm-up + cosine).
+# 6. Measure what optimizers cost: bytes of state per parameter, time per step, and the
+#    price of temporary arrays.
+#
+# **Where the code lives.** Every cell marked `#| export` is exported to
+# `tinytorch/core/optimizers.py`; after export you can write
+# `from tinytorch.core.optimizers import SGD, Adam, AdamW, clip_grad_norm, WarmupCosineLR`.
+# The optimizers update `Tensor` objects from `tinytorch.core.tensor` (module 01): each has a
+# `.data` ndarray and a `.grad` ndarray (or `None`).
+#
+# **What you write.** Only the mathematics: the functions that contain
+# `raise NotImplementedError()` in your copy. The bookkeeping around them (parameter groups,
+# per-parameter state, state dicts, validation, schedulers' `step()`) is provided and calls
+# your functions.
+#
+# **Points: 100 in total.**
+#
+# | Part | Topic | Points |
+# |---|---|---|
+# | 1 | Gradient descent step | 6 |
+# | 2 | Optimizer base and SGD with momentum | 20 |
+# | 3 | Adam and AdamW | 26 |
+# | 4 | Global-norm gradient clipping | 14 |
+# | 5 | Learning-rate schedules | 16 |
+# | 6 | Integration: training an MLP | 10 |
+# | 7 | Written questions | 8 |
+#
+# Each graded test cell checks one behaviour; its assertion message tells you what is wrong.
+# Some cells also contain hidden tests that compare your optimizers with trajectories
+# recorded from PyTorch.
+
+# %%
+#| default_exp core.optimizers
+
+# %%
+#| export
+import math
+
+import numpy as np
+
+from tinytorch.core.tensor import Tensor, Parameter
+
+# %% [markdown]
+# ## Part 1: Gradient descent step (6 points)
+#
+# For a loss $L(\theta)$, the gradient $\nabla_\theta L$ points uphill. Gradient descent takes
+# a step of size $\eta$ (the learning rate) downhill:
+#
+# $$\theta_{t+1} = \theta_t - \eta\, \nabla_\theta L(\theta_t).$$
+#
+# Two rules carry through the whole module:
+#
+# * **Update in place.** The parameter's array may be shared: by views into it, by layers that
+#   tie weights, by any code holding a reference. Write `param.data -= ...`; never
+#   `param.data = param.data - ...`, which builds a new array and silently detaches everything
+#   that pointed at the old one.
+# * **No gradient, no update.** A parameter whose `.grad` is `None` did not take part in the
+#   loss; leave it untouched.
+
+# %% nbgrader={"grade": false, "grade_id": "gradient_descent_step_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+def gradient_descent_step(param, lr):
+    """One step of plain gradient descent on a Tensor, in place: `param.data -= lr * param.grad`.
+
+    Does nothing when `param.grad` is None. The array `param.data` must stay the same object.
+    """
+    ### BEGIN SOLUTION
+    if param.grad is None:
+        return
+    param.data -= lr * param.grad
+    ### END SOLUTION
+
+
+# %% [markdown]
+# A one-element check: $\theta = 1$, $g = 0.5$, $\eta = 0.1$ gives $1 - 0.05 = 0.95$.
+
+# %%
+w = Tensor(np.array([1.0]), requires_grad=True)
+w.grad = np.array([0.5])
+gradient_descent_step(w, lr=0.1)
+print(w.data)  # [0.95]
+
+# %% nbgrader={"grade": true, "grade_id": "gd_step_values", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""gradient_descent_step subtracts lr * grad."""
+p = Tensor(np.array([1.0, -2.0, 0.5]), requires_grad=True)
+p.grad = np.array([0.5, -1.0, 2.0])
+gradient_descent_step(p, 0.1)
+expected = np.array([0.95, -1.9, 0.3])
+if np.allclose(p.data, [1.05, -2.1, 0.7]):
+    hint = " It moved uphill: subtract lr * grad, do not add it."
+elif np.allclose(p.data, [0.5, -1.0, -1.5]):
+    hint = " The learning rate was ignored."
+else:
+    hint = ""
+assert np.allclose(p.data, expected, rtol=1e-12, atol=1e-15), f"param is {p.data}, expected {expected}.{hint}"
+
+# %% nbgrader={"grade": true, "grade_id": "gd_step_in_place", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""gradient_descent_step updates param.data in place, so views of it see the change."""
+p = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+p.grad = np.array([1.0, 1.0, 1.0])
+array_before = p.data
+view = p.data[1:]
+gradient_descent_step(p, 0.5)
+assert p.data is array_before, (
+    "param.data was rebound to a new array: write `param.data -= ...` so views, the model "
+    "and optimizer state keep pointing at the parameter"
+)
+assert np.allclose(view, [1.5, 2.5], rtol=1e-12), f"a view of the parameter shows {view}, expected [1.5, 2.5]"
+
+# %% nbgrader={"grade": true, "grade_id": "gd_step_skips_missing_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+"""gradient_descent_step leaves a parameter without a gradient untouched."""
+p = Tensor(np.array([1.0, -2.0]), requires_grad=True)
+assert p.grad is None
+gradient_descent_step(p, 0.1)
+assert np.array_equal(p.data, [1.0, -2.0]), f"a parameter with grad None changed to {p.data}"
+
+# %% nbgrader={"grade": true, "grade_id": "gd_step_keeps_dtype_and_gradient", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+"""gradient_descent_step keeps float32 parameters float32 and does not modify the gradient."""
+p = Tensor(np.array([1.0, -2.0, 0.5], dtype=np.float32), requires_grad=True)
+p.grad = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+gradient_descent_step(p, 0.1)
+assert p.data.dtype == np.float32, f"the parameter became {p.data.dtype}; a float32 parameter must stay float32"
+assert np.array_equal(p.grad, np.array([0.5, -1.0, 2.0], dtype=np.float32)), f"the gradient was modified: {p.grad}"
+assert np.allclose(p.data, [0.95, -1.9, 0.3], rtol=1e-6), f"param is {p.data}, expected [0.95, -1.9, 0.3]"
+
+# %% [markdown]
+# ## Part 2: The optimizer base and SGD with momentum (20 points)
+#
+# ### The `Optimizer` base class (provided)
+#
+# Real models have many parameters, and sometimes different settings for different parts
+# (no weight decay on biases, a smaller rate for a pretrained backbone). PyTorch organises
+# this with two structures, which we copy exactly:
+#
+# * `param_groups`: a list of dicts. Each dict has `"params"` (a list of Tensors) and every
+#   hyperparameter (`"lr"`, `"momentum"`, ...), filled from the optimizer's defaults unless the
+#   group sets its own. Schedulers change the rate by writing `group["lr"]`.
+# * `state`: a dict from parameter to that parameter's own state (momentum buffer, Adam's
+#   moments, step counter), created lazily on the parameter's first update.
+#
+# `state_dict()` refers to parameters by their index (their position across all groups),
+# the way PyTorch does, and copies the state arrays, so an optimizer loaded from it resumes
+# bit-identically. `step()` walks the groups, skips parameters without a gradient, and calls
+# a *kernel*: a plain function on numpy arrays that holds the mathematics. You write the
+# kernels; the classes are provided.
+#
+# The classes also hand each kernel a `scratch` array of the parameter's shape and dtype,
+# allocated once and reused for every step, so a kernel can form intermediate results without
+# allocating new arrays (Part 3's systems insight measures why that matters).
+
+# %% nbgrader={"grade": false, "grade_id": "optimizer_base", "locked": true, "schema_version": 3, "solution": false, "task": false}
+#| export
+class Optimizer:
+    """Base class: parameter groups, lazily created per-parameter state, state dicts.
+
+    Subclasses pass their `defaults`, override `check_group` to validate hyperparameters and
+    `step` to call their kernel on every parameter that has a gradient.
+    """
+
+    def __init__(self, params, defaults):
+        if isinstance(params, Tensor):
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                f"but got {type(params).__name__}"
+            )
+        self.defaults = dict(defaults)
+        self.state = {}
+        self.param_groups = []
+        self._index = {}  # id(param) -> position across all groups, as in state_dict()
+        self._scratch = {}  # (shape, dtype) -> reused work array; not state, never saved
+        params = list(params)  # materialise an iterator exactly once
+        if len(params) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(params[0], dict):
+            params = [{"params": params}]
+        for group in params:
+            self.add_param_group(group)
+
+    def check_group(self, group):
+        """Raise ValueError for invalid hyperparameters in `group` (subclasses override)."""
+
+    def add_param_group(self, param_group):
+        """Add a group of parameters, filling missing hyperparameters from the defaults."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        group = dict(param_group)
+        params = group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered collections, but the ordering "
+                "of tensors in sets will change between runs. Please use a list instead."
+            )
+        params = list(params)
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("optimizer contains a parameter group with duplicate parameters")
+        if any(id(p) in self._index for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        group["params"] = params
+        for name, default in self.defaults.items():
+            group.setdefault(name, default)
+        self.check_group(group)
+        for p in params:
+            self._index[id(p)] = len(self._index)
+        self.param_groups.append(group)
+
+    def zero_grad(self):
+        """Forget all gradients: set every parameter's `.grad` to None (PyTorch's default)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    def step(self, closure=None):
+        raise NotImplementedError
+
+    def _updates(self, group):
+        """Yield (param, grad, state, scratch) for every parameter of `group` that has a gradient."""
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            if grad.shape != p.data.shape:
+                raise ValueError(
+                    f"gradient of parameter {self._index[id(p)]} has shape {grad.shape}, "
+                    f"but the parameter has shape {p.data.shape}"
+                )
+            key = (p.data.shape, p.data.dtype.str)
+            if key not in self._scratch:
+                self._scratch[key] = np.empty_like(p.data)
+            yield p, grad, self.state.setdefault(p, {}), self._scratch[key]
+
+    def state_dict(self):
+        """{"state": {index: {name: value}}, "param_groups": [{..., "params": [index, ...]}]}, arrays copied."""
+        state = {
+            self._index[id(p)]: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+            for p, s in self.state.items()
+        }
+        groups = [
+            {**{k: v for k, v in g.items() if k != "params"}, "params": [self._index[id(p)] for p in g["params"]]}
+            for g in self.param_groups
+        ]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyperparameters and (copies of) the state saved by `state_dict()`."""
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        by_index = {}
+        for group, saved in zip(self.param_groups, saved_groups):
+            if len(group["params"]) != len(saved["params"]):
+                raise ValueError(
+                    "loaded state dict contains a parameter group that doesn't match the size of optimizer's group"
+                )
+            by_index.update(zip(saved["params"], group["params"]))
+        self.state = {}
+        for index, saved_state in state_dict["state"].items():
+            p = by_index[index]
+            self.state[p] = {
+                k: (np.array(v, dtype=p.data.dtype) if isinstance(v, np.ndarray) else v)
+                for k, v in saved_state.items()
+            }
+        for group, saved in zip(self.param_groups, saved_groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+
+
+# %% [markdown]
+# ### SGD with momentum
+#
+# Plain gradient descent zig-zags across narrow valleys: the gradient points mostly across the
+# valley, barely along it. **Momentum** keeps a running velocity (the *momentum buffer* $b$)
+# so that components that keep their sign add up while components that flip sign cancel out.
+#
+# PyTorch's `SGD` does, for each parameter with gradient $g_t$ at step $t$ (learning rate
+# $\eta$, momentum $\mu$, dampening $\tau$, weight decay $\lambda$):
+#
+# $$
+# \begin{aligned}
+# d_t &= g_t + \lambda\,\theta_{t-1} && \text{(L2 weight decay, added to the gradient first)}\\
+# b_1 &= d_1, \qquad b_t = \mu\, b_{t-1} + (1-\tau)\, d_t \;\;(t>1) && \text{(buffer starts as a copy of the first } d\text{; no dampening on step 1)}\\
+# u_t &= \begin{cases} d_t + \mu\, b_t & \text{Nesterov} \\ b_t & \text{otherwise} \end{cases} \\
+# \theta_t &= \theta_{t-1} - \eta\, u_t
+# \end{aligned}
+# $$
+#
+# With $\mu = 0$ there is no buffer and $u_t = d_t$. Nesterov looks ahead: it uses the buffer
+# *after* this step's update. Two details are easy to get wrong and are tested: the buffer
+# starts as the first gradient (not zero), and dampening is not applied on the first step.
+#
+# `sgd_step` works on plain arrays: `param` (updated in place), `grad` (read only: never
+# modify it), `state` (this parameter's dict: create `state["momentum_buffer"]` on the first
+# step when momentum is non-zero), and `scratch`, a work array you may overwrite freely.
+
+# %% nbgrader={"grade": false, "grade_id": "sgd_step_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+def sgd_step(param, grad, state, *, lr, momentum, dampening, weight_decay, nesterov, scratch):
+    """One SGD update of the ndarray `param`, in place (PyTorch's rule, see the equations above).
+
+    grad: the gradient (never modified). state: this parameter's dict; holds "momentum_buffer"
+    (a copy of the first d_t) when momentum != 0. scratch: a work array shaped like param.
+    """
+    ### BEGIN SOLUTION
+    d_p = grad
+    if weight_decay != 0:
+        d_p = np.multiply(param, weight_decay, out=scratch)
+        d_p += grad  # d = g + wd * param, leaving grad itself untouched
+    if momentum != 0:
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            # PyTorch starts the buffer at the first gradient, so step 1 is a plain SGD step.
+            buf = state["momentum_buffer"] = d_p.copy()
+        else:
+            buf *= momentum
+            # nesterov requires dampening == 0, so d_p survives when it is needed below
+            buf += d_p if dampening == 0 else np.multiply(d_p, 1 - dampening, out=scratch)
+        if nesterov:
+            # u = d + momentum * buf, applied in two parts so one scratch array suffices
+            param -= np.multiply(d_p, lr, out=scratch)
+            d_p = np.multiply(buf, momentum, out=scratch)
+        else:
+            d_p = buf
+    param -= np.multiply(d_p, lr, out=scratch)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": false, "grade_id": "sgd_class", "locked": true, "schema_version": 3, "solution": false, "task": false}
+#| export
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, dampening, Nesterov and L2 weight decay (PyTorch's SGD)."""
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+        super().__init__(params, defaults)
+
+    def check_group(self, group):
+        if group["lr"] < 0.0:
+            raise ValueError(f"Invalid learning rate: {group['lr']}")
+        if group["momentum"] < 0.0:
+            raise ValueError(f"Invalid momentum value: {group['momentum']}")
+        if group["weight_decay"] < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+    def step(self, closure=None):
+        loss = None if closure is None else closure()
+        for group in self.param_groups:
+            for p, grad, state, scratch in self._updates(group):
+                sgd_step(
+                    p.data, grad, state,
+                    lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
+                    weight_decay=group["weight_decay"], nesterov=group["nesterov"], scratch=scratch,
+                )
+        return loss
+
+
+# %% [markdown]
+# Two steps on one element by hand ($\theta_0 = 1$, $\eta = 0.1$, $\mu = 0.9$, gradients 1 then
+# 0.5): $b_1 = 1$, $\theta_1 = 0.9$; $b_2 = 0.9 \cdot 1 + 0.5 = 1.4$, $\theta_2 = 0.9 - 0.14 = 0.76$.
+
+# %%
+w = Tensor(np.array([1.0]), requires_grad=True)
+opt = SGD([w], lr=0.1, momentum=0.9)
+for g in (1.0, 0.5):
+    w.grad = np.array([g])
+    opt.step()
+print(w.data, opt.state[w]["momentum_buffer"])  # [0.76] [1.4]
+print(opt.state_dict()["param_groups"])
+
+# %% nbgrader={"grade": true, "grade_id": "sgd_plain_step_values", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""sgd_step without momentum subtracts lr * grad."""
+param = np.array([1.0, -2.0, 0.5])
+grad = np.array([0.5, -1.0, 2.0])
+sgd_step(param, grad, {}, lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+         scratch=np.empty(3))
+expected = np.array([0.95, -1.9, 0.3])
+hint = " It moved uphill: subtract lr * grad." if np.allclose(param, [1.05, -2.1, 0.7]) else ""
+assert np.allclose(param, expected, rtol=1e-12, atol=1e-15), f"param is {param}, expected {expected}.{hint}"
+
+# %% nbgrader={"grade": true, "grade_id": "sgd_momentum_buffer_rule", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+"""sgd_step with momentum: the buffer starts as the first gradient, then b = momentum * b + g."""
+param = np.array([1.0, -2.0, 0.5])
+g1, g2 = np.array([0.5, -1.0, 2.0]), np.array([-0.25, 0.75, 1.5])
+state, scratch = {}, np.empty(3)
+hp = dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False, scratch=scratch)
+sgd_step(param, g1, state, **hp)
+assert "momentum_buffer" in state, "state['momentum_buffer'] was not created on the first step"
+assert np.allclose(state["momentum_buffer"], g1, rtol=1e-12), (
+    f"after one step the buffer is {state['momentum_buffer']}; PyTorch starts it as a copy of the first gradient {g1}"
+)
+assert np.allclose(param, [0.95, -1.9, 0.3], rtol=1e-12), f"first step gave {param}, expected [0.95, -1.9, 0.3]"
+sgd_step(param, g2, state, **hp)
+expected_buf = np.array([0.2, -0.15, 3.3])  # 0.9 * g1 + g2
+if np.allclose(state["momentum_buffer"], g1 + 0.9 * g2):
+    hint = " The momentum factor multiplies the new gradient instead of the old buffer."
+elif np.allclose(state["momentum_buffer"], 0.9 * g1 + 0.1 * g2):
+    hint = " (1 - momentum) scales the gradient: that is dampening = momentum, not PyTorch's default dampening = 0."
+else:
+    hint = ""
+assert np.allclose(state["momentum_buffer"], expected_buf, rtol=1e-12), (
+    f"after two steps the buffer is {state['momentum_buffer']}, expected 0.9 * g1 + g2 = {expected_buf}.{hint}"
+)
+assert np.allclose(param, [0.93, -1.885, -0.03], rtol=1e-12, atol=1e-15), (
+    f"after two steps param is {param}, expected [0.93, -1.885, -0.03] (step with lr * buffer)"
+)
+
+# %% nbgrader={"grade": true, "grade_id": "sgd_dampening_skips_first_step", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+"""sgd_step applies dampening from the second step on: b2 = momentum * g1 + (1 - dampening) * g2."""
+param = np.array([1.0, -2.0, 0.5])
+g1, g2 = np.array([0.5, -1.0, 2.0]), np.array([-0.25, 0.75, 1.5])
+state, scratch = {}, np.empty(3)
+hp = dict(lr=0.1, momentum=0.9, dampening=0.5, weight_decay=0.0, nesterov=False, scratch=scratch)
+sgd_step(param, g1, state, **hp)
+buf = state.get("momentum_buffer")
+assert buf is not None, "state['momentum_buffer'] was not created on the first step"
+if np.allclose(buf, 0.5 * g1):
+    hint = (" It is (1 - dampening) * g1: either the buffer started at zero or dampening was applied on the first"
+            " step; PyTorch's buffer starts as a copy of the first gradient.")
+else:
+    hint = ""
+assert np.allclose(buf, g1, rtol=1e-12), f"after one step the buffer is {buf}, expected g1 = {g1}.{hint}"
+sgd_step(param, g2, state, **hp)
+expected_buf = np.array([0.325, -0.525, 2.55])  # 0.9 * g1 + 0.5 * g2
+assert np.allclose(state["momentum_buffer"], expected_buf, rtol=1e-12), (
+    f"after two steps the buffer is {state['momentum_buffer']}, expected 0.9 * g1 + (1 - 0.5) * g2 = {expected_buf}"
+)
+assert np.allclose(param, [0.9175, -1.8475, 0.045], rtol=1e-12, atol=1e-15), (
+    f"after two steps param is {param}, expected [0.9175, -1.8475, 0.045]"
+)
+
+# %% nbgrader={"grade": true, "grade_id": "sgd_nesterov_uses_new_buffer", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+"""sgd_step with nesterov steps along g + momentum * b, with b already updated for this step."""
+param = np.array([1.0, -2.0, 0.5])
+g1, g2 = np.array([0.5, -1.0, 2.0]), np.array([-0.25, 0.75, 1.5])
+state, scratch = {}, np.empty(3)
+hp = dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=True, scratch=scratch)
+sgd_step(param, g1, state, **hp)
+if np.allclose(param, [0.95, -1.9, 0.3]):
+    hint = " That is a plain step: on step 1 the update is g1 + 0.9 * b1 = 1.9 * g1 (use the buffer after updating it)."
+else:
+    hint = ""
+assert np.allclose(param, [0.905, -1.81, 0.12], rtol=1e-12), f"first Nesterov step gave {param}, expected [0.905, -1.81, 0.12].{hint}"
+sgd_step(param, g2, state, **hp)
+if np.allclose(param, [0.885, -1.795, -0.21]):
+    hint = (" That is lr * b2, classical momentum, which is also what a look-ahead with the old buffer gives"
+            " (g2 + 0.9 * b1 = b2): update the buffer first, then step along g2 + 0.9 * b2.")
+else:
+    hint = ""
+assert np.allclose(param, [0.912, -1.8715, -0.327], rtol=1e-12), (
+    f"second Nesterov step gave {param}, expected [0.912, -1.8715, -0.327].{hint}"
+)
+
+# %% nbgrader={"grade": true, "grade_id": "sgd_weight_decay_before_momentum", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+"""sgd_step adds weight_decay * param to the gradient before the momentum buffer sees it."""
+param = np.array([1.0, -2.0, 0.5])
+g1, g2 = np.array([0.5, -1.0, 2.0]), np.array([-0.25, 0.75, 1.5])
+state, scratch = {}, np.empty(3)
+hp = dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.1, nesterov=False, scratch=scratch)
+sgd_step(param, g1, state, **hp)
+if np.allclose(param, [0.96, -1.92, 0.305]):
+    hint = " The decay has the wrong sign: the gradient becomes g + weight_decay * param."
+elif np.allclose(param, [0.95, -1.9, 0.3]):
+    hint = " Weight decay was ignored."
+else:
+    hint = ""
+assert np.allclose(param, [0.94, -1.88, 0.295], rtol=1e-12), f"first step gave {param}, expected [0.94, -1.88, 0.295].{hint}"
+sgd_step(param, g2, state, **hp)
+if np.allclose(param, [0.9106, -1.8462, -0.03795]):
+    hint = (" The decay was added after the momentum update; PyTorch adds it to the gradient first, so the buffer"
+            " accumulates it.")
+else:
+    hint = ""
+assert np.allclose(param, [0.9016, -1.8282, -0.04245], rtol=1e-12), (
+    f"second step gave {param}, expected [0.9016, -1.8282, -0.04245].{hint}"
+)
+
+# %% nbgrader={"grade": true, "grade_id": "sgd_leaves_gradient_untouched", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""sgd_step never modifies the gradient, and the momentum buffer is not the gradient array."""
+for nesterov, weight_decay in [(False, 0.0), (True, 0.0), (False, 0.1), (True, 0.1)]:
+    param = np.array([1.0, -2.0, 0.5])
+    grad = np.array([0.5, -1.0, 2.0])
+    state = {}
+    for _ in range(3):
+        sgd_step(param, grad, state, lr=0.1, momentum=0.9, dampening=0.0, weight_decay=weight_decay,
+                 nesterov=nesterov, scratch=np.empty(3))
+    assert np.array_equal(grad, [0.5, -1.0, 2.0]), (
+        f"after 3 steps (nesterov={nesterov}, weight_decay={weight_decay}) the gradient became {grad}: "
+        "the kernel must not write into grad (store a copy as the buffer, build g + wd * param elsewhere)"
+    )
+    assert not np.shares_memory(state["momentum_buffer"], grad), "the momentum buffer is the gradient array itself: store a copy"
+
+# %% nbgrader={"grade": true, "grade_id": "sgd_state_isolated_per_parameter", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""SGD keeps a separate momentum buffer for every parameter."""
+grads_a = [np.array([0.5, -1.0]), np.array([1.0, 2.0]), np.array([-0.5, 0.25])]
+grads_b = [np.array([3.0, 0.5]), np.array([-2.0, 1.0]), np.array([0.75, -1.5])]
+
+def run(param_grads):
+    params = [Tensor(np.array([1.0, -1.0]), requires_grad=True) for _ in param_grads]
+    opt = SGD(params, lr=0.1, momentum=0.9, nesterov=True)
+    for t in range(3):
+        for p, grads in zip(params, param_grads):
+            p.grad = grads[t].copy()
+        opt.step()
+    return [p.data for p in params]
+
+together = run([grads_a, grads_b])
+alone_a, alone_b = run([grads_a])[0], run([grads_b])[0]
+assert np.allclose(together[0], alone_a, rtol=1e-12) and np.allclose(together[1], alone_b, rtol=1e-12), (
+    f"two parameters trained together ended at {together}, but alone at {[alone_a, alone_b]}: "
+    "state (the momentum buffer) is shared between parameters; keep it in each parameter's own state dict"
+)
+
+# %% nbgrader={"grade": true, "grade_id": "sgd_float32_stays_float32", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+"""SGD keeps float32 parameters and buffers float32."""
+p = Tensor(np.array([1.0, -2.0, 0.5], dtype=np.float32), requires_grad=True)
+opt = SGD([p], lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True)
+array_before = p.data
+for _ in range(2):
+    p.grad = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+    opt.step()
+assert p.data is array_before, "param.data was rebound to a new array: update it in place"
+assert p.data.dtype == np.float32, f"the parameter became {p.data.dtype}"
+assert opt.state[p]["momentum_buffer"].dtype == np.float32, f"the buffer is {opt.state[p]['momentum_buffer'].dtype}, not float32"
+reference = np.array([1.0, -2.0, 0.5])
+buf = None
+for _ in range(2):
+    d = np.array([0.5, -1.0, 2.0]) + 0.1 * reference
+    buf = d.copy() if buf is None else 0.9 * buf + d
+    reference = reference - 0.1 * (d + 0.9 * buf)
+assert np.allclose(p.data, reference, rtol=1e-6), f"float32 result {p.data} differs from the float64 result {reference}"
+
+# %% nbgrader={"grade": true, "grade_id": "sgd_matches_pytorch_trajectory", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+"""SGD follows PyTorch's trajectory (momentum + dampening + weight decay; Nesterov + weight decay)."""
+def sgd_trajectory(steps, **hyperparameters):
+    p = Tensor(np.array([0.7, -1.3, 2.1]), requires_grad=True)
+    opt = SGD([p], **hyperparameters)
+    trajectory = []
+    for t in range(1, steps + 1):
+        p.grad = p.data * (p.data * p.data + 1.0) + 0.1 * t
+        opt.step()
+        trajectory.append(p.data.copy())
+    return np.array(trajectory)
+
+first = sgd_trajectory(1, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01)[0]
+p0 = np.array([0.7, -1.3, 2.1])
+expected_first = p0 - 0.05 * (p0 * (p0 * p0 + 1.0) + 0.1 + 0.01 * p0)
+assert np.allclose(first, expected_first, rtol=1e-12), f"first step {first}, expected {expected_first}"
+### BEGIN HIDDEN TESTS
+TORCH_SGD_MOMENTUM = [[0.6425, -1.1295, 1.5259], [0.540613114296875, -0.8688700126181249, 0.7709790991459449], [0.40373400784771096, -0.5787955608029771, 0.022386835064462353], [0.24123169156246949, -0.3006968408234117, -0.6703641891453946], [0.06088391965368617, -0.0580178351288684, -1.2723156411302183], [-0.1312064051571514, 0.13603896874496396, -1.6905628359471399]]
+TORCH_SGD_NESTEROV = [[0.5958699999999999, -0.99193, 1.06473], [0.46710381312224963, -0.7214961895772148, 0.47225898379187636], [0.3258126438904287, -0.503623754856712, 0.018171574359645733], [0.17889179851973724, -0.3400569989265589, -0.34728578779339486], [0.03009421701066043, -0.2291045739754577, -0.6322595301396695], [-0.11818116711989346, -0.16767582014500723, -0.8292945314762546]]
+ours = sgd_trajectory(6, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01)
+assert np.max(np.abs(ours - np.array(TORCH_SGD_MOMENTUM))) <= 1e-12, f"SGD(momentum, dampening, weight_decay) trajectory {ours} differs from PyTorch's {TORCH_SGD_MOMENTUM}"
+ours = sgd_trajectory(6, lr=0.05, momentum=0.8, weight_decay=0.02, nesterov=True)
+assert np.max(np.abs(ours - np.array(TORCH_SGD_NESTEROV))) <= 1e-12, f"SGD(nesterov, weight_decay) trajectory {ours} differs from PyTorch's {TORCH_SGD_NESTEROV}"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 3: Adam and AdamW (26 points)
+#
+# Momentum uses one learning rate for every coordinate. **Adam** (Kingma & Ba, 2015) gives
+# each coordinate its own scale: it keeps exponential moving averages of the gradient
+# (first moment $m$) and of the squared gradient (second moment $v$), and divides one by the
+# square root of the other. A coordinate with consistently large gradients takes the same
+# size of step as one with consistently small gradients: roughly $\eta$.
+#
+# $$
+# \begin{aligned}
+# t &\leftarrow t + 1 && \text{(per-parameter step counter; 1 on the first update)}\\
+# g_t &\leftarrow g_t + \lambda\,\theta_{t-1} && \text{(Adam's weight decay is L2: added to the gradient)}\\
+# m_t &= \beta_1\, m_{t-1} + (1-\beta_1)\, g_t\\
+# v_t &= \beta_2\, v_{t-1} + (1-\beta_2)\, g_t^2\\
+# \hat m_t &= \frac{m_t}{1-\beta_1^t}, \qquad \hat v_t = \frac{v_t}{1-\beta_2^t}\\
+# \theta_t &= \theta_{t-1} - \eta\, \frac{\hat m_t}{\sqrt{\hat v_t} + \epsilon}
+# \end{aligned}
+# $$
+#
+# **Bias correction.** $m$ and $v$ start at zero, so early averages are too small: after one
+# step $m_1 = (1-\beta_1) g_1 = 0.1\, g_1$. Dividing by $1-\beta^t$ removes exactly that
+# shrinkage, and the first update moves every coordinate by $\eta\,|g|/(|g|+\epsilon) \approx \eta$.
+#
+# **Where $\epsilon$ goes.** It is added *after* the square root of the corrected second
+# moment; it only matters for coordinates whose gradients are tiny (around $\epsilon$).
+#
+# PyTorch evaluates the same update in this order, and the reference does too:
+# $\text{step\_size} = \eta / (1-\beta_1^t)$, $\text{denom} = \sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon$,
+# $\theta \mathrel{-}= \text{step\_size}\cdot m_t / \text{denom}$. Any algebraically equal form
+# (for example with $\hat m$ and $\hat v$) passes the tests.
+#
+# `adam_step` receives `state` with `"step"` (an int, 0 before the first update),
+# `"exp_avg"` ($m$) and `"exp_avg_sq"` ($v$), both zero arrays created by the provided class.
+# Update them in place (or store new arrays in `state`), update `param` in place, leave `grad`
+# untouched, and use `scratch` for intermediate results if you like.
+
+# %% nbgrader={"grade": false, "grade_id": "adam_step_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+def adam_step(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, scratch):
+    """One Adam update of the ndarray `param`, in place (PyTorch's Adam; weight_decay is L2).
+
+    state: {"step": int, "exp_avg": m, "exp_avg_sq": v}. Increment state["step"] first and use
+    it for the bias corrections. grad is never modified. scratch: a work array shaped like param.
+    """
+    ### BEGIN SOLUTION
+    state["step"] += 1
+    step = state["step"]
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+
+    # One scratch array holds one temporary at a time; with L2 decay g = grad + wd * param is
+    # therefore rebuilt for each moment (identical values, no extra allocation).
+    g = grad if weight_decay == 0 else np.add(grad, np.multiply(param, weight_decay, out=scratch), out=scratch)
+    exp_avg *= beta1
+    exp_avg += np.multiply(g, 1 - beta1, out=scratch)
+    g = grad if weight_decay == 0 else np.add(grad, np.multiply(param, weight_decay, out=scratch), out=scratch)
+    exp_avg_sq *= beta2
+    exp_avg_sq += np.multiply(np.multiply(g, g, out=scratch), 1 - beta2, out=scratch)
+
+    denom = np.sqrt(exp_avg_sq, out=scratch)
+    denom /= math.sqrt(bias_correction2)
+    denom += eps  # outside the square root, as in PyTorch
+    param -= np.multiply(np.divide(exp_avg, denom, out=scratch), lr / bias_correction1, out=scratch)
+    ### END SOLUTION
+
+
+# %% [markdown]
+# ### AdamW: decoupled weight decay
+#
+# With L2 decay, $\lambda\theta$ enters the gradient and then gets divided by
+# $\sqrt{\hat v}$: parameters with large gradient history are barely decayed, the others
+# strongly. Loshchilov & Hutter (2019) decouple the two: shrink the parameter directly, then
+# take a plain Adam step. PyTorch's `AdamW` shrinks first:
+#
+# $$\theta \leftarrow \theta\,(1 - \eta\lambda), \qquad \text{then the Adam update above with } \lambda = 0.$$
+#
+# So `AdamW` with `weight_decay=0` is exactly `Adam`, and the moments never see $\lambda\theta$.
+
+# %% nbgrader={"grade": false, "grade_id": "adamw_step_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+def adamw_step(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, scratch):
+    """One AdamW update, in place: param *= 1 - lr * weight_decay, then Adam with no weight decay."""
+    ### BEGIN SOLUTION
+    param *= 1 - lr * weight_decay  # decay first: PyTorch's order
+    adam_step(param, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=0.0, scratch=scratch)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": false, "grade_id": "adam_classes", "locked": true, "schema_version": 3, "solution": false, "task": false}
+#| export
+class Adam(Optimizer):
+    """Adam with bias correction; `weight_decay` is L2 (added to the gradient), as in PyTorch's Adam."""
+
+    decoupled_weight_decay = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def check_group(self, group):
+        beta1, beta2 = group["betas"]
+        if not 0.0 <= group["lr"]:
+            raise ValueError(f"Invalid learning rate: {group['lr']}")
+        if not 0.0 <= group["eps"]:
+            raise ValueError(f"Invalid epsilon value: {group['eps']}")
+        if not 0.0 <= beta1 < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {beta1}")
+        if not 0.0 <= beta2 < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {beta2}")
+        if not 0.0 <= group["weight_decay"]:
+            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
+
+    def step(self, closure=None):
+        loss = None if closure is None else closure()
+        kernel = adamw_step if self.decoupled_weight_decay else adam_step
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p, grad, state, scratch in self._updates(group):
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = np.zeros_like(p.data)
+                    state["exp_avg_sq"] = np.zeros_like(p.data)
+                kernel(
+                    p.data, grad, state,
+                    lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                    weight_decay=group["weight_decay"], scratch=scratch,
+                )
+        return loss
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (PyTorch's AdamW): the parameter shrinks before each Adam step."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+# %% [markdown]
+# The first Adam step moves each coordinate by almost exactly $\eta$, whatever the size of its
+# gradient (here gradients 1000 and 0.001):
+
+# %%
+w = Tensor(np.array([1.0, 1.0]), requires_grad=True)
+opt = Adam([w], lr=0.1)
+w.grad = np.array([1000.0, 0.001])
+opt.step()
+print(1.0 - w.data)  # both about 0.1
+print({k: v for k, v in opt.state[w].items()})
+
+# %% nbgrader={"grade": true, "grade_id": "adam_first_step_moves_lr", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+"""adam_step's first update moves every coordinate by lr * |g| / (|g| + eps), i.e. about lr."""
+param = np.array([1.0, -2.0, 0.5])
+grad = np.array([0.5, -1.5, 3.0])
+state = {"step": 0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
+adam_step(param, grad, state, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, scratch=np.empty(3))
+expected = np.array([1.0, -2.0, 0.5]) - 0.1 * grad / (np.abs(grad) + 1e-8)
+moved = np.abs(param - np.array([1.0, -2.0, 0.5]))
+ratio = float(np.median(moved)) / 0.1
+known_bugs = {
+    3.162: "no bias correction (m and v used as they are)",
+    31.62: "only the first moment m is bias-corrected",
+    0.1: "only the second moment v is bias-corrected",
+    0.7441: "the step counter is 2 on the first update (it starts at 1 or is incremented twice)",
+    9.0: "beta1 and 1 - beta1 are swapped in the first moment (m = (1 - beta1) m + beta1 g)",
+    0.2847: "beta and 1 - beta are swapped in both moments",
+}
+if not np.all(np.isfinite(param)):
+    hint = ("the result is not finite: the bias correction divided by 1 - beta**0 = 0; increment state['step'] "
+            "before using it (the first update uses step = 1)")
+else:
+    nearest = min(known_bugs, key=lambda r: abs(r - ratio))
+    hint = f"that looks like: {known_bugs[nearest]}" if abs(nearest - ratio) < 0.01 * nearest else "compare with the equations above"
+assert np.allclose(param, expected, rtol=1e-10, atol=1e-12), (
+    f"first Adam step moved {moved} ({ratio:.4g} x lr); with bias correction every coordinate must move "
+    f"lr * |g| / (|g| + eps), about lr = 0.1, to {expected}: {hint}"
+)
+
+# %% nbgrader={"grade": true, "grade_id": "adam_state_after_first_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""adam_step sets step = 1, m = (1 - beta1) g and v = (1 - beta2) g**2 on the first update."""
+param = np.array([1.0, -2.0, 0.5])
+grad = np.array([0.5, -1.5, 3.0])
+state = {"step": 0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
+adam_step(param, grad, state, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, scratch=np.empty(3))
+assert state["step"] == 1, f"state['step'] is {state['step']} after the first update; it must be 1"
+assert np.allclose(state["exp_avg"], [0.05, -0.15, 0.3], rtol=1e-10), (
+    f"exp_avg is {state['exp_avg']}, expected (1 - beta1) * g = [0.05, -0.15, 0.3]"
+)
+v = state["exp_avg_sq"]
+if np.allclose(v, 0.001 * 2 * grad):
+    hint = " That is (1 - beta2) * g * 2: square the gradient (g * g or g ** 2)."
+elif np.allclose(v, 0.001 * np.abs(grad)):
+    hint = " That is (1 - beta2) * |g|: square the gradient."
+elif np.allclose(v, 0.999 * grad ** 2):
+    hint = " beta2 and 1 - beta2 are swapped."
+else:
+    hint = ""
+assert np.allclose(v, [0.00025, 0.00225, 0.009], rtol=1e-10), (
+    f"exp_avg_sq is {v}, expected (1 - beta2) * g**2 = [0.00025, 0.00225, 0.009].{hint}"
+)
+
+# %% nbgrader={"grade": true, "grade_id": "adam_bias_correction_second_step", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+"""adam_step's second update uses bias corrections 1 - beta1**2 and 1 - beta2**2."""
+param = np.array([1.0, -2.0, 0.5])
+g1, g2 = np.array([0.5, -1.5, 3.0]), np.array([-0.25, 0.75, 1.5])
+state = {"step": 0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
+for g in (g1, g2):
+    adam_step(param, g, state, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, scratch=np.empty(3))
+assert state["step"] == 2, f"state['step'] is {state['step']} after two updates; store the incremented counter in state"
+m1, v1 = 0.1 * g1, 0.001 * g1 ** 2
+p1 = np.array([1.0, -2.0, 0.5]) - 0.1 * (m1 / 0.1) / (np.sqrt(v1 / 0.001) + 1e-8)
+m2, v2 = 0.9 * m1 + 0.1 * g2, 0.999 * v1 + 0.001 * g2 ** 2
+expected = p1 - 0.1 * (m2 / (1 - 0.9 ** 2)) / (np.sqrt(v2 / (1 - 0.999 ** 2)) + 1e-8)
+with_t1 = p1 - 0.1 * (m2 / 0.1) / (np.sqrt(v2 / 0.001) + 1e-8)
+hint = " It matches bias corrections with t = 1 on the second step: the counter is not advancing." if np.allclose(param, with_t1) else ""
+assert np.allclose(state["exp_avg"], m2, rtol=1e-10), f"exp_avg after two steps is {state['exp_avg']}, expected {m2}"
+assert np.allclose(state["exp_avg_sq"], v2, rtol=1e-10), f"exp_avg_sq after two steps is {state['exp_avg_sq']}, expected {v2}"
+assert np.allclose(param, expected, rtol=1e-10, atol=1e-12), f"after two steps param is {param}, expected {expected}.{hint}"
+
+# %% nbgrader={"grade": true, "grade_id": "adam_eps_outside_sqrt", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+"""adam_step adds eps after the square root of the bias-corrected second moment."""
+param = np.array([1.0, -2.0, 0.5])
+grad = np.array([1e-8, -3e-8, 1e-6])  # gradients around eps, where its placement shows
+state = {"step": 0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
+adam_step(param, grad, state, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, scratch=np.empty(3))
+moved = np.abs(param - np.array([1.0, -2.0, 0.5]))
+expected_moved = 0.1 * np.abs(grad) / (np.abs(grad) + 1e-8)  # [0.05, 0.075, 0.0990...]
+if np.all(moved < 0.002):
+    hint = " The steps are ~1e-4 x lr: eps was added inside the square root (sqrt(v_hat + eps))."
+elif np.allclose(moved, 0.1 * np.abs(grad) / (np.abs(grad) + 1e-8 / math.sqrt(0.001)), rtol=1e-6):
+    hint = " eps was added before dividing by sqrt(1 - beta2**t), which makes it 31.6x larger on step 1."
+else:
+    hint = ""
+assert np.allclose(moved, expected_moved, rtol=1e-9), (
+    f"with tiny gradients {grad} the first step moved {moved}, expected lr * |g| / (sqrt(v_hat) + eps) = {expected_moved}.{hint}"
+)
+
+# %% nbgrader={"grade": true, "grade_id": "adam_l2_weight_decay_in_gradient", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""adam_step's weight decay is L2: weight_decay * param is added to the gradient before the moments."""
+p0 = np.array([1.0, -2.0, 0.5])
+param = p0.copy()
+grad = np.array([0.5, -1.5, 3.0])
+state = {"step": 0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
+adam_step(param, grad, state, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, scratch=np.empty(3))
+d = grad + 0.1 * p0  # [0.6, -1.7, 3.05]
+if np.allclose(state["exp_avg"], 0.1 * (grad - 0.1 * p0)):
+    hint = " The decay has the wrong sign: use g + weight_decay * param."
+elif np.allclose(state["exp_avg"], 0.1 * grad):
+    hint = " The moments do not contain the decay: Adam's weight_decay is L2 (added to g); the decoupled form is AdamW's."
+else:
+    hint = ""
+assert np.allclose(state["exp_avg"], 0.1 * d, rtol=1e-10), f"exp_avg is {state['exp_avg']}, expected 0.1 * (g + 0.1 * param) = {0.1 * d}.{hint}"
+assert np.allclose(state["exp_avg_sq"], 0.001 * d * d, rtol=1e-10), f"exp_avg_sq is {state['exp_avg_sq']}, expected {0.001 * d * d}"
+expected = p0 - 0.1 * d / (np.abs(d) + 1e-8)
+assert np.allclose(param, expected, rtol=1e-10, atol=1e-12), f"param is {param}, expected {expected}"
+
+# %% nbgrader={"grade": true, "grade_id": "adamw_decays_before_update", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+"""adamw_step multiplies the parameter by (1 - lr * weight_decay) before the Adam update."""
+p0 = np.array([1.0, -2.0, 0.5])
+param = p0.copy()
+grad = np.array([0.5, -1.5, 3.0])
+state = {"step": 0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
+adamw_step(param, grad, state, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, scratch=np.empty(3))
+u = grad / (np.abs(grad) + 1e-8)  # the first Adam direction
+expected = p0 * (1 - 0.1 * 0.1) - 0.1 * u
+candidates = {
+    "the decay was applied after the Adam update (PyTorch decays first)": (p0 - 0.1 * u) * (1 - 0.01),
+    "the decay has the wrong sign (the parameter grows by 1 + lr * weight_decay)": p0 * (1 + 0.01) - 0.1 * u,
+    "the decay is not scaled by the learning rate (use 1 - lr * weight_decay)": p0 * (1 - 0.1) - 0.1 * u,
+    "weight decay was ignored, or folded into the gradient (Adam + L2), which on the first step also moves every"
+    " coordinate by lr; AdamW multiplies the parameter by 1 - lr * weight_decay first": p0 - 0.1 * u,
+}
+hint = next((name for name, value in candidates.items() if np.allclose(param, value, rtol=1e-9)), "compare with the equations above")
+assert np.allclose(param, expected, rtol=1e-10, atol=1e-12), f"param is {param}, expected {expected}: {hint}"
+
+# %% nbgrader={"grade": true, "grade_id": "adamw_moments_exclude_weight_decay", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""adamw_step keeps the decay out of the moments: m and v see only the gradient."""
+p0 = np.array([1.0, -2.0, 0.5])
+param = p0.copy()
+grad = np.array([0.5, -1.5, 3.0])
+state = {"step": 0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
+adamw_step(param, grad, state, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, scratch=np.empty(3))
+folded = np.allclose(state["exp_avg"], 0.1 * (grad + 0.1 * p0)) or np.allclose(state["exp_avg"], 0.1 * (grad + 0.01 * p0))
+hint = " The decay was folded into the gradient: that is Adam + L2, not AdamW." if folded else ""
+assert np.allclose(state["exp_avg"], 0.1 * grad, rtol=1e-10), f"exp_avg is {state['exp_avg']}, expected 0.1 * g = {0.1 * grad}.{hint}"
+assert np.allclose(state["exp_avg_sq"], 0.001 * grad * grad, rtol=1e-10), f"exp_avg_sq is {state['exp_avg_sq']}, expected {0.001 * grad * grad}.{hint}"
+assert state["step"] == 1, f"state['step'] is {state['step']} after one AdamW update; it must be 1"
+
+# %% nbgrader={"grade": true, "grade_id": "adamw_zero_decay_equals_adam", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""adamw_step with weight_decay = 0 gives exactly Adam's trajectory."""
+grads = [np.array([0.5, -1.5, 3.0]), np.array([-0.25, 0.75, 1.5]), np.array([2.0, 0.1, -0.3])]
+results = []
+for kernel in (adam_step, adamw_step):
+    param = np.array([1.0, -2.0, 0.5])
+    state = {"step": 0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
+    for g in grads:
+        kernel(param, g, state, lr=0.05, beta1=0.8, beta2=0.99, eps=1e-8, weight_decay=0.0, scratch=np.empty(3))
+    results.append((param, state))
+(adam_param, adam_state), (adamw_param, adamw_state) = results
+assert np.allclose(adamw_param, adam_param, rtol=1e-12, atol=1e-15), (
+    f"AdamW(weight_decay=0) ended at {adamw_param}, Adam at {adam_param}; without decay the two must agree"
+)
+assert adamw_state["step"] == adam_state["step"] == 3, f"step counters: Adam {adam_state['step']}, AdamW {adamw_state['step']}; both must be 3"
+assert np.allclose(adamw_state["exp_avg_sq"], adam_state["exp_avg_sq"], rtol=1e-12), "AdamW(weight_decay=0) has a different second moment than Adam"
+
+# %% nbgrader={"grade": true, "grade_id": "adam_in_place_and_gradient_untouched", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""Adam and AdamW update param.data in place and never modify the gradient."""
+for optimizer_class in (Adam, AdamW):
+    p = Tensor(np.array([1.0, -2.0, 0.5]), requires_grad=True)
+    opt = optimizer_class([p], lr=0.1, weight_decay=0.1)
+    array_before, view = p.data, p.data[1:]
+    grad = np.array([0.5, -1.5, 3.0])
+    for _ in range(2):
+        p.grad = grad
+        opt.step()
+    name = optimizer_class.__name__
+    assert p.data is array_before, f"{name}: param.data was rebound to a new array; update the parameter in place"
+    assert np.array_equal(view, p.data[1:]), f"{name}: a view of the parameter no longer matches it"
+    assert not np.allclose(p.data, [1.0, -2.0, 0.5]), f"{name}: the parameter did not change"
+    assert np.array_equal(grad, [0.5, -1.5, 3.0]), f"{name}: the gradient was modified to {grad}; the kernel must only read grad"
+
+# %% nbgrader={"grade": true, "grade_id": "adam_state_isolated_per_parameter", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+"""Adam keeps separate moments and step counters for every parameter."""
+grads_a = [np.array([0.5, -1.0]), np.array([1.0, 2.0]), np.array([-0.5, 0.25])]
+grads_b = [np.array([3.0, 0.5]), None, np.array([0.75, -1.5])]  # b has no gradient on step 2
+
+def run(param_grads):
+    params = [Tensor(np.array([1.0, -1.0]), requires_grad=True) for _ in param_grads]
+    opt = Adam(params, lr=0.1)
+    for t in range(3):
+        for p, grads in zip(params, param_grads):
+            p.grad = None if grads[t] is None else grads[t].copy()
+        opt.step()
+    return params, opt
+
+(a, b), opt = run([grads_a, grads_b])
+(alone_a,), _ = run([grads_a])
+(alone_b,), _ = run([grads_b])
+assert opt.state[a]["step"] == 3 and opt.state[b]["step"] == 2, (
+    f"step counters are {opt.state[a]['step']} and {opt.state[b]['step']}; expected 3 and 2 (b skipped a step)"
+)
+assert np.allclose(a.data, alone_a.data, rtol=1e-12) and np.allclose(b.data, alone_b.data, rtol=1e-12), (
+    f"two parameters trained together ended at {a.data}, {b.data}, but alone at {alone_a.data}, {alone_b.data}: "
+    "moments or step counters are shared between parameters"
+)
+
+# %% nbgrader={"grade": true, "grade_id": "adam_float32_stays_float32", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+"""Adam and AdamW keep float32 parameters and moments float32."""
+for optimizer_class in (Adam, AdamW):
+    p = Tensor(np.array([1.0, -2.0, 0.5], dtype=np.float32), requires_grad=True)
+    opt = optimizer_class([p], lr=0.1, weight_decay=0.1)
+    for _ in range(3):
+        p.grad = np.array([0.5, -1.5, 3.0], dtype=np.float32)
+        opt.step()
+    state = opt.state[p]
+    dtypes = (p.data.dtype, state["exp_avg"].dtype, state["exp_avg_sq"].dtype)
+    assert dtypes == (np.float32,) * 3, f"{optimizer_class.__name__}: param, exp_avg, exp_avg_sq are {dtypes}; all must stay float32"
+
+# %% nbgrader={"grade": true, "grade_id": "adam_matches_pytorch_trajectory", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+"""Adam (with L2 weight decay) follows PyTorch's trajectory."""
+def adam_trajectory(optimizer_class, steps, **hyperparameters):
+    p = Tensor(np.array([0.7, -1.3, 2.1]), requires_grad=True)
+    opt = optimizer_class([p], **hyperparameters)
+    trajectory = []
+    for t in range(1, steps + 1):
+        p.grad = p.data * (p.data * p.data + 1.0) + 0.1 * t
+        opt.step()
+        trajectory.append(p.data.copy())
+    return np.array(trajectory)
+
+first = adam_trajectory(Adam, 1, lr=0.05, betas=(0.8, 0.99), weight_decay=0.1)[0]
+p0 = np.array([0.7, -1.3, 2.1])
+d = p0 * (p0 * p0 + 1.0) + 0.1 + 0.1 * p0
+expected_first = p0 - 0.05 * d / (np.abs(d) + 1e-8)
+assert np.allclose(first, expected_first, rtol=1e-10), f"first step {first}, expected {expected_first}"
+### BEGIN HIDDEN TESTS
+TORCH_ADAM = [[0.6500000004122011, -1.2500000001417635, 2.050000000042841], [0.6000539724394381, -1.2004070548288008, 2.0001575707071977], [0.5501657809285858, -1.1515291144729285, 1.950574721235403], [0.5003173264526487, -1.1036980559438938, 1.9013485357304216], [0.45047157549413297, -1.057265616401615, 1.852569221106475], [0.400576334116189, -1.0125982852345763, 1.8043183929905124]]
+ours = adam_trajectory(Adam, 6, lr=0.05, betas=(0.8, 0.99), weight_decay=0.1)
+assert np.max(np.abs(ours - np.array(TORCH_ADAM))) <= 1e-12, f"Adam trajectory {ours} differs from PyTorch's {TORCH_ADAM}"
+### END HIDDEN TESTS
+
+# %% nbgrader={"grade": true, "grade_id": "adamw_matches_pytorch_trajectory", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+"""AdamW follows PyTorch's trajectory."""
+def adamw_trajectory(steps, **hyperparameters):
+    p = Tensor(np.array([0.7, -1.3, 2.1]), requires_grad=True)
+    opt = AdamW([p], **hyperparameters)
+    trajectory = []
+    for t in range(1, steps + 1):
+        p.grad = p.data * (p.data * p.data + 1.0) + 0.1 * t
+        opt.step()
+        trajectory.append(p.data.copy())
+    return np.array(trajectory)
+
+first = adamw_trajectory(1, lr=0.05, weight_decay=0.2)[0]
+p0 = np.array([0.7, -1.3, 2.1])
+g = p0 * (p0 * p0 + 1.0) + 0.1
+expected_first = p0 * (1 - 0.05 * 0.2) - 0.05 * g / (np.abs(g) + 1e-8)
+assert np.allclose(first, expected_first, rtol=1e-10), f"first step {first}, expected {expected_first}"
+### BEGIN HIDDEN TESTS
+TORCH_ADAMW = [[0.6430000004374453, -1.2370000001471886, 2.0290000000436264], [0.5866152782503794, -1.1749577258870483, 1.9588535532094582], [0.5308439362592026, -1.1141208168011278, 1.8896452016528815], [0.47566818757914686, -1.0547640899683395, 1.8214547852023024], [0.42105783594711893, -0.9971885042191349, 1.75435606080179], [0.3669737376489011, -0.9417187309433546, 1.688415466505679]]
+ours = adamw_trajectory(6, lr=0.05, weight_decay=0.2)
+assert np.max(np.abs(ours - np.array(TORCH_ADAMW))) <= 1e-12, f"AdamW trajectory {ours} differs from PyTorch's {TORCH_ADAMW}"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Systems insight: what the optimizer's state costs in memory
+#
+# Every optimizer keeps arrays per parameter, and they live in memory for the whole of
+# training next to the weights and gradients. Instead of computing the cost from a formula,
+# measure it: step each optimizer once on a float32 parameter of one million elements, then
+# read the `nbytes` of the arrays in its state and ask `tracemalloc` how much memory the
+# first step left allocated (state plus the reused scratch array) and how much a second
+# step needs on top.
+
+# %%
+import time
+import tracemalloc
+
+import matplotlib.pyplot as plt
+
+n = 1_000_000
+print(f"{'optimizer':14s} {'state B/param':>14s} {'kept after step 1':>18s} {'extra in step 2':>16s}")
+for name, make in [("SGD", lambda ps: SGD(ps, lr=0.01)),
+                   ("SGD momentum", lambda ps: SGD(ps, lr=0.01, momentum=0.9)),
+                   ("Adam", lambda ps: Adam(ps, lr=0.01)),
+                   ("AdamW", lambda ps: AdamW(ps, lr=0.01))]:
+    p = Tensor(np.zeros(n, dtype=np.float32), requires_grad=True)
+    p.grad = np.ones(n, dtype=np.float32)
+    opt = make([p])
+    tracemalloc.start()
+    opt.step()
+    kept_after_first, _ = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    opt.step()
+    _, peak_second = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    state_bytes = sum(v.nbytes for v in opt.state[p].values() if isinstance(v, np.ndarray))
+    print(f"{name:14s} {state_bytes / n:14.2f} {kept_after_first / n:18.2f} {(peak_second - kept_after_first) / n:16.4f}")
+
+# %% [markdown]
+# For float32 weights (4 bytes each, plus 4 for the gradient), momentum adds 4 bytes per
+# parameter and Adam 8: an Adam-trained model needs about four times the memory of its
+# weights before counting any activations. (The "kept" column also counts the one scratch
+# array, 4 bytes per parameter, shared by all parameters of the same shape.) The last column
+# is the point of the in-place kernels: after the first step, a step allocates nothing.
+#
+# ### Systems insight: temporary arrays
+#
+# The textbook way to write Adam, `m = beta1 * m + (1 - beta1) * g` and so on, creates a new
+# array for every operator. Count them: an ndarray subclass that counts every array numpy
+# creates makes the temporaries visible, and `tracemalloc` measures the peak extra memory.
+
+# %%
+class CountingArray(np.ndarray):
+    """An ndarray that counts how many new arrays numpy creates from it."""
+    created = 0
+
+    def __array_finalize__(self, obj):
+        CountingArray.created += 1
+
+
+def naive_adam_step(param, grad, state, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    """Adam as usually written on paper: every operator makes a new array."""
+    state["step"] += 1
+    t = state["step"]
+    state["exp_avg"] = beta1 * state["exp_avg"] + (1 - beta1) * grad
+    state["exp_avg_sq"] = beta2 * state["exp_avg_sq"] + (1 - beta2) * grad ** 2
+    m_hat = state["exp_avg"] / (1 - beta1 ** t)
+    v_hat = state["exp_avg_sq"] / (1 - beta2 ** t)
+    param -= lr * m_hat / (np.sqrt(v_hat) + eps)
+
+
+def measure(step, n, repeats):
+    rng = np.random.default_rng(0)
+    param = rng.standard_normal(n).astype(np.float32).view(CountingArray)
+    grad = rng.standard_normal(n).astype(np.float32).view(CountingArray)
+    state = {"step": 0, "exp_avg": np.zeros(n, np.float32).view(CountingArray),
+             "exp_avg_sq": np.zeros(n, np.float32).view(CountingArray)}
+    scratch = np.empty(n, np.float32).view(CountingArray)
+    step(param, grad, state, scratch)  # first step outside the measurement
+    CountingArray.created = 0
+    tracemalloc.start()
+    step(param, grad, state, scratch)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    created = CountingArray.created
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step(param, grad, state, scratch)
+    return created, peak, (time.perf_counter() - start) / repeats
+
+
+n = 1_000_000
+kernels = {
+    "naive": lambda p, g, s, scratch: naive_adam_step(p, g, s, lr=1e-3),
+    "in-place kernel": lambda p, g, s, scratch: adam_step(p, g, s, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+                                                          weight_decay=0.0, scratch=scratch),
+}
+timings = {}
+for name, step in kernels.items():
+    created, peak, seconds = measure(step, n, repeats=10)
+    timings[name] = seconds
+    print(f"{name:16s} new arrays per step: {created:2d}   peak extra memory: {peak / (4 * n):4.1f} x param"
+          f"   time per step: {seconds * 1e3:6.2f} ms")
+print(f"the naive step is {timings['naive'] / timings['in-place kernel']:.1f}x slower")
+
+# %% [markdown]
+# Each temporary costs an allocation and, worse, a full extra pass over memory: for large
+# arrays an optimizer step is limited by memory bandwidth, not arithmetic, so the number of
+# times the data crosses the memory bus sets the time. The in-place kernel reads and writes
+# each array a few times and allocates nothing; this is what PyTorch's `mul_`/`addcdiv_`
+# (and its fused kernels, which go further and make a single pass) are for.
+#
+# ### Systems insight: time per step against parameter count
+#
+# How does the step time scale? Measure SGD with momentum and Adam from a thousand to a few
+# million float32 parameters.
+
+# %%
+sizes = [1_000, 10_000, 100_000, 1_000_000, 4_000_000]
+step_times = {"SGD momentum": [], "Adam": []}
+for n in sizes:
+    repeats = max(3, min(200, 2_000_000 // n))
+    for name, make in [("SGD momentum", lambda ps: SGD(ps, lr=0.01, momentum=0.9)), ("Adam", lambda ps: Adam(ps, lr=1e-3))]:
+        p = Tensor(np.zeros(n, dtype=np.float32), requires_grad=True)
+        p.grad = np.full(n, 0.5, dtype=np.float32)
+        opt = make([p])
+        opt.step()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            opt.step()
+        step_times[name].append((time.perf_counter() - start) / repeats)
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+for name, times in step_times.items():
+    axes[0].loglog(sizes, times, "o-", label=name)
+    axes[1].semilogx(sizes, [t / n * 1e9 for t, n in zip(times, sizes)], "o-", label=name)
+axes[0].set(xlabel="parameters", ylabel="seconds per step", title="Step time")
+axes[1].set(xlabel="parameters", ylabel="nanoseconds per parameter", title="Cost per parameter")
+for ax in axes:
+    ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Small parameters are dominated by fixed Python overhead per call (the per-parameter cost
+# is high on the left); from around $10^5$ elements the time grows linearly and the cost per
+# parameter settles to a constant of the order of a nanosecond, set by memory bandwidth. Adam touches more arrays
+# than SGD (parameter, gradient, two moments, scratch) and costs correspondingly more. This is
+# why frameworks group many small tensors into one ("foreach" and "fused" optimizers).
+#
+# ### Systems insight: convergence on an ill-conditioned quadratic
+#
+# The loss $f(x) = \tfrac12 (x_1^2 + 100\, x_2^2)$ is a narrow valley: curvature 1 along
+# $x_1$, 100 along $x_2$. Gradient descent must keep $\eta < 2/100$ to stay stable across the
+# valley, which makes it crawl along it. Watch gradient descent, momentum and Adam from the
+# same start with your optimizers.
+
+# %%
+curvature = np.array([1.0, 100.0])
+
+
+def run_quadratic(make_optimizer, steps=150):
+    x = Tensor(np.array([-4.0, 1.0]), requires_grad=True)
+    opt = make_optimizer([x])
+    path, losses = [x.data.copy()], []
+    for _ in range(steps):
+        losses.append(0.5 * float(np.sum(curvature * x.data ** 2)))
+        x.grad = curvature * x.data
+        opt.step()
+        path.append(x.data.copy())
+    return np.array(path), np.array(losses)
+
+
+runs = {
+    "gradient descent (lr 0.019)": run_quadratic(lambda ps: SGD(ps, lr=0.019)),
+    "momentum 0.8 (lr 0.019)": run_quadratic(lambda ps: SGD(ps, lr=0.019, momentum=0.8)),
+    "Adam (lr 0.1)": run_quadratic(lambda ps: Adam(ps, lr=0.1)),
+}
+fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+u, v = np.meshgrid(np.linspace(-4.5, 1.5, 200), np.linspace(-1.3, 1.3, 200))
+axes[0].contour(u, v, 0.5 * (u ** 2 + 100 * v ** 2), levels=np.geomspace(0.05, 60, 12), cmap="Greys")
+for name, (path, losses) in runs.items():
+    axes[0].plot(path[:60, 0], path[:60, 1], ".-", label=name, markersize=3)
+    axes[1].semilogy(losses, label=name)
+axes[0].set(xlabel="$x_1$", ylabel="$x_2$", title="First 60 steps")
+axes[1].set(xlabel="step", ylabel="loss", title="Loss (log scale)")
+axes[1].legend()
+fig.tight_layout()
+plt.show()
+for name, (path, losses) in runs.items():
+    print(f"{name:30s} loss after 150 steps: {losses[-1]:.2e}")
+
+# %% [markdown]
+# Gradient descent settles across the valley quickly but creeps along it: each step shrinks
+# $x_1$ only by the factor $1 - \eta \cdot 1$, with $\eta$ capped by the steep direction. Momentum
+# accumulates the consistent component along $x_1$ and cancels the alternating one across the
+# valley, and converges many orders of magnitude further in the same 150 steps. Adam rescales
+# each coordinate by the size of its gradients, so both directions start moving at the same
+# speed, about $\eta$ per step, whatever their curvature; its loss is not monotone (early steps
+# of size $\eta$ overshoot across the valley), which is one reason Adam is usually paired with
+# a warm-up and a decaying schedule (Part 5).
+
+# %% [markdown]
+# ## Part 4: Global-norm gradient clipping (14 points)
+#
+# One bad batch can produce a gradient thousands of times larger than usual, and a single
+# step along it can undo hours of training. Clipping caps the *length* of the whole gradient
+# (all parameters together, seen as one long vector) and keeps its direction:
+#
+# $$
+# \|g\|_p = \Big(\sum_{i} \|g_i\|_p^p\Big)^{1/p}, \qquad
+# \|g\|_\infty = \max_i \max_j |g_{i,j}|, \qquad
+# c = \min\Big(1, \frac{\text{max\_norm}}{\|g\| + 10^{-6}}\Big), \qquad g_i \leftarrow c\, g_i .
+# $$
+#
+# * **Global, not per tensor.** Every gradient is scaled by the same $c$, computed from all of
+#   them; scaling each tensor by its own norm would change the direction of the update.
+# * **Below the threshold nothing changes** ($c = 1$).
+# * The $10^{-6}$ (PyTorch's constant) keeps the division finite when all gradients are zero.
+# * The function returns the total norm **before** clipping: that is the number you log to
+#   see spikes. Gradients of `None` are skipped.
+# * With `error_if_nonfinite=True`, a total norm of `nan` or `inf` raises a `RuntimeError`
+#   instead of scaling.
+
+# %% nbgrader={"grade": false, "grade_id": "clip_grad_norm_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False):
+    """Scale all gradients in place by min(1, max_norm / (total_norm + 1e-6)); return total_norm (a float).
+
+    total_norm is the norm of all gradients together (p-norm, or the max-abs norm for norm_type=inf),
+    measured before clipping. Raises RuntimeError for a non-finite total norm if error_if_nonfinite.
+    """
+    grads = [p.grad for p in ([params] if isinstance(params, Tensor) else params) if p.grad is not None]
+    ### BEGIN SOLUTION
+    if not grads:
+        return 0.0
+    norm_type = float(norm_type)
+    if norm_type == math.inf:
+        total = float(np.max([max(np.max(g), -np.min(g)) for g in grads]))  # max |g| without an |g| temporary
+    elif norm_type == 2.0:
+        total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))  # vdot: one pass, no g * g temporary
+    else:
+        total = sum(float(np.sum(np.abs(g) ** norm_type)) for g in grads) ** (1.0 / norm_type)
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(
+            f"The total norm of order {norm_type} for gradients is non-finite, so it cannot be clipped. "
+            "To scale the gradients by the non-finite norm anyway, set error_if_nonfinite=False"
+        )
+    clip_coef = max_norm / (total + 1e-6)
+    if clip_coef < 1.0:
+        for g in grads:
+            g *= clip_coef
+    return total
+    ### END SOLUTION
+
+
+# %% [markdown]
+# Two gradients $(3, 4)$ and $(12)$ form one vector of length 13. Clipping to 6.5 halves both:
+
+# %%
+a, b = Tensor(np.zeros(2), requires_grad=True), Tensor(np.zeros(1), requires_grad=True)
+a.grad, b.grad = np.array([3.0, 4.0]), np.array([12.0])
+print(clip_grad_norm([a, b], max_norm=6.5), a.grad, b.grad)  # 13.0, about [1.5 2.] and [6.]
+
+# %% nbgrader={"grade": true, "grade_id": "clip_returns_pre_clip_norm", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""clip_grad_norm returns the total norm measured before clipping."""
+a, b = Tensor(np.zeros(2), requires_grad=True), Tensor(np.zeros(1), requires_grad=True)
+a.grad, b.grad = np.array([3.0, 4.0]), np.array([12.0])
+total = clip_grad_norm([a, b], max_norm=1.0)
+if total is not None and abs(total - 1.0) < 1e-5:
+    hint = " That is the norm after clipping: return the norm measured before scaling."
+elif total is not None and abs(total - 17.0) < 1e-9:
+    hint = " That is the sum of the per-tensor norms (5 + 12): the total is sqrt(5**2 + 12**2)."
+else:
+    hint = ""
+assert isinstance(total, float), f"clip_grad_norm returned {total!r} of type {type(total).__name__}, expected a float"
+assert abs(total - 13.0) < 1e-12, f"returned {total}, expected the pre-clip total norm sqrt(3**2 + 4**2 + 12**2) = 13.{hint}"
+
+# %% nbgrader={"grade": true, "grade_id": "clip_is_global_not_per_tensor", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""clip_grad_norm scales every gradient by one coefficient computed from all of them."""
+a, b = Tensor(np.zeros(2), requires_grad=True), Tensor(np.zeros(1), requires_grad=True)
+a.grad, b.grad = np.array([3.0, 4.0]), np.array([12.0])
+clip_grad_norm([a, b], max_norm=6.5)
+c = 6.5 / (13.0 + 1e-6)
+if np.allclose(a.grad, [3.0, 4.0]) and np.allclose(b.grad, [6.5], rtol=1e-6):
+    hint = " Each tensor was clipped by its own norm (per-tensor clipping): use the norm of all gradients together."
+else:
+    hint = ""
+assert np.allclose(a.grad, [3.0 * c, 4.0 * c], rtol=1e-12) and np.allclose(b.grad, [12.0 * c], rtol=1e-12), (
+    f"gradients became {a.grad} and {b.grad}; expected both scaled by 6.5 / (13 + 1e-6): {[3 * c, 4 * c]} and {[12 * c]}.{hint}"
+)
+
+# %% nbgrader={"grade": true, "grade_id": "clip_preserves_direction", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""clip_grad_norm keeps the direction of the whole gradient (all entries scaled by the same factor)."""
+a, b = Tensor(np.zeros((2, 2)), requires_grad=True), Tensor(np.zeros(3), requires_grad=True)
+ga, gb = np.array([[0.5, -7.0], [2.0, 0.1]]), np.array([9.0, -0.2, 3.0])
+a.grad, b.grad = ga.copy(), gb.copy()
+clip_grad_norm([a, b], max_norm=2.0)
+ratios = np.concatenate([(a.grad / ga).ravel(), b.grad / gb])
+assert np.allclose(ratios, ratios[0], rtol=1e-12), (
+    f"entries were scaled by different factors {ratios}: clipping must multiply every entry by the same "
+    "coefficient (not clip entries to [-max_norm, max_norm], not per tensor)"
+)
+new_norm = math.sqrt(np.sum(a.grad ** 2) + np.sum(b.grad ** 2))
+assert abs(new_norm - 2.0) < 1e-5, f"after clipping the total norm is {new_norm}, expected max_norm = 2"
+
+# %% nbgrader={"grade": true, "grade_id": "clip_noop_below_threshold", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""clip_grad_norm leaves gradients unchanged when their norm is below max_norm."""
+a, b = Tensor(np.zeros(2), requires_grad=True), Tensor(np.zeros(1), requires_grad=True)
+a.grad, b.grad = np.array([3.0, 4.0]), np.array([12.0])
+total = clip_grad_norm([a, b], max_norm=20.0)
+scaled_up = np.allclose(b.grad, [12.0 * 20.0 / 13.0], rtol=1e-6)
+hint = " They were scaled up to the threshold: the coefficient is min(1, max_norm / (norm + 1e-6))." if scaled_up else ""
+assert np.array_equal(a.grad, [3.0, 4.0]) and np.array_equal(b.grad, [12.0]), (
+    f"a total norm of 13 is below max_norm = 20, but the gradients changed to {a.grad}, {b.grad}.{hint}"
+)
+assert abs(total - 13.0) < 1e-12, f"returned {total}, expected 13"
+
+# %% nbgrader={"grade": true, "grade_id": "clip_coefficient_includes_1e-6", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+"""clip_grad_norm's coefficient is max_norm / (total_norm + 1e-6), PyTorch's constant."""
+p = Tensor(np.zeros(2), requires_grad=True)
+p.grad = np.array([0.6, 0.8])  # norm 1
+clip_grad_norm([p], max_norm=0.5)
+expected = np.array([0.6, 0.8]) * (0.5 / (1.0 + 1e-6))
+hint = " The 1e-6 is missing from the denominator." if np.allclose(p.grad, [0.3, 0.4], rtol=1e-12) else ""
+assert np.allclose(p.grad, expected, rtol=1e-12), f"gradient became {p.grad}, expected {expected}.{hint}"
+
+# %% nbgrader={"grade": true, "grade_id": "clip_inf_norm", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""clip_grad_norm with norm_type=inf uses the largest absolute entry over all gradients."""
+a, b = Tensor(np.zeros(2), requires_grad=True), Tensor(np.zeros(1), requires_grad=True)
+a.grad, b.grad = np.array([3.0, -4.0]), np.array([2.5])
+total = clip_grad_norm([a, b], max_norm=2.0, norm_type=math.inf)
+known = {3.0: "the largest entry without abs (the -4 was missed)", 6.5: "the sum of per-tensor maxima",
+         5.0: "the 2-norm", 9.5: "the sum of |entries|"}
+hint = next((f" That is {text}." for value, text in known.items() if abs(total - value) < 1e-9), "")
+assert abs(total - 4.0) < 1e-12, f"inf-norm returned {total}, expected max |entry| = 4.{hint}"
+c = 2.0 / (4.0 + 1e-6)
+assert np.allclose(a.grad, [3.0 * c, -4.0 * c], rtol=1e-12) and np.allclose(b.grad, [2.5 * c], rtol=1e-12), (
+    f"gradients became {a.grad}, {b.grad}; expected them scaled by 2 / (4 + 1e-6)"
+)
+
+# %% nbgrader={"grade": true, "grade_id": "clip_skips_missing_grads_in_place", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+"""clip_grad_norm skips parameters without a gradient and scales the gradient arrays in place."""
+a, b, c = (Tensor(np.zeros(2), requires_grad=True) for _ in range(3))
+a.grad, c.grad = np.array([3.0, 0.0]), np.array([0.0, 4.0])
+grad_a = a.grad
+total = clip_grad_norm([a, b, c], max_norm=1.0)
+assert b.grad is None, f"a missing gradient became {b.grad}; leave it None"
+assert abs(total - 5.0) < 1e-12, f"returned {total}, expected 5 from the two existing gradients"
+assert a.grad is grad_a, "a.grad was replaced by a new array: scale the gradients in place (g *= coefficient)"
+assert np.allclose(grad_a, [3.0 / (5.0 + 1e-6), 0.0], rtol=1e-12), f"gradient became {grad_a}, expected [3 / (5 + 1e-6), 0]"
+
+# %% nbgrader={"grade": true, "grade_id": "clip_error_if_nonfinite", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+"""clip_grad_norm raises RuntimeError on a non-finite norm only when error_if_nonfinite is set."""
+p = Tensor(np.zeros(2), requires_grad=True)
+p.grad = np.array([3.0, 4.0])
+total = clip_grad_norm([p], max_norm=10.0, error_if_nonfinite=True)
+assert abs(total - 5.0) < 1e-12, f"a finite norm must be returned even with error_if_nonfinite=True; got {total}"
+p.grad = np.array([np.inf, 1.0])
+with np.errstate(invalid="ignore"):  # inf * 0 = nan while scaling, as in PyTorch
+    total = clip_grad_norm([p], max_norm=1.0)
+assert total == math.inf, f"without error_if_nonfinite, an infinite gradient gives total norm inf; got {total}"
+p.grad = np.array([np.nan, 1.0])
+try:
+    clip_grad_norm([p], max_norm=1.0, error_if_nonfinite=True)
+except NotImplementedError:
+    raise AssertionError("clip_grad_norm is not implemented")
+except RuntimeError:
+    pass
+else:
+    raise AssertionError("a nan gradient with error_if_nonfinite=True did not raise RuntimeError")
+
+# %% nbgrader={"grade": true, "grade_id": "clip_matches_pytorch", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+"""clip_grad_norm matches torch.nn.utils.clip_grad_norm_ (norms 2, inf and 3)."""
+def clipped(norm_type, max_norm):
+    a, b = Tensor(np.zeros((2, 2)), requires_grad=True), Tensor(np.zeros(3), requires_grad=True)
+    a.grad = np.array([[0.5, -7.0], [2.0, 0.125]])
+    b.grad = np.array([9.0, -0.25, 3.0])
+    total = clip_grad_norm([a, b], max_norm=max_norm, norm_type=norm_type)
+    return total, np.concatenate([a.grad.ravel(), b.grad])
+
+total, _ = clipped(2.0, 100.0)
+assert abs(total - math.sqrt(0.25 + 49 + 4 + 0.015625 + 81 + 0.0625 + 9)) < 1e-12, f"2-norm {total} is wrong"
+### BEGIN HIDDEN TESTS
+TORCH_CLIP = {(2.0, 2.0): (11.971972477415742, [0.08352841759016819, -1.1693978462623547, 0.33411367036067274, 0.020882104397542046, 1.5035115166230273, -0.04176420879508409, 0.5011705055410092]), (math.inf, 2.0): (9.0, [0.11111109876543349, -1.5555553827160689, 0.44444439506173394, 0.02777777469135837, 1.9999997777778027, -0.05555554938271674, 0.666666592592601]), (3.0, 2.0): (10.345095821638697, [0.09666415087660792, -1.3532981122725107, 0.38665660350643166, 0.02416603771915198, 1.7399547157789426, -0.04833207543830396, 0.5799849052596475])}
+for (norm_type, max_norm), (torch_total, torch_grads) in TORCH_CLIP.items():
+    total, grads = clipped(norm_type, max_norm)
+    assert abs(total - torch_total) <= 1e-12 * torch_total, f"norm_type={norm_type}: total {total}, PyTorch {torch_total}"
+    assert np.max(np.abs(grads - np.array(torch_grads))) <= 1e-12, f"norm_type={norm_type}: clipped {grads}, PyTorch {torch_grads}"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Part 5: Learning-rate schedules (16 points)
+#
+# A large rate early makes fast progress; a small rate late settles into a minimum. A
+# schedule sets the rate of every epoch (or step) $t$ as a **closed-form function of $t$**,
+# never by multiplying the previous rate: no drift from repeated rounding, any epoch can be
+# computed directly, and resuming from a checkpoint needs only $t$.
+#
+# | Schedule | $\eta_t$ |
+# |---|---|
+# | `StepLR` | $\eta_0\, \gamma^{\lfloor t / s \rfloor}$ (multiply by $\gamma$ every $s$ epochs) |
+# | `ExponentialLR` | $\eta_0\, \gamma^{t}$ |
+# | `CosineAnnealingLR` | $\eta_{\min} + (\eta_0 - \eta_{\min})\,\frac{1 + \cos(\pi t / T_{\max})}{2}$ (also for $t > T_{\max}$, where the cosine rises again, as in PyTorch) |
+# | `WarmupCosineLR` | $\eta_0\, t / W$ for $t < W$; then $\eta_{\min} + (\eta_0 - \eta_{\min})\frac{1 + \cos(\pi (t - W)/(T - W))}{2}$ up to $T$; $\eta_{\min}$ after $T$ |
+#
+# Warm-up starts from 0 at $t = 0$ and reaches $\eta_0$ at $t = W$: Adam's early second-moment
+# estimates are noisy, and small first steps keep them from throwing the model far away.
+#
+# The provided `LRScheduler` base class follows PyTorch: construction records each group's
+# base rate (`initial_lr`) in `base_lrs` and performs the initial step, so `last_epoch` goes
+# from -1 to 0 and `group["lr"]` holds the rate of epoch 0. Each `step()` increments
+# `last_epoch` and writes the closed-form rate into every `group["lr"]`; `get_last_lr()`
+# reads it back without side effects. You write the four closed-form functions.
+
+# %% nbgrader={"grade": false, "grade_id": "step_lr_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+def step_lr(base_lr, epoch, step_size, gamma):
+    """Rate at `epoch` when the rate is multiplied by gamma every step_size epochs."""
+    ### BEGIN SOLUTION
+    return base_lr * gamma ** (epoch // step_size)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": false, "grade_id": "exponential_lr_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+def exponential_lr(base_lr, epoch, gamma):
+    """Rate at `epoch` when the rate is multiplied by gamma every epoch."""
+    ### BEGIN SOLUTION
+    return base_lr * gamma ** epoch
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": false, "grade_id": "cosine_annealing_lr_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+def cosine_annealing_lr(base_lr, epoch, T_max, eta_min):
+    """PyTorch's closed-form cosine annealing rate at `epoch` (periodic beyond T_max)."""
+    ### BEGIN SOLUTION
+    return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * epoch / T_max)) / 2
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": false, "grade_id": "warmup_cosine_lr_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
+#| export
+def warmup_cosine_lr(base_lr, epoch, warmup_steps, total_steps, eta_min):
+    """Linear warm-up from 0 (epoch 0) to base_lr (epoch warmup_steps), cosine decay to eta_min
+    at total_steps, then constant eta_min."""
+    ### BEGIN SOLUTION
+    if epoch < warmup_steps:
+        return base_lr * epoch / warmup_steps
+    if epoch >= total_steps:
+        return eta_min
+    progress = (epoch - warmup_steps) / (total_steps - warmup_steps)
+    return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * progress)) / 2
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": false, "grade_id": "scheduler_classes", "locked": true, "schema_version": 3, "solution": false, "task": false}
+#| export
+class LRScheduler:
+    """Base class: `last_epoch`, `base_lrs`, `step()`, `get_last_lr()`, state dicts (PyTorch's protocol).
+
+    Subclasses implement `get_lr()`: the closed-form rates for `self.last_epoch`, one per group.
+    """
+
+    def __init__(self, optimizer, last_epoch=-1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        self.optimizer = optimizer
+        if last_epoch == -1:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        else:
+            for i, group in enumerate(optimizer.param_groups):
+                if "initial_lr" not in group:
+                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] when resuming an optimizer")
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self.step()  # PyTorch's initial step: last_epoch -1 -> 0 and group["lr"] = rate of epoch 0
+
+    def get_lr(self):
+        raise NotImplementedError
+
+    def step(self):
+        self.last_epoch += 1
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_last_lr(self):
+        return list(self._last_lr)
+
+    def state_dict(self):
+        return {key: (list(value) if isinstance(value, list) else value)
+                for key, value in self.__dict__.items() if key != "optimizer"}
+
+    def load_state_dict(self, state_dict):
+        self.__dict__.update({key: (list(value) if isinstance(value, list) else value)
+                              for key, value in state_dict.items()})
+
+
+class StepLR(LRScheduler):
+    """Multiply the rate by `gamma` every `step_size` epochs."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        if step_size < 1:
+            raise ValueError(f"Expected positive integer step_size, but got {step_size}")
+        self.step_size, self.gamma = step_size, gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [step_lr(base_lr, self.last_epoch, self.step_size, self.gamma) for base_lr in self.base_lrs]
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the rate by `gamma` every epoch."""
+
+    def __init__(self, optimizer, gamma, last_epoch=-1):
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [exponential_lr(base_lr, self.last_epoch, self.gamma) for base_lr in self.base_lrs]
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Cosine from the base rate down to `eta_min` over `T_max` epochs (PyTorch's closed form)."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+        if T_max < 1:
+            raise ValueError(f"Expected positive integer T_max, but got {T_max}")
+        self.T_max, self.eta_min = T_max, eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [cosine_annealing_lr(base_lr, self.last_epoch, self.T_max, self.eta_min) for base_lr in self.base_lrs]
+
+
+class WarmupCosineLR(LRScheduler):
+    """Linear warm-up from 0 over `warmup_steps`, cosine decay to `eta_min` at `total_steps`, then constant."""
+
+    def __init__(self, optimizer, warmup_steps, total_steps, eta_min=0.0, last_epoch=-1):
+        if warmup_steps < 0:
+            raise ValueError(f"Expected non-negative warmup_steps, but got {warmup_steps}")
+        if not warmup_steps < total_steps:
+            raise ValueError(f"warmup_steps ({warmup_steps}) must be smaller than total_steps ({total_steps})")
+        self.warmup_steps, self.total_steps, self.eta_min = warmup_steps, total_steps, eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [warmup_cosine_lr(base_lr, self.last_epoch, self.warmup_steps, self.total_steps, self.eta_min)
+                for base_lr in self.base_lrs]
+
+
+# %% [markdown]
+# A scheduler drives the optimizer's rate; call `scheduler.step()` once per epoch (or per
+# batch for warm-up schedules), after `optimizer.step()`:
+
+# %%
+w = Tensor(np.array([1.0]), requires_grad=True)
+opt = SGD([w], lr=0.1)
+scheduler = StepLR(opt, step_size=2, gamma=0.5)
+for epoch in range(5):
+    print(epoch, scheduler.last_epoch, opt.param_groups[0]["lr"], scheduler.get_last_lr())
+    w.grad = np.array([1.0])
+    opt.step()
+    scheduler.step()
+
+# %% nbgrader={"grade": true, "grade_id": "step_lr_values", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+"""step_lr multiplies the rate by gamma at epochs step_size, 2 * step_size, ... (not one epoch early or late)."""
+epochs = [0, 1, 2, 3, 5, 6, 7, 30]
+rates = [step_lr(0.1, e, 3, 0.5) for e in epochs]
+expected = [0.1, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.1 * 0.5 ** 10]
+if np.allclose(rates[:5], [0.1, 0.1, 0.05, 0.05, 0.025]):
+    hint = " The rate drops one epoch early ((epoch + 1) // step_size)."
+elif np.allclose(rates[:5], [0.1, 0.1, 0.1, 0.1, 0.05]):
+    hint = " The rate drops one epoch late."
+elif np.allclose(rates[:3], [0.05, 0.05, 0.05]):
+    hint = " The rate is already decayed at epoch 0."
+else:
+    hint = ""
+assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}"
+
+# %% nbgrader={"grade": true, "grade_id": "exponential_lr_values", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+"""exponential_lr is base_lr * gamma ** epoch."""
+epochs = [0, 1, 2, 5, 50]
+rates = [exponential_lr(0.1, e, 0.9) for e in epochs]
+expected = [0.1, 0.09, 0.081, 0.059049, 0.1 * 0.9 ** 50]
+hint = " That looks like base_lr * gamma * epoch: the decay is a power, gamma ** epoch." if abs(rates[0]) < 1e-15 else ""
+assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}"
+
+# %% nbgrader={"grade": true, "grade_id": "cosine_annealing_values", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""cosine_annealing_lr starts at base_lr, halves the gap at T_max / 2 and reaches eta_min at T_max."""
+epochs = [0, 3, 5, 10]
+rates = [cosine_annealing_lr(0.1, e, 10, 0.01) for e in epochs]
+expected = [0.1, 0.01 + 0.09 * (1 + math.cos(0.3 * math.pi)) / 2, 0.055, 0.01]
+hint = " The rate at epoch 0 is not base_lr: is it sin instead of cos?" if abs(rates[0] - 0.1) > 1e-9 else ""
+assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}"
+
+# %% nbgrader={"grade": true, "grade_id": "cosine_annealing_beyond_t_max", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""cosine_annealing_lr beyond T_max follows PyTorch's closed form (the cosine rises again)."""
+epochs = [12, 15, 20, 23]
+rates = [cosine_annealing_lr(0.1, e, 10, 0.01) for e in epochs]
+expected = [0.01 + 0.09 * (1 + math.cos(math.pi * e / 10)) / 2 for e in epochs]  # 0.0186, 0.055, 0.1, 0.0829
+if np.allclose(rates, 0.01):
+    hint = " The rate was clamped at eta_min after T_max; PyTorch's closed form keeps following the cosine."
+elif abs(rates[0] - (0.01 + 0.09 * (1 + math.cos(0.2 * math.pi)) / 2)) < 1e-12:
+    hint = " The epoch was wrapped with % T_max, which restarts the schedule; the cosine's own period is 2 * T_max."
+else:
+    hint = ""
+assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}"
+
+# %% nbgrader={"grade": true, "grade_id": "warmup_starts_at_zero", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""warmup_cosine_lr rises linearly from 0 at epoch 0 to base_lr at warmup_steps."""
+epochs = [0, 1, 4, 5]
+rates = [warmup_cosine_lr(0.1, e, 5, 20, 0.001) for e in epochs]
+expected = [0.0, 0.02, 0.08, 0.1]
+if abs(rates[0] - 0.1) < 1e-12:
+    hint = " The warm-up starts at the base rate; it must start at 0."
+elif np.allclose(rates[:3], [0.02, 0.04, 0.1]):
+    hint = " The warm-up is one epoch early ((epoch + 1) / warmup_steps)."
+else:
+    hint = ""
+assert np.allclose(rates, expected, rtol=1e-12, atol=1e-15), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}"
+
+# %% nbgrader={"grade": true, "grade_id": "warmup_then_cosine_to_eta_min", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+"""warmup_cosine_lr decays along a cosine from base_lr at warmup_steps to eta_min at total_steps."""
+epochs = [6, 12, 19, 20]
+rates = [warmup_cosine_lr(0.1, e, 5, 20, 0.001) for e in epochs]
+expected = [0.001 + 0.099 * (1 + math.cos(math.pi * (e - 5) / 15)) / 2 for e in epochs]
+wrong_origin = [0.001 + 0.099 * (1 + math.cos(math.pi * e / 20)) / 2 for e in epochs]
+hint = " The cosine starts at epoch 0 instead of at the end of the warm-up." if np.allclose(rates, wrong_origin) else ""
+assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}"
+
+# %% nbgrader={"grade": true, "grade_id": "warmup_constant_after_total", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+"""warmup_cosine_lr stays at eta_min after total_steps."""
+rates = [warmup_cosine_lr(0.1, e, 5, 20, 0.001) for e in (21, 25, 35, 100)]
+assert np.allclose(rates, 0.001, rtol=1e-12), f"rates after total_steps = 20 are {rates}, expected eta_min = 0.001 throughout"
+
+# %% nbgrader={"grade": true, "grade_id": "scheduler_drives_optimizer_lr", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+"""A scheduler writes its rate into the optimizer, which then steps with it (epoch 0 included)."""
+w = Tensor(np.array([1.0]), requires_grad=True)
+opt = SGD([w], lr=0.1)
+scheduler = StepLR(opt, step_size=2, gamma=0.5)
+assert scheduler.last_epoch == 0, f"after construction last_epoch is {scheduler.last_epoch}, expected 0"
+moves = []
+for _ in range(5):
+    before = float(w.data[0])
+    w.grad = np.array([1.0])
+    opt.step()
+    moves.append(before - float(w.data[0]))
+    scheduler.step()
+assert np.allclose(moves, [0.1, 0.1, 0.05, 0.05, 0.025], rtol=1e-12), (
+    f"the parameter moved {moves} in epochs 0..4, expected [0.1, 0.1, 0.05, 0.05, 0.025]"
+)
+assert scheduler.get_last_lr() == [opt.param_groups[0]["lr"]], "get_last_lr() disagrees with the optimizer's rate"
+### BEGIN HIDDEN TESTS
+TORCH_SCHEDULES = {'StepLR': [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025, 0.0125, 0.0125, 0.0125, 0.00625, 0.00625, 0.00625, 0.003125, 0.003125, 0.003125, 0.0015625, 0.0015625], 'ExponentialLR': [0.1, 0.09000000000000001, 0.08100000000000002, 0.07290000000000002, 0.06561000000000002, 0.05904900000000002, 0.05314410000000002, 0.04782969000000002, 0.043046721000000024, 0.03874204890000002, 0.03486784401000002, 0.03138105960900001, 0.028242953648100012, 0.025418658283290013, 0.022876792454961013, 0.020589113209464913, 0.01853020188851842, 0.01667718169966658, 0.015009463529699923, 0.013508517176729932], 'CosineAnnealingLR': [0.1, 0.09554359905560886, 0.08305704108364301, 0.06501344202803415, 0.04498655797196586, 0.026942958916356993, 0.014456400944391143, 0.01, 0.01445640094439114, 0.026942958916356986, 0.04498655797196585, 0.06501344202803411, 0.083057041083643, 0.09554359905560887, 0.1, 0.09554359905560889, 0.08305704108364304, 0.06501344202803414, 0.04498655797196587, 0.026942958916357007]}
+for name, torch_rates in TORCH_SCHEDULES.items():
+    w = Tensor(np.array([1.0]), requires_grad=True)
+    opt = SGD([w], lr=0.1)
+    scheduler = {"StepLR": lambda: StepLR(opt, step_size=3, gamma=0.5),
+                 "ExponentialLR": lambda: ExponentialLR(opt, gamma=0.9),
+                 "CosineAnnealingLR": lambda: CosineAnnealingLR(opt, T_max=7, eta_min=0.01)}[name]()
+    rates = []
+    for _ in range(len(torch_rates)):
+        rates.append(opt.param_groups[0]["lr"])
+        scheduler.step()
+    assert np.max(np.abs(np.array(rates) - np.array(torch_rates))) <= 1e-12, f"{name}: rates {rates} differ from PyTorch's {torch_rates}"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### The four schedules side by side
+#
+# The provided scheduler classes drive a real optimizer here, for 100 epochs each; the curve
+# is what `get_last_lr()` reports before every epoch.
+
+# %%
+def schedule_curve(make_scheduler, epochs=100):
+    w = Tensor(np.zeros(1), requires_grad=True)
+    opt = SGD([w], lr=0.1)
+    scheduler = make_scheduler(opt)
+    rates = []
+    for _ in range(epochs):
+        rates.append(scheduler.get_last_lr()[0])
+        scheduler.step()
+    return rates
+
+
+curves = {
+    "StepLR(step_size=30, gamma=0.3)": schedule_curve(lambda o: StepLR(o, step_size=30, gamma=0.3)),
+    "ExponentialLR(gamma=0.97)": schedule_curve(lambda o: ExponentialLR(o, gamma=0.97)),
+    "CosineAnnealingLR(T_max=60, eta_min=0.005)": schedule_curve(lambda o: CosineAnnealingLR(o, T_max=60, eta_min=0.005)),
+    "WarmupCosineLR(10, 80, eta_min=0.005)": schedule_curve(lambda o: WarmupCosineLR(o, 10, 80, eta_min=0.005)),
+}
+fig, ax = plt.subplots(figsize=(8, 3.5))
+for name, rates in curves.items():
+    ax.plot(rates, label=name)
+ax.set(xlabel="epoch", ylabel="learning rate", title="Learning-rate schedules (base rate 0.1)")
+ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Note the cosine curve after $T_{\max} = 60$: PyTorch's closed form keeps following the
+# cosine and the rate rises again. If you want the rate to stay at the floor, stop at
+# $T_{\max}$ or use a schedule with a defined end such as `WarmupCosineLR`.
+
+# %% [markdown]
+# ## Part 6: Integration: training an MLP (10 points)
+#
+# Everything together: a two-layer network built from `tinytorch.core.tensor` learns to
+# separate three interleaved spirals (300 points, fixed seed), a problem no linear model
+# can solve. Each step computes the cross-entropy loss, back-propagates, clips the global
+# gradient norm to 1, takes an optimizer step and advances the schedule (per step, as is
+# usual with warm-up).
+
+# %%
+from tinytorch.core.tensor import Linear, Sequential, cross_entropy, no_grad
+
+
+def make_spirals(rng, per_class=100, classes=3, turns=1.0, noise=0.15):
+    """Points on `classes` interleaved spiral arms, with angular noise; returns (X, labels)."""
+    X, labels = [], []
+    for c in range(classes):
+        radius = np.linspace(0.1, 1.0, per_class)
+        angle = np.linspace(0, 2 * np.pi * turns, per_class) + 2 * np.pi * c / classes + rng.normal(0, noise, per_class)
+        X.append(np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1))
+        labels.append(np.full(per_class, c))
+    return np.concatenate(X).astype(np.float32), np.concatenate(labels)
+
+
+def train_spirals(make_optimizer, make_scheduler, steps=200, seed=0, max_norm=1.0):
+    rng = np.random.default_rng(seed)
+    X, labels = make_spirals(rng)
+    model = Sequential(Linear(2, 64, rng=rng), Tensor.relu, Linear(64, 3, rng=rng))
+    params = model.parameters()
+    opt = make_optimizer(params)
+    scheduler = make_scheduler(opt)
+    history = {"loss": [], "lr": [], "grad_norm": []}
+    x = Tensor(X)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = cross_entropy(model(x), labels)
+        loss.backward()
+        history["grad_norm"].append(clip_grad_norm(params, max_norm))
+        history["lr"].append(opt.param_groups[0]["lr"])
+        history["loss"].append(float(loss.data))
+        opt.step()
+        scheduler.step()
+    with no_grad():
+        logits = model(x)
+        final_loss = float(cross_entropy(logits, labels).data)
+    accuracy = float(np.mean(np.argmax(logits.data, axis=1) == labels))
+    return history, final_loss, accuracy
+
+
+history, final_loss, accuracy = train_spirals(
+    lambda ps: AdamW(ps, lr=0.1, weight_decay=1e-4),
+    lambda opt: WarmupCosineLR(opt, warmup_steps=20, total_steps=200),
+)
+print(f"final loss {final_loss:.4f}, accuracy {accuracy:.3f}")
+fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+for ax, key in zip(axes, ["loss", "lr", "grad_norm"]):
+    ax.plot(history[key])
+    ax.set(xlabel="step", title=key)
+axes[0].set_yscale("log")
+axes[2].axhline(1.0, color="grey", linestyle="--", linewidth=1)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The graded cells below repeat this training (they must be self-contained) with two
+# optimizer setups and check that it reaches a concrete target within 200 steps.
+
+# %% nbgrader={"grade": true, "grade_id": "mlp_adamw_warmup_cosine_reaches_target", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
+"""An MLP trained with AdamW + WarmupCosineLR + clipping fits the spirals within 200 steps."""
+from tinytorch.core.tensor import Linear, Sequential, cross_entropy, no_grad
+
+rng = np.random.default_rng(0)
+X, labels = [], []
+for c in range(3):
+    radius = np.linspace(0.1, 1.0, 100)
+    angle = np.linspace(0, 2 * np.pi, 100) + 2 * np.pi * c / 3 + rng.normal(0, 0.15, 100)
+    X.append(np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1))
+    labels.append(np.full(100, c))
+x, labels = Tensor(np.concatenate(X).astype(np.float32)), np.concatenate(labels)
+model = Sequential(Linear(2, 64, rng=rng), Tensor.relu, Linear(64, 3, rng=rng))
+params = model.parameters()
+opt = AdamW(params, lr=0.1, weight_decay=1e-4)
+scheduler = WarmupCosineLR(opt, warmup_steps=20, total_steps=200)
+losses = []
+for _ in range(200):
+    opt.zero_grad()
+    loss = cross_entropy(model(x), labels)
+    loss.backward()
+    clip_grad_norm(params, 1.0)
+    opt.step()
+    scheduler.step()
+    losses.append(float(loss.data))
+with no_grad():
+    logits = model(x)
+    final_loss = float(cross_entropy(logits, labels).data)
+accuracy = float(np.mean(np.argmax(logits.data, axis=1) == labels))
+# The reference reaches loss 0.018 and accuracy 1.0 (0.008 to 0.020 with seeds 1 to 3), so the
+# loss threshold leaves 5x headroom. Gradient descent without momentum stops near loss 0.55 and
+# accuracy 0.82 in the same 200 steps; an optimizer that barely moves stays near loss 1.0.
+assert np.isfinite(final_loss), f"training diverged: final loss {final_loss}, losses {losses[:5]} ..."
+assert final_loss < 0.1, (
+    f"final loss {final_loss:.4f} after 200 steps (first {losses[0]:.3f}), expected < 0.1; "
+    "check the Adam/AdamW tests above"
+)
+assert accuracy >= 0.95, f"training accuracy {accuracy:.3f} after 200 steps, expected >= 0.95"
+
+# %% nbgrader={"grade": true, "grade_id": "mlp_nesterov_cosine_reaches_target", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+"""An MLP trained with Nesterov SGD + CosineAnnealingLR + clipping fits the spirals within 200 steps."""
+from tinytorch.core.tensor import Linear, Sequential, cross_entropy, no_grad
+
+rng = np.random.default_rng(0)
+X, labels = [], []
+for c in range(3):
+    radius = np.linspace(0.1, 1.0, 100)
+    angle = np.linspace(0, 2 * np.pi, 100) + 2 * np.pi * c / 3 + rng.normal(0, 0.15, 100)
+    X.append(np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1))
+    labels.append(np.full(100, c))
+x, labels = Tensor(np.concatenate(X).astype(np.float32)), np.concatenate(labels)
+model = Sequential(Linear(2, 64, rng=rng), Tensor.relu, Linear(64, 3, rng=rng))
+params = model.parameters()
+opt = SGD(params, lr=1.0, momentum=0.9, nesterov=True)
+scheduler = CosineAnnealingLR(opt, T_max=200)
+losses = []
+for _ in range(200):
+    opt.zero_grad()
+    loss = cross_entropy(model(x), labels)
+    loss.backward()
+    clip_grad_norm(params, 1.0)
+    opt.step()
+    scheduler.step()
+    losses.append(float(loss.data))
+with no_grad():
+    logits = model(x)
+    final_loss = float(cross_entropy(logits, labels).data)
+accuracy = float(np.mean(np.argmax(logits.data, axis=1) == labels))
+# The reference reaches loss 0.050 and accuracy 1.0 (0.055 and 0.060 with seeds 1 and 2), so the
+# loss threshold leaves 4x headroom. Without momentum (plain gradient descent, same rate and
+# schedule) training stops near loss 0.55 and accuracy 0.82.
+assert np.isfinite(final_loss), f"training diverged: final loss {final_loss}, losses {losses[:5]} ..."
+assert final_loss < 0.2, (
+    f"final loss {final_loss:.4f} after 200 steps (first {losses[0]:.3f}), expected < 0.2; "
+    "check the SGD tests above"
+)
+assert accuracy >= 0.95, f"training accuracy {accuracy:.3f} after 200 steps, expected >= 0.95"
+
+# %% [markdown]
+# ## Part 7: Written questions (8 points)
+#
+# Answer each question in a few sentences in the cell below it. Numbers from your own
+# measurements above make the best arguments.
+#
+# **Question 1 (2 points).** In the ill-conditioned quadratic, the gradient along $x_2$ flips
+# sign at almost every step while the gradient along $x_1$ keeps its sign. What does the
+# momentum buffer do with each of these components, and why does that allow faster progress
+# than gradient descent with the same learning rate?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_momentum_oscillation", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# The buffer is an exponentially weighted sum of past gradients. Along $x_2$ successive
+# gradients alternate in sign, so they largely cancel in the sum and the oscillation across
+# the valley is damped. Along $x_1$ they keep their sign and add up, so the effective step
+# grows towards $\eta/(1-\mu)$ (10x for $\mu = 0.9$). Gradient descent cannot simply raise
+# $\eta$ to move faster along $x_1$, because $\eta$ is capped by the stability limit $2/100$ of
+# the steep direction; momentum speeds up the flat direction without destabilising the steep one.
+# ### END SOLUTION
+
+# %% [markdown]
+# **Question 2 (2 points).** Using the memory measurement above, how many bytes per
+# parameter do float32 weights, their gradients and the optimizer's state take with SGD
+# (no momentum), SGD with momentum and Adam? For a model with one billion parameters, what
+# does that mean for the memory needed for training, excluding activations?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_adam_memory", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Weights 4 B and gradients 4 B per parameter in every case; the state adds 0 B (plain SGD),
+# 4 B (momentum buffer) or 8 B (Adam's two moments), as measured from the state arrays'
+# nbytes. Totals: 8, 12 and 16 B per parameter, i.e. about 8 GB, 12 GB and 16 GB for one
+# billion parameters (plus one scratch array in our implementation). Adam needs twice the
+# state of momentum SGD, which is why memory-saving optimizers and sharded optimizer state exist.
+# ### END SOLUTION
+
+# %% [markdown]
+# **Question 3 (2 points).** `Adam(weight_decay=λ)` and `AdamW(weight_decay=λ)` both
+# "decay the weights". Explain, with the update equations, why they are different
+# optimizers, and which parameters are regularised less under Adam + L2.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_adamw_vs_l2", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Adam + L2 adds $\lambda\theta$ to the gradient, so the decay passes through the moments and
+# is divided by $\sqrt{\hat v} + \epsilon$: the effective decay of a coordinate is about
+# $\eta\lambda\theta/\sqrt{\hat v}$. Coordinates with large or frequent gradients (large $\hat v$)
+# are barely decayed, those with small gradients strongly. AdamW applies
+# $\theta \leftarrow \theta(1 - \eta\lambda)$ directly, before and outside the adaptive update,
+# so every coordinate shrinks by the same factor and the moments only see the loss gradient.
+# The two coincide only for $\lambda = 0$ (tested above), or for plain SGD, where L2 and decay
+# are the same thing.
+# ### END SOLUTION
+
+# %% [markdown]
+# **Question 4 (2 points).** You train a transformer with AdamW for a fixed budget of
+# 100 000 steps. Which learning-rate schedule from Part 5 would you choose and why? Say why
+# the first few hundred steps need special treatment, and what `CosineAnnealingLR` does if
+# you set `T_max` smaller than the number of steps you actually run.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_choosing_schedule", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Warm-up followed by cosine decay (`WarmupCosineLR`, e.g. a few thousand warm-up steps and
+# total_steps = 100 000). At the start Adam's second-moment estimate comes from very few
+# gradients and the model is far from any basin, so full-size steps can be erratic and even
+# diverge; ramping the rate up from 0 avoids that. With a known budget, cosine decay spends
+# most of the time at high rates (fast progress) and ends with small ones (settling into a
+# minimum), without the abrupt drops of StepLR. If `T_max` is shorter than the run,
+# PyTorch's cosine keeps going: after $T_{\max}$ the rate rises again towards the base rate,
+# which undoes the annealing at the end of training.
+# ### END SOLUTION
+
+# %% [markdown]
+# ## Summary
+#
+# You built, exactly as PyTorch defines them:
+#
+# * the gradient-descent step and SGD with momentum, dampening, Nesterov and L2 weight decay;
+# * Adam with bias correction and AdamW with decoupled weight decay;
+# * global-norm gradient clipping that returns the pre-clip norm;
+# * closed-form learning-rate schedules driven by PyTorch's scheduler protocol.
+#
+# And you measured what they cost: 0, 4 or 8 bytes of state per float32 parameter, a step time
+# set by memory traffic, and a several-fold slowdown (plus about seven parameter-sized arrays of
+# extra memory) for writing an update with temporary arrays instead of in place. Once the module is exported,
+# `from tinytorch.core.optimizers import AdamW, WarmupCosineLR, clip_grad_norm` is yours.
