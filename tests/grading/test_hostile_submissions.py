@@ -13,23 +13,9 @@ import pytest
 
 from tito.course.grading import submissions as sub
 from tito.course.grading.autograde import autograde
+from tito.course.grading.examples import EPS_INSIDE_SQRT
 
 pytestmark = pytest.mark.slow
-
-# A realistic bug: epsilon inside the square root of Adam's denominator.
-EPS_INSIDE_SQRT = """\
-state["step"] += 1
-step = state["step"]
-exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-g = grad + weight_decay * param
-exp_avg *= beta1
-exp_avg += (1 - beta1) * g
-exp_avg_sq *= beta2
-exp_avg_sq += (1 - beta2) * g * g
-m_hat = exp_avg / (1 - beta1 ** step)
-v_hat = exp_avg_sq / (1 - beta2 ** step)
-param -= lr * m_hat / np.sqrt(v_hat + eps)
-"""
 
 # Student cells that try to make failing tests pass inside the kernel.
 FORGE_NUMPY = """\

@@ -37,6 +37,17 @@ def generate(module: str = typer.Argument(None, help="Module name or number."),
 
 @app.command()
 @handles_errors
+def examples():
+    """Rebuild the bundled example submissions (examples/submissions/) from the student version."""
+    from ..course.grading.examples import write
+
+    course = load_course()
+    for path in write(course):
+        console.print(f"example submission: {path.relative_to(course.root)}")
+
+
+@app.command()
+@handles_errors
 def autograde(module: str = typer.Argument(..., help="Module name or number."),
               student: list[str] = typer.Option(None, "--student", help="Only this student (repeatable)."),
               workers: int = typer.Option(1, "--workers", min=1, help="Submissions graded in parallel.")):

@@ -1,0 +1,74 @@
+"""A student's round trip with the real CLI: start, complete (real kernel), export their own code."""
+from __future__ import annotations
+
+import nbformat
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import make_course_copy
+from tito.course import student
+from tito.course.generate import generate
+from tito.course.grading.submissions import filled
+from tito.course.settings import Course
+from tito.main import app
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+@pytest.fixture()
+def course(tmp_path, monkeypatch):
+    c = Course(make_course_copy(tmp_path / "repo"))
+    generate(c, c.module("06"))
+    monkeypatch.chdir(c.root)
+    return c
+
+
+def test_complete_without_a_working_copy_says_how_to_start(course):
+    result = runner.invoke(app, ["module", "complete", "06"])
+    assert result.exit_code == 1
+    assert "tito module start 06_optimizers" in result.output
+
+
+def test_start_never_overwrites_a_working_copy_and_force_keeps_a_backup(course):
+    assert runner.invoke(app, ["module", "start", "06"]).exit_code == 0
+    work = course.workspace_notebook(course.module("06"))
+    work.write_text("my precious work")
+    again = runner.invoke(app, ["module", "start", "06_optimizers"])
+    assert again.exit_code == 1 and "already exists" in again.output
+    assert work.read_text() == "my precious work"
+    forced = runner.invoke(app, ["module", "start", "06", "--force"])
+    assert forced.exit_code == 0
+    backups = list(work.parent.glob("optimizers.backup-*.ipynb"))
+    assert [b.read_text() for b in backups] == ["my precious work"]
+    assert work.read_bytes() == course.release_notebook(course.module("06")).read_bytes()
+
+
+def test_untouched_work_fails_every_test_and_exports_the_students_stubs(course):
+    m = course.module("06")
+    runner.invoke(app, ["module", "start", "06"])
+    result = runner.invoke(app, ["module", "complete", "06"])
+    assert result.exit_code == 1
+    assert "Tests passed: 0/45 (0/92 automatic points)" in result.output
+    assert "NotImplementedError" in result.output
+    exported = m.export.read_text()
+    assert "File to edit: ../../workspace/06_optimizers/optimizers.ipynb" in exported
+    assert "raise NotImplementedError()" in exported
+    assert student.state(course, m) == "in progress (0/45 tests passing)"
+
+
+def test_completed_work_passes_and_exports_the_students_code(course):
+    m = course.module("06")
+    runner.invoke(app, ["module", "start", "06"])
+    work = course.workspace_notebook(m)
+    done = filled(nbformat.read(work, as_version=4), nbformat.read(course.source_notebook(m), as_version=4))
+    nbformat.write(done, work)
+    result = runner.invoke(app, ["module", "complete", "06"])
+    assert result.exit_code == 0, result.output
+    assert "Tests passed: 45/45 (92/92 automatic points)" in result.output
+    exported = m.export.read_text()
+    assert "File to edit: ../../workspace/06_optimizers/optimizers.ipynb" in exported
+    assert "raise NotImplementedError()" not in exported
+    assert student.state(course, m) == "tests passing, exported"
+    status = runner.invoke(app, ["module", "status"])
+    assert "tests passing, exported" in status.output and "not started" not in status.output.split("06_optimizers")[1]
