@@ -65,7 +65,9 @@ def autograde(module: str = typer.Argument(..., help="Module name or number."),
     for col in ["student", "score", "status", "note"]:
         t.add_column(col)
     for o in outcomes:
-        t.add_row(o.student, f"{o.score:g}/{o.max_score:g}", o.status, o.reason[:100])
+        lost = [c.grade_id for c in o.cells if c.score < c.max_score]
+        note = o.reason or (f"lost points in {len(lost)} cell(s): " + ", ".join(lost[:3]) if lost else "")
+        t.add_row(o.student, f"{o.score:g}/{o.max_score:g}", o.status, note[:120])
     console.print(t)
     if any(o.status == "failed" for o in outcomes):
         console.print("[yellow]Some submissions could not be run completely; they were scored 0 where "
@@ -106,11 +108,15 @@ def report(module: str = typer.Argument(..., help="Module name or number."),
         w.writeheader()
         w.writerows(rows)
         return
+    # One column per student, one row per graded cell: fits a terminal for a handful of
+    # students; use --format csv for a class.
     t = Table(title=f"{m.name}: scores per graded cell")
-    for c in cols:
-        t.add_column(c)
+    t.add_column("graded cell")
     for r in rows:
-        t.add_row(*[f"{r[c]:g}" if isinstance(r[c], float) else str(r[c]) for c in cols])
+        t.add_column(r["student"], justify="right")
+    for c in ["total", "status", *cells]:
+        t.add_row(c, *[f"{r[c]:g}" if isinstance(r[c], float) else str(r[c]) for r in rows],
+                  end_section=c == "status")
     console.print(t)
 
 
