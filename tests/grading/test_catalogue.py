@@ -1,0 +1,200 @@
+"""The student-bug catalogue and the correct alternatives, graded through the real pipeline.
+
+tests/grading/catalogue/bugs.yaml lists realistic wrong answers and alternatives.yaml correct
+answers written differently from the reference. Each entry becomes a submission: the student
+version with the reference solution filled in and the entry's region(s) replaced. One batch
+grades them all (nbgrader kernel run + isolated judge, two workers); every bug must lose points
+in a cell named for it, every alternative must score full marks, and the untouched student
+version must score 0. The fast tests at the top check the catalogue files themselves.
+"""
+from __future__ import annotations
+
+import html
+import re
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from tito.course.grading import submissions as sub
+from tito.course.grading.autograde import autograde
+from tito.course.nbgrader_setup import api
+from tito.course.settings import Course
+
+CATALOGUE = Path(__file__).parent / "catalogue"
+BUGS = yaml.safe_load((CATALOGUE / "bugs.yaml").read_text(encoding="utf-8"))
+ALTERNATIVES = yaml.safe_load((CATALOGUE / "alternatives.yaml").read_text(encoding="utf-8"))
+BUG_IDS = [b["id"] for b in BUGS]
+ALTERNATIVE_IDS = [a["id"] for a in ALTERNATIVES]
+UNTOUCHED = "catalogue-untouched"
+# The bug whose message the feedback test looks for in the HTML a student receives.
+FEEDBACK_BUG = "adam-step-from-zero"
+
+
+def bug_submission(complete, bug):
+    return sub.replace_region(complete, bug["region"], bug["code"], bug.get("index", 0))
+
+
+def alternative_submission(complete, alternative):
+    nb = complete
+    for grade_id, code in alternative["replace"].items():
+        nb = sub.replace_region(nb, grade_id, code)
+    return nb
+
+
+def _cells(nb) -> dict:
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
+
+
+# --- the catalogue files ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def instructor():
+    course = Course(Path(__file__).parent)
+    return nbformat.read(course.source_notebook(course.module("06")), as_version=4)
+
+
+def _solution_cells(nb) -> set[str]:
+    return {gid for gid, c in _cells(nb).items() if c.cell_type == "code" and c.metadata["nbgrader"].get("solution")}
+
+
+def _grade_cells(nb) -> set[str]:
+    return {gid for gid, c in _cells(nb).items() if c.cell_type == "code" and c.metadata["nbgrader"].get("grade")}
+
+
+def test_catalogue_entries_have_exactly_the_documented_fields():
+    id_format = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+    for bug in BUGS:
+        assert {"id", "mistake", "region", "caught_by", "code"} <= set(bug) <= \
+            {"id", "mistake", "region", "index", "caught_by", "message", "code"}, f"bug entry {bug.get('id')}: fields {sorted(bug)}"
+        assert isinstance(bug["caught_by"], list) and bug["caught_by"], f"bug {bug['id']}: caught_by must be a non-empty list"
+    for alternative in ALTERNATIVES:
+        assert set(alternative) == {"id", "why", "replace"}, f"alternative {alternative.get('id')}: fields {sorted(alternative)}"
+        assert isinstance(alternative["replace"], dict) and alternative["replace"], f"alternative {alternative['id']}: empty replace"
+    for entry in BUGS + ALTERNATIVES:
+        assert id_format.fullmatch(entry["id"]), f"id {entry['id']!r} is not lower-case words joined by '-'"
+
+
+def test_catalogue_ids_are_unique():
+    assert len(set(BUG_IDS)) == len(BUG_IDS), sorted(i for i in BUG_IDS if BUG_IDS.count(i) > 1)
+    assert len(set(ALTERNATIVE_IDS)) == len(ALTERNATIVE_IDS), sorted(i for i in ALTERNATIVE_IDS if ALTERNATIVE_IDS.count(i) > 1)
+
+
+def test_catalogue_is_large_enough_and_covers_every_student_region(instructor):
+    assert len(BUGS) >= 30 and len(ALTERNATIVES) >= 8, f"{len(BUGS)} bugs, {len(ALTERNATIVES)} alternatives"
+    assert sum("message" in b for b in BUGS) >= 8, "at least 8 bugs must check their diagnostic message"
+    assert {b["region"] for b in BUGS} == _solution_cells(instructor)
+
+
+@pytest.mark.parametrize("bug", BUGS, ids=BUG_IDS)
+def test_bug_names_existing_cells_and_compiles(instructor, bug):
+    assert bug["region"] in _solution_cells(instructor), f"{bug['region']} is not a solution cell"
+    assert set(bug["caught_by"]) <= _grade_cells(instructor), f"unknown grade cells {set(bug['caught_by']) - _grade_cells(instructor)}"
+    nb = bug_submission(instructor, bug)
+    cell = _cells(nb)[bug["region"]]
+    compile(cell.source, f"<bug {bug['id']}>", "exec")
+    original = sub.region(instructor, bug["region"], bug.get("index", 0))
+    assert sub.region(nb, bug["region"], bug.get("index", 0)).split() != original.split(), "the code is the reference solution"
+
+
+@pytest.mark.parametrize("alternative", ALTERNATIVES, ids=ALTERNATIVE_IDS)
+def test_alternative_names_existing_cells_and_compiles(instructor, alternative):
+    assert set(alternative["replace"]) <= _solution_cells(instructor), \
+        f"not solution cells: {set(alternative['replace']) - _solution_cells(instructor)}"
+    nb = alternative_submission(instructor, alternative)
+    for grade_id in alternative["replace"]:
+        compile(_cells(nb)[grade_id].source, f"<alternative {alternative['id']} {grade_id}>", "exec")
+
+
+# --- the whole catalogue through the real pipeline -----------------------------------------
+
+class _Summary:
+    """Adds the catch rate to pytest's terminal summary."""
+
+    def __init__(self, line: str):
+        self.line = line
+
+    def pytest_terminal_summary(self, terminalreporter):
+        terminalreporter.write_sep("-", "student-bug catalogue (06_optimizers)")
+        terminalreporter.write_line(self.line)
+
+
+def _caught(outcome, bug) -> list:
+    """The named cells in which the judge failed the bug and points were lost."""
+    return [c for c in outcome.cells if c.grade_id in bug["caught_by"] and c.judge is False and c.score < c.max_score]
+
+
+def _full_marks(outcome) -> bool:
+    return outcome.status == "graded" and all(c.score == c.max_score for c in outcome.cells)
+
+
+@pytest.fixture(scope="module")
+def batch(graded_course, request):
+    course = graded_course
+    m = course.module("06")
+    release = nbformat.read(course.release_notebook(m), as_version=4)
+    complete = sub.filled(release, nbformat.read(course.source_notebook(m), as_version=4))
+    cases = {UNTOUCHED: release}
+    cases.update({f"bug-{b['id']}": bug_submission(complete, b) for b in BUGS})
+    cases.update({f"alt-{a['id']}": alternative_submission(complete, a) for a in ALTERNATIVES})
+    for student, nb in cases.items():
+        path = course.root / "submitted" / student / m.name / f"{m.notebook}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+
+    start = time.monotonic()
+    outcomes = {o.student: o for o in autograde(course, m, list(cases), workers=2)}
+    seconds = time.monotonic() - start
+
+    caught = sum(bool(_caught(outcomes[f"bug-{b['id']}"], b)) for b in BUGS)
+    accepted = sum(_full_marks(outcomes[f"alt-{a['id']}"]) for a in ALTERNATIVES)
+    line = (f"{caught}/{len(BUGS)} bugs caught, {accepted}/{len(ALTERNATIVES)} alternatives accepted, "
+            f"untouched student version {outcomes[UNTOUCHED].score:g}/{outcomes[UNTOUCHED].max_score:g}; "
+            f"{len(cases)} submissions graded in {seconds:.0f} s with 2 workers")
+    request.config.pluginmanager.register(_Summary(line), "catalogue-summary")
+    return dict(course=course, module=m, outcomes=outcomes)
+
+
+@pytest.mark.slow
+def test_untouched_student_version_scores_zero(batch):
+    o = batch["outcomes"][UNTOUCHED]
+    assert (o.status, o.score) == ("graded", 0.0), (o.status, o.reason, [(c.grade_id, c.score) for c in o.cells if c.score])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bug", BUGS, ids=BUG_IDS)
+def test_bug_loses_points_in_a_named_cell(batch, bug):
+    o = batch["outcomes"][f"bug-{bug['id']}"]
+    assert o.status == "graded", f"{o.status}: {o.reason}"
+    lost = [c.grade_id for c in o.cells if c.score < c.max_score]
+    assert _caught(o, bug), f"{bug['mistake']}: no points lost in {bug['caught_by']} (lost in {lost})"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bug", [b for b in BUGS if "message" in b], ids=[b["id"] for b in BUGS if "message" in b])
+def test_failure_message_names_the_bug(batch, bug):
+    messages = [c.message for c in _caught(batch["outcomes"][f"bug-{bug['id']}"], bug)]
+    assert any(bug["message"] in m for m in messages), f"{bug['message']!r} not in {messages}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("alternative", ALTERNATIVES, ids=ALTERNATIVE_IDS)
+def test_alternative_scores_full_marks(batch, alternative):
+    o = batch["outcomes"][f"alt-{alternative['id']}"]
+    assert o.status == "graded", f"{o.status}: {o.reason}"
+    assert [(c.grade_id, c.message) for c in o.cells if c.score < c.max_score] == []
+    assert o.score == o.max_score
+
+
+@pytest.mark.slow
+def test_feedback_html_shows_the_diagnostic_message(batch):
+    course, m = batch["course"], batch["module"]
+    bug = next(b for b in BUGS if b["id"] == FEEDBACK_BUG)
+    student = f"bug-{bug['id']}"
+    result = api(course, course.root).generate_feedback(m.name, student, force=True)
+    assert result["success"], result.get("error")
+    page = (course.root / "feedback" / student / m.name / f"{m.notebook}.html").read_text(encoding="utf-8")
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert bug["message"] in text
