@@ -35,7 +35,7 @@ def graded_course(tmp_path_factory):
     from tito.course.generate import generate
     from tito.course.settings import Course
 
-    root = make_course_copy(tmp_path_factory.mktemp("course"), cell_timeout_seconds=8, memory_limit_mb=2500,
+    root = make_course_copy(tmp_path_factory.mktemp("course"), cell_timeout_seconds=30, memory_limit_mb=2500,
                             submission_timeout_seconds=400)
     course = Course(root)
     generate(course, course.module("06"))

@@ -1890,6 +1890,43 @@ assert final_loss < 0.2, (
 assert accuracy >= 0.95, f"training accuracy {accuracy:.3f} after 200 steps, expected >= 0.95"
 
 # %% [markdown]
+# ## Experiments on real data (not graded)
+#
+# The course's four optimizer studies live in the `experiments` package and train with the
+# **exported** `tinytorch.core.optimizers`, so they use your code once `tito module complete 06`
+# has exported it. Each is one function call; the full versions, with every number in a YAML
+# config, run from the shell: `tito experiment list`, then for example
+# `tito experiment run optimizers optim.adam.lr=0.01`. The cells below run small versions and
+# save nothing (`out_root=None`).
+
+# %%
+from IPython.display import display
+
+from experiments import run_study
+
+
+def show(record):
+    """Print a study's summary table and show its figure(s)."""
+    rows = record.result.summary
+    print(" | ".join(rows[0]))
+    for row in rows:
+        print(" | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()))
+    for figure in record.result.figures.values():
+        display(figure)
+
+
+# Gradient descent vs momentum on logistic regression (2-D Gaussian data).
+show(run_study("momentum", ["iterations=100"], out_root=None))
+
+# %%
+# Adam with and without bias correction: the first epochs on the 8x8 digits.
+show(run_study("bias_correction", ["train.epochs=2"], out_root=None))
+
+# %%
+# A learning rate about 10x too large, with and without global-norm clipping.
+show(run_study("clipping", ["train.epochs=2"], out_root=None))
+
+# %% [markdown]
 # ## Part 7: Written questions (8 points)
 #
 # Answer each question in a few sentences in the cell below it. Numbers from your own

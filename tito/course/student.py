@@ -97,12 +97,14 @@ def run_notebook(course: Course, path: Path) -> tuple[nbformat.NotebookNode, Run
 
 
 def complete(course: Course, m: Module) -> tuple[RunResult, Path]:
-    """Run the student's own working copy, export their code with nbdev, record progress."""
+    """Export the student's own working copy with nbdev, run it in a kernel, record progress."""
     work = course.workspace_notebook(m)
     if not work.is_file():
         raise CourseError(f"no working copy of {m.name} at {work}. Start one with `tito module start {m.name}`.")
-    _, result = run_notebook(course, work)
+    # Export first: the notebook's experiment cells import the package, and they should
+    # run on the code in this notebook, not on the previous export.
     exported = export_notebook(course, work, m)
+    _, result = run_notebook(course, work)
     record_progress(course, m, result, work)
     return result, exported
 
