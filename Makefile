@@ -27,7 +27,7 @@ demo: install
 	$(TITO) nbgrader feedback 06_optimizers
 
 test: install
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: install
 	$(BIN)/python benchmarks/optimizers.py
