@@ -60,7 +60,8 @@ def api(course: Course, course_root: Path | None = None):
 def check(result: dict, what: str) -> dict:
     """nbgrader's API returns a success flag instead of raising: turn failure into an error."""
     if not result.get("success"):
-        detail = (result.get("error") or "").strip() or (result.get("log") or "").strip()
+        # nbgrader's error often only says "see the traceback above": the log holds it.
+        detail = "\n".join(x.strip() for x in (result.get("log"), result.get("error")) if x and x.strip())
         raise CourseError(f"nbgrader {what} failed:\n{detail[-3000:]}")
     return result
 
