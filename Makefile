@@ -5,6 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 TITO   := $(BIN)/tito
+# Tools that the installed packages call by name (nbgrader runs `alembic`) come from the venv.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install demo test bench clean-demo
 

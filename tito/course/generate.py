@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 from .export import build_source_notebook
@@ -22,9 +23,23 @@ def generate(course: Course, m: Module, course_root: Path | None = None) -> Path
         dest = root / cfg.source_directory / m.name / src.name
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)
-    with quiet():
-        check(api(course, root).generate_assignment(m.name, force=True, create=True), f"generate_assignment {m.name}")
-    out = root / cfg.release_directory / m.name / f"{m.notebook}.ipynb"
+    release_dir = root / cfg.release_directory / m.name
+    # nbgrader deletes the old student version before writing the new one; keep a copy so
+    # that a failed generation leaves the previous one in place.
+    with tempfile.TemporaryDirectory() as tmp:
+        backup = Path(tmp) / "release"
+        if release_dir.exists():
+            shutil.copytree(release_dir, backup)
+        try:
+            with quiet():
+                check(api(course, root).generate_assignment(m.name, force=True, create=True),
+                      f"generate_assignment {m.name}")
+        except BaseException:
+            if backup.exists():
+                shutil.rmtree(release_dir, ignore_errors=True)
+                shutil.copytree(backup, release_dir)
+            raise
+    out = release_dir / f"{m.notebook}.ipynb"
     if not out.is_file():
         raise FileNotFoundError(f"nbgrader reported success but wrote no {out}")
     return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import sys
 from pathlib import Path
 
 from traitlets.config import Config
@@ -46,10 +48,19 @@ def nbgrader_config(course: Course, course_root: Path | None = None) -> Config:
     return c
 
 
+def _tools_on_path() -> None:
+    """nbgrader runs the `alembic` executable installed beside it; make sure that folder is on
+    PATH even when tito was started as .venv/bin/tito without activating the environment."""
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
 def api(course: Course, course_root: Path | None = None):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
+    _tools_on_path()
     config = nbgrader_config(course, course_root)
     coursedir = CourseDirectory(config=config)
     a = NbGraderAPI(coursedir, config=config)
