@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import configparser
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,26 @@ def graded_course(tmp_path_factory):
     course = Course(root)
     generate(course, course.module("06"))
     return course
+
+
+# Summary lines (e.g. the catalogue's catch rate) for pytest's terminal summary. With xdist
+# the tests run in worker processes, so the lines travel through pytest's cache on disk and
+# the main process prints those written during this session.
+SUMMARY_KEY = "tinytorch/summaries"
+
+
+def report_summary(config, title: str, line: str) -> None:
+    entries = [e for e in config.cache.get(SUMMARY_KEY, []) if e["title"] != title]
+    config.cache.set(SUMMARY_KEY, entries + [{"title": title, "line": line, "time": time.time()}])
+
+
+def pytest_sessionstart(session):
+    session.config._summary_since = time.time()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    since = getattr(config, "_summary_since", 0.0)
+    for entry in config.cache.get(SUMMARY_KEY, []):
+        if entry["time"] >= since:
+            terminalreporter.write_sep("-", entry["title"])
+            terminalreporter.write_line(entry["line"])

@@ -23,6 +23,8 @@ from tito.course.grading.autograde import autograde
 from tito.course.nbgrader_setup import api
 from tito.course.settings import Course
 
+from tests.conftest import report_summary
+
 CATALOGUE = Path(__file__).parent / "catalogue"
 BUGS = yaml.safe_load((CATALOGUE / "bugs.yaml").read_text(encoding="utf-8"))
 ALTERNATIVES = yaml.safe_load((CATALOGUE / "alternatives.yaml").read_text(encoding="utf-8"))
@@ -110,17 +112,6 @@ def test_alternative_names_existing_cells_and_compiles(instructor, alternative):
 
 # --- the whole catalogue through the real pipeline -----------------------------------------
 
-class _Summary:
-    """Adds the catch rate to pytest's terminal summary."""
-
-    def __init__(self, line: str):
-        self.line = line
-
-    def pytest_terminal_summary(self, terminalreporter):
-        terminalreporter.write_sep("-", "student-bug catalogue (06_optimizers)")
-        terminalreporter.write_line(self.line)
-
-
 def _caught(outcome, bug) -> list:
     """The named cells in which the judge failed the bug and points were lost."""
     return [c for c in outcome.cells if c.grade_id in bug["caught_by"] and c.judge is False and c.score < c.max_score]
@@ -153,7 +144,7 @@ def batch(graded_course, request):
     line = (f"{caught}/{len(BUGS)} bugs caught, {accepted}/{len(ALTERNATIVES)} alternatives accepted, "
             f"untouched student version {outcomes[UNTOUCHED].score:g}/{outcomes[UNTOUCHED].max_score:g}; "
             f"{len(cases)} submissions graded in {seconds:.0f} s with 2 workers")
-    request.config.pluginmanager.register(_Summary(line), "catalogue-summary")
+    report_summary(request.config, "student-bug catalogue (06_optimizers)", line)
     return dict(course=course, module=m, outcomes=outcomes)
 
 

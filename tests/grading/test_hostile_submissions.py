@@ -11,6 +11,7 @@ import json
 import nbformat
 import pytest
 
+from tito.course.grading import isolation
 from tito.course.grading import submissions as sub
 from tito.course.grading.autograde import autograde
 from tito.course.grading.examples import EPS_INSIDE_SQRT
@@ -34,6 +35,21 @@ from IPython import get_ipython
 ip = get_ipython()
 ip.showtraceback = lambda *a, **k: None
 ip.set_custom_exc((BaseException,), lambda shell, etype, value, tb, tb_offset=None: None)
+"""
+# Solution regions that take the answer from the grading machine instead of computing it.
+IMPORT_REFERENCE = """\
+import tinytorch.core.optimizers as reference
+reference.adam_step(param, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                    weight_decay=weight_decay, scratch=scratch)
+"""
+READ_INSTRUCTOR_NOTEBOOK = """\
+import json
+cells = json.load(open({path!r}))["cells"]
+source = "".join(next(c["source"] for c in cells if c["id"] == "adam_step_impl"))
+namespace = dict(globals())
+exec(source.replace("#| export", ""), namespace)
+namespace["adam_step"](param, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                       weight_decay=weight_decay, scratch=scratch)
 """
 LOOP_FOREVER = "while True:\n    pass"
 EAT_MEMORY = "import numpy as np\nhog = []\nwhile True:\n    hog.append(np.ones(50_000_000))"
@@ -78,6 +94,9 @@ def batch(graded_course):
         "forged_numpy": sub.insert_code_cell(buggy, None, FORGE_NUMPY),
         "forged_tracebacks": sub.insert_code_cell(buggy, None, FORGE_TRACEBACKS),
         "forged_in_export_cell": sub.insert_code_cell(buggy, None, "#| export\n" + FORGE_NUMPY),
+        "imports_reference": sub.replace_region(complete, "adam_step_impl", IMPORT_REFERENCE),
+        "reads_instructor_notebook": sub.replace_region(
+            complete, "adam_step_impl", READ_INSTRUCTOR_NOTEBOOK.format(path=str(course.source_notebook(m)))),
         "loops_forever": sub.insert_code_cell(complete, "adam_step_impl", LOOP_FOREVER),
         "eats_memory": sub.insert_code_cell(complete, "adam_step_impl", "#| export\n" + EAT_MEMORY),
         "calls_sys_exit": sub.insert_code_cell(complete, "adam_step_impl", "import sys\nsys.exit(3)"),
@@ -154,6 +173,17 @@ def test_forging_the_checks_in_the_kernel_earns_nothing(batch, student):
     assert o.score <= buggy.score < batch["full"]
     # The judge, not the kernel, decided the cells the bug fails.
     assert _cell(o, "adam_eps_outside_sqrt").judge is False
+
+
+@pytest.mark.parametrize("student", ["imports_reference", "reads_instructor_notebook"])
+def test_taking_the_reference_solution_from_the_grading_machine_earns_nothing(batch, student):
+    if not isolation.available():
+        pytest.skip("hiding the course files needs root (unshare); the outcome records this")
+    o = batch["outcomes"][student]
+    # The copied reference passes in nbgrader's kernel; the isolated check cannot see it.
+    first_step = _cell(o, "adam_first_step_moves_lr")
+    assert (first_step.kernel, first_step.judge, first_step.score) == (3.0, False, 0.0)
+    assert o.score <= batch["outcomes"]["buggy"].score
 
 
 @pytest.mark.parametrize("student", ["loops_forever", "eats_memory", "calls_sys_exit"])

@@ -18,6 +18,7 @@ console = Console()
 @app.command("list")
 def list_studies() -> None:
     """List the studies and their config files."""
+    _import_studies()
     from experiments import STUDIES
     from experiments.run import CONFIG_DIR
 
@@ -37,6 +38,7 @@ def run(
     out: Path = typer.Option(Path("runs"), "--out", help="Root folder for run folders (<out>/<study>/<timestamp>/)."),
 ) -> None:
     """Run one study, save config, commit, metrics and plots, and print a summary."""
+    _import_studies()
     from experiments import ExperimentError, run_study
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -53,6 +55,10 @@ def run(
         except ExperimentError as err:
             console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(2) from None
+        except NotImplementedError:
+            console.print("[red]error:[/red] the exported tinytorch code is unfinished (NotImplementedError); "
+                          "complete the module and run `tito module complete 06` first", soft_wrap=True)
+            raise typer.Exit(1) from None
 
     rows = record.result.summary
     table = Table(title=f"{name} ({record.elapsed_seconds:.1f} s)")
@@ -62,6 +68,17 @@ def run(
         table.add_row(*(_cell(v) for v in row.values()))
     console.print(table)
     console.print(f"saved to {record.directory}", soft_wrap=True, highlight=False)
+
+
+def _import_studies() -> None:
+    """Import the studies (and with them the exported package), or say why that fails."""
+    try:
+        import experiments  # noqa: F401
+    except Exception as err:
+        console.print(f"[red]error:[/red] the exported tinytorch package cannot be imported "
+                      f"({type(err).__name__}: {escape(str(err))}); re-export it with `tito module complete` "
+                      "or `tito export --all`", soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 def _cell(value) -> str:

@@ -48,7 +48,7 @@ def nbgrader_config(course: Course, course_root: Path | None = None) -> Config:
     return c
 
 
-def _tools_on_path() -> None:
+def tools_on_path() -> None:
     """nbgrader runs the `alembic` executable installed beside it; make sure that folder is on
     PATH even when tito was started as .venv/bin/tito without activating the environment."""
     bindir = str(Path(sys.executable).parent)
@@ -60,7 +60,7 @@ def api(course: Course, course_root: Path | None = None):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
-    _tools_on_path()
+    tools_on_path()
     config = nbgrader_config(course, course_root)
     coursedir = CourseDirectory(config=config)
     a = NbGraderAPI(coursedir, config=config)

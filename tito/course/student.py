@@ -82,7 +82,12 @@ def run_notebook(course: Course, path: Path) -> tuple[nbformat.NotebookNode, Run
     client = NotebookClient(nb, timeout=course.cell_timeout, allow_errors=True, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}},
                             on_cell_executed=on_executed, interrupt_on_timeout=True)
-    client.execute()
+    try:
+        client.execute()
+    except Exception as e:  # the kernel died (os._exit, out of memory) or could not start
+        done = max(statuses, default=-1) + 2
+        raise CourseError(f"{path.name} stopped running at cell {done}: {type(e).__name__}: "
+                          f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
     cells, errors = [], []
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":

@@ -1,22 +1,25 @@
 """Autograde submissions: nbgrader in a kernel, then the isolated judge; one worker process each."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import signal
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import nbformat
 
-from ..nbgrader_setup import api, nbgrader_config, quiet
+from ..nbgrader_setup import api, nbgrader_config, quiet, tools_on_path
 from ..notebooks import is_grade_cell, write_if_changed
-from ..settings import Course, Module
+from ..settings import Course, CourseError, Module
 from .preprocessors import duplicated_ids
 
 
@@ -102,7 +105,10 @@ def grade_one(course: Course, course_root: Path, m: Module, student: str) -> Out
 
     from .judge import judge  # imports the package under test; only the worker needs it
 
-    report = judge(reference, submission, course.cell_timeout, course.memory_limit_mb)
+    report = judge(reference, submission, course.cell_timeout, course.memory_limit_mb,
+                   hide=[course.root, course_root])
+    if not report.isolated:
+        notes.append("the isolated check ran without hiding the course files (needs root for unshare)")
     cells = []
     for v in report.verdicts:
         k = kernel_scores.get(v.grade_id)
@@ -112,15 +118,6 @@ def grade_one(course: Course, course_root: Path, m: Module, student: str) -> Out
             msg = "failed when run in the notebook (see the feedback)" if result.get("success") else reason
         cells.append(CellScore(v.grade_id, v.points, score, k, v.passed, msg))
 
-    if result.get("success"):
-        from nbgrader.api import Gradebook
-
-        cfg = nbgrader_config(course, course_root).CourseDirectory
-        with Gradebook(cfg.db_url, course.course_id) as gb:
-            for c in cells:
-                g = gb.find_grade(c.grade_id, m.notebook, m.name, student)
-                g.auto_score = c.score
-            gb.db.commit()
     if report.student_cell_errors:
         notes.append("errors in exported cells: " + "; ".join(report.student_cell_errors[:3]))
     reason = "; ".join(([reason] if reason else []) + notes)
@@ -147,37 +144,69 @@ def submitted_students(course: Course, course_root: Path, m: Module) -> list[str
     return sorted(p.name for p in root.iterdir() if (p / m.name).is_dir()) if root.is_dir() else []
 
 
+def record_scores(course: Course, course_root: Path, m: Module, outcome: Outcome) -> None:
+    """Write the final scores into the gradebook, replacing the kernel-only scores nbgrader wrote.
+
+    Done by the parent process, after the worker has stopped, for every outcome: a worker
+    that crashed or was killed must not leave the kernel's (forgeable) scores behind.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+
+    tools_on_path()
+    cfg = nbgrader_config(course, course_root).CourseDirectory
+    with Gradebook(cfg.db_url, course.course_id) as gb:
+        try:
+            nb = gb.find_submission_notebook(m.notebook, m.name, outcome.student)
+        except MissingEntry:  # nbgrader never got as far as recording this submission
+            return
+        final = {c.grade_id: c.score for c in outcome.cells}
+        for g in nb.grades:
+            if g.cell_type == "code":
+                g.auto_score = final.get(g.name, 0.0)
+        gb.db.commit()
+
+
 def _run_worker(course: Course, course_root: Path, m: Module, student: str) -> Outcome:
-    """Grade in a fresh process group, so a runaway submission is killed with everything it started."""
+    """Grade one submission in a fresh worker process; always return an Outcome."""
     limit = course.memory_limit_mb * 1024 * 1024
+    cpu = course.submission_timeout
 
     def limits():
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        # Inherited by the kernel and the sandbox (which run in sessions of their own), so
+        # anything a submission leaves spinning is stopped after this much CPU time.
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
 
+    _, out_dir, _ = _paths(course, course_root, m, student)
+    (out_dir / OUTCOME_FILE).unlink(missing_ok=True)  # never mistake an old outcome for this run's
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "MPLBACKEND": "Agg"}
-    cmd = [sys.executable, "-m", "tito.course.grading.worker", str(course.root), str(course_root), m.name, student]
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=limits,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=course.submission_timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        reason = f"grading stopped after {course.submission_timeout} s (submission_timeout_seconds)"
-        return _failed(course, course_root, m, student, reason)
-    finally:
-        try:  # kernels and sandboxes left behind by a crashed worker
+    cmd = [sys.executable, "-I", "-m", "tito.course.grading.worker", str(course.root), str(course_root), m.name,
+           student]
+    # stderr goes to a file, not a pipe: processes the submission starts may hold it open.
+    with tempfile.TemporaryFile(mode="w+") as err:
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=limits,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            proc.wait(timeout=course.submission_timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        with contextlib.suppress(ProcessLookupError):  # the worker's group: sandbox helpers, kernels
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        proc.wait()
+        err.seek(0)
+        tail = err.read().strip().splitlines()[-1:]
+    if timed_out:
+        return _failed(course, course_root, m, student,
+                       f"grading stopped after {course.submission_timeout} s (submission_timeout_seconds)")
     if proc.returncode == 0:
         loaded = load_outcome(course, course_root, m, student)
         if loaded is not None:
             return loaded
-    tail = (stderr or "").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-    return _failed(course, course_root, m, student, f"grading process failed: {tail[0][:300]}")
+    reason = tail[0][:300] if tail else f"exit code {proc.returncode}"
+    return _failed(course, course_root, m, student, f"grading process failed: {reason}")
 
 
 def _failed(course, course_root, m, student, reason) -> Outcome:
@@ -191,12 +220,22 @@ def autograde(course: Course, m: Module, students: list[str], workers: int = 1,
               course_root: Path | None = None, on_done: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Grade `students`' submissions of module `m`, `workers` at a time; every one gets an Outcome."""
     course_root = Path(course_root or course.root).resolve()
+    reference = course_root / nbgrader_config(course, course_root).CourseDirectory.source_directory / m.name
+    if not (reference / f"{m.notebook}.ipynb").is_file():
+        raise CourseError(f"no instructor notebook at {reference}: run `tito nbgrader generate {m.name}` first")
+    lock = threading.Lock()  # one gradebook writer at a time
+
+    def grade(student: str) -> Outcome:
+        outcome = _run_worker(course, course_root, m, student)
+        with lock:
+            record_scores(course, course_root, m, outcome)
+        return outcome
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(_run_worker, course, course_root, m, s) for s in students]
-        outcomes = []
-        for f in futures:
-            o = f.result()
-            outcomes.append(o)
+        futures = {pool.submit(grade, s): s for s in students}
+        done = {}
+        for f in as_completed(futures):
+            done[futures[f]] = f.result()
             if on_done:
-                on_done(o)
-    return outcomes
+                on_done(done[futures[f]])
+    return [done[s] for s in students]

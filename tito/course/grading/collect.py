@@ -17,10 +17,11 @@ def _members(archive: Path):
     if archive.is_dir():
         return [(f.relative_to(archive).as_posix(), f.read_bytes) for f in sorted(archive.rglob("*")) if f.is_file()]
     try:
-        zf = zipfile.ZipFile(archive)
+        with zipfile.ZipFile(archive) as zf:
+            return [(i.filename.replace("\\", "/"), lambda data=zf.read(i): data)
+                    for i in zf.infolist() if not i.is_dir()]
     except (OSError, zipfile.BadZipFile) as e:
         raise CourseError(f"cannot read {archive} as a zip archive or folder: {e}") from None
-    return [(i.filename, lambda i=i: zf.read(i)) for i in zf.infolist() if not i.is_dir()]
 
 
 def collect(course: Course, m: Module, archive: Path, force: bool = False,

@@ -9,20 +9,22 @@ the student wrote or edited decides how their code is judged.
 from __future__ import annotations
 
 import ast
-import builtins
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import nbformat
 
 from ..notebooks import is_export_cell, is_grade_cell
+from . import isolation
 from .mirror import Mirror
 from .wire import WireError, receive, send
 
@@ -63,18 +65,22 @@ class CellVerdict:
 class JudgeReport:
     verdicts: list[CellVerdict]
     student_cell_errors: list[str] = field(default_factory=list)
+    isolated: bool = False  # whether the student's process ran with the course files hidden
 
 
 class StudentProcess:
     """The sandbox: started lazily, restarted after a crash or a timeout."""
 
-    def __init__(self, cells: list[str], timeout: float, memory_mb: int):
-        self.cells, self.timeout, self.memory_mb = cells, timeout, memory_mb
+    def __init__(self, cells: list[str], timeout: float, memory_mb: int, hide: list[Path]):
+        self.cells, self.timeout, self.memory_mb, self.hide = cells, timeout, memory_mb, hide
         self.proc = None
+        self.broken = ""  # why the student's cells could not be run; later calls fail at once
         self.cell_errors: list[str] = []
-        fd, self._code_path = tempfile.mkstemp(suffix=".json", prefix="student-code-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(cells, f)
+        self._stage = Path(tempfile.mkdtemp(prefix="grading-sandbox-"))
+        self._run = isolation.stage(self._stage)
+        self._code_path = self._stage / "student-code.json"
+        self._code_path.write_text(json.dumps(cells), encoding="utf-8")
+        self.isolated = isolation.available()
 
     def _limits(self):
         limit = self.memory_mb * 1024 * 1024
@@ -86,8 +92,11 @@ class StudentProcess:
         self.resp_r, resp_w = os.pipe()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
+        argv = [sys.executable, "-I", str(self._run), str(self._code_path), str(req_r), str(resp_w), str(self.timeout)]
+        if self.isolated:
+            argv = isolation.command(argv, self.hide, self._stage)
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-m", "tito.course.grading.sandbox", self._code_path, str(req_r), str(resp_w)],
+            argv,
             pass_fds=(req_r, resp_w), env=env, cwd=tempfile.gettempdir(), start_new_session=True,
             preexec_fn=self._limits, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -98,9 +107,10 @@ class StudentProcess:
         deadline = time.monotonic() + self.timeout * max(1, len(self.cells))
         try:
             header, _ = receive(self.resp_r, deadline)
-        except (WireError, TimeoutError) as e:
+        except Exception as e:  # unreadable, too slow, or gone: nothing of the student's can be judged
             self.stop()
-            raise RuntimeError(f"your exported cells did not finish running: {e}") from None
+            self.broken = f"your exported cells did not finish running: {e}"
+            raise StudentError(self.broken) from None
         self.cell_errors = [str(x) for x in header.get("cell_errors", [])][:20]
 
     def stop(self) -> None:
@@ -116,9 +126,11 @@ class StudentProcess:
 
     def close(self) -> None:
         self.stop()
-        os.unlink(self._code_path)
+        shutil.rmtree(self._stage, ignore_errors=True)
 
     def call(self, name: str, args, kwargs, deadline: float):
+        if self.broken:
+            raise StudentError(self.broken)
         if self.proc is None:
             self.start()
         arrays: list = []
@@ -129,27 +141,36 @@ class StudentProcess:
             reply, out = receive(self.resp_r, min(deadline, time.monotonic() + self.timeout))
         except TimeoutError:
             self.stop()
-            raise TimeoutError(f"{name}() did not return within the time limit") from None
-        except (WireError, OSError) as e:
+            raise StudentError(f"{name}() did not return within the time limit") from None
+        except Exception as e:  # the stream is out of step or the process is gone: start afresh
             self.stop()
-            raise RuntimeError(f"the process running {name}() stopped ({e})") from None
+            raise StudentError(f"the process running {name}() stopped ({type(e).__name__}: {e})") from None
         if not reply.get("ok"):
-            # A built-in exception keeps its type, so tests of error behaviour work across the
-            # boundary; anything else (custom classes, SystemExit) becomes a StudentError.
-            etype = getattr(builtins, str(reply.get("type")), None)
-            if isinstance(etype, type) and issubclass(etype, Exception) and etype.__module__ == "builtins":
+            # Common built-in errors keep their type, so tests of error behaviour work across
+            # the boundary; anything else (custom classes, SystemExit, ...) is a StudentError.
+            etype = _REBUILT_ERRORS.get(str(reply.get("type")))
+            if etype is not None:
                 raise etype(str(reply.get("message", "")))
             raise StudentError(f"{name}() raised {reply.get('error', 'an error')}")
         try:
             for e in reply.get("sync", []):
                 self.mirror.decode(e, out)
             return self.mirror.decode(reply.get("ret"), out)
-        except (ValueError, KeyError, IndexError, TypeError) as e:
+        except Exception as e:
             raise StudentError(f"{name}() left its arguments in an unusable state: {e}") from None
 
 
 class StudentError(Exception):
-    """The student's function raised or returned something unusable."""
+    """The student's code raised, returned something unusable, or could not be run.
+
+    Not a built-in type, so a test that expects e.g. a RuntimeError is not satisfied by it.
+    """
+
+
+_REBUILT_ERRORS = {e.__name__: e for e in [
+    ValueError, TypeError, RuntimeError, NotImplementedError, ArithmeticError, ZeroDivisionError,
+    FloatingPointError, OverflowError, IndexError, KeyError, AttributeError, NameError, AssertionError,
+]}
 
 
 def _proxy(sp: StudentProcess, name: str, clock: dict):
@@ -161,7 +182,7 @@ def _proxy(sp: StudentProcess, name: str, clock: dict):
 
 
 def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode,
-          cell_timeout: float, memory_mb: int) -> JudgeReport:
+          cell_timeout: float, memory_mb: int, hide: list[Path] = ()) -> JudgeReport:
     """Score every graded test cell of `reference` against the student code in `submission`."""
     ref_exports = [c for c in reference.cells if is_export_cell(c)]
     names = student_functions(ref_exports)
@@ -172,7 +193,7 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode,
     for c in ref_exports:
         exec(compile(c.source, f"<reference cell {c.get('id')}>", "exec"), trusted)
 
-    sp = StudentProcess(student_cells, cell_timeout, memory_mb)
+    sp = StudentProcess(student_cells, cell_timeout, memory_mb, list(hide))
     clock = {"deadline": 0.0}
     for name in names:
         trusted[name] = _proxy(sp, name, clock)
@@ -188,6 +209,6 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode,
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), False,
                                             f"{type(e).__name__}: {msg}"[:500]))
-        return JudgeReport(verdicts, sp.cell_errors)
+        return JudgeReport(verdicts, sp.cell_errors, sp.isolated)
     finally:
         sp.close()

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import nbformat
 
-from ..nbgrader_setup import nbgrader_config
+from ..nbgrader_setup import nbgrader_config, tools_on_path
 from ..notebooks import is_grade_cell
-from ..settings import Course, Module
+from ..settings import Course, CourseError, Module
 from .autograde import load_outcome, submitted_students
 
 
@@ -17,7 +17,11 @@ def score_rows(course: Course, m: Module, course_root: Path | None = None) -> tu
 
     root = Path(course_root or course.root).resolve()
     cfg = nbgrader_config(course, root).CourseDirectory
-    ref = nbformat.read(root / cfg.source_directory / m.name / f"{m.notebook}.ipynb", as_version=4)
+    ref_path = root / cfg.source_directory / m.name / f"{m.notebook}.ipynb"
+    if not ref_path.is_file():
+        raise CourseError(f"no instructor notebook at {ref_path}: run `tito nbgrader generate {m.name}` first")
+    tools_on_path()
+    ref = nbformat.read(ref_path, as_version=4)
     cells = [c.metadata["nbgrader"]["grade_id"] for c in ref.cells if is_grade_cell(c)]
     rows = []
     with Gradebook(cfg.db_url, course.course_id) as gb:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 
@@ -20,7 +21,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def main() -> None:
-    code_path, req_fd, resp_fd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    code_path, req_fd, resp_fd, cell_timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,13 +33,21 @@ def main() -> None:
     with open(code_path, encoding="utf-8") as f:
         cells = json.load(f)
     mirror = Mirror(parity=1)
-    ns: dict = {"__name__": "__student__"}
+    ns: dict = {"__name__": "__main__"}
     errors = []
+
+    def too_slow(signum, frame):
+        raise TimeoutError(f"the cell ran longer than {cell_timeout:g} s")
+
+    signal.signal(signal.SIGALRM, too_slow)
     for i, src in enumerate(cells):
+        signal.setitimer(signal.ITIMER_REAL, cell_timeout)
         try:
             exec(compile(src, f"<student cell {i + 1}>", "exec"), ns)
         except BaseException as e:  # a broken cell is recorded, like nbgrader's allow_errors
             errors.append(_describe(e))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
     send(resp_fd, {"ready": True, "cell_errors": errors}, [])
 
     while True:
