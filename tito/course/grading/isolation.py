@@ -95,13 +95,32 @@ def _hidden(roots: list[Path], keep: list[Path]) -> tuple[list[Path], list[Path]
 
 
 def command(argv: list[str], course_dirs: list[Path], staged: Path) -> list[str]:
-    """`argv` wrapped so that it runs with the course and temporary files hidden."""
-    roots = list(course_dirs) + [Path(tempfile.gettempdir()), Path("/var/tmp"), Path.home()]
-    roots += [d.parent for d in course_dirs if len(d.resolve().parts) > 2]
+    """`argv` wrapped so that it runs with the course and temporary files hidden.
+
+    The temporary folder is replaced by an empty one (other gradings create and delete
+    files there all the time), into which only the staged sandbox and, if it lives there,
+    the Python environment are mounted back at their own paths. Elsewhere the course folders,
+    their parents and the home folder are covered entry by entry, keeping Python's own files.
+    """
+    tmp = Path(tempfile.gettempdir()).resolve()
     keep = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent.parent, staged]
-    folders, files = _hidden(roots, keep)
-    mounts = [f"mount -t tmpfs -o size=64k,mode=0755 tmpfs {shlex.quote(str(d))}" for d in folders]
-    mounts += [f"mount --bind /dev/null {shlex.quote(str(f))}" for f in files]
-    script = "set -e\n" + "\n".join(mounts) + \
-        '\nexec setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"\n'
-    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", *argv]
+    keep = sorted({k.resolve() for k in keep})
+    keep_in_tmp = [k for k in keep if k.is_relative_to(tmp)]
+    keep_in_tmp = [k for k in keep_in_tmp if not any(k != o and k.is_relative_to(o) for o in keep_in_tmp)]
+    roots = list(course_dirs) + [Path("/var/tmp"), Path.home()]
+    roots += [d.parent for d in course_dirs if len(d.resolve().parts) > 2]
+    roots = [r for r in roots if not r.resolve().is_relative_to(tmp)]
+    folders, files = _hidden(roots, keep + [tmp])
+    q = shlex.quote
+    lines = ["set -e", "mount -t tmpfs -o size=1m tmpfs /mnt"]
+    for i, k in enumerate(keep_in_tmp):
+        lines += [f"mkdir /mnt/keep{i}", f"mount --bind {q(str(k))} /mnt/keep{i}"]
+    lines.append(f"mount -t tmpfs -o size=256m,mode=1777 tmpfs {q(str(tmp))}")
+    for i, k in enumerate(keep_in_tmp):
+        lines += [f"mkdir -p {q(str(k))}", f"mount --move /mnt/keep{i} {q(str(k))}"]
+    # Entries may vanish between listing and mounting (journals, other gradings): that is fine.
+    lines += [f"mount -t tmpfs -o size=64k,mode=0755 tmpfs {q(str(d))} 2>/dev/null || [ ! -e {q(str(d))} ]"
+              for d in folders]
+    lines += [f"mount --bind /dev/null {q(str(f))} 2>/dev/null || [ ! -e {q(str(f))} ]" for f in files]
+    lines.append('exec setpriv --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"')
+    return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", "\n".join(lines), "sh", *argv]
