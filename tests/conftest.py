@@ -50,6 +50,8 @@ SUMMARY_KEY = "tinytorch/summaries"
 
 
 def report_summary(config, title: str, line: str) -> None:
+    if getattr(config, "cache", None) is None:  # run with -p no:cacheprovider
+        return
     entries = [e for e in config.cache.get(SUMMARY_KEY, []) if e["title"] != title]
     config.cache.set(SUMMARY_KEY, entries + [{"title": title, "line": line, "time": time.time()}])
 
@@ -60,6 +62,8 @@ def pytest_sessionstart(session):
 
 def pytest_terminal_summary(terminalreporter, config):
     since = getattr(config, "_summary_since", 0.0)
+    if getattr(config, "cache", None) is None:
+        return
     for entry in config.cache.get(SUMMARY_KEY, []):
         if entry["time"] >= since:
             terminalreporter.write_sep("-", entry["title"])
