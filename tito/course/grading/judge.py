@@ -29,6 +29,7 @@ from .mirror import Mirror
 from .wire import WireError, receive, send
 
 SOLUTION_MARK = "### BEGIN SOLUTION"
+SANDBOX_START_SECONDS = 60  # Python, numpy and matplotlib start, before any student code
 
 
 def student_functions(cells) -> list[str]:
@@ -95,15 +96,33 @@ class StudentProcess:
         argv = [sys.executable, "-I", str(self._run), str(self._code_path), str(req_r), str(resp_w), str(self.timeout)]
         if self.isolated:
             argv = isolation.command(argv, self.hide, self._stage)
-        self.proc = subprocess.Popen(
-            argv,
-            pass_fds=(req_r, resp_w), env=env, cwd=tempfile.gettempdir(), start_new_session=True,
-            preexec_fn=self._limits, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(req_r)
-        os.close(resp_w)
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                pass_fds=(req_r, resp_w), env=env, cwd=tempfile.gettempdir(), start_new_session=True,
+                preexec_fn=self._limits, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError as e:
+            for fd in (req_r, resp_w, self.req_w, self.resp_r):
+                os.close(fd)
+            raise SandboxSetupError(f"the grading sandbox could not start: {e}") from None
+        finally:
+            if self.proc is not None:
+                os.close(req_r)
+                os.close(resp_w)
         self.mirror = Mirror(parity=0)
+        try:
+            hello, _ = receive(self.resp_r, time.monotonic() + SANDBOX_START_SECONDS)
+            if hello != {"hello": True}:
+                raise WireError("unexpected first message")
+        except Exception as e:
+            self.stop()
+            if not self.isolated:
+                raise SandboxSetupError(f"the grading sandbox could not start: {e}") from None
+            # The namespace set-up failed on this machine: grade unisolated, and say so.
+            self.isolated = False
+            return self.start()
         deadline = time.monotonic() + self.timeout * max(1, len(self.cells))
         try:
             header, _ = receive(self.resp_r, deadline)
@@ -160,6 +179,10 @@ class StudentProcess:
             raise StudentError(f"{name}() left its arguments in an unusable state: {e}") from None
 
 
+class SandboxSetupError(Exception):
+    """The sandbox failed before any student code ran: a problem of the grading machine."""
+
+
 class StudentError(Exception):
     """The student's code raised, returned something unusable, or could not be run.
 
@@ -205,6 +228,8 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode,
             try:
                 exec(compile(c.source, f"<test {md['grade_id']}>", "exec"), dict(trusted))
                 verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), True))
+            except SandboxSetupError:
+                raise  # not the student's doing: the submission is recorded as failed, with why
             except Exception as e:
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), False,

@@ -30,6 +30,9 @@ def main() -> None:
     from tito.course.grading.mirror import Mirror
     from tito.course.grading.wire import receive, send
 
+    # Say hello before any student code runs, so the judge can tell a sandbox that could not
+    # start (its own problem) from student code that stops the process (the student's).
+    send(resp_fd, {"hello": True}, [])
     with open(code_path, encoding="utf-8") as f:
         cells = json.load(f)
     mirror = Mirror(parity=1)
