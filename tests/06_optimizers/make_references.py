@@ -2,7 +2,7 @@
 
 Run with torch installed (never needed by the test suite itself):
 
-    /work/torchenv/bin/python tests/06_optimizers/make_references.py
+    PYTHONPATH=. /path/to/torch-env/bin/python tests/06_optimizers/make_references.py
 
 Inputs (initial parameters, gradients, data) come from numpy's ``default_rng`` and are
 stored next to torch's outputs in ``references/torch_references.npz`` (no pickles), so the
