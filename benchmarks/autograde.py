@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from tito.course.generate import generate
-from tito.course.grading.autograde import autograde
+from tito.course.grading.host import autograde
 from tito.course.settings import Course
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tito.course.grading import submissions as sub
-from tito.course.grading.autograde import autograde
+from tito.course.grading.host import autograde
 from tito.course.nbgrader_setup import api
 from tito.course.settings import Course
 

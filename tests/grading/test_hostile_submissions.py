@@ -13,7 +13,7 @@ import pytest
 
 from tito.course.grading import isolation
 from tito.course.grading import submissions as sub
-from tito.course.grading.autograde import autograde
+from tito.course.grading.host import autograde
 from tito.course.grading.examples import EPS_INSIDE_SQRT
 
 pytestmark = pytest.mark.slow

@@ -1,35 +1,47 @@
-"""The isolated judge on its own (no nbgrader): verdicts, mirroring across the boundary, set-up failures."""
+"""The judge on its own (no nbgrader): verdicts, mirroring across the jail, set-up failures."""
 from __future__ import annotations
 
 import numpy as np
 import nbformat
 import pytest
 
-from tito.course.grading import isolation, judge as judge_module
+from tito.course.grading import judge as judge_module
 from tito.course.grading import submissions as sub
+from tito.course.grading.jail import Jail, Limits
 from tito.course.grading.judge import SandboxSetupError, StudentProcess, judge
+from tito.course.grading.host import student_package
 from tito.course.settings import Course
 
 COURSE = Course()
 REFERENCE = nbformat.read(COURSE.source_notebook(COURSE.module("06")), as_version=4)
+LIMITS = Limits(cell_timeout_seconds=30, memory_limit_mb=2500, submission_timeout_seconds=120,
+                max_processes=64, scratch_mb=64, output_mb=16)
 
 
-def _student(code: str, timeout=10):
-    return StudentProcess([code], timeout=timeout, memory_mb=2000, hide=[COURSE.root])
+@pytest.fixture
+def jail(tmp_path):
+    j = Jail(LIMITS, tmp_path)
+    for rel, text in student_package(COURSE).items():
+        (j.package / rel).parent.mkdir(parents=True, exist_ok=True)
+        (j.package / rel).write_text(text)
+    return j
 
 
-def test_reference_passes_every_graded_cell_in_the_judge():
-    report = judge(REFERENCE, REFERENCE, cell_timeout=30, memory_mb=2500, hide=[COURSE.root])
+def _student(jail, *cells: str, timeout=10):
+    return StudentProcess(list(cells), cell_timeout=timeout, jail=jail)
+
+
+def test_reference_passes_every_graded_cell_in_the_judge(jail):
+    report = judge(REFERENCE, REFERENCE, jail)
     assert [v.grade_id for v in report.verdicts if not v.passed] == []
     assert len(report.verdicts) == 45
-    assert report.isolated == isolation.available()
 
 
-def test_in_place_updates_and_shared_objects_are_mirrored():
-    sp = _student("import numpy as np\n_cache = {}\n"
-                  "def kernel(p, g, state):\n"
-                  "    p -= g\n"
-                  "    state['buf'] = _cache.setdefault(p.shape, np.zeros(p.shape))\n")
+def test_in_place_updates_and_shared_objects_are_mirrored(jail):
+    sp = _student(jail, "import numpy as np\n_cache = {}\n"
+                        "def kernel(p, g, state):\n"
+                        "    p -= g\n"
+                        "    state['buf'] = _cache.setdefault(p.shape, np.zeros(p.shape))\n")
     try:
         p1, p2, g = np.ones(3), np.ones(3), np.full(3, 0.5)
         s1, s2 = {}, {}
@@ -41,8 +53,8 @@ def test_in_place_updates_and_shared_objects_are_mirrored():
         sp.close()
 
 
-def test_student_errors_keep_builtin_types_but_judge_failures_do_not():
-    sp = _student("def f():\n    raise ValueError('bad lr')\ndef g():\n    raise SystemExit(0)\n")
+def test_student_errors_keep_builtin_types_but_judge_failures_do_not(jail):
+    sp = _student(jail, "def f():\n    raise ValueError('bad lr')\ndef g():\n    raise SystemExit(0)\n")
     try:
         with pytest.raises(ValueError, match="bad lr"):
             sp.call("f", (), {}, deadline=1e18)
@@ -54,29 +66,51 @@ def test_student_errors_keep_builtin_types_but_judge_failures_do_not():
         sp.close()
 
 
-def test_a_slow_exported_cell_is_stopped_and_the_rest_still_runs():
-    sp = _student("while True:\n    pass", timeout=2)
-    sp.cells.append("def f():\n    return 7")
+def test_a_slow_exported_cell_is_stopped_and_the_rest_still_runs(jail):
+    sp = _student(jail, "while True:\n    pass", "def f():\n    return 7", timeout=2)
     try:
-        sp._code_path.write_text(__import__("json").dumps(sp.cells))
         assert sp.call("f", (), {}, deadline=1e18) == 7
         assert "TimeoutError" in sp.cell_errors[0]
     finally:
         sp.close()
 
 
-def test_a_failed_isolation_set_up_falls_back_and_says_so(monkeypatch):
-    if not isolation.available():
-        pytest.skip("isolation needs root (unshare)")
-    monkeypatch.setattr(isolation, "command", lambda argv, hide, staged: ["sh", "-c", "exit 3"])
-    nb = sub.replace_region(REFERENCE, "step_lr_impl", "return base_lr * gamma ** (epoch // step_size)")
-    report = judge(REFERENCE, nb, cell_timeout=30, memory_mb=2500, hide=[COURSE.root])
-    assert report.isolated is False
-    assert [v.grade_id for v in report.verdicts if not v.passed] == []
+def test_the_student_process_sees_only_the_jail(jail):
+    """No course folder, no reference package, no network, only its own processes."""
+    sp = _student(jail, f"""\
+import os, socket
+def probe():
+    try:
+        import tinytorch.core.optimizers
+        reference = "imported"
+    except ImportError:
+        reference = "missing"
+    try:
+        socket.create_connection(("127.0.0.1", 22), timeout=1)
+        net = "connected"
+    except OSError as e:
+        net = type(e).__name__
+    pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    seen = [p for p in {[str(COURSE.root / x) for x in ("settings.ini", "assignments", "tinytorch", "release")]!r}
+            if os.path.exists(p)]
+    return [seen, reference, net, len(pids), os.access("/usr", os.W_OK)]
+""")
+    try:
+        course_files, reference, net, n_processes, usr_writable = sp.call("probe", (), {}, deadline=1e18)
+    finally:
+        sp.close()
+    assert (course_files, reference, usr_writable) == ([], "missing", False)
+    assert net == "ConnectionRefusedError"  # a loopback of its own, on which nothing listens
+    assert n_processes <= 3  # bubblewrap's init, prlimit's exec'd python, nothing of the host's
 
 
-def test_a_sandbox_that_cannot_start_is_the_graders_problem_not_a_zero(monkeypatch):
-    monkeypatch.setattr(isolation, "available", lambda: False)
+def test_a_sandbox_that_cannot_start_is_the_graders_problem_not_a_zero(jail, monkeypatch):
     monkeypatch.setattr(judge_module.sys, "executable", "/nonexistent/python")
     with pytest.raises(SandboxSetupError, match="could not start"):
-        judge(REFERENCE, REFERENCE, cell_timeout=5, memory_mb=2500, hide=[COURSE.root])
+        judge(REFERENCE, REFERENCE, jail)
+
+
+def test_a_solution_region_outside_a_function_is_refused():
+    nb = sub.set_source(REFERENCE, "step_lr_impl", "#| export\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n")
+    with pytest.raises(ValueError, match="inside a top-level function"):
+        judge_module.student_functions([c for c in nb.cells if c.source.startswith("#| export")])

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..course.generate import generate as generate_module
-from ..course.grading.autograde import autograde as autograde_module, submitted_students
+from ..course.grading.host import autograde as autograde_module, submitted_students
 from ..course.grading.collect import collect as collect_archive
 from ..course.grading.report import score_rows
 from ..course.nbgrader_setup import api, check, quiet
@@ -50,8 +50,15 @@ def examples():
 @handles_errors
 def autograde(module: str = typer.Argument(..., help="Module name or number."),
               student: list[str] = typer.Option(None, "--student", help="Only this student (repeatable)."),
-              workers: int = typer.Option(1, "--workers", min=1, help="Submissions graded in parallel.")):
-    """Autograde submitted/<student>/<module>/: kernel run by nbgrader, checked by the isolated judge."""
+              workers: int = typer.Option(1, "--workers", min=1, help="Submissions graded in parallel."),
+              unsafe_no_jail: bool = typer.Option(
+                  False, "--unsafe-no-jail",
+                  help="Run submitted code without the jail (only for submissions you trust).")):
+    """Autograde submitted/<student>/<module>/: a jailed kernel run and the judge's checks.
+
+    Exits 0 when every submission was graded, 3 when some were invalid or failed (after
+    grading all of them), 1 on a problem with the course or the command.
+    """
     course = load_course()
     m = course.module(module)
     students = student or submitted_students(course, course.root, m)
@@ -60,7 +67,8 @@ def autograde(module: str = typer.Argument(..., help="Module name or number."),
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
         task = bar.add_task(f"autograding {m.name}", total=len(students))
-        outcomes = autograde_module(course, m, students, workers, on_done=lambda o: bar.advance(task))
+        outcomes = autograde_module(course, m, students, workers, on_done=lambda o: bar.advance(task),
+                                    jail=not unsafe_no_jail)
     t = Table(title=f"{m.name}: automatic scores")
     for col in ["student", "score", "status", "note"]:
         t.add_column(col)
@@ -69,9 +77,13 @@ def autograde(module: str = typer.Argument(..., help="Module name or number."),
         note = o.reason or (f"lost points in {len(lost)} cell(s): " + ", ".join(lost[:3]) if lost else "")
         t.add_row(o.student, f"{o.score:g}/{o.max_score:g}", o.status, note[:120])
     console.print(t)
-    if any(o.status == "failed" for o in outcomes):
-        console.print("[yellow]Some submissions could not be run completely; they were scored 0 where "
-                      "nothing could be checked (see the note).[/]")
+    if unsafe_no_jail:
+        console.print("[yellow]Graded without the jail: the submissions' code ran with your permissions.[/]")
+    not_graded = [o.student for o in outcomes if o.status != "graded"]
+    if not_graded:
+        console.print(f"[yellow]{len(not_graded)} submission(s) invalid or failed, scored 0 (see the note): "
+                      f"{', '.join(not_graded)}[/]")
+        raise typer.Exit(3)
 
 
 @app.command()

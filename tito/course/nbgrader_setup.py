@@ -56,12 +56,12 @@ def tools_on_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
-def api(course: Course, course_root: Path | None = None):
+def api(course: Course, course_root: Path | None = None, config: Config | None = None):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
     tools_on_path()
-    config = nbgrader_config(course, course_root)
+    config = config or nbgrader_config(course, course_root)
     coursedir = CourseDirectory(config=config)
     a = NbGraderAPI(coursedir, config=config)
     a.log.setLevel(logging.WARNING)

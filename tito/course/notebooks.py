@@ -10,6 +10,8 @@ import nbformat
 # Jupytext bookkeeping that only matters for round-tripping to text; dropping it
 # keeps the generated notebooks small and independent of the jupytext version.
 _CELL_KEYS_DROPPED = ("lines_to_next_cell", "lines_to_end_of_cell_marker")
+# nbgrader's markers around what students write (its defaults, which this course keeps).
+SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 

@@ -70,6 +70,11 @@ class Course:
     def submission_timeout(self) -> int:
         return self._ini["grading"].getint("submission_timeout_seconds")
 
+    @property
+    def grading_limits(self) -> dict[str, int]:
+        """Every value of [grading], as integers (the jail's and the judge's limits)."""
+        return {k: self._ini["grading"].getint(k) for k in self._ini["grading"]}
+
     @cached_property
     def modules(self) -> list[Module]:
         out = []

@@ -1,6 +1,7 @@
 """Import submissions (one notebook per student, in a zip or a folder) into the submitted folder."""
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -13,15 +14,28 @@ STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def _members(archive: Path):
-    """(relative posix name, reader) for each file of a zip archive or a folder."""
+    """(relative posix name, reader) for each file of a zip archive or a folder.
+
+    In a folder, symbolic links are listed with a reader that refuses them: a link could
+    point at any file of the grading machine (an instructor notebook, say).
+    """
     if archive.is_dir():
-        return [(f.relative_to(archive).as_posix(), f.read_bytes) for f in sorted(archive.rglob("*")) if f.is_file()]
+        out = []
+        for folder, dirs, files in os.walk(archive):  # does not descend into linked folders
+            for name in sorted(files) + sorted(d for d in dirs if Path(folder, d).is_symlink()):
+                f = Path(folder, name)
+                out.append((f.relative_to(archive).as_posix(), _refuse_link if f.is_symlink() else f.read_bytes))
+        return sorted(out, key=lambda item: item[0])
     try:
         with zipfile.ZipFile(archive) as zf:
             return [(i.filename.replace("\\", "/"), lambda data=zf.read(i): data)
                     for i in zf.infolist() if not i.is_dir()]
     except (OSError, zipfile.BadZipFile) as e:
         raise CourseError(f"cannot read {archive} as a zip archive or folder: {e}") from None
+
+
+def _refuse_link():
+    raise CourseError("a symbolic link, not a file")
 
 
 def collect(course: Course, m: Module, archive: Path, force: bool = False,
@@ -51,6 +65,11 @@ def collect(course: Course, m: Module, archive: Path, force: bool = False,
         if dest.exists() and not force:
             skipped.append(f"{name}: {student} already has a submission (use --force to replace it)")
             continue
-        write_if_changed(dest, read())
+        try:
+            data = read()
+        except CourseError as e:
+            skipped.append(f"{name}: {e}")
+            continue
+        write_if_changed(dest, data)
         imported.append(student)
     return imported, skipped

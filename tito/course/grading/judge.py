@@ -2,33 +2,27 @@
 
 The trusted namespace is built from the instructor notebook's exported cells; every
 function that holds a solution region is then replaced by a proxy that calls the
-student's version in a sandbox process (see sandbox.py) and mirrors the results back.
-The test cells come from the instructor notebook too, hidden tests included, so nothing
-the student wrote or edited decides how their code is judged.
+student's version in a jailed process (jailed/sandbox.py) and mirrors the results back
+(jailed/protocol.py). The test cells come from the instructor notebook too, hidden tests
+included, so nothing the student wrote or edited decides how their code is judged.
 """
 from __future__ import annotations
 
 import ast
 import json
 import os
-import resource
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import nbformat
 
-from ..notebooks import is_export_cell, is_grade_cell
-from . import isolation
-from .mirror import Mirror
-from .wire import WireError, receive, send
+from ..notebooks import SOLUTION_BEGIN, is_export_cell, is_grade_cell
+from .jail import JAILED_PACKAGE, Jail
+from .jailed.protocol import Mirror, WireError, receive, send
 
-SOLUTION_MARK = "### BEGIN SOLUTION"
 SANDBOX_START_SECONDS = 60  # Python, numpy and matplotlib start, before any student code
 
 
@@ -36,10 +30,10 @@ def student_functions(cells) -> list[str]:
     """Names of the top-level functions whose bodies hold a solution region."""
     names = []
     for cell in cells:
-        if SOLUTION_MARK not in cell.source:
+        if SOLUTION_BEGIN not in cell.source:
             continue
         lines = cell.source.splitlines()
-        marks = [i + 1 for i, line in enumerate(lines) if line.strip() == SOLUTION_MARK]
+        marks = [i + 1 for i, line in enumerate(lines) if line.strip() == SOLUTION_BEGIN]
         tree = ast.parse(cell.source)
         covered = set()
         for node in tree.body:
@@ -66,51 +60,34 @@ class CellVerdict:
 class JudgeReport:
     verdicts: list[CellVerdict]
     student_cell_errors: list[str] = field(default_factory=list)
-    isolated: bool = False  # whether the student's process ran with the course files hidden
 
 
 class StudentProcess:
-    """The sandbox: started lazily, restarted after a crash or a timeout."""
+    """The student's exported cells in a jailed process: started lazily, restarted after a
+    crash or a timeout (each start is a fresh jail)."""
 
-    def __init__(self, cells: list[str], timeout: float, memory_mb: int, hide: list[Path]):
-        self.cells, self.timeout, self.memory_mb, self.hide = cells, timeout, memory_mb, hide
+    def __init__(self, cells: list[str], cell_timeout: float, jail: Jail):
+        self.cells, self.timeout, self.jail = cells, cell_timeout, jail
         self.proc = None
         self.broken = ""  # why the student's cells could not be run; later calls fail at once
         self.cell_errors: list[str] = []
-        self._stage = Path(tempfile.mkdtemp(prefix="grading-sandbox-"))
-        self._run = isolation.stage(self._stage)
-        self._code_path = self._stage / "student-code.json"
-        self._code_path.write_text(json.dumps(cells), encoding="utf-8")
-        self.isolated = isolation.available()
-
-    def _limits(self):
-        limit = self.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        self._code = jail.add_input("student-code.json", json.dumps(cells).encode())
 
     def start(self) -> None:
         req_r, self.req_w = os.pipe()
         self.resp_r, resp_w = os.pipe()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg")
-        argv = [sys.executable, "-I", str(self._run), str(self._code_path), str(req_r), str(resp_w), str(self.timeout)]
-        if self.isolated:
-            argv = isolation.command(argv, self.hide, self._stage)
+        argv = [sys.executable, "-s", "-m", f"{JAILED_PACKAGE}.sandbox", self._code, str(req_r), str(resp_w),
+                str(self.timeout)]
         try:
-            self.proc = subprocess.Popen(
-                argv,
-                pass_fds=(req_r, resp_w), env=env, cwd=tempfile.gettempdir(), start_new_session=True,
-                preexec_fn=self._limits, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            self.proc = self.jail.popen(argv, pass_fds=(req_r, resp_w), stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except OSError as e:
-            for fd in (req_r, resp_w, self.req_w, self.resp_r):
+            for fd in (self.req_w, self.resp_r):
                 os.close(fd)
             raise SandboxSetupError(f"the grading sandbox could not start: {e}") from None
         finally:
-            if self.proc is not None:
-                os.close(req_r)
-                os.close(resp_w)
+            os.close(req_r)
+            os.close(resp_w)
         self.mirror = Mirror(parity=0)
         try:
             hello, _ = receive(self.resp_r, time.monotonic() + SANDBOX_START_SECONDS)
@@ -118,11 +95,7 @@ class StudentProcess:
                 raise WireError("unexpected first message")
         except Exception as e:
             self.stop()
-            if not self.isolated:
-                raise SandboxSetupError(f"the grading sandbox could not start: {e}") from None
-            # The namespace set-up failed on this machine: grade unisolated, and say so.
-            self.isolated = False
-            return self.start()
+            raise SandboxSetupError(f"the grading sandbox could not start: {e}") from None
         deadline = time.monotonic() + self.timeout * max(1, len(self.cells))
         try:
             header, _ = receive(self.resp_r, deadline)
@@ -145,7 +118,6 @@ class StudentProcess:
 
     def close(self) -> None:
         self.stop()
-        shutil.rmtree(self._stage, ignore_errors=True)
 
     def call(self, name: str, args, kwargs, deadline: float):
         if self.broken:
@@ -204,8 +176,7 @@ def _proxy(sp: StudentProcess, name: str, clock: dict):
     return call
 
 
-def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode,
-          cell_timeout: float, memory_mb: int, hide: list[Path] = ()) -> JudgeReport:
+def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, jail: Jail) -> JudgeReport:
     """Score every graded test cell of `reference` against the student code in `submission`."""
     ref_exports = [c for c in reference.cells if is_export_cell(c)]
     names = student_functions(ref_exports)
@@ -216,7 +187,8 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode,
     for c in ref_exports:
         exec(compile(c.source, f"<reference cell {c.get('id')}>", "exec"), trusted)
 
-    sp = StudentProcess(student_cells, cell_timeout, memory_mb, list(hide))
+    cell_timeout = jail.limits.cell_timeout_seconds
+    sp = StudentProcess(student_cells, cell_timeout, jail)
     clock = {"deadline": 0.0}
     for name in names:
         trusted[name] = _proxy(sp, name, clock)
@@ -234,6 +206,6 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode,
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), False,
                                             f"{type(e).__name__}: {msg}"[:500]))
-        return JudgeReport(verdicts, sp.cell_errors, sp.isolated)
+        return JudgeReport(verdicts, sp.cell_errors)
     finally:
         sp.close()

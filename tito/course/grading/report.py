@@ -8,7 +8,7 @@ import nbformat
 from ..nbgrader_setup import nbgrader_config, tools_on_path
 from ..notebooks import is_grade_cell
 from ..settings import Course, CourseError, Module
-from .autograde import load_outcome, submitted_students
+from .host import load_outcome, submitted_students
 
 
 def score_rows(course: Course, m: Module, course_root: Path | None = None) -> tuple[list[str], list[dict]]:

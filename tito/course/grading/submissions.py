@@ -11,7 +11,7 @@ import textwrap
 
 import nbformat
 
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+from ..notebooks import SOLUTION_BEGIN as BEGIN, SOLUTION_END as END
 
 
 def _by_grade_id(nb) -> dict:

@@ -1,8 +1,8 @@
-"""The student's process: runs the student's exported code, then answers calls.
+"""The student's process: runs the student's exported code, then answers the judge's calls.
 
-Started by the judge as `python -m tito.course.grading.sandbox CODE_JSON REQ_FD RESP_FD`
-with resource limits already applied. Nothing here is trusted by the judge: whatever
-this process sends back is only data to be checked.
+Started by the judge, inside the jail, as
+`python -m tito.course.grading.jailed.sandbox CODE_JSON REQ_FD RESP_FD CELL_TIMEOUT`.
+Nothing here is trusted by the judge: whatever this process sends back is only data to be checked.
 """
 from __future__ import annotations
 
@@ -27,8 +27,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import numpy as np  # noqa: F401  (loaded before student code, like in a notebook)
 
-    from tito.course.grading.mirror import Mirror
-    from tito.course.grading.wire import receive, send
+    from .protocol import Mirror, receive, send
 
     # Say hello before any student code runs, so the judge can tell a sandbox that could not
     # start (its own problem) from student code that stops the process (the student's).

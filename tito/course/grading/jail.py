@@ -1,0 +1,188 @@
+"""The jail: how every process that runs a submission's code is confined.
+
+`Jail.command` wraps an argv so that it runs under bubblewrap (`bwrap`):
+- in new user, PID, network, IPC and UTS namespaces: it sees only its own processes, has a
+  loopback of its own and no other network, and everything it starts dies with it;
+- on a read-only view of the system (/usr), of the Python installation and environment,
+  and of the job's input folder, and nothing else of the host: no course folder, no home,
+  no gradebook, no other job, no reference package;
+- with one writable file system of `scratch_mb` (its home, /tmp and /dev/shm). bubblewrap
+  0.8 (Debian 12) cannot size a tmpfs, so `unshare` mounts it first, in a user and mount
+  namespace of its own that the host never sees;
+- under rlimits, set inside the namespaces so that the process count is the jail's alone:
+  address space (`memory_limit_mb` per process), CPU time, file size, processes.
+It works without root (user namespaces); as root the sandboxed process has no capabilities.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
+
+# Code that runs inside the jail (the notebook run, the judge's student process) lives in
+# one folder, mounted at the same package path so that it imports as it does outside.
+JAILED_CODE = Path(__file__).parent / "jailed"
+JAILED_PACKAGE = "tito.course.grading.jailed"
+GRADER_ROOT = "/grader"  # holds tito/course/grading/jailed inside the jail
+INPUTS = "/job/in"  # the job's input folder inside the jail (read-only)
+PACKAGE = "/job/pkg"  # the student-safe copy of the course package (read-only)
+SCRATCH = "/scratch"
+
+# Mounts the size-limited scratch, then runs bwrap in that namespace. $1 options, $2 folder.
+_MOUNT_SCRATCH = ('mount -t tmpfs -o "$1" tmpfs "$2" && mkdir "$2/home" "$2/tmp" "$2/shm" '
+                  '&& shift 2 && exec "$@"')
+
+
+class JailError(Exception):
+    """No jail can be made on this machine (the message says why and how to fix it)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The [grading] section of settings.ini."""
+
+    cell_timeout_seconds: int
+    memory_limit_mb: int
+    submission_timeout_seconds: int
+    max_processes: int
+    scratch_mb: int
+    output_mb: int
+
+
+def _python_trees() -> list[Path]:
+    """Folders the interpreter and its packages live in, outermost first, without repeats."""
+    trees = {Path(p).resolve() for p in (sys.base_prefix, sys.prefix, Path(sys.executable).resolve().parent.parent)}
+    trees = [t for t in sorted(trees) if not str(t).startswith(("/usr/", "/bin", "/lib")) and t != Path("/usr")]
+    return [t for t in trees if not any(t != o and t.is_relative_to(o) for o in trees)]
+
+
+def _installed_course_package() -> list[Path]:
+    """The course package as installed into site-packages (a non-editable install holds the
+    reference solutions there); covered inside the jail so that only the staged copy is seen."""
+    import site
+
+    return [Path(sp) / "tinytorch" for sp in site.getsitepackages() if (Path(sp) / "tinytorch").is_dir()]
+
+
+@dataclass
+class Jail:
+    """One job's confinement. `workdir` is the job's private folder on the host."""
+
+    limits: Limits
+    workdir: Path
+    enabled: bool = True  # False only with --unsafe-no-jail: same commands, no confinement
+    _n: count = field(default_factory=count, repr=False)
+
+    def __post_init__(self):
+        self.inputs = self.workdir / "in"
+        self.package = self.workdir / "pkg"
+        self.inputs.mkdir(parents=True, exist_ok=True)
+        self.package.mkdir(exist_ok=True)
+
+    @property
+    def isolation(self) -> str:
+        return "bubblewrap" if self.enabled else "none (--unsafe-no-jail)"
+
+    def add_input(self, name: str, data: bytes) -> str:
+        """Put a file into the job's read-only inputs; return its path as the jailed process sees it."""
+        (self.inputs / name).write_bytes(data)
+        return f"{INPUTS}/{name}" if self.enabled else str(self.inputs / name)
+
+    def environment(self, home: str) -> dict[str, str]:
+        grader = GRADER_ROOT if self.enabled else str(Path(__file__).parents[3])
+        package = PACKAGE if self.enabled else str(self.package)
+        tmp = "/tmp" if self.enabled else home
+        return {
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": home, "TMPDIR": tmp,
+            "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8",
+            # The staged package first, then the jailed code; no user site, no bytecode written.
+            "PYTHONPATH": f"{package}:{grader}", "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
+            "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.matplotlib", "IPYTHONDIR": f"{home}/.ipython",
+            "JUPYTER_RUNTIME_DIR": f"{home}/.jupyter", "JUPYTER_PLATFORM_DIRS": "1",
+            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            # nbgrader's documented switch: cells that only demonstrate may skip themselves.
+            "NBGRADER_EXECUTION": "autograde",
+        }
+
+    def _rlimits(self) -> list[str]:
+        lim = self.limits
+        return [f"--as={lim.memory_limit_mb << 20}", f"--cpu={lim.submission_timeout_seconds}",
+                f"--fsize={lim.output_mb << 20}", f"--nproc={lim.max_processes}", "--core=0"]
+
+    def command(self, argv: list[str]) -> tuple[list[str], dict[str, str]]:
+        """(argv to start, its environment): `argv` in a fresh jail with a fresh scratch."""
+        if not self.enabled:
+            home = self.workdir / f"home-{next(self._n)}"
+            home.mkdir()
+            return argv, self.environment(str(home))
+        mountpoint = self.workdir / f"scratch-{next(self._n)}"
+        mountpoint.mkdir(mode=0o700)
+        tmpfs = f"size={self.limits.scratch_mb}m,nr_inodes=20000,mode=0700"
+        bwrap = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+                 "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--uid", "65534", "--gid", "65534",
+                 "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+                 "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin",
+                 "--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+        for tree in _python_trees():
+            bwrap += ["--ro-bind", str(tree), str(tree)]
+        for installed in _installed_course_package():
+            bwrap += ["--tmpfs", str(installed)]
+        bwrap += ["--ro-bind", str(self.inputs), INPUTS, "--ro-bind", str(self.package), PACKAGE,
+                  "--ro-bind", str(JAILED_CODE), f"{GRADER_ROOT}/{JAILED_PACKAGE.replace('.', '/')}",
+                  "--proc", "/proc", "--dev", "/dev",
+                  "--bind", str(mountpoint), SCRATCH, "--bind", f"{mountpoint}/tmp", "/tmp",
+                  "--bind", f"{mountpoint}/shm", "/dev/shm", "--remount-ro", "/dev", "--remount-ro", "/",
+                  "--chdir", f"{SCRATCH}/home", "--clearenv"]
+        for key, value in self.environment(f"{SCRATCH}/home").items():
+            bwrap += ["--setenv", key, value]
+        wrapped = ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private", "--",
+                   "sh", "-c", _MOUNT_SCRATCH, "sh", tmpfs, str(mountpoint),
+                   *bwrap, "--", "prlimit", *self._rlimits(), "--", *argv]
+        return wrapped, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+
+    def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        """Start `argv` jailed; without the jail, in its own session under the same rlimits."""
+        cmd, env = self.command(argv)
+        preexec = None if self.enabled else self._unjailed_limits
+        return subprocess.Popen(cmd, env=env, preexec_fn=preexec, start_new_session=True,
+                                cwd=env["HOME"] if not self.enabled else "/", **kwargs)
+
+    def _unjailed_limits(self) -> None:
+        lim = self.limits
+        resource.setrlimit(resource.RLIMIT_AS, (lim.memory_limit_mb << 20,) * 2)
+        resource.setrlimit(resource.RLIMIT_CPU, (lim.submission_timeout_seconds,) * 2)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+@functools.cache
+def check() -> None:
+    """Raise JailError unless a jail can be made here (tried once per process)."""
+    missing = [t for t in ("bwrap", "unshare", "prlimit") if shutil.which(t, path="/usr/sbin:/usr/bin:/sbin:/bin") is None]
+    if missing:
+        raise JailError(f"{', '.join(missing)} not found: install them with `apt-get install bubblewrap "
+                        "util-linux` (make install does this as root)")
+    limits = Limits(60, 1024, 60, 64, 16, 16)
+    with tempfile.TemporaryDirectory(prefix="tito-jail-check-") as d:
+        jail = Jail(limits, Path(d))
+        proc = jail.popen([sys.executable, "-c", "print('ok')"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = proc.communicate(timeout=60)
+    if proc.returncode != 0 or out.strip() != b"ok":
+        detail = (err.decode(errors="replace").strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        raise JailError(f"the grading jail cannot start here ({detail}). It needs user namespaces: check that "
+                        "`sysctl user.max_user_namespaces` is above 0 (and, on some kernels, "
+                        "kernel.unprivileged_userns_clone=1 or kernel.apparmor_restrict_unprivileged_userns=0)")
+
+
+def available() -> bool:
+    try:
+        check()
+        return True
+    except JailError:
+        return False

@@ -1,0 +1,40 @@
+"""Run a notebook in a kernel (nbclient) and print the executed notebook as JSON.
+
+Started by the job, inside the jail, as
+`python -m tito.course.grading.jailed.execute NOTEBOOK CELL_TIMEOUT`. The submission's code
+runs in the kernel this starts and can reach this process too, so what it prints is only
+data to the job: outputs to show in the feedback, never a score.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def main() -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    path, timeout = sys.argv[1], float(sys.argv[2])
+    # The result goes to a private copy of stdout; the kernel inherits /dev/null instead, so
+    # output written straight to file descriptor 1 cannot garble the result.
+    result = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    nb = nbformat.read(path, as_version=4)
+    # Like nbgrader's Execute: a slow cell is interrupted and the run goes on; errors are kept
+    # as outputs (they are what the feedback shows).
+    client = NotebookClient(nb, timeout=timeout, interrupt_on_timeout=True, allow_errors=True,
+                            resources={"metadata": {"path": os.getcwd()}})
+    error = ""
+    try:
+        client.execute()
+    except Exception as e:  # the kernel died or could not start: the cells run so far still count
+        error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:500]
+    result.write(json.dumps({"error": error, "notebook": nb}))
+    result.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""One submission's grading job: data in, data out.
+
+In (`Job`): the submission as nbgrader prepared it (locked cells restored from the
+gradebook), the instructor notebook (tests, hidden tests included), the files of the
+course package that a submission may import, and the limits. Out (`JobResult`): what the
+jailed kernel run returned (untrusted: outputs for the feedback) and the judge's verdicts.
+
+Two stages, both with the submission's code in a jail (jail.py):
+1. the kernel run: nbclient executes the notebook (jailed/execute.py);
+2. the judge: the instructor's test cells run here, in this trusted process, against the
+   student's functions in a jailed process (judge.py, jailed/sandbox.py).
+The job needs no shared file system, so it runs the same in a local worker process
+(`python -m tito.course.grading.job`, a Job as JSON on stdin, the JobResult on stdout) and
+on a Dask worker. Scores are not decided here: the host combines the verdicts (host.py).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .jail import JAILED_PACKAGE, Jail, Limits
+from .judge import SandboxSetupError, judge
+
+
+@dataclass
+class Job:
+    student: str
+    module: str
+    notebook: str  # the prepared submission, notebook JSON
+    instructor: str  # the instructor notebook, notebook JSON
+    package: dict[str, str]  # path inside the package folder -> source, e.g. "tinytorch/core/tensor.py"
+    limits: dict[str, int]  # the fields of jail.Limits
+    jail: bool = True  # False only with --unsafe-no-jail
+
+
+@dataclass
+class JobResult:
+    executed: str  # the kernel run's output as returned by the jail (JSON text, untrusted); "" if none
+    execution_note: str  # why the kernel run returned nothing usable, if so
+    verdicts: list[dict]  # the judge's: grade_id, points, passed, message
+    cell_errors: list[str]  # errors raised by the student's exported cells in the judge's process
+    isolation: str
+    failure: str = ""  # the job could not finish for a reason that is not the submission's
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _kernel_run(jail: Jail, notebook: str, deadline: float) -> tuple[str, str]:
+    """(what the jailed run printed, a note when it printed nothing usable)."""
+    limit = jail.limits.output_mb << 20
+    argv = [sys.executable, "-s", "-m", f"{JAILED_PACKAGE}.execute", notebook, str(jail.limits.cell_timeout_seconds)]
+    # The result goes to a file of the job's (not visible inside the jail); the file size
+    # limit of the jail bounds it.
+    with tempfile.TemporaryFile(dir=jail.workdir) as out:
+        proc = jail.popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            note = ""
+        except subprocess.TimeoutExpired:
+            note = f"the kernel run was stopped after {jail.limits.submission_timeout_seconds} s"
+        proc.kill()  # the jail's first process: its PID namespace, and all in it, end with it
+        proc.wait()
+        out.seek(0)
+        data = out.read(limit + 1)
+    if len(data) > limit:
+        return "", f"the kernel run returned more than {jail.limits.output_mb} MB"
+    return data.decode("utf-8", errors="replace"), note
+
+
+def run(job: Job) -> JobResult:
+    limits = Limits(**job.limits)
+    started = time.monotonic()
+    deadline = started + limits.submission_timeout_seconds
+    with tempfile.TemporaryDirectory(prefix="tito-job-") as workdir:
+        jail = Jail(limits, Path(workdir), enabled=job.jail)
+        for rel, text in job.package.items():
+            target = jail.package / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        executed, note = _kernel_run(jail, jail.add_input("submission.ipynb", job.notebook.encode()), deadline)
+        kernel_done = time.monotonic()
+        try:
+            report = judge(nbformat.reads(job.instructor, as_version=4), nbformat.reads(job.notebook, as_version=4),
+                           jail)
+        except SandboxSetupError as e:
+            return JobResult(executed, note, [], [], jail.isolation, failure=str(e))
+        seconds = {"kernel": kernel_done - started, "judge": time.monotonic() - kernel_done}
+        return JobResult(executed, note, [asdict(v) for v in report.verdicts], report.student_cell_errors,
+                         jail.isolation, seconds=seconds)
+
+
+def main() -> int:
+    job = Job(**json.load(sys.stdin))
+    json.dump(asdict(run(job)), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
