@@ -58,6 +58,10 @@
 # Each graded test cell checks one behaviour; its assertion message tells you what is wrong.
 # Some cells also contain hidden tests that compare your optimizers with trajectories
 # recorded from PyTorch.
+#
+# **Demonstrations.** The measurements, plots and experiments carry the cell tag
+# `skip-execution`: run them here in Jupyter as often as you like; grading and
+# `tito module complete` skip them, and no graded cell depends on them.
 
 # %%
 #| default_exp core.optimizers
@@ -1033,7 +1037,7 @@ assert not off.any(), f"AdamW leaves PyTorch's trajectory at step {k + 1}: {ours
 # first step left allocated (state plus the reused scratch array) and how much a second
 # step needs on top.
 
-# %%
+# %% tags=["skip-execution"]
 import time
 import tracemalloc
 
@@ -1071,7 +1075,7 @@ for name, make in [("SGD", lambda ps: SGD(ps, lr=0.01)),
 # array for every operator. Count them: an ndarray subclass that counts every array numpy
 # creates makes the temporaries visible, and `tracemalloc` measures the peak extra memory.
 
-# %%
+# %% tags=["skip-execution"]
 class CountingArray(np.ndarray):
     """An ndarray that counts how many new arrays numpy creates from it."""
     created = 0
@@ -1137,7 +1141,7 @@ print(f"the naive step is {timings['naive'] / timings['in-place kernel']:.1f}x s
 # How does the step time scale? Measure SGD with momentum and Adam from a thousand to a few
 # million float32 parameters.
 
-# %%
+# %% tags=["skip-execution"]
 sizes = [1_000, 10_000, 100_000, 1_000_000, 4_000_000]
 step_times = {"SGD momentum": [], "Adam": []}
 for n in sizes:
@@ -1177,7 +1181,7 @@ plt.show()
 # valley, which makes it crawl along it. Watch gradient descent, momentum and Adam from the
 # same start with your optimizers.
 
-# %%
+# %% tags=["skip-execution"]
 curvature = np.array([1.0, 100.0])
 
 
@@ -1713,7 +1717,7 @@ for name, torch_rates in TORCH_SCHEDULES.items():
 # The provided scheduler classes drive a real optimizer here, for 100 epochs each; the curve
 # is what `get_last_lr()` reports before every epoch.
 
-# %%
+# %% tags=["skip-execution"]
 def schedule_curve(make_scheduler, epochs=100):
     w = Tensor(np.zeros(1), requires_grad=True)
     opt = SGD([w], lr=0.1)
@@ -1753,7 +1757,7 @@ plt.show()
 # gradient norm to 1, takes an optimizer step and advances the schedule (per step, as is
 # usual with warm-up).
 
-# %%
+# %% tags=["skip-execution"]
 from tinytorch.core.tensor import Linear, Sequential, cross_entropy, no_grad
 
 
@@ -1899,7 +1903,7 @@ assert accuracy >= 0.95, f"training accuracy {accuracy:.3f} after 200 steps, exp
 # `tito experiment run optimizers optim.adam.lr=0.01`. The cells below run small versions and
 # save nothing (`out_root=None`).
 
-# %%
+# %% tags=["skip-execution"]
 from IPython.display import display
 
 from experiments import run_study
@@ -1918,11 +1922,11 @@ def show(record):
 # Gradient descent vs momentum on logistic regression (2-D Gaussian data).
 show(run_study("momentum", ["iterations=100"], out_root=None))
 
-# %%
+# %% tags=["skip-execution"]
 # Adam with and without bias correction: the first epochs on the 8x8 digits.
 show(run_study("bias_correction", ["train.epochs=2"], out_root=None))
 
-# %%
+# %% tags=["skip-execution"]
 # A learning rate about 10x too large, with and without global-norm clipping.
 show(run_study("clipping", ["train.epochs=2"], out_root=None))
 
