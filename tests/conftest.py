@@ -37,7 +37,7 @@ def graded_course(tmp_path_factory):
     from tito.course.settings import Course
 
     root = make_course_copy(tmp_path_factory.mktemp("course"), cell_timeout_seconds=30, memory_limit_mb=2500,
-                            submission_timeout_seconds=400)
+                            submission_timeout_seconds=400, max_processes=64, scratch_mb=64)
     course = Course(root)
     generate(course, course.module("06"))
     return course

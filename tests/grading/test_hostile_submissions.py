@@ -1,22 +1,34 @@
-"""Hostile and broken submissions through the real pipeline (nbgrader kernel run + isolated judge).
+"""Hostile and broken submissions through the real pipeline (jailed kernel run + judge).
 
-Every submission is the student version edited the way a student could edit it. One batch
-grades them all with two workers; each test then checks one submission's recorded outcome.
+One batch grades them all with two workers next to an honest classmate; each test then
+checks one guarantee. The same attacks run again through `tito nbgrader autograde` as an
+unprivileged user (an instructor's laptop). The attacks themselves are in hostile.py.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import site
+import sys
+import tempfile
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from tito.course.grading import isolation
+from tests.conftest import REPO, make_course_copy
+from tests.grading import hostile, unprivileged
+from tito.course.generate import generate
 from tito.course.grading import submissions as sub
-from tito.course.grading.host import autograde
 from tito.course.grading.examples import EPS_INSIDE_SQRT
+from tito.course.grading.host import autograde, load_outcome
+from tito.course.grading.report import score_rows
+from tito.course.settings import Course
 
 pytestmark = pytest.mark.slow
+HONEST = "complete"
 
 # Student cells that try to make failing tests pass inside the kernel.
 FORGE_NUMPY = """\
@@ -36,84 +48,156 @@ ip = get_ipython()
 ip.showtraceback = lambda *a, **k: None
 ip.set_custom_exc((BaseException,), lambda shell, etype, value, tb, tb_offset=None: None)
 """
-# Solution regions that take the answer from the grading machine instead of computing it.
 IMPORT_REFERENCE = """\
 import tinytorch.core.optimizers as reference
 reference.adam_step(param, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
                     weight_decay=weight_decay, scratch=scratch)
 """
-READ_INSTRUCTOR_NOTEBOOK = """\
-import json
-cells = json.load(open({path!r}))["cells"]
-source = "".join(next(c["source"] for c in cells if c["id"] == "adam_step_impl"))
-namespace = dict(globals())
-exec(source.replace("#| export", ""), namespace)
-namespace["adam_step"](param, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                       weight_decay=weight_decay, scratch=scratch)
-"""
 LOOP_FOREVER = "while True:\n    pass"
 EAT_MEMORY = "import numpy as np\nhog = []\nwhile True:\n    hog.append(np.ones(50_000_000))"
 
 
-def _write(course, student, content):
-    path = course.root / "submitted" / student / "06_optimizers" / "optimizers.ipynb"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        nbformat.write(content, path)
-    return path
-
-
-def _snapshot(root):
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def batch(graded_course):
-    course = graded_course
+def _notebooks(course: Course):
     m = course.module("06")
     release = nbformat.read(course.release_notebook(m), as_version=4)
     instructor = nbformat.read(course.source_notebook(m), as_version=4)
-    complete = sub.filled(release, instructor)
+    return m, release, instructor, sub.filled(release, instructor)
+
+
+def hostile_cases(course: Course, tmpdir: Path) -> dict:
+    """Submissions whose code attacks the grader; none of them has done the work (all must score 0)."""
+    m, release, instructor, complete = _notebooks(course)
+    root = course.root
+    return {
+        "plants_code": hostile.with_attack(release, hostile.plants_code(REPO, root)),
+        "writes_course": hostile.with_attack(release, hostile.writes_course(root, course.source_notebook(m), HONEST,
+                                                                            tmpdir)),
+        "lingers": hostile.with_attack(release, hostile.lingers(root, HONEST)),
+        "loopback": hostile.loopback(release, instructor),
+        "reads_files": hostile.reads_files(release, [
+            root / "submitted" / HONEST / m.name / f"{m.notebook}.ipynb", course.source_notebook(m)]),
+        "signals": hostile.with_attack(release, hostile.signals_everyone()),
+    }
+
+
+def place(course: Course, cases: dict) -> dict[str, Path]:
+    m = course.module("06")
+    paths = {}
+    for student, content in cases.items():
+        path = course.root / "submitted" / student / m.name / f"{m.notebook}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            nbformat.write(content, path)
+        paths[student] = path
+    # A submission that is a link to the instructor notebook, and one that is a folder.
+    for student in ("symlinked", "foldered"):
+        paths[student] = course.root / "submitted" / student / m.name / f"{m.notebook}.ipynb"
+        paths[student].parent.mkdir(parents=True)
+    paths["symlinked"].symlink_to(course.source_notebook(m))
+    paths["foldered"].mkdir()
+    return paths
+
+
+# -- what must not change ------------------------------------------------------------------
+
+def _hashes(root: Path, skip=()) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()
+            and not p.relative_to(root).as_posix().startswith(skip)}
+
+
+def _environment() -> dict[str, tuple]:
+    """Size and modification time of every file of the Python environment and the checkout's code."""
+    out = {}
+    for top in [Path(site.getsitepackages()[0]), Path(sys.prefix) / "bin", REPO / "tito", REPO / "tinytorch"]:
+        for folder, _, files in os.walk(top):
+            for f in files:
+                st = os.lstat(os.path.join(folder, f))
+                out[os.path.join(folder, f)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def snapshot(course: Course, tmpdir: Path) -> dict:
+    return {"course": _hashes(course.root, skip=("autograded/", "gradebook.db", "feedback/")),
+            "environment": _environment(), "tmp": sorted(p.name for p in tmpdir.iterdir())}
+
+
+def processes_with(marker: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def _full(instructor) -> float:
+    return sum(float(c.metadata["nbgrader"]["points"]) for c in instructor.cells
+               if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")
+
+
+def _cell(outcome, grade_id):
+    return next(c for c in outcome.cells if c.grade_id == grade_id)
+
+
+def _printed(course: Course, student: str, prefix: str) -> list[int]:
+    """Numbers a cell printed after `prefix`, from the notebook kept for feedback."""
+    nb = nbformat.read(course.root / "autograded" / student / "06_optimizers" / "optimizers.ipynb", as_version=4)
+    return [int(line.split(prefix)[1]) for c in nb.cells if c.cell_type == "code" for o in c.outputs
+            if o.get("name") == "stdout" for line in o.text.splitlines() if line.startswith(prefix)]
+
+
+# -- the batch as root (or as the current user) ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def batch(graded_course, tmp_path_factory):
+    course = graded_course
+    m, release, instructor, complete = _notebooks(course)
+    tmpdir = tmp_path_factory.mktemp("grading-tmp")
     buggy = sub.replace_region(complete, "adam_step_impl", EPS_INSIDE_SQRT)
     old_minor = sub.filled(release, instructor)
     old_minor.nbformat_minor = 4
     for c in old_minor.cells:
         c.pop("id", None)
     cases = {
-        "complete": complete,
+        HONEST: complete,
         "untouched": release,
         "buggy": buggy,
         "not_json": b'{"cells": [ this is not json',
         "old_minor_version": old_minor,
         "deleted_grade_cell": sub.without_cell(buggy, "adam_eps_outside_sqrt"),
+        "all_grade_cells_deleted": hostile.without_grade_cells(complete),
         "duplicated_grade_cell": sub.with_duplicate(buggy, "adam_eps_outside_sqrt", '"""forged"""\npass'),
         "edited_locked_cell": sub.set_source(buggy, "adam_eps_outside_sqrt", '"""adam eps"""\npass'),
         "forged_numpy": sub.insert_code_cell(buggy, None, FORGE_NUMPY),
         "forged_tracebacks": sub.insert_code_cell(buggy, None, FORGE_TRACEBACKS),
         "forged_in_export_cell": sub.insert_code_cell(buggy, None, "#| export\n" + FORGE_NUMPY),
         "imports_reference": sub.replace_region(complete, "adam_step_impl", IMPORT_REFERENCE),
-        "reads_instructor_notebook": sub.replace_region(
-            complete, "adam_step_impl", READ_INSTRUCTOR_NOTEBOOK.format(path=str(course.source_notebook(m)))),
         "loops_forever": sub.insert_code_cell(complete, "adam_step_impl", LOOP_FOREVER),
         "eats_memory": sub.insert_code_cell(complete, "adam_step_impl", "#| export\n" + EAT_MEMORY),
         "calls_sys_exit": sub.insert_code_cell(complete, "adam_step_impl", "import sys\nsys.exit(3)"),
         "calls_os_exit": sub.insert_code_cell(complete, "adam_step_impl", "import os\nos._exit(0)"),
+        "counts_limits": hostile.with_attack(hostile.with_attack(complete, hostile.counts_limits(), kernel_only=True),
+                                             hostile.reads_proc_count(), kernel_only=True),
+        "outcome_folder": complete,
+        **hostile_cases(course, tmpdir),
     }
-    paths = {s: _write(course, s, nb) for s, nb in cases.items()}
-    before = _snapshot(course.root)
-    outcomes = {o.student: o for o in autograde(course, m, sorted(cases), workers=2)}
-    after = _snapshot(course.root)
-    full = sum(float(c.metadata["nbgrader"]["points"]) for c in instructor.cells
-               if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")
-    return dict(course=course, outcomes=outcomes, before=before, after=after, paths=paths, full=full,
-                submitted={s: p.read_bytes() for s, p in paths.items()})
-
-
-def _cell(outcome, grade_id):
-    return next(c for c in outcome.cells if c.grade_id == grade_id)
+    paths = place(course, cases)
+    (course.root / "autograded" / "outcome_folder" / m.name / "grading.json").mkdir(parents=True)
+    submitted = {s: p.read_bytes() for s, p in paths.items() if p.is_file() and not p.is_symlink()}
+    before = snapshot(course, tmpdir)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(tmpdir))
+        outcomes = {o.student: o for o in autograde(course, m, sorted(paths), workers=2)}
+    lingering = processes_with(hostile.MARKER)
+    after = snapshot(course, tmpdir)
+    return dict(course=course, outcomes=outcomes, before=before, after=after, paths=paths,
+                submitted=submitted, full=_full(instructor), lingering=lingering)
 
 
 def test_every_submission_gets_a_recorded_outcome(batch):
@@ -121,12 +205,100 @@ def test_every_submission_gets_a_recorded_outcome(batch):
     for student, o in batch["outcomes"].items():
         saved = batch["course"].root / "autograded" / student / "06_optimizers" / "grading.json"
         assert json.loads(saved.read_text())["score"] == o.score
+    # Every submission whose code ran, ran jailed; the others record that nothing ran.
+    ran = {o.isolation for o in batch["outcomes"].values() if any(c.kernel is not None for c in o.cells)}
+    assert ran == {"bubblewrap"}
+    assert {o.isolation for o in batch["outcomes"].values() if o.status == "invalid"} == {""}
 
 
-def test_complete_scores_full_and_untouched_scores_zero(batch):
+def test_the_honest_classmate_keeps_full_marks_and_untouched_scores_zero(batch):
     o = batch["outcomes"]
-    assert (o["complete"].status, o["complete"].score, o["complete"].max_score) == ("graded", batch["full"], batch["full"])
+    assert (o[HONEST].status, o[HONEST].score, o[HONEST].max_score) == ("graded", batch["full"], batch["full"])
     assert (o["untouched"].status, o["untouched"].score) == ("graded", 0.0)
+
+
+@pytest.mark.parametrize("student", ["plants_code", "writes_course", "lingers", "loopback", "reads_files", "signals"])
+def test_an_attack_on_the_grader_gains_nothing(batch, student):
+    o = batch["outcomes"][student]
+    assert o.score == 0.0, [(c.grade_id, c.score) for c in o.cells if c.score]
+    assert all(c.judge is not True for c in o.cells)
+
+
+def test_code_fetched_over_loopback_passes_in_the_kernel_but_not_in_the_judge(batch):
+    """The kernel stage serves working code to itself; the judge's process cannot reach it."""
+    cells = batch["outcomes"]["loopback"].cells
+    assert sum(c.kernel for c in cells) == batch["full"]
+    assert [c.grade_id for c in cells if c.judge] == []
+
+
+def test_killing_every_visible_process_only_ends_the_attackers_own_kernel_run(batch):
+    o = batch["outcomes"]["signals"]
+    assert (o.status, o.score) == ("failed", 0.0)
+    assert "no readable notebook" in o.reason
+
+
+def test_no_process_outlives_its_job(batch):
+    assert batch["lingering"] == []
+
+
+def test_no_file_outside_the_jobs_outputs_changes(batch):
+    before, after = batch["before"], batch["after"]
+    assert {k for k in before["course"].keys() | after["course"].keys()
+            if before["course"].get(k) != after["course"].get(k)} == set()
+    assert {k for k in before["environment"].keys() | after["environment"].keys()
+            if before["environment"].get(k) != after["environment"].get(k)} == set()
+    assert after["tmp"] == before["tmp"] == []  # each job's folder is gone, nothing planted
+    assert not Path("/tmp/tito-hostile").exists()
+    for s, data in batch["submitted"].items():
+        assert batch["paths"][s].read_bytes() == data
+
+
+def test_limits_hold_inside_the_jail(batch):
+    course = batch["course"]
+    limits = course.grading_limits
+    assert batch["outcomes"]["counts_limits"].score == batch["full"]  # honest work still counts
+    (forked,) = _printed(course, "counts_limits", "forked: ")
+    (scratch,) = _printed(course, "counts_limits", "scratch MB: ")
+    (visible,) = _printed(course, "counts_limits", "visible processes: ")
+    assert 0 < forked < limits["max_processes"]
+    assert scratch < limits["scratch_mb"]
+    assert visible <= 3  # bubblewrap's init, the notebook runner, the kernel
+
+
+@pytest.mark.parametrize("student", ["symlinked", "foldered"])
+def test_a_submission_that_is_no_regular_file_is_invalid(batch, student):
+    o = batch["outcomes"][student]
+    assert (o.status, o.score, o.max_score) == ("invalid", 0.0, batch["full"])
+    expected = {"symlinked": "optimizers.ipynb is a symbolic link, not a file",
+                "foldered": "optimizers.ipynb is not a regular file"}[student]
+    assert o.reason == f"the submission cannot be read: {expected}"
+
+
+def test_an_outcome_path_that_is_a_folder_is_replaced_by_the_outcome(batch):
+    assert batch["outcomes"]["outcome_folder"].score == batch["full"]
+
+
+def test_a_report_survives_an_outcome_that_cannot_be_read(batch):
+    course = batch["course"]
+    m = course.module("06")
+    ghost = course.root / "autograded" / "ghost" / m.name / "grading.json"
+    ghost.mkdir(parents=True)
+    (course.root / "submitted" / "ghost" / m.name).mkdir(parents=True)
+    try:
+        _, rows = score_rows(course, m)
+    finally:
+        ghost.rmdir()
+        (course.root / "submitted" / "ghost" / m.name).rmdir()
+    row = next(r for r in rows if r["student"] == "ghost")
+    assert (row["status"], row["total"]) == ("not graded", 0.0)
+    assert next(r for r in rows if r["student"] == HONEST)["total"] == batch["full"]
+
+
+def test_a_submission_without_any_test_cell_fails_with_nbgraders_own_error(batch):
+    """nbgrader cannot restore the test cells of a notebook that lost all of them; its real error is kept."""
+    o = batch["outcomes"]["all_grade_cells_deleted"]
+    assert (o.status, o.score) == ("failed", 0.0)
+    assert o.reason == "nbgrader could not prepare the submission: KeyError: 'sgd_class'"
 
 
 def test_a_realistic_bug_loses_exactly_the_cells_that_test_it(batch):
@@ -175,14 +347,10 @@ def test_forging_the_checks_in_the_kernel_earns_nothing(batch, student):
     assert _cell(o, "adam_eps_outside_sqrt").judge is False
 
 
-@pytest.mark.parametrize("student", ["imports_reference", "reads_instructor_notebook"])
-def test_taking_the_reference_solution_from_the_grading_machine_earns_nothing(batch, student):
-    if not isolation.available():
-        pytest.skip("hiding the course files needs root (unshare); the outcome records this")
-    o = batch["outcomes"][student]
-    # The copied reference passes in nbgrader's kernel; the isolated check cannot see it.
+def test_the_reference_package_cannot_be_imported_from_a_submission(batch):
+    o = batch["outcomes"]["imports_reference"]
     first_step = _cell(o, "adam_first_step_moves_lr")
-    assert (first_step.kernel, first_step.judge, first_step.score) == (3.0, False, 0.0)
+    assert (first_step.kernel, first_step.judge, first_step.score) == (0.0, False, 0.0)
     assert o.score <= batch["outcomes"]["buggy"].score
 
 
@@ -194,16 +362,65 @@ def test_runaway_cells_are_stopped_and_honest_work_still_counts(batch, student):
 
 def test_a_kernel_killed_by_os_exit_is_recorded_and_scores_nothing(batch):
     o = batch["outcomes"]["calls_os_exit"]
-    assert o.status == "failed"
-    assert o.score == 0.0
-    assert o.reason
+    assert (o.status, o.score) == ("failed", 0.0)
+    assert "the kernel stopped: DeadKernelError" in o.reason
 
 
-def test_no_file_outside_each_submissions_autograded_folder_changes(batch):
-    before, after = batch["before"], batch["after"]
-    changed = {p for p in set(before) | set(after) if before.get(p) != after.get(p)}
-    allowed_prefixes = ("autograded/",)
-    assert {p for p in changed if not p.startswith(allowed_prefixes) and p != "gradebook.db"} == set()
-    for s, data in batch["submitted"].items():
-        assert batch["paths"][s].read_bytes() == data
-    assert {p.split("/")[1] for p in changed if p.startswith("autograded/")} <= set(batch["paths"])
+# -- the same attacks as an unprivileged user, through the command line ---------------------------
+
+@pytest.fixture(scope="module")
+def unprivileged_batch():
+    # Not under pytest's temporary folder, which only its owner may enter.
+    laptop = Path(tempfile.mkdtemp(prefix="tito-laptop-"))
+    try:
+        yield _grade_unprivileged(laptop)
+    finally:
+        shutil.rmtree(laptop, ignore_errors=True)
+
+
+def _grade_unprivileged(laptop: Path) -> dict:
+    root = make_course_copy(laptop / "course", cell_timeout_seconds=30,
+                            memory_limit_mb=2500, submission_timeout_seconds=400, max_processes=64, scratch_mb=64)
+    course = Course(root)
+    generate(course, course.module("06"))
+    tmpdir = root.parent / "tmp"
+    home = root.parent / "home"
+    tmpdir.mkdir()
+    home.mkdir()
+    m, release, instructor, complete = _notebooks(course)
+    paths = place(course, {HONEST: complete, "untouched": release, **hostile_cases(course, tmpdir)})
+    unprivileged.give_to_nobody(laptop)
+    before = snapshot(course, tmpdir)
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(tmpdir),
+           "LANG": "C.UTF-8"}
+    proc = unprivileged.run([str(Path(sys.executable).parent / "tito"), "nbgrader", "autograde", "06",
+                             "--workers", "2"], cwd=root, env=env, needed=[REPO, root], timeout=900)
+    lingering = processes_with(hostile.MARKER)
+    after = snapshot(course, tmpdir)
+    outcomes = {s: load_outcome(course, root, m, s) for s in paths}
+    return dict(course=course, proc=proc, outcomes=outcomes, before=before, after=after, full=_full(instructor),
+                lingering=lingering)
+
+
+def test_unprivileged_grading_is_jailed_too(unprivileged_batch):
+    b = unprivileged_batch
+    assert b["proc"].returncode == 3, b["proc"].stdout[-3000:] + b["proc"].stderr[-3000:]  # invalid/failed ones
+    o = b["outcomes"]
+    assert all(x is not None and x.isolation == "bubblewrap" for x in o.values() if x and x.status != "invalid")
+    assert (o[HONEST].status, o[HONEST].score) == ("graded", b["full"])
+    assert {s: x.score for s, x in o.items() if s != HONEST} == {s: 0.0 for s in o if s != HONEST}
+    assert (o["symlinked"].status, o["foldered"].status) == ("invalid", "invalid")
+    assert b["lingering"] == []
+    before, after = b["before"], b["after"]
+    assert {k for k in before["course"].keys() | after["course"].keys()
+            if before["course"].get(k) != after["course"].get(k)} == set()
+    assert before["environment"] == after["environment"]
+    assert after["tmp"] == before["tmp"] == []
+
+
+def test_unprivileged_run_really_ran_unprivileged(unprivileged_batch):
+    """The outcome files belong to the unprivileged user: the grader itself ran as that user."""
+    course = unprivileged_batch["course"]
+    owner = (course.root / "autograded" / HONEST / "06_optimizers" / "grading.json").stat().st_uid
+    assert owner == (unprivileged.NOBODY if os.geteuid() == 0 else os.geteuid())
+    assert owner != 0

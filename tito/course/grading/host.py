@@ -16,10 +16,11 @@ Follow one submission through `autograde`:
 """
 from __future__ import annotations
 
-import contextlib
 import copy
+import errno
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -116,10 +117,16 @@ def load_outcome(course: Course, course_root: Path, m: Module, student: str) -> 
 
 def _read_regular(path: Path, limit: int) -> bytes:
     """The bytes of a regular file reached without following a symbolic link at its last step."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise OSError(f"{path.name} is a symbolic link, not a file") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path.name} is not a regular file")
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path} is not a regular file")
         data = f.read(limit + 1)
     if len(data) > limit:
         raise OSError(f"{path} is larger than {limit >> 20} MB")
@@ -137,8 +144,7 @@ def _nbgrader_error(result: dict) -> str:
     """The line of nbgrader's log that names the error (its summary only says 'see above')."""
     text = "\n".join(x for x in (result.get("log"), result.get("error")) if x)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    named = [ln for ln in lines if ("Error" in ln.split(":")[0] or "Exception" in ln.split(":")[0])
-             and "see the the above traceback" not in ln and "see the above traceback" not in ln]
+    named = [ln for ln in lines if re.match(r"[\w.]+(Error|Exception): ", ln) and "NbGraderException" not in ln]
     return (named or lines or ["unknown error"])[-1][:300]
 
 

@@ -12,16 +12,20 @@
 - under rlimits, set inside the namespaces so that the process count is the jail's alone:
   address space (`memory_limit_mb` per process), CPU time, file size, processes.
 It works without root (user namespaces); as root the sandboxed process has no capabilities.
+Linux never applies RLIMIT_NPROC to processes of user id 0, so as root the process limit
+comes from a pids cgroup of the jail's own instead (cgroup v2, or v1's pids controller).
 """
 from __future__ import annotations
 
 import functools
 import os
 import resource
+import uuid
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
@@ -56,6 +60,38 @@ class Limits:
     output_mb: int
 
 
+CGROUP_PARENT = "tito-grading"
+
+
+@functools.cache
+def _pids_hierarchy() -> Path | None:
+    """Where this process may create pids cgroups: the v1 pids controller, or the v2 root."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split(" - ")
+        mount_point, (fstype, _, options) = line.split()[4], fields[1].split()[:3]
+        if fstype == "cgroup" and "pids" in options.split(","):
+            return Path(mount_point)
+        if fstype == "cgroup2" and "pids" in (Path(mount_point) / "cgroup.controllers").read_text().split():
+            return Path(mount_point)
+    return None
+
+
+def _new_pids_cgroup(max_tasks: int) -> Path:
+    root = _pids_hierarchy()
+    if root is None:
+        raise JailError("as root, the jail bounds its processes with a pids cgroup, and none is available here "
+                        "(no cgroup v2 pids controller, no v1 pids hierarchy); grade as an unprivileged user")
+    parent = root / CGROUP_PARENT
+    parent.mkdir(exist_ok=True)
+    if (root / "cgroup.subtree_control").exists():  # v2: let children use the controller
+        for level in (root, parent):
+            (level / "cgroup.subtree_control").write_text("+pids")
+    group = parent / f"job-{uuid.uuid4().hex}"
+    group.mkdir()
+    (group / "pids.max").write_text(str(max_tasks))
+    return group
+
+
 def _python_trees() -> list[Path]:
     """Folders the interpreter and its packages live in, outermost first, without repeats."""
     trees = {Path(p).resolve() for p in (sys.base_prefix, sys.prefix, Path(sys.executable).resolve().parent.parent)}
@@ -79,6 +115,7 @@ class Jail:
     workdir: Path
     enabled: bool = True  # False only with --unsafe-no-jail: same commands, no confinement
     _n: count = field(default_factory=count, repr=False)
+    _cgroups: list[Path] = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         self.inputs = self.workdir / "in"
@@ -150,9 +187,29 @@ class Jail:
     def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
         """Start `argv` jailed; without the jail, in its own session under the same rlimits."""
         cmd, env = self.command(argv)
-        preexec = None if self.enabled else self._unjailed_limits
+        if not self.enabled:
+            preexec = self._unjailed_limits
+        elif os.geteuid() == 0:
+            group = _new_pids_cgroup(self.limits.max_processes)
+            self._cgroups.append(group)
+
+            def preexec():  # joined before exec: everything the jail starts is counted there
+                (group / "cgroup.procs").write_text(str(os.getpid()))
+        else:
+            preexec = None
         return subprocess.Popen(cmd, env=env, preexec_fn=preexec, start_new_session=True,
                                 cwd=env["HOME"] if not self.enabled else "/", **kwargs)
+
+    def close(self) -> None:
+        """Remove the jail's cgroups (call once every process it started has ended)."""
+        for group in self._cgroups:
+            for _ in range(50):  # the kernel releases a cgroup shortly after its last task exits
+                try:
+                    group.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        self._cgroups.clear()
 
     def _unjailed_limits(self) -> None:
         lim = self.limits
@@ -171,8 +228,11 @@ def check() -> None:
     limits = Limits(60, 1024, 60, 64, 16, 16)
     with tempfile.TemporaryDirectory(prefix="tito-jail-check-") as d:
         jail = Jail(limits, Path(d))
-        proc = jail.popen([sys.executable, "-c", "print('ok')"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = proc.communicate(timeout=60)
+        try:
+            proc = jail.popen([sys.executable, "-c", "print('ok')"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            jail.close()
     if proc.returncode != 0 or out.strip() != b"ok":
         detail = (err.decode(errors="replace").strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
         raise JailError(f"the grading jail cannot start here ({detail}). It needs user namespaces: check that "

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import nbformat
 
-from .jail import JAILED_PACKAGE, Jail, Limits
+from .jail import JAILED_PACKAGE, Jail, JailError, Limits
 from .judge import SandboxSetupError, judge
 
 
@@ -83,13 +83,15 @@ def run(job: Job) -> JobResult:
             target = jail.package / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
-        executed, note = _kernel_run(jail, jail.add_input("submission.ipynb", job.notebook.encode()), deadline)
-        kernel_done = time.monotonic()
         try:
+            executed, note = _kernel_run(jail, jail.add_input("submission.ipynb", job.notebook.encode()), deadline)
+            kernel_done = time.monotonic()
             report = judge(nbformat.reads(job.instructor, as_version=4), nbformat.reads(job.notebook, as_version=4),
                            jail)
-        except SandboxSetupError as e:
-            return JobResult(executed, note, [], [], jail.isolation, failure=str(e))
+        except (SandboxSetupError, JailError) as e:
+            return JobResult("", "", [], [], jail.isolation, failure=str(e))
+        finally:
+            jail.close()
         seconds = {"kernel": kernel_done - started, "judge": time.monotonic() - kernel_done}
         return JobResult(executed, note, [asdict(v) for v in report.verdicts], report.student_cell_errors,
                          jail.isolation, seconds=seconds)

