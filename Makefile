@@ -11,6 +11,15 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: install demo test bench clean-demo
 
 $(STAMP): pyproject.toml
+	@# The grading jail runs submitted code under bubblewrap (Debian package bubblewrap).
+	@if ! command -v bwrap >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq bubblewrap util-linux >/dev/null; \
+	  else \
+	    echo "note: bubblewrap is missing; autograding refuses to run until it is installed" \
+	         "(sudo apt-get install bubblewrap)"; \
+	  fi; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -1,7 +1,8 @@
 """The judge protocol: what crosses between the trusted judge and the student's process.
 
-Messages are framed JSON plus .npy arrays. Decoding never unpickles (allow_pickle=False),
-so a hostile peer can send wrong numbers but cannot run code in the reader.
+Messages are frames of JSON plus the raw bytes of plain numeric arrays (type and shape in
+the JSON). Decoding builds arrays over the frame's bytes and never unpickles, so a hostile
+peer can send wrong numbers but cannot run code in the reader.
 
 Values are mirrored so that object identity holds on both sides: each side numbers the
 arrays, tensors, lists and dicts it has shown the other (the judge uses even numbers, the
@@ -14,9 +15,10 @@ the course's Tensor.
 """
 from __future__ import annotations
 
-import io
 import json
+import math
 import os
+import re
 import select
 import struct
 import time
@@ -26,68 +28,78 @@ import numpy as np
 from tinytorch.core.tensor import Tensor
 
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+# Array element types that may cross: booleans, integers, floats, complex numbers.
+_DTYPE = re.compile(r"[<>|=]?[?bBiufc][0-9]{0,2}")
 
 
 class WireError(Exception):
     """The peer sent something unreadable, went away, or did not answer in time."""
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
+def _wait(fd: int, deadline: float | None) -> None:
+    if deadline is None:
+        return
+    remaining = deadline - time.monotonic()
+    if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+        raise TimeoutError("no answer before the time limit")
 
 
-def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
-    chunks, left = [], n
-    while left:
-        if deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no answer before the time limit")
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if not ready:
-                raise TimeoutError("no answer before the time limit")
-        chunk = os.read(fd, min(left, 1 << 20))
-        if not chunk:
+def _read_into(fd: int, buf: bytearray, deadline: float | None) -> None:
+    view, got = memoryview(buf), 0
+    while got < len(buf):
+        _wait(fd, deadline)
+        n = os.readv(fd, [view[got:]])
+        if not n:
             raise WireError("the other process closed the connection")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+        got += n
 
 
 def send(fd: int, header: dict, arrays: list[np.ndarray]) -> None:
-    body = json.dumps(header).encode()
-    parts = [struct.pack("<QI", len(body), len(arrays)), body]
-    for a in arrays:
-        buf = io.BytesIO()
-        np.lib.format.write_array(buf, np.ascontiguousarray(a) if a.ndim else a, allow_pickle=False)
-        blob = buf.getvalue()
-        parts += [struct.pack("<Q", len(blob)), blob]
-    _write_all(fd, b"".join(parts))
+    """One frame: its length, the length of its JSON part, the JSON part, the arrays' raw bytes."""
+    arrays = [a if a.flags.c_contiguous else a.copy(order="C") for a in arrays]
+    body = json.dumps({"h": header, "a": [[a.dtype.str, list(a.shape)] for a in arrays]}).encode()
+    parts = [b"", struct.pack("<I", len(body)), body, *(memoryview(a).cast("B") for a in arrays)]
+    parts[0] = struct.pack("<Q", sum(len(x) for x in parts[1:]))
+    total, written = sum(len(x) for x in parts), 0
+    while written < total:  # writev may write part of the frame when the pipe is full
+        n = os.writev(fd, parts)
+        written += n
+        while n:
+            if n >= len(parts[0]):
+                n -= len(parts[0])
+                parts.pop(0)
+            else:
+                parts[0], n = memoryview(parts[0])[n:], 0
 
 
 def receive(fd: int, deadline: float | None = None) -> tuple[dict, list[np.ndarray]]:
-    n_body, n_arrays = struct.unpack("<QI", _read_exact(fd, 12, deadline))
-    if n_body > MAX_MESSAGE_BYTES or n_arrays > 1_000_000:
-        raise WireError("message too large")
+    """The next frame's header and arrays (writable, no copies); never runs code from the frame."""
+    size = bytearray(8)
+    _read_into(fd, size, deadline)
+    (n,) = struct.unpack("<Q", size)
+    if n > MAX_MESSAGE_BYTES or n < 4:
+        raise WireError("message too large" if n > MAX_MESSAGE_BYTES else "message too short")
+    frame = bytearray(n)
+    _read_into(fd, frame, deadline)
+    (n_body,) = struct.unpack_from("<I", frame)
     try:
-        header = json.loads(_read_exact(fd, n_body, deadline))
-    except ValueError as e:
+        body = json.loads(bytes(frame[4:4 + n_body]))
+        header, table = body["h"], body["a"]
+        if not isinstance(header, dict) or not isinstance(table, list):
+            raise ValueError("not an object")
+        arrays, offset = [], 4 + n_body
+        for dtype, shape in table:
+            if not (isinstance(dtype, str) and _DTYPE.fullmatch(dtype)) or not all(
+                    isinstance(d, int) and d >= 0 for d in shape):
+                raise ValueError(f"array of type {dtype!r} and shape {shape!r}")
+            dt = np.dtype(dtype)
+            count = math.prod(shape)
+            if offset + count * dt.itemsize > n:
+                raise ValueError("arrays longer than the message")
+            arrays.append(np.frombuffer(frame, dt, count, offset).reshape(shape))
+            offset += count * dt.itemsize
+    except (ValueError, TypeError, KeyError) as e:
         raise WireError(f"unreadable message: {e}") from None
-    arrays, total = [], n_body
-    for _ in range(n_arrays):
-        (n,) = struct.unpack("<Q", _read_exact(fd, 8, deadline))
-        total += n
-        if total > MAX_MESSAGE_BYTES:
-            raise WireError("message too large")
-        try:
-            arrays.append(np.lib.format.read_array(io.BytesIO(_read_exact(fd, n, deadline)), allow_pickle=False))
-        except ValueError as e:
-            raise WireError(f"unreadable array: {e}") from None
-    if not isinstance(header, dict):
-        raise WireError("unreadable message: not an object")
     return header, arrays
 
 
