@@ -50,7 +50,10 @@ def examples():
 @handles_errors
 def autograde(module: str = typer.Argument(..., help="Module name or number."),
               student: list[str] = typer.Option(None, "--student", help="Only this student (repeatable)."),
-              workers: int = typer.Option(1, "--workers", min=1, help="Submissions graded in parallel."),
+              workers: int = typer.Option(None, "--workers", min=1,
+                                          help="Submissions graded at once (default: 1, or the cluster's threads)."),
+              scheduler: str = typer.Option(None, "--scheduler", metavar="tcp://HOST:8786",
+                                            help="Send the jobs to this Dask scheduler (default: settings.ini)."),
               unsafe_no_jail: bool = typer.Option(
                   False, "--unsafe-no-jail",
                   help="Run submitted code without the jail (only for submissions you trust).")):
@@ -68,7 +71,7 @@ def autograde(module: str = typer.Argument(..., help="Module name or number."),
                   console=console) as bar:
         task = bar.add_task(f"autograding {m.name}", total=len(students))
         outcomes = autograde_module(course, m, students, workers, on_done=lambda o: bar.advance(task),
-                                    jail=not unsafe_no_jail)
+                                    jail=not unsafe_no_jail, scheduler=scheduler)
     t = Table(title=f"{m.name}: automatic scores")
     for col in ["student", "score", "status", "note"]:
         t.add_column(col)

@@ -72,8 +72,13 @@ class Course:
 
     @property
     def grading_limits(self) -> dict[str, int]:
-        """Every value of [grading], as integers (the jail's and the judge's limits)."""
-        return {k: self._ini["grading"].getint(k) for k in self._ini["grading"]}
+        """The limits in [grading] (every key but `scheduler`), as integers."""
+        return {k: self._ini["grading"].getint(k) for k in self._ini["grading"] if k != "scheduler"}
+
+    @property
+    def scheduler(self) -> str:
+        """The Dask scheduler grading jobs go to ("" for this machine)."""
+        return self._ini["grading"].get("scheduler", "").strip()
 
     @cached_property
     def modules(self) -> list[Module]:

@@ -22,8 +22,6 @@ import json
 import os
 import re
 import stat
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -36,7 +34,8 @@ from ..nbgrader_setup import api, nbgrader_config, quiet, tools_on_path
 from ..notebooks import SOLUTION_BEGIN, dumps, is_grade_cell, write_if_changed
 from ..settings import Course, CourseError, Module
 from . import jail as jail_module
-from .job import Job, JobResult
+from .cluster import Cluster
+from .job import Job, JobResult, run_in_process
 from .preprocessors import duplicated_ids
 
 OUTCOME_FILE = "grading.json"
@@ -192,30 +191,6 @@ def student_package(course: Course) -> dict[str, str]:
     return out
 
 
-# -- 2. the job, here in a local worker process --------------------------------------------
-
-def run_local(job: Job) -> JobResult:
-    """Run `job` in a fresh worker process (python -m tito.course.grading.job)."""
-    limits = jail_module.Limits(**job.limits)
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "MPLBACKEND": "Agg"}
-    # The job enforces the submission's time limit itself; this one only catches a grader bug.
-    timeout = 2 * limits.submission_timeout_seconds + 60
-    try:
-        proc = subprocess.run([sys.executable, "-I", "-m", "tito.course.grading.job"], input=json.dumps(asdict(job)),
-                              capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return _job_failure(f"the grading job did not finish within {timeout} s")
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        return _job_failure(f"the grading job failed: {tail[:300]}")
-    return JobResult(**json.loads(proc.stdout))
-
-
-def _job_failure(reason: str) -> JobResult:
-    return JobResult("", "", [], [], "", failure=reason)
-
-
 # -- 3. decide -----------------------------------------------------------------------------
 
 def merge_outputs(prepared, executed: str) -> tuple[nbformat.NotebookNode, str]:
@@ -343,12 +318,22 @@ def check_ready(course: Course, root: Path, m: Module) -> None:
             raise CourseError(f"the gradebook has no assignment {m.name}: {hint}") from None
 
 
-def autograde(course: Course, m: Module, students: list[str], workers: int = 1, course_root: Path | None = None,
+def autograde(course: Course, m: Module, students: list[str], workers: int | None = None,
+              course_root: Path | None = None,
               on_done: Callable[[Outcome], None] | None = None, jail: bool = True,
-              run_job: Callable[[Job], JobResult] = run_local) -> list[Outcome]:
-    """Grade `students`' submissions of module `m`, `workers` at a time; every one gets an Outcome."""
+              scheduler: str | None = None) -> list[Outcome]:
+    """Grade `students`' submissions of module `m`, `workers` at a time; every one gets an Outcome.
+
+    Jobs run in fresh processes on this machine, or on the Dask cluster at `scheduler`
+    (default: settings.ini's [grading] scheduler; "" for this machine). `workers` defaults
+    to 1 here and to the cluster's threads there.
+    """
     root = Path(course_root or course.root).resolve()
     check_ready(course, root, m)
+    scheduler = course.scheduler if scheduler is None else scheduler
+    cluster = Cluster(scheduler) if scheduler else None  # unreachable: refused before anything is written
+    run_job = cluster.run if cluster else run_in_process
+    workers = workers or (cluster.threads if cluster else 1)
     if jail:
         try:
             jail_module.check()
@@ -374,11 +359,15 @@ def autograde(course: Course, m: Module, students: list[str], workers: int = 1, 
             record(course, root, m, outcome, notebook)
         return outcome
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(grade, s): s for s in students}
-        done = {}
-        for f in as_completed(futures):
-            done[futures[f]] = f.result()
-            if on_done:
-                on_done(done[futures[f]])
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(grade, s): s for s in students}
+            done = {}
+            for f in as_completed(futures):
+                done[futures[f]] = f.result()
+                if on_done:
+                    on_done(done[futures[f]])
+    finally:
+        if cluster:
+            cluster.close()
     return [done[s] for s in students]

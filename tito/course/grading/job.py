@@ -9,13 +9,15 @@ Two stages, both with the submission's code in a jail (jail.py):
 1. the kernel run: nbclient executes the notebook (jailed/execute.py);
 2. the judge: the instructor's test cells run here, in this trusted process, against the
    student's functions in a jailed process (judge.py, jailed/sandbox.py).
-The job needs no shared file system, so it runs the same in a local worker process
-(`python -m tito.course.grading.job`, a Job as JSON on stdin, the JobResult on stdout) and
-on a Dask worker. Scores are not decided here: the host combines the verdicts (host.py).
+The job needs no shared file system, so `run_in_process` runs it the same in a fresh process
+(`python -m tito.course.grading.job`, a Job as JSON on stdin, the JobResult on stdout) on
+this machine or on a Dask worker (cluster.py). Scores are not decided here: the host
+combines the verdicts (host.py).
 """
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -95,6 +97,33 @@ def run(job: Job) -> JobResult:
         seconds = {"kernel": kernel_done - started, "judge": time.monotonic() - kernel_done}
         return JobResult(executed, note, [asdict(v) for v in report.verdicts], report.student_cell_errors,
                          jail.isolation, seconds=seconds)
+
+
+def run_in_process(job: Job) -> JobResult:
+    """Run `job` in a fresh process (python -m tito.course.grading.job) that dies with this one.
+
+    The job's trusted code executes the instructor's test cells; a process of its own keeps
+    that apart from whatever calls it (the host's thread pool, a Dask worker).
+    """
+    limits = Limits(**job.limits)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "MPLBACKEND": "Agg"}
+    # The job enforces the submission's time limit itself; this one only catches a grader bug.
+    timeout = 2 * limits.submission_timeout_seconds + 60
+    argv = ["setpriv", "--pdeathsig", "KILL", "--", sys.executable, "-I", "-m", "tito.course.grading.job"]
+    try:
+        proc = subprocess.run(argv, input=json.dumps(asdict(job)), capture_output=True, text=True, env=env,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return _failure(f"the grading job did not finish within {timeout} s")
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        return _failure(f"the grading job failed: {tail[:300]}")
+    return JobResult(**json.loads(proc.stdout))
+
+
+def _failure(reason: str) -> JobResult:
+    return JobResult("", "", [], [], "", failure=reason)
 
 
 def main() -> int:

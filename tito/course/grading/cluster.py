@@ -1,0 +1,52 @@
+"""Grading jobs on a Dask cluster (`distributed`): the same jobs, run on other machines.
+
+A job carries its inputs as data and returns its result as data (job.py), so a worker needs
+only this project installed, not the course's files. Each job runs in a fresh process on the
+worker (`job.run_in_process`), inside the same jail as locally; only the host that called
+`autograde` writes outcomes and the gradebook. A worker that dies while running a job is
+replaced by the scheduler, which runs the job again elsewhere: a job changes nothing but its
+result, so running it twice is harmless and the host still records it once.
+"""
+from __future__ import annotations
+
+import uuid
+
+from ..settings import CourseError
+from .job import Job, JobResult, run_in_process
+
+CONNECT_SECONDS = 10
+
+
+class Cluster:
+    """A connection to a Dask scheduler; `run` submits one job and waits for its result."""
+
+    def __init__(self, address: str):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise CourseError("grading on a Dask cluster needs the `distributed` package: "
+                              "pip install distributed") from None
+        try:
+            self.client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
+        except (OSError, TimeoutError) as e:
+            raise CourseError(f"cannot reach the Dask scheduler at {address} ({type(e).__name__}: {e}); "
+                              "start it with `dask scheduler` and workers with `dask worker "
+                              f"{address}`, or leave out --scheduler to grade on this machine") from None
+        self.address = address
+
+    @property
+    def threads(self) -> int:
+        return max(1, sum(w["nthreads"] for w in self.client.scheduler_info()["workers"].values()))
+
+    def run(self, job: Job) -> JobResult:
+        # pure=False: the same submission graded twice in one batch is two jobs.
+        future = self.client.submit(run_in_process, job, pure=False,
+                                    key=f"grade-{job.module}-{job.student}-{uuid.uuid4().hex[:8]}")
+        try:
+            return future.result()
+        except Exception as e:  # every worker that tried it died, or the cluster went away
+            return JobResult("", "", [], [], "", failure=f"the Dask cluster could not run the job: "
+                                                          f"{type(e).__name__}: {e}"[:300])
+
+    def close(self) -> None:
+        self.client.close()
