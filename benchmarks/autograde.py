@@ -1,24 +1,38 @@
-"""Autograde 20 submissions with --workers 1 and --workers 2; check identical scores, report speedup.
+"""Autograding throughput: plain nbgrader against tito locally and on a Dask cluster, in one run.
 
-    python benchmarks/autograde.py [--submissions 20]
+    python benchmarks/autograde.py [--submissions 40]
 
-Runs in a temporary course copy (real nbgrader gradebook, real kernels); the repository
-is not touched. The submissions cycle through the four bundled examples.
+Each configuration grades the same submissions (the four bundled examples and the bug
+catalogue's submissions, cycled) in a fresh temporary course copy:
+- `nbgrader autograde` alone, one submission after another (the peer: no judge, no jail);
+- tito with --workers 1 and --workers 2 (jailed kernel run + judge, local processes);
+- tito on a Dask cluster started here on loopback (a scheduler and two one-thread workers).
+It prints seconds per submission per worker and the scaling efficiency, and fails if any
+tito configuration's per-cell scores differ from another's. The repository is not touched.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import nbformat
+import yaml
+
 from tito.course.generate import generate
+from tito.course.grading import submissions as sub
 from tito.course.grading.host import autograde
+from tito.course.nbgrader_setup import api, quiet
 from tito.course.settings import Course
 
 REPO = Path(__file__).resolve().parents[1]
+CATALOGUE = REPO / "tests" / "grading" / "catalogue"
 
 
 def course_copy(dest: Path) -> Course:
@@ -31,39 +45,91 @@ def course_copy(dest: Path) -> Course:
     return course
 
 
-def run(n: int, workers: int) -> tuple[float, dict[str, list[float]]]:
+def submissions(course: Course, n: int) -> dict[str, nbformat.NotebookNode]:
+    m = course.module("06")
+    release = nbformat.read(course.release_notebook(m), as_version=4)
+    complete = sub.filled(release, nbformat.read(course.source_notebook(m), as_version=4))
+    pool = [nbformat.read(p, as_version=4) for p in sorted((REPO / "examples" / "submissions").glob("*.ipynb"))]
+    for bug in yaml.safe_load((CATALOGUE / "bugs.yaml").read_text(encoding="utf-8")):
+        pool.append(sub.replace_region(complete, bug["region"], bug["code"], bug.get("index", 0)))
+    return {f"s{i:02d}": pool[i % len(pool)] for i in range(n)}
+
+
+def grade(n: int, how: str, workers: int = 1, scheduler: str = "") -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         course = course_copy(Path(tmp))
         m = course.module("06")
-        examples = sorted((REPO / "examples" / "submissions").glob("*.ipynb"))
-        students = []
-        for i in range(n):
-            sid = f"s{i:02d}-{examples[i % len(examples)].stem}"
-            dest = course.root / "submitted" / sid / m.name / f"{m.notebook}.ipynb"
+        subs = submissions(course, n)
+        for student, nb in subs.items():
+            dest = course.root / "submitted" / student / m.name / f"{m.notebook}.ipynb"
             dest.parent.mkdir(parents=True)
-            shutil.copy(examples[i % len(examples)], dest)
-            students.append(sid)
+            nbformat.write(nb, dest)
         start = time.perf_counter()
-        outcomes = autograde(course, m, students, workers=workers)
+        if how == "nbgrader":
+            with quiet():
+                for student in subs:  # nbgrader's own autograde, executing the notebook in its kernel
+                    api(course).autograde(m.name, student, force=True, create=True)
+            return time.perf_counter() - start, {}
+        outcomes = autograde(course, m, list(subs), workers=workers, scheduler=scheduler)
         elapsed = time.perf_counter() - start
         return elapsed, {o.student: [c.score for c in o.cells] for o in outcomes}
 
 
+class LoopbackCluster:
+    """`dask scheduler` and `dask worker` processes on 127.0.0.1, stopped on exit."""
+
+    def __init__(self, workers: int):
+        self.folder = Path(tempfile.mkdtemp(prefix="tito-dask-"))
+        dask = str(Path(sys.executable).parent / "dask")
+        scheduler_file = self.folder / "scheduler.json"
+        quiet_io = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                        "--scheduler-file", str(scheduler_file)], **quiet_io)]
+        while not scheduler_file.exists():
+            time.sleep(0.2)
+        self.address = json.loads(scheduler_file.read_text())["address"]
+        self.procs += [subprocess.Popen([dask, "worker", self.address, "--nthreads", "1", "--no-dashboard",
+                                         "--host", "127.0.0.1", "--local-directory", str(self.folder / f"w{i}")],
+                                        **quiet_io) for i in range(workers)]
+        from distributed import Client
+
+        with Client(self.address, timeout=30) as client:
+            client.wait_for_workers(workers, timeout=60)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.terminate()
+            p.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--submissions", type=int, default=20)
+    parser.add_argument("--submissions", type=int, default=40)
     args = parser.parse_args()
-    t1, s1 = run(args.submissions, 1)
-    t2, s2 = run(args.submissions, 2)
-    same = s1 == s2
-    print(f"cores: {os.cpu_count()}, submissions: {args.submissions}")
-    print(f"--workers 1: {t1:7.1f} s  ({t1 / args.submissions:.1f} s per submission)")
-    print(f"--workers 2: {t2:7.1f} s  ({t2 / args.submissions:.1f} s per submission)")
-    print(f"speedup: {t1 / t2:.2f}x; identical per-cell scores: {same}")
-    totals = sorted({sum(v) for v in s1.values()})
-    print(f"distinct totals: {totals}")
-    if not same:
-        raise SystemExit("scores differ between --workers 1 and --workers 2")
+    n = args.submissions
+    rows = [("plain nbgrader autograde", 1, *grade(n, "nbgrader")),
+            ("tito, --workers 1", 1, *grade(n, "tito", 1)),
+            ("tito, --workers 2", 2, *grade(n, "tito", 2))]
+    with LoopbackCluster(2) as cluster:
+        rows.append(("tito on Dask, 2 workers", 2, *grade(n, "tito", 2, cluster.address)))
+    print(f"cores: {os.cpu_count()}, submissions: {n}")
+    peer = rows[0][2] / n
+    for name, workers, seconds, _ in rows:
+        per = seconds * workers / n
+        print(f"{name:26s} {seconds:7.1f} s  {per:5.2f} s per submission per worker  "
+              f"({per / peer:.2f}x plain nbgrader)")
+    one = rows[1][2]
+    for name, workers, seconds, _ in rows[2:]:
+        print(f"{name}: speedup {one / seconds:.2f}x over --workers 1, scaling efficiency "
+              f"{one / seconds / workers:.0%}")
+    scores = [r[3] for r in rows[1:]]
+    if any(s != scores[0] for s in scores):
+        raise SystemExit("per-cell scores differ between configurations")
+    print("identical per-cell scores in every tito configuration")
 
 
 if __name__ == "__main__":
