@@ -8,7 +8,7 @@ TITO   := $(BIN)/tito
 # Tools that the installed packages call by name (nbgrader runs `alembic`) come from the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test bench clean-demo
+.PHONY: install demo test test-fast bench clean-demo
 
 $(STAMP): pyproject.toml
 	@# The grading jail runs submitted code under bubblewrap (Debian package bubblewrap).
@@ -40,8 +40,13 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
+# The edit-test loop: everything that starts no kernel and no jail.
+test-fast: install
+	$(BIN)/python -m pytest -n 2 -m "not slow"
+
 bench: install
 	$(BIN)/python benchmarks/optimizers.py
+	$(BIN)/python benchmarks/wire.py
 	$(BIN)/python benchmarks/autograde.py
 
 clean-demo:

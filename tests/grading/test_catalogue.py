@@ -1,17 +1,22 @@
-"""The student-bug catalogue and the correct alternatives, graded through the real pipeline.
+"""The student-bug catalogue and the correct alternatives, graded as the grader grades them.
 
 tests/grading/catalogue/bugs.yaml lists realistic wrong answers and alternatives.yaml correct
 answers written differently from the reference. Each entry becomes a submission: the student
-version with the reference solution filled in and the entry's region(s) replaced. One batch
-grades them all (nbgrader kernel run + isolated judge, two workers); every bug must lose points
-in a cell named for it, every alternative must score full marks, and the untouched student
-version must score 0. The fast tests at the top check the catalogue files themselves.
+version with the reference solution filled in and the entry's region(s) replaced. Every bug
+must fail a cell named for it in the judge (whose verdict is what costs the points: the kernel
+run can only lower a score), every alternative must score full marks through the whole
+pipeline (jailed kernel run and judge, where either could refuse it), and the untouched
+student version must score 0. A few bugs also go through the whole pipeline, to check that a
+judged failure costs the points. The fast tests at the top check the catalogue files themselves.
 """
 from __future__ import annotations
 
 import html
 import re
+import tempfile
 import time
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -19,7 +24,9 @@ import pytest
 import yaml
 
 from tito.course.grading import submissions as sub
-from tito.course.grading.host import autograde
+from tito.course.grading.host import autograde, student_package
+from tito.course.grading.jail import Jail, Limits
+from tito.course.grading.judge import judge
 from tito.course.nbgrader_setup import api
 from tito.course.settings import Course
 
@@ -33,6 +40,8 @@ ALTERNATIVE_IDS = [a["id"] for a in ALTERNATIVES]
 UNTOUCHED = "catalogue-untouched"
 # The bug whose message the feedback test looks for in the HTML a student receives.
 FEEDBACK_BUG = "adam-step-from-zero"
+# Bugs that also go through the whole pipeline (one per part of the module).
+PIPELINE_BUGS = [FEEDBACK_BUG, "sgd-nesterov-old-buffer", "clip-per-tensor", "step-lr-one-epoch-early"]
 
 
 def bug_submission(complete, bug):
@@ -113,12 +122,49 @@ def test_alternative_names_existing_cells_and_compiles(instructor, alternative):
 # --- the whole catalogue through the real pipeline -----------------------------------------
 
 def _caught(outcome, bug) -> list:
-    """The named cells in which the judge failed the bug and points were lost."""
+    """The named cells in which the judge failed the bug (and, through the pipeline, points were lost)."""
     return [c for c in outcome.cells if c.grade_id in bug["caught_by"] and c.judge is False and c.score < c.max_score]
 
 
 def _full_marks(outcome) -> bool:
     return outcome.status == "graded" and all(c.score == c.max_score for c in outcome.cells)
+
+
+class Judged:
+    """The judge's verdicts for one submission, shaped like an Outcome's cells."""
+
+    def __init__(self, report):
+        self.status = "graded"
+        self.cells = [_JudgedCell(v.grade_id, v.points, v.passed, v.message) for v in report.verdicts]
+
+
+class _JudgedCell:
+    def __init__(self, grade_id, points, passed, message):
+        self.grade_id, self.max_score, self.judge, self.message = grade_id, points, passed, message
+        self.score = points if passed else 0.0
+
+
+def _judge_one(course_root: str, notebook: str) -> Judged:
+    """One submission through the judge alone, in a jail of its own (in a worker process: the
+    judge's trusted side, like tinytorch's grad mode, is per process, as in a grading job)."""
+    course = Course(Path(course_root))
+    reference = nbformat.read(course.source_notebook(course.module("06")), as_version=4)
+    with tempfile.TemporaryDirectory() as d:
+        jail = Jail(Limits(**course.grading_limits), Path(d))
+        for rel, text in student_package(course).items():
+            (jail.package / rel).parent.mkdir(parents=True, exist_ok=True)
+            (jail.package / rel).write_text(text)
+        try:
+            return Judged(judge(reference, nbformat.reads(notebook, as_version=4), jail))
+        finally:
+            jail.close()
+
+
+def judge_all(course, submissions: dict) -> dict:
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = pool.map(_judge_one, [str(course.root)] * len(submissions),
+                           [nbformat.writes(nb) for nb in submissions.values()])
+        return dict(zip(submissions, results))
 
 
 @pytest.fixture(scope="module")
@@ -127,23 +173,25 @@ def batch(graded_course, request):
     m = course.module("06")
     release = nbformat.read(course.release_notebook(m), as_version=4)
     complete = sub.filled(release, nbformat.read(course.source_notebook(m), as_version=4))
-    cases = {UNTOUCHED: release}
-    cases.update({f"bug-{b['id']}": bug_submission(complete, b) for b in BUGS})
-    cases.update({f"alt-{a['id']}": alternative_submission(complete, a) for a in ALTERNATIVES})
-    for student, nb in cases.items():
+    bugs = {f"bug-{b['id']}": bug_submission(complete, b) for b in BUGS}
+    pipeline = {UNTOUCHED: release, **{f"alt-{a['id']}": alternative_submission(complete, a) for a in ALTERNATIVES},
+                **{f"pipeline-bug-{b}": bugs[f"bug-{b}"] for b in PIPELINE_BUGS}}
+    for student, nb in pipeline.items():
         path = course.root / "submitted" / student / m.name / f"{m.notebook}.ipynb"
         path.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, path)
 
     start = time.monotonic()
-    outcomes = {o.student: o for o in autograde(course, m, list(cases), workers=2)}
+    outcomes = {o.student: o for o in autograde(course, m, list(pipeline), workers=2)}
+    outcomes.update(judge_all(course, bugs))
     seconds = time.monotonic() - start
 
     caught = sum(bool(_caught(outcomes[f"bug-{b['id']}"], b)) for b in BUGS)
     accepted = sum(_full_marks(outcomes[f"alt-{a['id']}"]) for a in ALTERNATIVES)
     line = (f"{caught}/{len(BUGS)} bugs caught, {accepted}/{len(ALTERNATIVES)} alternatives accepted, "
             f"untouched student version {outcomes[UNTOUCHED].score:g}/{outcomes[UNTOUCHED].max_score:g}; "
-            f"{len(cases)} submissions graded in {seconds:.0f} s with 2 workers")
+            f"{len(pipeline)} submissions through the pipeline and {len(bugs)} through the judge "
+            f"in {seconds:.0f} s")
     report_summary(request.config, "student-bug catalogue (06_optimizers)", line)
     return dict(course=course, module=m, outcomes=outcomes)
 
@@ -171,6 +219,16 @@ def test_failure_message_names_the_bug(batch, bug):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("bug_id", PIPELINE_BUGS)
+def test_a_bug_the_judge_fails_costs_its_points_through_the_pipeline(batch, bug_id):
+    bug = next(b for b in BUGS if b["id"] == bug_id)
+    judged, graded = batch["outcomes"][f"bug-{bug_id}"], batch["outcomes"][f"pipeline-bug-{bug_id}"]
+    assert graded.status == "graded", graded.reason
+    assert [(c.grade_id, c.judge) for c in graded.cells] == [(c.grade_id, c.judge) for c in judged.cells]
+    assert {c.grade_id for c in graded.cells if c.score < c.max_score} >= {c.grade_id for c in _caught(judged, bug)}
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("alternative", ALTERNATIVES, ids=ALTERNATIVE_IDS)
 def test_alternative_scores_full_marks(batch, alternative):
     o = batch["outcomes"][f"alt-{alternative['id']}"]
@@ -183,7 +241,7 @@ def test_alternative_scores_full_marks(batch, alternative):
 def test_feedback_html_shows_the_diagnostic_message(batch):
     course, m = batch["course"], batch["module"]
     bug = next(b for b in BUGS if b["id"] == FEEDBACK_BUG)
-    student = f"bug-{bug['id']}"
+    student = f"pipeline-bug-{bug['id']}"
     result = api(course, course.root).generate_feedback(m.name, student, force=True)
     assert result["success"], result.get("error")
     page = (course.root / "feedback" / student / m.name / f"{m.notebook}.html").read_text(encoding="utf-8")

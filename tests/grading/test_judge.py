@@ -12,6 +12,7 @@ from tito.course.grading.judge import SandboxSetupError, StudentProcess, judge
 from tito.course.grading.host import student_package
 from tito.course.settings import Course
 
+pytestmark = pytest.mark.slow  # starts jailed processes
 COURSE = Course()
 REFERENCE = nbformat.read(COURSE.source_notebook(COURSE.module("06")), as_version=4)
 LIMITS = Limits(cell_timeout_seconds=30, memory_limit_mb=2500, submission_timeout_seconds=120,
