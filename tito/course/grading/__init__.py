@@ -1,8 +1,11 @@
-"""Autograding: nbgrader in a kernel, checked by an isolated judge.
+"""Autograding: every process that runs a submission's code is jailed; trusted code decides.
 
-Student code can reach everything in the kernel that runs it (numpy, builtins, IPython,
-the kernel's replies), so a verdict computed in that kernel can be forged. The judge
-therefore runs the student's exported code in a separate, resource-limited process and
-talks to it only with data (JSON and plain .npy arrays, never pickles); the graded test
-cells run in the trusted grading process against proxies of the student's functions.
+Follow one submission from `host.autograde` to its score:
+- host.py: the queue; nbgrader prepares the submission (no code runs); scores are decided
+  and recorded (grading.json, the gradebook) from the job's data.
+- job.py: one submission's job, data in and data out, in a fresh process here or on a Dask
+  worker (cluster.py): the jailed kernel run, then the judge.
+- judge.py: the instructor's tests in the job's trusted process, against the student's
+  functions in a jailed process; jailed/protocol.py is what crosses between them.
+- jail.py: how a process is confined (bubblewrap); jailed/ holds the code that runs inside.
 """

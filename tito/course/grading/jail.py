@@ -166,16 +166,17 @@ class Jail:
                  "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--uid", "65534", "--gid", "65534",
                  "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
                  "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin",
-                 "--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+                 "--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache",
+                 # The scratch first: what is bound below may live under /tmp (a checkout there).
+                 "--bind", str(mountpoint), SCRATCH, "--bind", f"{mountpoint}/tmp", "/tmp"]
         for tree in _python_trees():
             bwrap += ["--ro-bind", str(tree), str(tree)]
         for installed in _installed_course_package():
             bwrap += ["--tmpfs", str(installed)]
         bwrap += ["--ro-bind", str(self.inputs), INPUTS, "--ro-bind", str(self.package), PACKAGE,
                   "--ro-bind", str(JAILED_CODE), f"{GRADER_ROOT}/{JAILED_PACKAGE.replace('.', '/')}",
-                  "--proc", "/proc", "--dev", "/dev",
-                  "--bind", str(mountpoint), SCRATCH, "--bind", f"{mountpoint}/tmp", "/tmp",
-                  "--bind", f"{mountpoint}/shm", "/dev/shm", "--remount-ro", "/dev", "--remount-ro", "/",
+                  "--proc", "/proc", "--dev", "/dev", "--bind", f"{mountpoint}/shm", "/dev/shm",
+                  "--remount-ro", "/dev", "--remount-ro", "/",
                   "--chdir", f"{SCRATCH}/home", "--clearenv"]
         for key, value in self.environment(f"{SCRATCH}/home").items():
             bwrap += ["--setenv", key, value]
