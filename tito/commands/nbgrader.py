@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.markup import escape
+from rich.text import Text
 
 from ..course.generate import generate as generate_module
 from ..course.grading.host import autograde as autograde_module, submitted_students
@@ -18,6 +20,11 @@ from ..course.settings import CourseError
 from .common import console, handles_errors, load_course, modules_from
 
 app = typer.Typer(no_args_is_help=True)
+
+
+def _printable(text: str) -> str:
+    """Text from a submission (its error messages) without terminal control characters."""
+    return "".join(ch if ch.isprintable() or ch == " " else "?" for ch in text)
 
 
 @app.command()
@@ -78,7 +85,7 @@ def autograde(module: str = typer.Argument(..., help="Module name or number."),
     for o in outcomes:
         lost = [c.grade_id for c in o.cells if c.score < c.max_score]
         note = o.reason or (f"lost points in {len(lost)} cell(s): " + ", ".join(lost[:3]) if lost else "")
-        t.add_row(o.student, f"{o.score:g}/{o.max_score:g}", o.status, note[:120])
+        t.add_row(o.student, f"{o.score:g}/{o.max_score:g}", o.status, Text(_printable(note)[:120]))
     console.print(t)
     if unsafe_no_jail:
         console.print("[yellow]Graded without the jail: the submissions' code ran with your permissions.[/]")
@@ -147,7 +154,7 @@ def collect(module: str = typer.Argument(..., help="Module name or number."),
     for s in imported:
         console.print(f"collected {s}")
     for s in skipped:
-        console.print(f"[yellow]skipped[/] {s}")
+        console.print(f"[yellow]skipped[/] {escape(_printable(s))}")
     console.print(f"{len(imported)} submission(s) collected into {course.directory('submitted').name}/")
     if not imported:
         raise typer.Exit(1)

@@ -207,7 +207,8 @@ def merge_outputs(prepared, executed: str) -> tuple[nbformat.NotebookNode, str]:
             cell.outputs, cell.execution_count = [], None
     try:
         returned = json.loads(executed)
-        run = nbformat.from_dict(returned["notebook"])
+        # Through nbformat's reader, which normalises what the schema allows (e.g. text as a list).
+        run = nbformat.reads(json.dumps(returned["notebook"]), as_version=4)
         nbformat.validate(run)
         error = str(returned.get("error") or "")[:500]
     except Exception:
@@ -354,7 +355,12 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
         else:
             prepared, notes = prepared
             job = Job(student, m.name, dumps(prepared), instructor_text, package, course.grading_limits, jail)
-            outcome, notebook = decide(student, m, reference, prepared, notes, run_job(job))
+            result = run_job(job)
+            try:
+                outcome, notebook = decide(student, m, reference, prepared, notes, result)
+            except Exception as e:  # data the job returned that the host cannot use: this one fails, not the batch
+                reason = f"the grading job returned unusable data ({type(e).__name__}: {str(e)[:200]})"
+                outcome = Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation)
         with lock:
             record(course, root, m, outcome, notebook)
         return outcome

@@ -80,23 +80,29 @@ def run(job: Job) -> JobResult:
     started = time.monotonic()
     deadline = started + limits.submission_timeout_seconds
     with tempfile.TemporaryDirectory(prefix="tito-job-") as workdir:
-        jail = Jail(limits, Path(workdir), enabled=job.jail)
-        for rel, text in job.package.items():
-            target = jail.package / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+        # One jail per stage, each with inputs of its own: the prepared notebook holds the hidden
+        # tests (nbgrader restores them), which the judge's student process must not read.
+        kernel_jail, judge_jail = (Jail(limits, Path(workdir) / stage, enabled=job.jail)
+                                   for stage in ("kernel", "judge"))
+        for jail in (kernel_jail, judge_jail):
+            for rel, text in job.package.items():
+                target = jail.package / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
         try:
-            executed, note = _kernel_run(jail, jail.add_input("submission.ipynb", job.notebook.encode()), deadline)
+            executed, note = _kernel_run(kernel_jail, kernel_jail.add_input("submission.ipynb", job.notebook.encode()),
+                                         deadline)
             kernel_done = time.monotonic()
             report = judge(nbformat.reads(job.instructor, as_version=4), nbformat.reads(job.notebook, as_version=4),
-                           jail)
+                           judge_jail, deadline)
         except (SandboxSetupError, JailError) as e:
-            return JobResult("", "", [], [], jail.isolation, failure=str(e))
+            return JobResult("", "", [], [], kernel_jail.isolation, failure=str(e))
         finally:
-            jail.close()
+            kernel_jail.close()
+            judge_jail.close()
         seconds = {"kernel": kernel_done - started, "judge": time.monotonic() - kernel_done}
         return JobResult(executed, note, [asdict(v) for v in report.verdicts], report.student_cell_errors,
-                         jail.isolation, seconds=seconds)
+                         judge_jail.isolation, seconds=seconds)
 
 
 def run_in_process(job: Job) -> JobResult:

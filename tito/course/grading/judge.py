@@ -66,8 +66,8 @@ class StudentProcess:
     """The student's exported cells in a jailed process: started lazily, restarted after a
     crash or a timeout (each start is a fresh jail)."""
 
-    def __init__(self, cells: list[str], cell_timeout: float, jail: Jail):
-        self.cells, self.timeout, self.jail = cells, cell_timeout, jail
+    def __init__(self, cells: list[str], cell_timeout: float, jail: Jail, deadline: float = float("inf")):
+        self.cells, self.timeout, self.jail, self.deadline = cells, cell_timeout, jail, deadline
         self.proc = None
         self.broken = ""  # why the student's cells could not be run; later calls fail at once
         self.cell_errors: list[str] = []
@@ -96,7 +96,7 @@ class StudentProcess:
         except Exception as e:
             self.stop()
             raise SandboxSetupError(f"the grading sandbox could not start: {e}") from None
-        deadline = time.monotonic() + self.timeout * max(1, len(self.cells))
+        deadline = min(time.monotonic() + self.timeout * max(1, len(self.cells)), self.deadline)
         try:
             header, _ = receive(self.resp_r, deadline)
         except Exception as e:  # unreadable, too slow, or gone: nothing of the student's can be judged
@@ -176,8 +176,12 @@ def _proxy(sp: StudentProcess, name: str, clock: dict):
     return call
 
 
-def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, jail: Jail) -> JudgeReport:
-    """Score every graded test cell of `reference` against the student code in `submission`."""
+def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, jail: Jail,
+          deadline: float = float("inf")) -> JudgeReport:
+    """Score every graded test cell of `reference` against the student code in `submission`.
+
+    Cells not finished by `deadline` (the submission's time limit, time.monotonic()) fail.
+    """
     ref_exports = [c for c in reference.cells if is_export_cell(c)]
     names = student_functions(ref_exports)
     grade_cells = [c for c in reference.cells if is_grade_cell(c) and c.cell_type == "code"]
@@ -188,7 +192,7 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, j
         exec(compile(c.source, f"<reference cell {c.get('id')}>", "exec"), trusted)
 
     cell_timeout = jail.limits.cell_timeout_seconds
-    sp = StudentProcess(student_cells, cell_timeout, jail)
+    sp = StudentProcess(student_cells, cell_timeout, jail, deadline)
     clock = {"deadline": 0.0}
     for name in names:
         trusted[name] = _proxy(sp, name, clock)
@@ -196,7 +200,11 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, j
     try:
         for c in grade_cells:
             md = c.metadata["nbgrader"]
-            clock["deadline"] = time.monotonic() + cell_timeout
+            clock["deadline"] = min(time.monotonic() + cell_timeout, deadline)
+            if time.monotonic() >= deadline:
+                verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), False,
+                                            "not run: the submission used up submission_timeout_seconds"))
+                continue
             try:
                 exec(compile(c.source, f"<test {md['grade_id']}>", "exec"), dict(trusted))
                 verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), True))
