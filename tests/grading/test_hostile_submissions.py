@@ -185,10 +185,12 @@ def batch(graded_course, tmp_path_factory):
         "counts_limits": hostile.with_attack(hostile.with_attack(complete, hostile.counts_limits(), kernel_only=True),
                                              hostile.reads_proc_count(), kernel_only=True),
         "outcome_folder": complete,
+        "invalid_over_outcome_folder": b"not a notebook",
         **hostile_cases(course, tmpdir),
     }
     paths = place(course, cases)
-    (course.root / "autograded" / "outcome_folder" / m.name / "grading.json").mkdir(parents=True)
+    for student in ("outcome_folder", "invalid_over_outcome_folder"):
+        (course.root / "autograded" / student / m.name / "grading.json" / "kept.txt").mkdir(parents=True)
     submitted = {s: p.read_bytes() for s, p in paths.items() if p.is_file() and not p.is_symlink()}
     before = snapshot(course, tmpdir)
     with pytest.MonkeyPatch.context() as mp:
@@ -276,6 +278,10 @@ def test_a_submission_that_is_no_regular_file_is_invalid(batch, student):
 
 def test_an_outcome_path_that_is_a_folder_is_replaced_by_the_outcome(batch):
     assert batch["outcomes"]["outcome_folder"].score == batch["full"]
+    # Where nbgrader did not clear the folder first, the folder is moved aside, not deleted.
+    out = batch["course"].root / "autograded" / "invalid_over_outcome_folder" / "06_optimizers"
+    assert json.loads((out / "grading.json").read_text())["status"] == "invalid"
+    assert [p.name for p in out.glob("grading.json.folder-*/kept.txt")] == ["kept.txt"]
 
 
 def test_a_report_survives_an_outcome_that_cannot_be_read(batch):

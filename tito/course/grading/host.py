@@ -23,6 +23,7 @@ import os
 import re
 import stat
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -273,8 +274,10 @@ def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=Non
     from nbgrader.utils import determine_grade, is_grade
 
     out = autograded_dir(course, root, m, outcome.student)
-    if out.is_symlink() or (out / OUTCOME_FILE).is_dir():
-        raise CourseError(f"{out} is not a folder of autograded files; move it away and grade again")
+    if out.is_symlink():
+        raise CourseError(f"{out} is a symbolic link, not a folder of autograded files")
+    if (out / OUTCOME_FILE).is_dir():  # kept, not deleted: whatever it holds is somebody's
+        (out / OUTCOME_FILE).rename(out / f"{OUTCOME_FILE}.folder-{os.getpid()}-{time.time_ns()}")
     if notebook is not None:
         write_if_changed(out / f"{m.notebook}.ipynb", dumps(notebook))
     write_if_changed(out / OUTCOME_FILE, outcome.to_json())
@@ -362,7 +365,11 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
                 reason = f"the grading job returned unusable data ({type(e).__name__}: {str(e)[:200]})"
                 outcome = Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation)
         with lock:
-            record(course, root, m, outcome, notebook)
+            try:
+                record(course, root, m, outcome, notebook)
+            except (OSError, CourseError) as e:  # this submission is not recorded; the batch goes on
+                reason = f"the outcome could not be recorded: {e}"
+                outcome = Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason), outcome.isolation)
         return outcome
 
     try:
