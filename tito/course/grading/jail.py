@@ -83,6 +83,7 @@ def _new_pids_cgroup(max_tasks: int) -> Path:
                         "(no cgroup v2 pids controller, no v1 pids hierarchy); grade as an unprivileged user")
     parent = root / CGROUP_PARENT
     parent.mkdir(exist_ok=True)
+    _remove_abandoned(parent)
     if (root / "cgroup.subtree_control").exists():  # v2: let children use the controller
         for level in (root, parent):
             (level / "cgroup.subtree_control").write_text("+pids")
@@ -90,6 +91,17 @@ def _new_pids_cgroup(max_tasks: int) -> Path:
     group.mkdir()
     (group / "pids.max").write_text(str(max_tasks))
     return group
+
+
+def _remove_abandoned(parent: Path, age_seconds: float = 3600) -> None:
+    """Empty job cgroups left by jobs that were killed before they could remove theirs."""
+    for group in parent.glob("job-*"):
+        try:
+            if (group / "pids.current").read_text().strip() == "0" and \
+                    time.time() - group.stat().st_mtime > age_seconds:
+                group.rmdir()
+        except OSError:  # in use, or removed by another grader meanwhile
+            pass
 
 
 def _python_trees() -> list[Path]:
