@@ -114,9 +114,11 @@ def run_in_process(job: Job) -> JobResult:
     limits = Limits(**job.limits)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "MPLBACKEND": "Agg"}
+    # -I ignores PYTHON* variables, so -B is needed to keep the job from writing bytecode
+    # next to the installed sources (it writes nothing but its result).
     # The job enforces the submission's time limit itself; this one only catches a grader bug.
     timeout = 2 * limits.submission_timeout_seconds + 60
-    argv = ["setpriv", "--pdeathsig", "KILL", "--", sys.executable, "-I", "-m", "tito.course.grading.job"]
+    argv = ["setpriv", "--pdeathsig", "KILL", "--", sys.executable, "-I", "-B", "-m", "tito.course.grading.job"]
     try:
         proc = subprocess.run(argv, input=json.dumps(asdict(job)), capture_output=True, text=True, env=env,
                               timeout=timeout)
