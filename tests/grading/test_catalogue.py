@@ -4,10 +4,12 @@ tests/grading/catalogue/bugs.yaml lists realistic wrong answers and alternatives
 answers written differently from the reference. Each entry becomes a submission: the student
 version with the reference solution filled in and the entry's region(s) replaced. Every bug
 must fail a cell named for it in the judge (whose verdict is what costs the points: the kernel
-run can only lower a score), every alternative must score full marks through the whole
-pipeline (jailed kernel run and judge, where either could refuse it), and the untouched
-student version must score 0. A few bugs also go through the whole pipeline, to check that a
-judged failure costs the points. The fast tests at the top check the catalogue files themselves.
+run can only lower a score). Every alternative must score full marks through the whole
+pipeline (jailed kernel run and judge, where either could refuse it); alternatives that touch
+different regions share a submission, whose failure names them all. The untouched
+student version must score 0. One submission holding a bug in each part of the module also
+goes through the whole pipeline, to check that judged failures cost their points. The fast
+tests at the top check the catalogue files themselves.
 """
 from __future__ import annotations
 
@@ -40,19 +42,36 @@ ALTERNATIVE_IDS = [a["id"] for a in ALTERNATIVES]
 UNTOUCHED = "catalogue-untouched"
 # The bug whose message the feedback test looks for in the HTML a student receives.
 FEEDBACK_BUG = "adam-step-from-zero"
-# Bugs that also go through the whole pipeline (one per part of the module).
+# Bugs that also go through the whole pipeline, together in one submission (one per part of the module).
 PIPELINE_BUGS = [FEEDBACK_BUG, "sgd-nesterov-old-buffer", "clip-per-tensor", "step-lr-one-epoch-early"]
+PIPELINE_BUGS_STUDENT = "pipeline-bugs"
 
 
 def bug_submission(complete, bug):
     return sub.replace_region(complete, bug["region"], bug["code"], bug.get("index", 0))
 
 
-def alternative_submission(complete, alternative):
+def alternative_submission(complete, *alternatives):
     nb = complete
-    for grade_id, code in alternative["replace"].items():
-        nb = sub.replace_region(nb, grade_id, code)
+    for alternative in alternatives:
+        for grade_id, code in alternative["replace"].items():
+            nb = sub.replace_region(nb, grade_id, code)
     return nb
+
+
+def packed(alternatives) -> list[list]:
+    """The alternatives in as few groups as possible such that no two in a group touch the same region."""
+    groups: list[list] = []
+    for alternative in alternatives:
+        group = next((g for g in groups if not any(set(a["replace"]) & set(alternative["replace"]) for a in g)), None)
+        if group is None:
+            groups.append(group := [])
+        group.append(alternative)
+    return groups
+
+
+ALTERNATIVE_GROUPS = {f"alternatives-{i + 1}": group for i, group in enumerate(packed(ALTERNATIVES))}
+GROUP_OF = {a["id"]: student for student, group in ALTERNATIVE_GROUPS.items() for a in group}
 
 
 def _cells(nb) -> dict:
@@ -144,11 +163,17 @@ class _JudgedCell:
         self.score = points if passed else 0.0
 
 
-def _judge_one(course_root: str, notebook: str) -> Judged:
+def _judge_one(course_root: str, notebook: str, only: list[str] | None) -> Judged:
     """One submission through the judge alone, in a jail of its own (in a worker process: the
-    judge's trusted side, like tinytorch's grad mode, is per process, as in a grading job)."""
+    judge's trusted side, like tinytorch's grad mode, is per process, as in a grading job).
+
+    With `only`, the judge runs just those graded cells (each cell is judged on its own, so
+    leaving the others out changes no verdict)."""
     course = Course(Path(course_root))
     reference = nbformat.read(course.source_notebook(course.module("06")), as_version=4)
+    if only is not None:
+        reference.cells = [c for c in reference.cells if not (c.cell_type == "code" and c.metadata.get(
+            "nbgrader", {}).get("grade")) or c.metadata["nbgrader"]["grade_id"] in only]
     with tempfile.TemporaryDirectory() as d:
         jail = Jail(Limits(**course.grading_limits), Path(d))
         for rel, text in student_package(course).items():
@@ -160,10 +185,12 @@ def _judge_one(course_root: str, notebook: str) -> Judged:
             jail.close()
 
 
-def judge_all(course, submissions: dict) -> dict:
+def judge_all(course, submissions: dict, only: dict) -> dict:
+    """Judge each submission; `only[student]`, where given, names the cells to run."""
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = pool.map(_judge_one, [str(course.root)] * len(submissions),
-                           [nbformat.writes(nb) for nb in submissions.values()])
+                           [nbformat.writes(nb) for nb in submissions.values()],
+                           [only.get(student) for student in submissions])
         return dict(zip(submissions, results))
 
 
@@ -174,8 +201,12 @@ def batch(graded_course, request):
     release = nbformat.read(course.release_notebook(m), as_version=4)
     complete = sub.filled(release, nbformat.read(course.source_notebook(m), as_version=4))
     bugs = {f"bug-{b['id']}": bug_submission(complete, b) for b in BUGS}
-    pipeline = {UNTOUCHED: release, **{f"alt-{a['id']}": alternative_submission(complete, a) for a in ALTERNATIVES},
-                **{f"pipeline-bug-{b}": bugs[f"bug-{b}"] for b in PIPELINE_BUGS}}
+    several_bugs = complete
+    for bug_id in PIPELINE_BUGS:
+        several_bugs = bug_submission(several_bugs, next(b for b in BUGS if b["id"] == bug_id))
+    judged = {**bugs, f"judged-{PIPELINE_BUGS_STUDENT}": several_bugs}
+    pipeline = {UNTOUCHED: release, PIPELINE_BUGS_STUDENT: several_bugs,
+                **{student: alternative_submission(complete, *group) for student, group in ALTERNATIVE_GROUPS.items()}}
     for student, nb in pipeline.items():
         path = course.root / "submitted" / student / m.name / f"{m.notebook}.ipynb"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,14 +214,15 @@ def batch(graded_course, request):
 
     start = time.monotonic()
     outcomes = {o.student: o for o in autograde(course, m, list(pipeline), workers=2)}
-    outcomes.update(judge_all(course, bugs))
+    # A bug's verdict is whether a cell named for it fails, so only those cells run for it.
+    outcomes.update(judge_all(course, judged, only={f"bug-{b['id']}": b["caught_by"] for b in BUGS}))
     seconds = time.monotonic() - start
 
     caught = sum(bool(_caught(outcomes[f"bug-{b['id']}"], b)) for b in BUGS)
-    accepted = sum(_full_marks(outcomes[f"alt-{a['id']}"]) for a in ALTERNATIVES)
+    accepted = sum(_full_marks(outcomes[GROUP_OF[a["id"]]]) for a in ALTERNATIVES)
     line = (f"{caught}/{len(BUGS)} bugs caught, {accepted}/{len(ALTERNATIVES)} alternatives accepted, "
             f"untouched student version {outcomes[UNTOUCHED].score:g}/{outcomes[UNTOUCHED].max_score:g}; "
-            f"{len(pipeline)} submissions through the pipeline and {len(bugs)} through the judge "
+            f"{len(pipeline)} submissions through the pipeline and {len(judged)} through the judge "
             f"in {seconds:.0f} s")
     report_summary(request.config, "student-bug catalogue (06_optimizers)", line)
     return dict(course=course, module=m, outcomes=outcomes)
@@ -219,29 +251,32 @@ def test_failure_message_names_the_bug(batch, bug):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bug_id", PIPELINE_BUGS)
-def test_a_bug_the_judge_fails_costs_its_points_through_the_pipeline(batch, bug_id):
-    bug = next(b for b in BUGS if b["id"] == bug_id)
-    judged, graded = batch["outcomes"][f"bug-{bug_id}"], batch["outcomes"][f"pipeline-bug-{bug_id}"]
+def test_bugs_the_judge_fails_cost_their_points_through_the_pipeline(batch):
+    judged, graded = batch["outcomes"][f"judged-{PIPELINE_BUGS_STUDENT}"], batch["outcomes"][PIPELINE_BUGS_STUDENT]
     assert graded.status == "graded", graded.reason
     assert [(c.grade_id, c.judge) for c in graded.cells] == [(c.grade_id, c.judge) for c in judged.cells]
-    assert {c.grade_id for c in graded.cells if c.score < c.max_score} >= {c.grade_id for c in _caught(judged, bug)}
+    lost = {c.grade_id for c in graded.cells if c.score == 0.0 < c.max_score}
+    for bug_id in PIPELINE_BUGS:
+        bug = next(b for b in BUGS if b["id"] == bug_id)
+        assert _caught(judged, bug), f"{bug_id}: not failed in {bug['caught_by']} next to the other bugs"
+        assert lost >= {c.grade_id for c in _caught(judged, bug)}, bug_id
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("alternative", ALTERNATIVES, ids=ALTERNATIVE_IDS)
 def test_alternative_scores_full_marks(batch, alternative):
-    o = batch["outcomes"][f"alt-{alternative['id']}"]
-    assert o.status == "graded", f"{o.status}: {o.reason}"
-    assert [(c.grade_id, c.message) for c in o.cells if c.score < c.max_score] == []
-    assert o.score == o.max_score
+    student = GROUP_OF[alternative["id"]]
+    graded, together = batch["outcomes"][student], [a["id"] for a in ALTERNATIVE_GROUPS[student]]
+    assert graded.status == "graded", f"{student} ({together}): {graded.status}: {graded.reason}"
+    assert [(c.grade_id, c.message) for c in graded.cells if c.score < c.max_score] == [], f"{student}: {together}"
+    assert graded.score == graded.max_score
 
 
 @pytest.mark.slow
 def test_feedback_html_shows_the_diagnostic_message(batch):
     course, m = batch["course"], batch["module"]
     bug = next(b for b in BUGS if b["id"] == FEEDBACK_BUG)
-    student = f"pipeline-bug-{bug['id']}"
+    student = PIPELINE_BUGS_STUDENT
     result = api(course, course.root).generate_feedback(m.name, student, force=True)
     assert result["success"], result.get("error")
     page = (course.root / "feedback" / student / m.name / f"{m.notebook}.html").read_text(encoding="utf-8")

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import site
 import sys
 import tempfile
@@ -20,6 +21,7 @@ import pytest
 
 from tests.conftest import REPO, make_course_copy
 from tests.grading import hostile, unprivileged
+from tests.grading.dask_cluster import local_cluster
 from tito.course.generate import generate
 from tito.course.grading import submissions as sub
 from tito.course.grading.examples import EPS_INSIDE_SQRT
@@ -192,14 +194,35 @@ def batch(graded_course, tmp_path_factory):
     for student in ("outcome_folder", "invalid_over_outcome_folder"):
         (course.root / "autograded" / student / m.name / "grading.json" / "kept.txt").mkdir(parents=True)
     submitted = {s: p.read_bytes() for s, p in paths.items() if p.is_file() and not p.is_symlink()}
-    before = snapshot(course, tmpdir)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TMPDIR", str(tmpdir))
-        outcomes = {o.student: o for o in autograde(course, m, sorted(paths), workers=2)}
+    # Graded on a Dask cluster of three workers, one of which is killed (SIGKILL) once the
+    # first outcome is in, while the others' jobs run: its jobs are run again elsewhere.
+    with local_cluster(tmp_path_factory.mktemp("dask"), workers=3, env={"TMPDIR": str(tmpdir)}) as (address, workers):
+        killed = []
+
+        def kill_a_worker(outcome):
+            if not killed:
+                killed.append(outcome.student)
+                os.kill(workers[0].pid, signal.SIGKILL)
+
+        before = snapshot(course, tmpdir)
+        outcomes = autograde(course, m, sorted(paths), scheduler=address, on_done=kill_a_worker)
+        killed_status = workers[0].wait(timeout=10)
     lingering = processes_with(hostile.MARKER)
     after = snapshot(course, tmpdir)
-    return dict(course=course, outcomes=outcomes, before=before, after=after, paths=paths,
-                submitted=submitted, full=_full(instructor), lingering=lingering)
+    return dict(course=course, outcomes={o.student: o for o in outcomes}, recorded=[o.student for o in outcomes],
+                before=before, after=after, paths=paths, submitted=submitted, full=_full(instructor),
+                lingering=lingering, killed_status=killed_status)
+
+
+def test_every_submission_gets_exactly_one_outcome_though_a_worker_was_killed(batch):
+    assert batch["killed_status"] == -signal.SIGKILL
+    assert sorted(batch["recorded"]) == sorted(batch["paths"])
+    from nbgrader.api import Gradebook
+
+    course = batch["course"]
+    with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", course.course_id) as gb:
+        rows = sorted((s.student.id, len(s.notebooks), s.score) for s in gb.find_assignment("06_optimizers").submissions)
+    assert rows == sorted((s, 1, o.score) for s, o in batch["outcomes"].items())
 
 
 def test_every_submission_gets_a_recorded_outcome(batch):
@@ -430,3 +453,14 @@ def test_unprivileged_run_really_ran_unprivileged(unprivileged_batch):
     owner = (course.root / "autograded" / HONEST / "06_optimizers" / "grading.json").stat().st_uid
     assert owner == (unprivileged.NOBODY if os.geteuid() == 0 else os.geteuid())
     assert owner != 0
+
+
+def test_the_dask_batch_scores_every_cell_as_the_local_batch_does(batch, unprivileged_batch):
+    """The same students graded on the cluster (as root) and on this machine (unprivileged, CLI)."""
+    local = unprivileged_batch["outcomes"]
+    assert len(local) >= 10
+
+    def cells(o):
+        return o.status, [(c.grade_id, c.score, c.judge) for c in o.cells]
+
+    assert {s: cells(batch["outcomes"][s]) for s in local} == {s: cells(o) for s, o in local.items()}

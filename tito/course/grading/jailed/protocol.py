@@ -15,6 +15,7 @@ the course's Tensor.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -72,6 +73,19 @@ def send(fd: int, header: dict, arrays: list[np.ndarray]) -> None:
                 parts[0], n = memoryview(parts[0])[n:], 0
 
 
+@functools.lru_cache(maxsize=64)
+def _checked_dtype(name: str) -> np.dtype:
+    if not _DTYPE.fullmatch(name):
+        raise ValueError(f"array of type {name!r}")
+    return np.dtype(name)
+
+
+def _dtype(name) -> np.dtype:
+    if not isinstance(name, str):
+        raise ValueError(f"array of type {name!r}")
+    return _checked_dtype(name)
+
+
 def receive(fd: int, deadline: float | None = None) -> tuple[dict, list[np.ndarray]]:
     """The next frame's header and arrays (writable, no copies); never runs code from the frame."""
     size = bytearray(8)
@@ -89,10 +103,9 @@ def receive(fd: int, deadline: float | None = None) -> tuple[dict, list[np.ndarr
             raise ValueError("not an object")
         arrays, offset = [], 4 + n_body
         for dtype, shape in table:
-            if not (isinstance(dtype, str) and _DTYPE.fullmatch(dtype)) or not all(
-                    isinstance(d, int) and d >= 0 for d in shape):
-                raise ValueError(f"array of type {dtype!r} and shape {shape!r}")
-            dt = np.dtype(dtype)
+            dt = _dtype(dtype)
+            if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+                raise ValueError(f"array of shape {shape!r}")
             count = math.prod(shape)
             if offset + count * dt.itemsize > n:
                 raise ValueError("arrays longer than the message")
@@ -153,23 +166,6 @@ class Mirror:
             return {"dict": self.ref(v), "items": [[k, self.encode(x, arrays)] for k, x in v.items()]}
         raise TypeError(f"a {type(v).__name__} cannot cross to the grader "
                         "(allowed: numbers, str, None, arrays, Tensors, tuples, lists, str-keyed dicts)")
-
-    def reachable(self, v, out: list) -> list:
-        """Mutable objects reachable from `v`, in a stable order (what a call may have changed)."""
-        if isinstance(v, (np.ndarray, Tensor, list, dict)):
-            if any(x is v for x in out):
-                return out
-            out.append(v)
-        if isinstance(v, Tensor):
-            self.reachable(v.data, out)
-            self.reachable(v.grad, out)
-        elif isinstance(v, (list, tuple)):
-            for x in v:
-                self.reachable(x, out)
-        elif isinstance(v, dict):
-            for x in v.values():
-                self.reachable(x, out)
-        return out
 
     # -- decoding ---------------------------------------------------------------
     def decode(self, e, arrays: list):

@@ -22,12 +22,9 @@ def _describe(exc: BaseException) -> str:
 
 def main() -> None:
     code_path, req_fd, resp_fd, cell_timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-    import matplotlib
+    import numpy as np  # noqa: F401  (loaded before student code, like in a notebook; the jail sets MPLBACKEND)
 
-    matplotlib.use("Agg")
-    import numpy as np  # noqa: F401  (loaded before student code, like in a notebook)
-
-    from .protocol import Mirror, receive, send
+    from .protocol import SCALARS, Mirror, receive, send
 
     # Say hello before any student code runs, so the judge can tell a sandbox that could not
     # start (its own problem) from student code that stops the process (the student's).
@@ -61,11 +58,11 @@ def main() -> None:
             args = [mirror.decode(a, arrays) for a in header["args"]]
             kwargs = {k: mirror.decode(v, arrays) for k, v in header["kwargs"].items()}
             result = fn(*args, **kwargs)
-            touched: list = []
-            for a in [*args, *kwargs.values()]:
-                mirror.reachable(a, touched)
+            # Sending an argument back sends everything reachable from it, so the judge's copy
+            # of whatever the call changed in place is brought up to date.
             out: list = []
-            reply = {"ok": True, "ret": mirror.encode(result, out), "sync": [mirror.encode(o, out) for o in touched]}
+            sync = [mirror.encode(a, out) for a in (*args, *kwargs.values()) if not isinstance(a, SCALARS)]
+            reply = {"ok": True, "sync": sync, "ret": mirror.encode(result, out)}
         except BaseException as e:  # SystemExit and KeyboardInterrupt included: report, keep serving
             out, reply = [], {"ok": False, "error": _describe(e), "type": type(e).__name__,
                               "message": str(e)[:2000]}
