@@ -74,6 +74,11 @@ import numpy as np
 
 from tinytorch.core.tensor import Tensor, Parameter
 
+# %%
+# Test messages print every float with the digits that identify it, so an expected and an
+# actual value that differ never look the same.
+np.set_printoptions(floatmode="unique")
+
 # %% [markdown]
 # ## Part 1: Gradient descent step (6 points)
 #
@@ -142,7 +147,7 @@ assert p.data is array_before, (
 assert np.allclose(view, [1.5, 2.5], rtol=1e-12), f"a view of the parameter shows {view}, expected [1.5, 2.5]"
 
 # %% nbgrader={"grade": true, "grade_id": "gd_step_skips_missing_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-"""gradient_descent_step leaves a parameter without a gradient untouched."""
+"""gradient_descent_step leaves a parameter without a gradient untouched (and still steps one with a gradient)."""
 p = Tensor(np.array([1.0, -2.0]), requires_grad=True)
 assert p.grad is None
 try:
@@ -150,6 +155,9 @@ try:
 except TypeError as e:
     raise AssertionError(f"a parameter with grad None raised TypeError ({e}): return early when param.grad is None")
 assert np.array_equal(p.data, [1.0, -2.0]), f"a parameter with grad None changed to {p.data}"
+p.grad = np.array([1.0, 1.0])
+gradient_descent_step(p, 0.1)
+assert np.allclose(p.data, [0.9, -2.1], rtol=1e-12), f"with a gradient the parameter is {p.data}, expected [0.9, -2.1]"
 
 # %% nbgrader={"grade": true, "grade_id": "gd_step_keeps_dtype_and_gradient", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 """gradient_descent_step keeps float32 parameters float32 and does not modify the gradient."""
@@ -553,6 +561,7 @@ def run(param_grads):
 
 together = run([grads_a, grads_b])
 alone_a, alone_b = run([grads_a])[0], run([grads_b])[0]
+assert not np.allclose(alone_a, [1.0, -1.0]), f"three SGD steps left the parameter at {alone_a}: it never moved"
 assert np.allclose(together[0], alone_a, rtol=1e-12) and np.allclose(together[1], alone_b, rtol=1e-12), (
     f"two parameters trained together ended at {together}, but alone at {[alone_a, alone_b]}: "
     "state (the momentum buffer) is shared between parameters; keep it in each parameter's own state dict"
@@ -578,7 +587,11 @@ for _ in range(2):
 assert np.allclose(p.data, reference, rtol=1e-6), f"float32 result {p.data} differs from the float64 result {reference}"
 
 # %% nbgrader={"grade": true, "grade_id": "sgd_matches_pytorch_trajectory", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-"""SGD follows PyTorch's trajectory (momentum + dampening + weight decay; Nesterov + weight decay)."""
+"""SGD follows PyTorch's trajectory (momentum + dampening + weight decay; Nesterov + weight decay).
+
+Hidden: every option combination, five steps each, to 1e-12: momentum 0 and 0.9, each with and
+without weight_decay; dampening with and without momentum; nesterov with and without weight_decay.
+"""
 def sgd_trajectory(steps, **hyperparameters):
     p = Tensor(np.array([0.7, -1.3, 2.1]), requires_grad=True)
     opt = SGD([p], **hyperparameters)
@@ -604,6 +617,15 @@ ours = sgd_trajectory(6, lr=0.05, momentum=0.8, weight_decay=0.02, nesterov=True
 off = ~(np.abs(ours - np.array(TORCH_SGD_NESTEROV)).max(axis=1) <= 1e-12)  # nan counts as off
 k = int(np.argmax(off))
 assert not off.any(), f"SGD(nesterov, weight_decay) leaves PyTorch's trajectory at step {k + 1}: {ours[k].tolist()} instead of {TORCH_SGD_NESTEROV[k]}"
+TORCH_SGD_GRID = [[{'lr': 0.05}, [[0.6428499999999999, -1.13015, 1.52695], [0.5874244150825436, -1.0114689159360812, 1.2625924782448812], [0.5329181422722228, -0.9241553269151676, 1.083825410433894], [0.47870475100492305, -0.8584832138664471, 0.9459768726337494], [0.4242845565763597, -0.8089242288186775, 0.8313516066836781]]], [{'lr': 0.05, 'weight_decay': 0.1}, [[0.63935, -1.12365, 1.51645], [0.5811184454537313, -1.0009138253886438, 1.2486822668669437], [0.5243447852961661, -0.91072636588429, 1.0676570104278644], [0.46829772109398127, -0.8428675681847654, 0.9280852177307847], [0.41240639740038254, -0.7915701112475755, 0.8120705839227413]]], [{'lr': 0.05, 'dampening': 0.3}, [[0.6428499999999999, -1.13015, 1.52695], [0.5874244150825436, -1.0114689159360812, 1.2625924782448812], [0.5329181422722228, -0.9241553269151676, 1.083825410433894], [0.47870475100492305, -0.8584832138664471, 0.9459768726337494], [0.4242845565763597, -0.8089242288186775, 0.8313516066836781]]], [{'lr': 0.05, 'momentum': 0.9}, [[0.6428499999999999, -1.13015, 1.52695], [0.5359894150825437, -0.8586039159360812, 0.7468474782448812], [0.3903163412443647, -0.5546340747563112, -0.02841603772659098], [0.21672158454651305, -0.2647987161803487, -0.7447312529579823], [0.02414127266487473, -0.014778595066329812, -1.3565260688972145]]], [{'lr': 0.05, 'momentum': 0.9, 'weight_decay': 0.1}, [[0.63935, -1.12365, 1.51645], [0.5265334454537313, -0.8421988253886438, 0.7234872668669436], [0.37374046686928697, -0.5277032994423966, -0.0639058780137622], [0.1930608208560264, -0.2282861473559132, -0.7890318356591848], [-0.005528998487501885, 0.02933987929059758, -1.3986870202539008]]], [{'lr': 0.05, 'momentum': 0.9, 'dampening': 0.3}, [[0.6428499999999999, -1.13015, 1.52695], [0.5526170905577805, -0.8942082411552569, 0.8261547347714169], [0.43565922738488594, -0.6360377956916876, 0.13628789407080463], [0.2982550091446072, -0.38641738560822714, -0.503450940109946], [0.1457236818405683, -0.1637149351909795, -1.074628894130634]]], [{'lr': 0.05, 'momentum': 0.9, 'dampening': 0.3, 'weight_decay': 0.1}, [[0.63935, -1.12365, 1.51645], [0.5440029118176118, -0.8790196777720506, 0.8038175868068606], [0.4211117084282762, -0.611738233367319, 0.10282366984684276], [0.2776830989887913, -0.3536205690636131, -0.5460676160652559], [0.11965714652652176, -0.1236526013125147, -1.120847056615267]]], [{'lr': 0.05, 'momentum': 0.9, 'nesterov': True}, [[0.5914149999999999, -0.977285, 1.0112050000000001], [0.4502873530292171, -0.6771922616280807, 0.3337406840258832], [0.28824408817116837, -0.4187534102356516, -0.2386800862307592], [0.11261825509804632, -0.20834953944851614, -0.7377013248497982], [-0.07173074588487349, -0.049981900896228316, -1.119452642133803]]], [{'lr': 0.05, 'momentum': 0.9, 'nesterov': True, 'weight_decay': 0.1}, [[0.584765, -0.964935, 0.991255], [0.4365343144382197, -0.6549029904061704, 0.3034639456514138], [0.2680501899161189, -0.3884471556378006, -0.27651802411146215], [0.0874254273736919, -0.1720335094870155, -0.7758180210745115], [-0.09970112748654289, -0.010165771723794029, -1.143892929701936]]]]
+for options, torch_trajectory in TORCH_SGD_GRID:
+    ours, theirs = sgd_trajectory(5, **options), np.array(torch_trajectory)
+    off = ~(np.abs(ours - theirs) <= 1e-12)  # nan counts as off
+    if off.any():
+        step, i = np.argwhere(off)[0]
+        raise AssertionError(
+            f"SGD({options}) leaves PyTorch's trajectory at step {step + 1}, element {i}: "
+            f"{float(ours[step, i])!r} instead of {float(theirs[step, i])!r} (off by {abs(ours[step, i] - theirs[step, i]):.3g})")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -976,9 +998,14 @@ for optimizer_class in (Adam, AdamW):
     state = opt.state[p]
     dtypes = (p.data.dtype, state["exp_avg"].dtype, state["exp_avg_sq"].dtype)
     assert dtypes == (np.float32,) * 3, f"{optimizer_class.__name__}: param, exp_avg, exp_avg_sq are {dtypes}; all must stay float32"
+    assert not np.allclose(p.data, [1.0, -2.0, 0.5]), f"{optimizer_class.__name__}: three steps left the parameter at {p.data}"
 
 # %% nbgrader={"grade": true, "grade_id": "adam_matches_pytorch_trajectory", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-"""Adam (with L2 weight decay) follows PyTorch's trajectory."""
+"""Adam (with L2 weight decay) follows PyTorch's trajectory.
+
+Hidden: every combination of weight_decay=0 and weight_decay=0.05, betas=(0.9, 0.999) and
+betas=(0, 0.999), eps=1e-8 and eps=1, five steps each, to 1e-12.
+"""
 def adam_trajectory(optimizer_class, steps, **hyperparameters):
     p = Tensor(np.array([0.7, -1.3, 2.1]), requires_grad=True)
     opt = optimizer_class([p], **hyperparameters)
@@ -1000,10 +1027,23 @@ ours = adam_trajectory(Adam, 6, lr=0.05, betas=(0.8, 0.99), weight_decay=0.1)
 off = ~(np.abs(ours - np.array(TORCH_ADAM)).max(axis=1) <= 1e-12)  # nan counts as off
 k = int(np.argmax(off))
 assert not off.any(), f"Adam leaves PyTorch's trajectory at step {k + 1}: {ours[k].tolist()} instead of {TORCH_ADAM[k]}"
+TORCH_ADAM_GRID = [[{'lr': 0.01, 'betas': [0.9, 0.999], 'eps': 1e-08, 'weight_decay': 0.0}, [[0.6900000000874891, -1.2900000000294378, 2.0900000000087253], [0.6799884479040487, -1.2800155135070106, 2.080000966048057], [0.669958201873177, -1.2700579064793172, 2.070003503899245], [0.6599025607919721, -1.2601393575334838, 2.0600081881131977], [0.6498152699125712, -1.2502728942625267, 2.050015560157081]]], [{'lr': 0.01, 'betas': [0.9, 0.999], 'eps': 1.0, 'weight_decay': 0.0}, [[0.6946663555762949, -1.2922742779167615, 2.090802503811893], [0.6892315675230515, -1.2845974262568116, 2.081606629560141], [0.6836941025348173, -1.2769779271441106, 2.072412754213473], [0.6780525028844561, -1.2694246277504788, 2.0632212296636965], [0.6723054028278647, -1.2619467384264134, 2.0540323815750505]]], [{'lr': 0.01, 'betas': [0.0, 0.999], 'eps': 1e-08, 'weight_decay': 0.0}, [[0.6900000000874891, -1.2900000000294378, 2.0900000000087253], [0.6796856874281484, -1.2802443923174727, 2.080018220065609], [0.6690817297982495, -1.2707423459432172, 2.070053848183238], [0.6582098678060975, -1.261503454279354, 2.060106080818671], [0.6470893422573505, -1.252537742418333, 2.05017412281697]]], [{'lr': 0.01, 'betas': [0.0, 0.999], 'eps': 1.0, 'weight_decay': 0.0}, [[0.6946663555762949, -1.2922742779167615, 2.090802503811893], [0.6890434038304257, -1.2847580756065884, 2.081618179989778], [0.6831459223469327, -1.2774564250134934, 2.072446365731662], [0.6769875663604652, -1.2703744951527083, 2.063286405719681], [0.6705809643109283, -1.263517589072914, 2.0541376520360477]]], [{'lr': 0.01, 'betas': [0.9, 0.999], 'eps': 1e-08, 'weight_decay': 0.05}, [[0.6900000000848896, -1.2900000000288852, 2.0900000000086463], [0.6799886795369507, -1.280015217864326, 2.0800009688156833], [0.6699590373382798, -1.2700567823763513, 2.0700035144300024], [0.6599044991832219, -1.2601366010568722, 2.060008213915436], [0.6498189224368045, -1.2502673932066797, 2.0500156115342865]]], [{'lr': 0.01, 'betas': [0.9, 0.999], 'eps': 1.0, 'weight_decay': 0.05}, [[0.6945913682277318, -1.2922411474675035, 2.0907957981855803], [0.689085115765675, -1.2845300660608012, 2.0815932259940833], [0.683479577890313, -1.2768750986865358, 2.07239266524928], [0.6777731737394405, -1.269284942203054, 2.0631944728588785], [0.671964421407582, -1.2617686451564054, 2.05399897965204]]], [{'lr': 0.01, 'betas': [0.0, 0.999], 'eps': 1e-08, 'weight_decay': 0.05}, [[0.6900000000848896, -1.2900000000288852, 2.0900000000086463], [0.6796965117170449, -1.2802404163994319, 2.0800182714312214], [0.6691125647935646, -1.27073008656199, 2.0700540097568902], [0.6582685329280387, -1.2614782498754458, 2.060106418786815], [0.6471825111913009, -1.252494554510772, 2.050174710579503]]], [{'lr': 0.01, 'betas': [0.0, 0.999], 'eps': 1.0, 'weight_decay': 0.05}, [[0.6945913682277318, -1.2922411474675035, 2.0907957981855803], [0.6889008618755625, -1.2846889809448834, 2.081604889460227], [0.6829426214029214, -1.2773483938238575, 2.0724266155409166], [0.6767297288588213, -1.2702244116546026, 2.063260325529007], [0.670274297007575, -1.2633221893367135, 2.0541053758284162]]]]
+for options, torch_trajectory in TORCH_ADAM_GRID:
+    ours, theirs = adam_trajectory(Adam, 5, **options), np.array(torch_trajectory)
+    off = ~(np.abs(ours - theirs) <= 1e-12)  # nan counts as off
+    if off.any():
+        step, i = np.argwhere(off)[0]
+        raise AssertionError(
+            f"Adam({options}) leaves PyTorch's trajectory at step {step + 1}, element {i}: "
+            f"{float(ours[step, i])!r} instead of {float(theirs[step, i])!r} (off by {abs(ours[step, i] - theirs[step, i]):.3g})")
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "adamw_matches_pytorch_trajectory", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-"""AdamW follows PyTorch's trajectory."""
+"""AdamW follows PyTorch's trajectory.
+
+Hidden: every combination of weight_decay=0 and weight_decay=0.05, betas=(0.9, 0.999) and
+betas=(0, 0.999), eps=1e-8 and eps=1, five steps each, to 1e-12.
+"""
 def adamw_trajectory(steps, **hyperparameters):
     p = Tensor(np.array([0.7, -1.3, 2.1]), requires_grad=True)
     opt = AdamW([p], **hyperparameters)
@@ -1025,6 +1065,15 @@ ours = adamw_trajectory(6, lr=0.05, weight_decay=0.2)
 off = ~(np.abs(ours - np.array(TORCH_ADAMW)).max(axis=1) <= 1e-12)  # nan counts as off
 k = int(np.argmax(off))
 assert not off.any(), f"AdamW leaves PyTorch's trajectory at step {k + 1}: {ours[k].tolist()} instead of {TORCH_ADAMW[k]}"
+TORCH_ADAMW_GRID = [[{'lr': 0.01, 'betas': [0.9, 0.999], 'eps': 1e-08, 'weight_decay': 0.0}, [[0.6900000000874891, -1.2900000000294378, 2.0900000000087253], [0.6799884479040487, -1.2800155135070106, 2.080000966048057], [0.669958201873177, -1.2700579064793172, 2.070003503899245], [0.6599025607919721, -1.2601393575334838, 2.0600081881131977], [0.6498152699125712, -1.2502728942625267, 2.050015560157081]]], [{'lr': 0.01, 'betas': [0.9, 0.999], 'eps': 1.0, 'weight_decay': 0.0}, [[0.6946663555762949, -1.2922742779167615, 2.090802503811893], [0.6892315675230515, -1.2845974262568116, 2.081606629560141], [0.6836941025348173, -1.2769779271441106, 2.072412754213473], [0.6780525028844561, -1.2694246277504788, 2.0632212296636965], [0.6723054028278647, -1.2619467384264134, 2.0540323815750505]]], [{'lr': 0.01, 'betas': [0.0, 0.999], 'eps': 1e-08, 'weight_decay': 0.0}, [[0.6900000000874891, -1.2900000000294378, 2.0900000000087253], [0.6796856874281484, -1.2802443923174727, 2.080018220065609], [0.6690817297982495, -1.2707423459432172, 2.070053848183238], [0.6582098678060975, -1.261503454279354, 2.060106080818671], [0.6470893422573505, -1.252537742418333, 2.05017412281697]]], [{'lr': 0.01, 'betas': [0.0, 0.999], 'eps': 1.0, 'weight_decay': 0.0}, [[0.6946663555762949, -1.2922742779167615, 2.090802503811893], [0.6890434038304257, -1.2847580756065884, 2.081618179989778], [0.6831459223469327, -1.2774564250134934, 2.072446365731662], [0.6769875663604652, -1.2703744951527083, 2.063286405719681], [0.6705809643109283, -1.263517589072914, 2.0541376520360477]]], [{'lr': 0.01, 'betas': [0.9, 0.999], 'eps': 1e-08, 'weight_decay': 0.05}, [[0.6896500000874891, -1.2893500000294378, 2.0889500000087255], [0.6792936936308214, -1.2787212988018237, 2.0779068430619696], [0.6689239800202215, -1.268125604088292, 2.0668713572455895], [0.6585341948492085, -1.257575468146736, 2.0558443313265466], [0.6481181158192547, -1.2470843268540428, 2.044826512201262]]], [{'lr': 0.01, 'betas': [0.9, 0.999], 'eps': 1.0, 'weight_decay': 0.05}, [[0.6943163555762949, -1.2916242779167615, 2.0897525038118934], [0.6885353677738569, -1.283302977826164, 2.0795125518351303], [0.6826555003055217, -1.2750448385152633, 2.0692807176670356], [0.6766752957197038, -1.266858977264588, 2.0590575422112147], [0.6705933912102536, -1.2587548882304573, 2.0488435319447578]]], [{'lr': 0.01, 'betas': [0.0, 0.999], 'eps': 1e-08, 'weight_decay': 0.05}, [[0.6896500000874891, -1.2893500000294378, 2.0889500000087255], [0.6789942288023901, -1.2789558705250366, 2.077930241259936], [0.6680567652037295, -1.2688269922582502, 2.06693969695008], [0.6568588698124388, -1.2589731955179349, 2.055977350831584], [0.6454193930976849, -1.2494047685610006, 2.0450421972035246]]], [{'lr': 0.01, 'betas': [0.0, 0.999], 'eps': 1.0, 'weight_decay': 0.05}, [[0.6943163555762949, -1.2916242779167615, 2.0897525038118934], [0.6883490210140333, -1.2834679772155209, 2.0795297503323846], [0.6821125677221129, -1.2755362165000963, 2.0693308726573876], [0.6756204703976836, -1.2678342613357252, 2.059155013827131], [0.6688852001592999, -1.2603675212061545, 2.049001326757091]]]]
+for options, torch_trajectory in TORCH_ADAMW_GRID:
+    ours, theirs = adamw_trajectory(5, **options), np.array(torch_trajectory)
+    off = ~(np.abs(ours - theirs) <= 1e-12)  # nan counts as off
+    if off.any():
+        step, i = np.argwhere(off)[0]
+        raise AssertionError(
+            f"AdamW({options}) leaves PyTorch's trajectory at step {step + 1}, element {i}: "
+            f"{float(ours[step, i])!r} instead of {float(theirs[step, i])!r} (off by {abs(ours[step, i] - theirs[step, i]):.3g})")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1398,7 +1447,12 @@ else:
     raise AssertionError("a nan gradient with error_if_nonfinite=True did not raise RuntimeError")
 
 # %% nbgrader={"grade": true, "grade_id": "clip_matches_pytorch", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-"""clip_grad_norm matches torch.nn.utils.clip_grad_norm_ (norms 2, inf and 3)."""
+"""clip_grad_norm matches torch.nn.utils.clip_grad_norm_.
+
+Hidden: norm_type=1, norm_type=2, norm_type=3 and norm_type=inf, each with max_norm=0,
+max_norm=2 and max_norm=1e9, with a parameter without a gradient among the others (total norm
+to 1e-12 relative, gradients to 1e-12); an empty list, or parameters without gradients, give 0.0.
+"""
 def clipped(norm_type, max_norm):
     a, b = Tensor(np.zeros((2, 2)), requires_grad=True), Tensor(np.zeros(3), requires_grad=True)
     a.grad = np.array([[0.5, -7.0], [2.0, 0.125]])
@@ -1409,11 +1463,30 @@ def clipped(norm_type, max_norm):
 total, _ = clipped(2.0, 100.0)
 assert abs(total - math.sqrt(0.25 + 49 + 4 + 0.015625 + 81 + 0.0625 + 9)) < 1e-12, f"2-norm {total} is wrong"
 ### BEGIN HIDDEN TESTS
-TORCH_CLIP = {(2.0, 2.0): (11.971972477415742, [0.08352841759016819, -1.1693978462623547, 0.33411367036067274, 0.020882104397542046, 1.5035115166230273, -0.04176420879508409, 0.5011705055410092]), (math.inf, 2.0): (9.0, [0.11111109876543349, -1.5555553827160689, 0.44444439506173394, 0.02777777469135837, 1.9999997777778027, -0.05555554938271674, 0.666666592592601]), (3.0, 2.0): (10.345095821638697, [0.09666415087660792, -1.3532981122725107, 0.38665660350643166, 0.02416603771915198, 1.7399547157789426, -0.04833207543830396, 0.5799849052596475])}
-for (norm_type, max_norm), (torch_total, torch_grads) in TORCH_CLIP.items():
-    total, grads = clipped(norm_type, max_norm)
-    assert abs(total - torch_total) <= 1e-12 * torch_total, f"norm_type={norm_type}: total {total}, PyTorch {torch_total}"
-    assert np.max(np.abs(grads - np.array(torch_grads))) <= 1e-12, f"norm_type={norm_type}: clipped {grads.tolist()}, PyTorch {torch_grads}"
+TORCH_CLIP_GRID = [[{'norm_type': 1.0, 'max_norm': 0.0}, 21.875, [[0.0, -0.0, 0.0, 0.0], [0.0, -0.0, 0.0]]], [{'norm_type': 1.0, 'max_norm': 2.0}, 21.875, [[0.04571428362448989, -0.6399999707428585, 0.18285713449795957, 0.011428570906122473], [0.822857105240818, -0.022857141812244946, 0.27428570174693934]]], [{'norm_type': 1.0, 'max_norm': 1000000000.0}, 21.875, [[0.5, -7.0, 2.0, 0.125], [9.0, -0.25, 3.0]]], [{'norm_type': 2.0, 'max_norm': 0.0}, 11.971972477415742, [[0.0, -0.0, 0.0, 0.0], [0.0, -0.0, 0.0]]], [{'norm_type': 2.0, 'max_norm': 2.0}, 11.971972477415742, [[0.08352841759016819, -1.1693978462623547, 0.33411367036067274, 0.020882104397542046], [1.5035115166230273, -0.04176420879508409, 0.5011705055410092]]], [{'norm_type': 2.0, 'max_norm': 1000000000.0}, 11.971972477415742, [[0.5, -7.0, 2.0, 0.125], [9.0, -0.25, 3.0]]], [{'norm_type': 3.0, 'max_norm': 0.0}, 10.345095821638697, [[0.0, -0.0, 0.0, 0.0], [0.0, -0.0, 0.0]]], [{'norm_type': 3.0, 'max_norm': 2.0}, 10.345095821638697, [[0.09666415087660792, -1.3532981122725107, 0.38665660350643166, 0.02416603771915198], [1.7399547157789426, -0.04833207543830396, 0.5799849052596475]]], [{'norm_type': 3.0, 'max_norm': 1000000000.0}, 10.345095821638697, [[0.5, -7.0, 2.0, 0.125], [9.0, -0.25, 3.0]]], [{'norm_type': 'inf', 'max_norm': 0.0}, 9.0, [[0.0, -0.0, 0.0, 0.0], [0.0, -0.0, 0.0]]], [{'norm_type': 'inf', 'max_norm': 2.0}, 9.0, [[0.11111109876543349, -1.5555553827160689, 0.44444439506173394, 0.02777777469135837], [1.9999997777778027, -0.05555554938271674, 0.666666592592601]]], [{'norm_type': 'inf', 'max_norm': 1000000000.0}, 9.0, [[0.5, -7.0, 2.0, 0.125], [9.0, -0.25, 3.0]]]]
+def clipped_around_a_gap(options):
+    params = [Tensor(np.zeros(shape), requires_grad=True) for shape in [(2, 2), (4,), (3,)]]
+    params[0].grad = np.array([[0.5, -7.0], [2.0, 0.125]])
+    params[2].grad = np.array([9.0, -0.25, 3.0])
+    total = clip_grad_norm(params, **{**options, "norm_type": float(options["norm_type"])})
+    assert params[1].grad is None, f"{options}: the missing gradient became {params[1].grad}"
+    return total, [params[0].grad.ravel(), params[2].grad]
+
+for options, torch_total, torch_grads in TORCH_CLIP_GRID:
+    total, grads = clipped_around_a_gap(options)
+    assert isinstance(total, (int, float)) and abs(total - torch_total) <= 1e-12 * torch_total, (
+        f"{options}: total norm {total!r}, PyTorch's {torch_total!r}")
+    for k, (ours, theirs) in enumerate(zip(grads, torch_grads)):
+        off = ~(np.abs(ours - np.array(theirs)) <= 1e-12)  # nan counts as off
+        if off.any():
+            i = int(np.argmax(off))
+            raise AssertionError(f"{options}: element {i} of gradient {k} is {float(ours[i])!r}, PyTorch's "
+                                 f"{theirs[i]!r} (off by {abs(ours[i] - theirs[i]):.3g})")
+total = clip_grad_norm([], max_norm=1.0)
+assert total == 0.0, f"an empty parameter list gave total norm {total!r}, expected 0.0"
+p = Tensor(np.zeros(2), requires_grad=True)
+total = clip_grad_norm([p], max_norm=1.0)
+assert total == 0.0 and p.grad is None, f"parameters without gradients gave total norm {total!r}, expected 0.0"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1670,15 +1743,36 @@ hint = " The cosine starts at epoch 0 instead of at the end of the warm-up." if 
 assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}"
 
 # %% nbgrader={"grade": true, "grade_id": "warmup_constant_after_total", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-"""warmup_cosine_lr stays at eta_min after total_steps."""
+"""warmup_cosine_lr stays at eta_min after total_steps.
+
+Hidden: warmup_steps=0 (no warm-up: the cosine starts at base_lr at epoch 0), and warmup_steps=9
+with total_steps=10, the longest warm-up WarmupCosineLR accepts (base_lr at epoch 9, eta_min
+from epoch 10 on), epochs past total_steps included.
+"""
 epochs = [21, 25, 35, 100]
 rates = [warmup_cosine_lr(0.1, e, 5, 20, 0.001) for e in epochs]
 cosine = [0.001 + 0.099 * (1 + math.cos(math.pi * (e - 5) / 15)) / 2 for e in epochs]
 hint = " The cosine continued after total_steps; from total_steps on the rate stays at eta_min." if np.allclose(rates, cosine) else ""
 assert np.allclose(rates, 0.001, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected eta_min = 0.001 throughout.{hint}"
+### BEGIN HIDDEN TESTS
+rates = [warmup_cosine_lr(0.1, e, warmup_steps=0, total_steps=10, eta_min=0.0) for e in range(12)]
+expected = [0.1 * (1 + math.cos(math.pi * e / 10)) / 2 for e in range(10)] + [0.0, 0.0]
+assert np.allclose(rates, expected, rtol=1e-12, atol=1e-15), (
+    f"warmup_steps=0: rates {rates}, expected {expected} (without a warm-up the cosine starts at base_lr)")
+rates = [warmup_cosine_lr(0.1, e, warmup_steps=9, total_steps=10, eta_min=0.001) for e in range(13)]
+expected = [0.1 * e / 9 for e in range(9)] + [0.1] + [0.001] * 3
+assert np.allclose(rates, expected, rtol=1e-12, atol=1e-15), (
+    f"warmup_steps=9, total_steps=10: rates {rates}, expected {expected} (the warm-up, one cosine step, then eta_min)")
+### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "scheduler_drives_optimizer_lr", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-"""A scheduler writes its rate into the optimizer, which then steps with it (epoch 0 included)."""
+"""A scheduler writes its rate into the optimizer, which then steps with it (epoch 0 included).
+
+Hidden, against PyTorch's rates to 1e-12: StepLR(step_size=3, gamma=0.5), ExponentialLR(gamma=0.9)
+and CosineAnnealingLR(T_max=7, eta_min=0.01) for 20 epochs, and at their boundaries for 6 epochs:
+StepLR(step_size=1, gamma=0.5), StepLR(step_size=2, gamma=1), ExponentialLR(gamma=1),
+CosineAnnealingLR(T_max=1, eta_min=0.01) and CosineAnnealingLR(T_max=2, eta_min=0).
+"""
 w = Tensor(np.array([1.0]), requires_grad=True)
 opt = SGD([w], lr=0.1)
 scheduler = StepLR(opt, step_size=2, gamma=0.5)
@@ -1709,6 +1803,18 @@ for name, torch_rates in TORCH_SCHEDULES.items():
     off = ~(np.abs(np.array(rates) - np.array(torch_rates)) <= 1e-12)  # nan counts as off
     k = int(np.argmax(off))
     assert not off.any(), f"{name}: the rate at epoch {k} is {rates[k]}, PyTorch's is {torch_rates[k]}"
+TORCH_SCHEDULE_BOUNDARIES = [['StepLR', {'step_size': 1, 'gamma': 0.5}, [0.1, 0.05, 0.025, 0.0125, 0.00625, 0.003125]], ['StepLR', {'step_size': 2, 'gamma': 1.0}, [0.1, 0.1, 0.1, 0.1, 0.1, 0.1]], ['ExponentialLR', {'gamma': 1.0}, [0.1, 0.1, 0.1, 0.1, 0.1, 0.1]], ['CosineAnnealingLR', {'T_max': 1, 'eta_min': 0.01}, [0.1, 0.01, 0.1, 0.01, 0.1, 0.01]], ['CosineAnnealingLR', {'T_max': 2, 'eta_min': 0.0}, [0.1, 0.05, 0.0, 0.049999999999999996, 0.10000000000000002, 0.050000000000000024]]]
+for name, options, torch_rates in TORCH_SCHEDULE_BOUNDARIES:
+    w = Tensor(np.array([1.0]), requires_grad=True)
+    opt = SGD([w], lr=0.1)
+    scheduler = {"StepLR": StepLR, "ExponentialLR": ExponentialLR, "CosineAnnealingLR": CosineAnnealingLR}[name](opt, **options)
+    rates = []
+    for _ in range(len(torch_rates)):
+        rates.append(opt.param_groups[0]["lr"])
+        scheduler.step()
+    off = ~(np.abs(np.array(rates) - np.array(torch_rates)) <= 1e-12)  # nan counts as off
+    k = int(np.argmax(off))
+    assert not off.any(), f"{name}({options}): the rate at epoch {k} is {rates[k]!r}, PyTorch's is {torch_rates[k]!r}"
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -5,6 +5,7 @@ The frozen references in ``references/torch_references.npz`` were produced by
 tinytorch and needs no torch. When torch is importable, the same cases also run live.
 """
 
+import ast
 import importlib.util
 import json
 import math
@@ -181,3 +182,16 @@ def test_inputs_regenerate_identically(torch_replay):
         assert np.array_equal(stored, new)
     assert np.array_equal(INPUTS["none_mask"], fresh["none_mask"])
     assert [c["name"] for c in torch_replay.trajectory_cases()] == [c["name"] for c in TRAJECTORY_CASES]
+
+
+def test_the_notebooks_hidden_grids_hold_what_torch_computes():
+    """The option grids in the notebook's hidden tests are torch's current answers."""
+    pytest.importorskip("torch")
+    spec = importlib.util.spec_from_file_location("make_grid_literals_06", HERE / "make_grid_literals.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    source = (HERE.parents[1] / "modules" / "06_optimizers" / "optimizers_dev.py").read_text(encoding="utf-8")
+    stored = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.walk(ast.parse(source))
+              if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+              and node.targets[0].id.endswith(("_GRID", "_BOUNDARIES"))}
+    assert stored == module.grids()

@@ -13,6 +13,7 @@ tests at the top check the catalogue files themselves.
 """
 from __future__ import annotations
 
+import ast
 import html
 import re
 import tempfile
@@ -30,6 +31,7 @@ from tito.course.grading.host import autograde, student_package
 from tito.course.grading.jail import Jail, Limits
 from tito.course.grading.judge import judge
 from tito.course.nbgrader_setup import api
+from tito.course.notebooks import SOLUTION_BEGIN
 from tito.course.settings import Course
 
 from tests.conftest import report_summary
@@ -68,6 +70,27 @@ def packed(alternatives) -> list[list]:
             groups.append(group := [])
         group.append(alternative)
     return groups
+
+
+# Bodies that do nothing: every solution region written as one of these must earn 0 points.
+NO_OPS = {"pass": lambda first_argument: "pass", "returns-none": lambda first_argument: "return None",
+          "returns-its-input": lambda first_argument: f"return {first_argument}"}
+
+
+def no_op_submission(complete, kind: str):
+    """Every solution region of `complete` replaced by the no-op body `kind`."""
+    nb = complete
+    for cell in complete.cells:
+        md = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not md.get("solution"):
+            continue
+        tree = ast.parse(cell.source)
+        lines = cell.source.split("\n")
+        marks = [i + 1 for i, line in enumerate(lines) if line.strip() == SOLUTION_BEGIN]
+        for index, mark in enumerate(marks):
+            function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.lineno < mark <= n.end_lineno)
+            nb = sub.replace_region(nb, md["grade_id"], NO_OPS[kind](function.args.args[0].arg), index)
+    return nb
 
 
 ALTERNATIVE_GROUPS = {f"alternatives-{i + 1}": group for i, group in enumerate(packed(ALTERNATIVES))}
@@ -204,7 +227,8 @@ def batch(graded_course, request):
     several_bugs = complete
     for bug_id in PIPELINE_BUGS:
         several_bugs = bug_submission(several_bugs, next(b for b in BUGS if b["id"] == bug_id))
-    judged = {**bugs, f"judged-{PIPELINE_BUGS_STUDENT}": several_bugs}
+    judged = {**bugs, f"judged-{PIPELINE_BUGS_STUDENT}": several_bugs,
+              **{f"no-op-{kind}": no_op_submission(complete, kind) for kind in NO_OPS}}
     pipeline = {UNTOUCHED: release, PIPELINE_BUGS_STUDENT: several_bugs,
                 **{student: alternative_submission(complete, *group) for student, group in ALTERNATIVE_GROUPS.items()}}
     for student, nb in pipeline.items():
@@ -220,12 +244,25 @@ def batch(graded_course, request):
 
     caught = sum(bool(_caught(outcomes[f"bug-{b['id']}"], b)) for b in BUGS)
     accepted = sum(_full_marks(outcomes[GROUP_OF[a["id"]]]) for a in ALTERNATIVES)
+    zero = sum(_points(outcomes[f"no-op-{kind}"]) == 0.0 for kind in NO_OPS)
     line = (f"{caught}/{len(BUGS)} bugs caught, {accepted}/{len(ALTERNATIVES)} alternatives accepted, "
+            f"{zero}/{len(NO_OPS)} no-op submissions at 0, "
             f"untouched student version {outcomes[UNTOUCHED].score:g}/{outcomes[UNTOUCHED].max_score:g}; "
             f"{len(pipeline)} submissions through the pipeline and {len(judged)} through the judge "
             f"in {seconds:.0f} s")
     report_summary(request.config, "student-bug catalogue (06_optimizers)", line)
     return dict(course=course, module=m, outcomes=outcomes)
+
+
+def _points(outcome) -> float:
+    return sum(c.score for c in outcome.cells)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", NO_OPS)
+def test_a_body_that_does_nothing_earns_nothing(batch, kind):
+    o = batch["outcomes"][f"no-op-{kind}"]
+    assert [c.grade_id for c in o.cells if c.score] == [], f"every solution body `{NO_OPS[kind]('x')}`"
 
 
 @pytest.mark.slow

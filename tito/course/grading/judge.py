@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 import nbformat
+import numpy as np
 
 from ..notebooks import SOLUTION_BEGIN, is_export_cell, is_grade_cell
 from .jail import JAILED_PACKAGE, Jail
@@ -196,6 +197,14 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, j
     clock = {"deadline": 0.0}
     for name in names:
         trusted[name] = _proxy(sp, name, clock)
+    # Messages print every float with the digits that identify it (as the notebook does).
+    with np.printoptions(floatmode="unique"):
+        return _run_cells(grade_cells, trusted, sp, clock, cell_timeout, deadline)
+
+
+def _run_cells(grade_cells, trusted: dict, sp: StudentProcess, clock: dict, cell_timeout: float,
+               deadline: float) -> JudgeReport:
+    """Each graded cell in a fresh copy of the trusted namespace; the student's process is closed after."""
     verdicts = []
     try:
         for c in grade_cells:
