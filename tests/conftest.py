@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import configparser
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The hostile-submission tests fail when any file of the environment changes during a batch,
+# so the test processes themselves write no bytecode (nor pytest's rewritten-module cache)
+# into site-packages or the checkout while modules load lazily.
+sys.dont_write_bytecode = True
 
 
 def make_course_copy(dest: Path, **grading) -> Path:
