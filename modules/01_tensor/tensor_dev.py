@@ -695,3 +695,40 @@ for step in range(300):
 with no_grad():
     accuracy = (model(Tensor(X)).data.argmax(axis=1) == y).mean()
 assert accuracy > 0.9, f"training reached only {accuracy:.2f} accuracy"
+
+# %% [markdown]
+# ## Comparing arrays in test messages
+#
+# The graded tests of the later modules compare arrays with a tolerance. When a comparison
+# fails, `describe_difference` says where the two are furthest apart and by how much, so that
+# a message shows more than two long arrays that look alike.
+
+# %%
+#| export
+def describe_difference(actual, expected) -> str:
+    """' (largest difference D at index I: A, expected E)' for two arrays or numbers, for a message."""
+    if actual is None:
+        return " (got None)"
+    try:
+        a, e = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    except (TypeError, ValueError):
+        return f" (got a {type(actual).__name__}, not numbers)"
+    try:
+        a, e = np.broadcast_arrays(a, e)
+    except ValueError:
+        return f" (shape {a.shape}, expected shape {e.shape})"
+    if a.size == 0:
+        return ""
+    with np.errstate(invalid="ignore", over="ignore"):
+        same = (a == e) | (np.isnan(a) & np.isnan(e))
+        diff = np.where(same, 0.0, np.abs(a - e))
+    diff = np.where(np.isnan(diff), np.inf, diff)  # nan against a number counts as furthest
+    i = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    where = "" if a.ndim == 0 else f" at index {i[0] if a.ndim == 1 else tuple(int(k) for k in i)}"
+    return f" (largest difference {diff[i]:.3g}{where}: {float(a[i])!r}, expected {float(e[i])!r})"
+
+# %% [markdown]
+# For example, two arrays that print alike at numpy's default precision:
+
+# %%
+print(describe_difference(np.array([0.1, 0.2, 0.3 + 1e-9]), [0.1, 0.2, 0.3]))

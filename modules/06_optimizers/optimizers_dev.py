@@ -121,6 +121,7 @@ print(w.data)  # [0.95]
 
 # %% nbgrader={"grade": true, "grade_id": "gd_step_values", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """gradient_descent_step subtracts lr * grad."""
+from tinytorch.core.tensor import describe_difference
 p = Tensor(np.array([1.0, -2.0, 0.5]), requires_grad=True)
 p.grad = np.array([0.5, -1.0, 2.0])
 gradient_descent_step(p, 0.1)
@@ -131,10 +132,11 @@ elif np.allclose(p.data, [0.5, -1.0, -1.5]):
     hint = " The learning rate was ignored."
 else:
     hint = ""
-assert np.allclose(p.data, expected, rtol=1e-12, atol=1e-15), f"param is {p.data}, expected {expected}.{hint}"
+assert np.allclose(p.data, expected, rtol=1e-12, atol=1e-15), f"param is {p.data}, expected {expected}.{hint}" + describe_difference(p.data, expected)
 
 # %% nbgrader={"grade": true, "grade_id": "gd_step_in_place", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """gradient_descent_step updates param.data in place, so views of it see the change."""
+from tinytorch.core.tensor import describe_difference
 p = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
 p.grad = np.array([1.0, 1.0, 1.0])
 array_before = p.data
@@ -144,29 +146,31 @@ assert p.data is array_before, (
     "param.data was rebound to a new array: write `param.data -= ...` so views, the model "
     "and optimizer state keep pointing at the parameter"
 )
-assert np.allclose(view, [1.5, 2.5], rtol=1e-12), f"a view of the parameter shows {view}, expected [1.5, 2.5]"
+assert np.allclose(view, [1.5, 2.5], rtol=1e-12), f"a view of the parameter shows {view}, expected [1.5, 2.5]" + describe_difference(view, [1.5, 2.5])
 
 # %% nbgrader={"grade": true, "grade_id": "gd_step_skips_missing_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 """gradient_descent_step leaves a parameter without a gradient untouched (and still steps one with a gradient)."""
+from tinytorch.core.tensor import describe_difference
 p = Tensor(np.array([1.0, -2.0]), requires_grad=True)
 assert p.grad is None
 try:
     gradient_descent_step(p, 0.1)
 except TypeError as e:
     raise AssertionError(f"a parameter with grad None raised TypeError ({e}): return early when param.grad is None")
-assert np.array_equal(p.data, [1.0, -2.0]), f"a parameter with grad None changed to {p.data}"
+assert np.array_equal(p.data, [1.0, -2.0]), f"a parameter with grad None changed to {p.data}" + describe_difference(p.data, [1.0, -2.0])
 p.grad = np.array([1.0, 1.0])
 gradient_descent_step(p, 0.1)
-assert np.allclose(p.data, [0.9, -2.1], rtol=1e-12), f"with a gradient the parameter is {p.data}, expected [0.9, -2.1]"
+assert np.allclose(p.data, [0.9, -2.1], rtol=1e-12), f"with a gradient the parameter is {p.data}, expected [0.9, -2.1]" + describe_difference(p.data, [0.9, -2.1])
 
 # %% nbgrader={"grade": true, "grade_id": "gd_step_keeps_dtype_and_gradient", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 """gradient_descent_step keeps float32 parameters float32 and does not modify the gradient."""
+from tinytorch.core.tensor import describe_difference
 p = Tensor(np.array([1.0, -2.0, 0.5], dtype=np.float32), requires_grad=True)
 p.grad = np.array([0.5, -1.0, 2.0], dtype=np.float32)
 gradient_descent_step(p, 0.1)
 assert p.data.dtype == np.float32, f"the parameter became {p.data.dtype}; a float32 parameter must stay float32"
-assert np.array_equal(p.grad, np.array([0.5, -1.0, 2.0], dtype=np.float32)), f"the gradient was modified: {p.grad}"
-assert np.allclose(p.data, [0.95, -1.9, 0.3], rtol=1e-6), f"param is {p.data}, expected [0.95, -1.9, 0.3]"
+assert np.array_equal(p.grad, np.array([0.5, -1.0, 2.0], dtype=np.float32)), f"the gradient was modified: {p.grad}" + describe_difference(p.grad, np.array([0.5, -1.0, 2.0], dtype=np.float32))
+assert np.allclose(p.data, [0.95, -1.9, 0.3], rtol=1e-6), f"param is {p.data}, expected [0.95, -1.9, 0.3]" + describe_difference(p.data, [0.95, -1.9, 0.3])
 
 # %% [markdown]
 # ## Part 2: The optimizer base and SGD with momentum (20 points)
@@ -418,6 +422,7 @@ print(opt.state_dict()["param_groups"])
 
 # %% nbgrader={"grade": true, "grade_id": "sgd_plain_step_values", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """sgd_step without momentum subtracts lr * grad."""
+from tinytorch.core.tensor import describe_difference
 param = np.array([1.0, -2.0, 0.5])
 grad = np.array([0.5, -1.0, 2.0])
 sgd_step(param, grad, {}, lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
@@ -430,10 +435,11 @@ elif np.array_equal(param, [1.0, -2.0, 0.5]):
             " `param = param - ...` only rebinds the local name.")
 else:
     hint = ""
-assert np.allclose(param, expected, rtol=1e-12, atol=1e-15), f"param is {param}, expected {expected}.{hint}"
+assert np.allclose(param, expected, rtol=1e-12, atol=1e-15), f"param is {param}, expected {expected}.{hint}" + describe_difference(param, expected)
 
 # %% nbgrader={"grade": true, "grade_id": "sgd_momentum_buffer_rule", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 """sgd_step with momentum: the buffer starts as the first gradient, then b = momentum * b + g."""
+from tinytorch.core.tensor import describe_difference
 param = np.array([1.0, -2.0, 0.5])
 g1, g2 = np.array([0.5, -1.0, 2.0]), np.array([-0.25, 0.75, 1.5])
 state, scratch = {}, np.empty(3)
@@ -441,9 +447,9 @@ hp = dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False,
 sgd_step(param, g1, state, **hp)
 assert "momentum_buffer" in state, "state['momentum_buffer'] was not created on the first step"
 assert np.allclose(state["momentum_buffer"], g1, rtol=1e-12), (
-    f"after one step the buffer is {state['momentum_buffer']}; PyTorch starts it as a copy of the first gradient {g1}"
+    f"after one step the buffer is {state['momentum_buffer']}; PyTorch starts it as a copy of the first gradient {g1}" + describe_difference(state["momentum_buffer"], g1)
 )
-assert np.allclose(param, [0.95, -1.9, 0.3], rtol=1e-12), f"first step gave {param}, expected [0.95, -1.9, 0.3]"
+assert np.allclose(param, [0.95, -1.9, 0.3], rtol=1e-12), f"first step gave {param}, expected [0.95, -1.9, 0.3]" + describe_difference(param, [0.95, -1.9, 0.3])
 sgd_step(param, g2, state, **hp)
 expected_buf = np.array([0.2, -0.15, 3.3])  # 0.9 * g1 + g2
 if np.allclose(state["momentum_buffer"], g1 + 0.9 * g2):
@@ -453,14 +459,15 @@ elif np.allclose(state["momentum_buffer"], 0.9 * g1 + 0.1 * g2):
 else:
     hint = ""
 assert np.allclose(state["momentum_buffer"], expected_buf, rtol=1e-12), (
-    f"after two steps the buffer is {state['momentum_buffer']}, expected 0.9 * g1 + g2 = {expected_buf}.{hint}"
+    f"after two steps the buffer is {state['momentum_buffer']}, expected 0.9 * g1 + g2 = {expected_buf}.{hint}" + describe_difference(state["momentum_buffer"], expected_buf)
 )
 assert np.allclose(param, [0.93, -1.885, -0.03], rtol=1e-12, atol=1e-15), (
-    f"after two steps param is {param}, expected [0.93, -1.885, -0.03] (step with lr * buffer)"
+    f"after two steps param is {param}, expected [0.93, -1.885, -0.03] (step with lr * buffer)" + describe_difference(param, [0.93, -1.885, -0.03])
 )
 
 # %% nbgrader={"grade": true, "grade_id": "sgd_dampening_skips_first_step", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 """sgd_step applies dampening from the second step on: b2 = momentum * g1 + (1 - dampening) * g2."""
+from tinytorch.core.tensor import describe_difference
 param = np.array([1.0, -2.0, 0.5])
 g1, g2 = np.array([0.5, -1.0, 2.0]), np.array([-0.25, 0.75, 1.5])
 state, scratch = {}, np.empty(3)
@@ -473,18 +480,19 @@ if np.allclose(buf, 0.5 * g1):
             " step; PyTorch's buffer starts as a copy of the first gradient.")
 else:
     hint = ""
-assert np.allclose(buf, g1, rtol=1e-12), f"after one step the buffer is {buf}, expected g1 = {g1}.{hint}"
+assert np.allclose(buf, g1, rtol=1e-12), f"after one step the buffer is {buf}, expected g1 = {g1}.{hint}" + describe_difference(buf, g1)
 sgd_step(param, g2, state, **hp)
 expected_buf = np.array([0.325, -0.525, 2.55])  # 0.9 * g1 + 0.5 * g2
 assert np.allclose(state["momentum_buffer"], expected_buf, rtol=1e-12), (
-    f"after two steps the buffer is {state['momentum_buffer']}, expected 0.9 * g1 + (1 - 0.5) * g2 = {expected_buf}"
+    f"after two steps the buffer is {state['momentum_buffer']}, expected 0.9 * g1 + (1 - 0.5) * g2 = {expected_buf}" + describe_difference(state["momentum_buffer"], expected_buf)
 )
 assert np.allclose(param, [0.9175, -1.8475, 0.045], rtol=1e-12, atol=1e-15), (
-    f"after two steps param is {param}, expected [0.9175, -1.8475, 0.045]"
+    f"after two steps param is {param}, expected [0.9175, -1.8475, 0.045]" + describe_difference(param, [0.9175, -1.8475, 0.045])
 )
 
 # %% nbgrader={"grade": true, "grade_id": "sgd_nesterov_uses_new_buffer", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 """sgd_step with nesterov steps along g + momentum * b, with b already updated for this step."""
+from tinytorch.core.tensor import describe_difference
 param = np.array([1.0, -2.0, 0.5])
 g1, g2 = np.array([0.5, -1.0, 2.0]), np.array([-0.25, 0.75, 1.5])
 state, scratch = {}, np.empty(3)
@@ -495,7 +503,7 @@ if np.allclose(param, [0.95, -1.9, 0.3]):
             " update the buffer first, so step 1 moves along g1 + 0.9 * b1 = 1.9 * g1.")
 else:
     hint = ""
-assert np.allclose(param, [0.905, -1.81, 0.12], rtol=1e-12), f"first Nesterov step gave {param}, expected [0.905, -1.81, 0.12].{hint}"
+assert np.allclose(param, [0.905, -1.81, 0.12], rtol=1e-12), f"first Nesterov step gave {param}, expected [0.905, -1.81, 0.12].{hint}" + describe_difference(param, [0.905, -1.81, 0.12])
 sgd_step(param, g2, state, **hp)
 if np.allclose(param, [0.885, -1.795, -0.21]):
     hint = (" That is lr * b2, classical momentum, which is also what a look-ahead with the old buffer gives"
@@ -503,11 +511,12 @@ if np.allclose(param, [0.885, -1.795, -0.21]):
 else:
     hint = ""
 assert np.allclose(param, [0.912, -1.8715, -0.327], rtol=1e-12), (
-    f"second Nesterov step gave {param}, expected [0.912, -1.8715, -0.327].{hint}"
+    f"second Nesterov step gave {param}, expected [0.912, -1.8715, -0.327].{hint}" + describe_difference(param, [0.912, -1.8715, -0.327])
 )
 
 # %% nbgrader={"grade": true, "grade_id": "sgd_weight_decay_before_momentum", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 """sgd_step adds weight_decay * param to the gradient before the momentum buffer sees it."""
+from tinytorch.core.tensor import describe_difference
 param = np.array([1.0, -2.0, 0.5])
 g1, g2 = np.array([0.5, -1.0, 2.0]), np.array([-0.25, 0.75, 1.5])
 state, scratch = {}, np.empty(3)
@@ -519,7 +528,7 @@ elif np.allclose(param, [0.95, -1.9, 0.3]):
     hint = " Weight decay was ignored."
 else:
     hint = ""
-assert np.allclose(param, [0.94, -1.88, 0.295], rtol=1e-12), f"first step gave {param}, expected [0.94, -1.88, 0.295].{hint}"
+assert np.allclose(param, [0.94, -1.88, 0.295], rtol=1e-12), f"first step gave {param}, expected [0.94, -1.88, 0.295].{hint}" + describe_difference(param, [0.94, -1.88, 0.295])
 sgd_step(param, g2, state, **hp)
 if np.allclose(param, [0.9106, -1.8462, -0.03795]):
     hint = (" The decay was added after the momentum update; PyTorch adds it to the gradient first, so the buffer"
@@ -527,11 +536,12 @@ if np.allclose(param, [0.9106, -1.8462, -0.03795]):
 else:
     hint = ""
 assert np.allclose(param, [0.9016, -1.8282, -0.04245], rtol=1e-12), (
-    f"second step gave {param}, expected [0.9016, -1.8282, -0.04245].{hint}"
+    f"second step gave {param}, expected [0.9016, -1.8282, -0.04245].{hint}" + describe_difference(param, [0.9016, -1.8282, -0.04245])
 )
 
 # %% nbgrader={"grade": true, "grade_id": "sgd_leaves_gradient_untouched", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """sgd_step never modifies the gradient, and the momentum buffer is not the gradient array."""
+from tinytorch.core.tensor import describe_difference
 for nesterov, weight_decay in [(False, 0.0), (True, 0.0), (False, 0.1), (True, 0.1)]:
     param = np.array([1.0, -2.0, 0.5])
     grad = np.array([0.5, -1.0, 2.0])
@@ -541,7 +551,7 @@ for nesterov, weight_decay in [(False, 0.0), (True, 0.0), (False, 0.1), (True, 0
                  nesterov=nesterov, scratch=np.empty(3))
     assert np.array_equal(grad, [0.5, -1.0, 2.0]), (
         f"after 3 steps (nesterov={nesterov}, weight_decay={weight_decay}) the gradient became {grad}: "
-        "the kernel must not write into grad (store a copy as the buffer, build g + wd * param elsewhere)"
+        "the kernel must not write into grad (store a copy as the buffer, build g + wd * param elsewhere)" + describe_difference(grad, [0.5, -1.0, 2.0])
     )
     assert not np.shares_memory(state["momentum_buffer"], grad), "the momentum buffer is the gradient array itself: store a copy"
 
@@ -569,6 +579,7 @@ assert np.allclose(together[0], alone_a, rtol=1e-12) and np.allclose(together[1]
 
 # %% nbgrader={"grade": true, "grade_id": "sgd_float32_stays_float32", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 """SGD keeps float32 parameters and buffers float32."""
+from tinytorch.core.tensor import describe_difference
 p = Tensor(np.array([1.0, -2.0, 0.5], dtype=np.float32), requires_grad=True)
 opt = SGD([p], lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True)
 array_before = p.data
@@ -584,7 +595,7 @@ for _ in range(2):
     d = np.array([0.5, -1.0, 2.0]) + 0.1 * reference
     buf = d.copy() if buf is None else 0.9 * buf + d
     reference = reference - 0.1 * (d + 0.9 * buf)
-assert np.allclose(p.data, reference, rtol=1e-6), f"float32 result {p.data} differs from the float64 result {reference}"
+assert np.allclose(p.data, reference, rtol=1e-6), f"float32 result {p.data} differs from the float64 result {reference}" + describe_difference(p.data, reference)
 
 # %% nbgrader={"grade": true, "grade_id": "sgd_matches_pytorch_trajectory", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 """SGD follows PyTorch's trajectory (momentum + dampening + weight decay; Nesterov + weight decay).
@@ -592,6 +603,7 @@ assert np.allclose(p.data, reference, rtol=1e-6), f"float32 result {p.data} diff
 Hidden: every option combination, five steps each, to 1e-12: momentum 0 and 0.9, each with and
 without weight_decay; dampening with and without momentum; nesterov with and without weight_decay.
 """
+from tinytorch.core.tensor import describe_difference
 def sgd_trajectory(steps, **hyperparameters):
     p = Tensor(np.array([0.7, -1.3, 2.1]), requires_grad=True)
     opt = SGD([p], **hyperparameters)
@@ -605,7 +617,7 @@ def sgd_trajectory(steps, **hyperparameters):
 first = sgd_trajectory(1, lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01)[0]
 p0 = np.array([0.7, -1.3, 2.1])
 expected_first = p0 - 0.05 * (p0 * (p0 * p0 + 1.0) + 0.1 + 0.01 * p0)
-assert np.allclose(first, expected_first, rtol=1e-12), f"first step {first}, expected {expected_first}"
+assert np.allclose(first, expected_first, rtol=1e-12), f"first step {first}, expected {expected_first}" + describe_difference(first, expected_first)
 ### BEGIN HIDDEN TESTS
 TORCH_SGD_MOMENTUM = [[0.6425, -1.1295, 1.5259], [0.540613114296875, -0.8688700126181249, 0.7709790991459449], [0.40373400784771096, -0.5787955608029771, 0.022386835064462353], [0.24123169156246949, -0.3006968408234117, -0.6703641891453946], [0.06088391965368617, -0.0580178351288684, -1.2723156411302183], [-0.1312064051571514, 0.13603896874496396, -1.6905628359471399]]
 TORCH_SGD_NESTEROV = [[0.5958699999999999, -0.99193, 1.06473], [0.46710381312224963, -0.7214961895772148, 0.47225898379187636], [0.3258126438904287, -0.503623754856712, 0.018171574359645733], [0.17889179851973724, -0.3400569989265589, -0.34728578779339486], [0.03009421701066043, -0.2291045739754577, -0.6322595301396695], [-0.11818116711989346, -0.16767582014500723, -0.8292945314762546]]
@@ -782,6 +794,7 @@ print({k: v for k, v in opt.state[w].items()})
 
 # %% nbgrader={"grade": true, "grade_id": "adam_first_step_moves_lr", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 """adam_step's first update moves every coordinate by lr * |g| / (|g| + eps), i.e. about lr."""
+from tinytorch.core.tensor import describe_difference
 param = np.array([1.0, -2.0, 0.5])
 grad = np.array([0.5, -1.5, 3.0])
 state = {"step": 0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
@@ -804,11 +817,12 @@ else:
     nearest = min(known_bugs, key=lambda r: abs(r - ratio))
     hint = f"that looks like: {known_bugs[nearest]}" if abs(nearest - ratio) < 0.01 * nearest else "compare with the equations above"
 assert np.allclose(param, expected, rtol=1e-10, atol=1e-12), (
-    f"first Adam step moved {moved} ({ratio:.4g} x lr) instead of lr * |g| / (|g| + eps), about lr = 0.1: {hint}"
+    f"first Adam step moved {moved} ({ratio:.4g} x lr) instead of lr * |g| / (|g| + eps), about lr = 0.1: {hint}" + describe_difference(param, expected)
 )
 
 # %% nbgrader={"grade": true, "grade_id": "adam_state_after_first_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """adam_step sets step = 1, m = (1 - beta1) g and v = (1 - beta2) g**2 on the first update."""
+from tinytorch.core.tensor import describe_difference
 param = np.array([1.0, -2.0, 0.5])
 grad = np.array([0.5, -1.5, 3.0])
 state = {"step": 0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
@@ -824,7 +838,7 @@ elif np.allclose(state["exp_avg"], 0.9 * grad):
 else:
     hint = ""
 assert np.allclose(state["exp_avg"], [0.05, -0.15, 0.3], rtol=1e-10), (
-    f"exp_avg is {state['exp_avg']}, expected (1 - beta1) * g = [0.05, -0.15, 0.3].{hint}"
+    f"exp_avg is {state['exp_avg']}, expected (1 - beta1) * g = [0.05, -0.15, 0.3].{hint}" + describe_difference(state["exp_avg"], [0.05, -0.15, 0.3])
 )
 v = state["exp_avg_sq"]
 if np.allclose(v, 0.001 * 2 * grad):
@@ -836,11 +850,12 @@ elif np.allclose(v, 0.999 * grad ** 2):
 else:
     hint = ""
 assert np.allclose(v, [0.00025, 0.00225, 0.009], rtol=1e-10), (
-    f"exp_avg_sq is {v}, expected (1 - beta2) * g**2 = [0.00025, 0.00225, 0.009].{hint}"
+    f"exp_avg_sq is {v}, expected (1 - beta2) * g**2 = [0.00025, 0.00225, 0.009].{hint}" + describe_difference(v, [0.00025, 0.00225, 0.009])
 )
 
 # %% nbgrader={"grade": true, "grade_id": "adam_bias_correction_second_step", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 """adam_step's second update uses bias corrections 1 - beta1**2 and 1 - beta2**2."""
+from tinytorch.core.tensor import describe_difference
 param = np.array([1.0, -2.0, 0.5])
 g1, g2 = np.array([0.5, -1.5, 3.0]), np.array([-0.25, 0.75, 1.5])
 state = {"step": 0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
@@ -856,12 +871,13 @@ m2, v2 = 0.9 * m1 + 0.1 * g2, 0.999 * v1 + 0.001 * g2 ** 2
 expected = p1 - 0.1 * (m2 / (1 - 0.9 ** 2)) / (np.sqrt(v2 / (1 - 0.999 ** 2)) + 1e-8)
 with_t1 = p1 - 0.1 * (m2 / 0.1) / (np.sqrt(v2 / 0.001) + 1e-8)
 hint = " It matches bias corrections with t = 1 on the second step: the counter is not advancing." if np.allclose(param, with_t1) else ""
-assert np.allclose(state["exp_avg"], m2, rtol=1e-10), f"exp_avg after two steps is {state['exp_avg']}, expected {m2}"
-assert np.allclose(state["exp_avg_sq"], v2, rtol=1e-10), f"exp_avg_sq after two steps is {state['exp_avg_sq']}, expected {v2}"
-assert np.allclose(param, expected, rtol=1e-10, atol=1e-12), f"after two steps param is {param}, expected {expected}.{hint}"
+assert np.allclose(state["exp_avg"], m2, rtol=1e-10), f"exp_avg after two steps is {state['exp_avg']}, expected {m2}" + describe_difference(state["exp_avg"], m2)
+assert np.allclose(state["exp_avg_sq"], v2, rtol=1e-10), f"exp_avg_sq after two steps is {state['exp_avg_sq']}, expected {v2}" + describe_difference(state["exp_avg_sq"], v2)
+assert np.allclose(param, expected, rtol=1e-10, atol=1e-12), f"after two steps param is {param}, expected {expected}.{hint}" + describe_difference(param, expected)
 
 # %% nbgrader={"grade": true, "grade_id": "adam_eps_outside_sqrt", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 """adam_step adds eps after the square root of the bias-corrected second moment."""
+from tinytorch.core.tensor import describe_difference
 param = np.array([1.0, -2.0, 0.5])
 grad = np.array([1e-8, -3e-8, 1e-6])  # gradients around eps, where its placement shows
 state = {"step": 0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
@@ -875,11 +891,12 @@ elif np.allclose(moved, 0.1 * np.abs(grad) / (np.abs(grad) + 1e-8 / math.sqrt(0.
 else:
     hint = ""
 assert np.allclose(moved, expected_moved, rtol=1e-9), (
-    f"with tiny gradients {grad} the first step moved {moved}, expected lr * |g| / (sqrt(v_hat) + eps) = {expected_moved}.{hint}"
+    f"with tiny gradients {grad} the first step moved {moved}, expected lr * |g| / (sqrt(v_hat) + eps) = {expected_moved}.{hint}" + describe_difference(moved, expected_moved)
 )
 
 # %% nbgrader={"grade": true, "grade_id": "adam_l2_weight_decay_in_gradient", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """adam_step's weight decay is L2: weight_decay * param is added to the gradient before the moments."""
+from tinytorch.core.tensor import describe_difference
 p0 = np.array([1.0, -2.0, 0.5])
 param = p0.copy()
 grad = np.array([0.5, -1.5, 3.0])
@@ -892,13 +909,14 @@ elif np.allclose(state["exp_avg"], 0.1 * grad):
     hint = " The moments do not contain the decay: Adam's weight_decay is L2 (added to g); the decoupled form is AdamW's."
 else:
     hint = ""
-assert np.allclose(state["exp_avg"], 0.1 * d, rtol=1e-10), f"exp_avg is {state['exp_avg']}, expected 0.1 * (g + 0.1 * param) = {0.1 * d}.{hint}"
-assert np.allclose(state["exp_avg_sq"], 0.001 * d * d, rtol=1e-10), f"exp_avg_sq is {state['exp_avg_sq']}, expected {0.001 * d * d}"
+assert np.allclose(state["exp_avg"], 0.1 * d, rtol=1e-10), f"exp_avg is {state['exp_avg']}, expected 0.1 * (g + 0.1 * param) = {0.1 * d}.{hint}" + describe_difference(state["exp_avg"], 0.1 * d)
+assert np.allclose(state["exp_avg_sq"], 0.001 * d * d, rtol=1e-10), f"exp_avg_sq is {state['exp_avg_sq']}, expected {0.001 * d * d}" + describe_difference(state["exp_avg_sq"], 0.001 * d * d)
 expected = p0 - 0.1 * d / (np.abs(d) + 1e-8)
-assert np.allclose(param, expected, rtol=1e-10, atol=1e-12), f"param is {param}, expected {expected}"
+assert np.allclose(param, expected, rtol=1e-10, atol=1e-12), f"param is {param}, expected {expected}" + describe_difference(param, expected)
 
 # %% nbgrader={"grade": true, "grade_id": "adamw_decays_before_update", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 """adamw_step multiplies the parameter by (1 - lr * weight_decay) before the Adam update."""
+from tinytorch.core.tensor import describe_difference
 p0 = np.array([1.0, -2.0, 0.5])
 param = p0.copy()
 grad = np.array([0.5, -1.5, 3.0])
@@ -914,10 +932,11 @@ candidates = {
     " coordinate by lr; AdamW multiplies the parameter by 1 - lr * weight_decay first": p0 - 0.1 * u,
 }
 hint = next((name for name, value in candidates.items() if np.allclose(param, value, rtol=1e-9)), "compare with the equations above")
-assert np.allclose(param, expected, rtol=1e-10, atol=1e-12), f"param is {param}, expected {expected}: {hint}"
+assert np.allclose(param, expected, rtol=1e-10, atol=1e-12), f"param is {param}, expected {expected}: {hint}" + describe_difference(param, expected)
 
 # %% nbgrader={"grade": true, "grade_id": "adamw_moments_exclude_weight_decay", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """adamw_step keeps the decay out of the moments: m and v see only the gradient."""
+from tinytorch.core.tensor import describe_difference
 p0 = np.array([1.0, -2.0, 0.5])
 param = p0.copy()
 grad = np.array([0.5, -1.5, 3.0])
@@ -925,12 +944,13 @@ state = {"step": 0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
 adamw_step(param, grad, state, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, scratch=np.empty(3))
 folded = np.allclose(state["exp_avg"], 0.1 * (grad + 0.1 * p0)) or np.allclose(state["exp_avg"], 0.1 * (grad + 0.01 * p0))
 hint = " The decay was folded into the gradient: that is Adam + L2, not AdamW." if folded else ""
-assert np.allclose(state["exp_avg"], 0.1 * grad, rtol=1e-10), f"exp_avg is {state['exp_avg']}, expected 0.1 * g = {0.1 * grad}.{hint}"
-assert np.allclose(state["exp_avg_sq"], 0.001 * grad * grad, rtol=1e-10), f"exp_avg_sq is {state['exp_avg_sq']}, expected {0.001 * grad * grad}.{hint}"
+assert np.allclose(state["exp_avg"], 0.1 * grad, rtol=1e-10), f"exp_avg is {state['exp_avg']}, expected 0.1 * g = {0.1 * grad}.{hint}" + describe_difference(state["exp_avg"], 0.1 * grad)
+assert np.allclose(state["exp_avg_sq"], 0.001 * grad * grad, rtol=1e-10), f"exp_avg_sq is {state['exp_avg_sq']}, expected {0.001 * grad * grad}.{hint}" + describe_difference(state["exp_avg_sq"], 0.001 * grad * grad)
 assert state["step"] == 1, f"state['step'] is {state['step']} after one AdamW update; it must be 1"
 
 # %% nbgrader={"grade": true, "grade_id": "adamw_zero_decay_equals_adam", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """adamw_step with weight_decay = 0 gives exactly Adam's trajectory."""
+from tinytorch.core.tensor import describe_difference
 grads = [np.array([0.5, -1.5, 3.0]), np.array([-0.25, 0.75, 1.5]), np.array([2.0, 0.1, -0.3])]
 results = []
 for kernel in (adam_step, adamw_step):
@@ -941,13 +961,14 @@ for kernel in (adam_step, adamw_step):
     results.append((param, state))
 (adam_param, adam_state), (adamw_param, adamw_state) = results
 assert np.allclose(adamw_param, adam_param, rtol=1e-12, atol=1e-15), (
-    f"AdamW(weight_decay=0) ended at {adamw_param}, Adam at {adam_param}; without decay the two must agree"
+    f"AdamW(weight_decay=0) ended at {adamw_param}, Adam at {adam_param}; without decay the two must agree" + describe_difference(adamw_param, adam_param)
 )
 assert adamw_state["step"] == adam_state["step"] == 3, f"step counters: Adam {adam_state['step']}, AdamW {adamw_state['step']}; both must be 3"
-assert np.allclose(adamw_state["exp_avg_sq"], adam_state["exp_avg_sq"], rtol=1e-12), "AdamW(weight_decay=0) has a different second moment than Adam"
+assert np.allclose(adamw_state["exp_avg_sq"], adam_state["exp_avg_sq"], rtol=1e-12), "AdamW(weight_decay=0) has a different second moment than Adam" + describe_difference(adamw_state["exp_avg_sq"], adam_state["exp_avg_sq"])
 
 # %% nbgrader={"grade": true, "grade_id": "adam_in_place_and_gradient_untouched", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """Adam and AdamW update param.data in place and never modify the gradient."""
+from tinytorch.core.tensor import describe_difference
 for optimizer_class in (Adam, AdamW):
     p = Tensor(np.array([1.0, -2.0, 0.5]), requires_grad=True)
     opt = optimizer_class([p], lr=0.1, weight_decay=0.1)
@@ -958,9 +979,9 @@ for optimizer_class in (Adam, AdamW):
         opt.step()
     name = optimizer_class.__name__
     assert p.data is array_before, f"{name}: param.data was rebound to a new array; update the parameter in place"
-    assert np.array_equal(view, p.data[1:]), f"{name}: a view of the parameter no longer matches it"
+    assert np.array_equal(view, p.data[1:]), f"{name}: a view of the parameter no longer matches it" + describe_difference(view, p.data[1:])
     assert not np.allclose(p.data, [1.0, -2.0, 0.5]), f"{name}: the parameter did not change"
-    assert np.array_equal(grad, [0.5, -1.5, 3.0]), f"{name}: the gradient was modified to {grad}; the kernel must only read grad"
+    assert np.array_equal(grad, [0.5, -1.5, 3.0]), f"{name}: the gradient was modified to {grad}; the kernel must only read grad" + describe_difference(grad, [0.5, -1.5, 3.0])
 
 # %% nbgrader={"grade": true, "grade_id": "adam_state_isolated_per_parameter", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 """Adam keeps separate moments and step counters for every parameter."""
@@ -1006,6 +1027,7 @@ for optimizer_class in (Adam, AdamW):
 Hidden: every combination of weight_decay=0 and weight_decay=0.05, betas=(0.9, 0.999) and
 betas=(0, 0.999), eps=1e-8 and eps=1, five steps each, to 1e-12.
 """
+from tinytorch.core.tensor import describe_difference
 def adam_trajectory(optimizer_class, steps, **hyperparameters):
     p = Tensor(np.array([0.7, -1.3, 2.1]), requires_grad=True)
     opt = optimizer_class([p], **hyperparameters)
@@ -1020,7 +1042,7 @@ first = adam_trajectory(Adam, 1, lr=0.05, betas=(0.8, 0.99), weight_decay=0.1)[0
 p0 = np.array([0.7, -1.3, 2.1])
 d = p0 * (p0 * p0 + 1.0) + 0.1 + 0.1 * p0
 expected_first = p0 - 0.05 * d / (np.abs(d) + 1e-8)
-assert np.allclose(first, expected_first, rtol=1e-10), f"first step {first}, expected {expected_first}"
+assert np.allclose(first, expected_first, rtol=1e-10), f"first step {first}, expected {expected_first}" + describe_difference(first, expected_first)
 ### BEGIN HIDDEN TESTS
 TORCH_ADAM = [[0.6500000004122011, -1.2500000001417635, 2.050000000042841], [0.6000539724394381, -1.2004070548288008, 2.0001575707071977], [0.5501657809285858, -1.1515291144729285, 1.950574721235403], [0.5003173264526487, -1.1036980559438938, 1.9013485357304216], [0.45047157549413297, -1.057265616401615, 1.852569221106475], [0.400576334116189, -1.0125982852345763, 1.8043183929905124]]
 ours = adam_trajectory(Adam, 6, lr=0.05, betas=(0.8, 0.99), weight_decay=0.1)
@@ -1044,6 +1066,7 @@ for options, torch_trajectory in TORCH_ADAM_GRID:
 Hidden: every combination of weight_decay=0 and weight_decay=0.05, betas=(0.9, 0.999) and
 betas=(0, 0.999), eps=1e-8 and eps=1, five steps each, to 1e-12.
 """
+from tinytorch.core.tensor import describe_difference
 def adamw_trajectory(steps, **hyperparameters):
     p = Tensor(np.array([0.7, -1.3, 2.1]), requires_grad=True)
     opt = AdamW([p], **hyperparameters)
@@ -1058,7 +1081,7 @@ first = adamw_trajectory(1, lr=0.05, weight_decay=0.2)[0]
 p0 = np.array([0.7, -1.3, 2.1])
 g = p0 * (p0 * p0 + 1.0) + 0.1
 expected_first = p0 * (1 - 0.05 * 0.2) - 0.05 * g / (np.abs(g) + 1e-8)
-assert np.allclose(first, expected_first, rtol=1e-10), f"first step {first}, expected {expected_first}"
+assert np.allclose(first, expected_first, rtol=1e-10), f"first step {first}, expected {expected_first}" + describe_difference(first, expected_first)
 ### BEGIN HIDDEN TESTS
 TORCH_ADAMW = [[0.6430000004374453, -1.2370000001471886, 2.0290000000436264], [0.5866152782503794, -1.1749577258870483, 1.9588535532094582], [0.5308439362592026, -1.1141208168011278, 1.8896452016528815], [0.47566818757914686, -1.0547640899683395, 1.8214547852023024], [0.42105783594711893, -0.9971885042191349, 1.75435606080179], [0.3669737376489011, -0.9417187309433546, 1.688415466505679]]
 ours = adamw_trajectory(6, lr=0.05, weight_decay=0.2)
@@ -1367,6 +1390,7 @@ assert np.allclose(a.grad, [3.0 * c, 4.0 * c], rtol=1e-12) and np.allclose(b.gra
 
 # %% nbgrader={"grade": true, "grade_id": "clip_preserves_direction", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """clip_grad_norm keeps the direction of the whole gradient (all entries scaled by the same factor)."""
+from tinytorch.core.tensor import describe_difference
 a, b = Tensor(np.zeros((2, 2)), requires_grad=True), Tensor(np.zeros(3), requires_grad=True)
 ga, gb = np.array([[0.5, -7.0], [2.0, 0.1]]), np.array([9.0, -0.2, 3.0])
 a.grad, b.grad = ga.copy(), gb.copy()
@@ -1374,7 +1398,7 @@ clip_grad_norm([a, b], max_norm=2.0)
 ratios = np.concatenate([(a.grad / ga).ravel(), b.grad / gb])
 assert np.allclose(ratios, ratios[0], rtol=1e-12), (
     f"entries were scaled by different factors {np.round(ratios, 4).tolist()}: clipping must multiply every "
-    "entry by the same coefficient (not clip entries to [-max_norm, max_norm], not per tensor)"
+    "entry by the same coefficient (not clip entries to [-max_norm, max_norm], not per tensor)" + describe_difference(ratios, ratios[0])
 )
 new_norm = math.sqrt(np.sum(a.grad ** 2) + np.sum(b.grad ** 2))
 assert abs(new_norm - 2.0) < 1e-5, f"after clipping the total norm is {new_norm}, expected max_norm = 2"
@@ -1393,12 +1417,13 @@ assert abs(total - 13.0) < 1e-12, f"returned {total}, expected 13"
 
 # %% nbgrader={"grade": true, "grade_id": "clip_coefficient_includes_1e-6", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 """clip_grad_norm's coefficient is max_norm / (total_norm + 1e-6), PyTorch's constant."""
+from tinytorch.core.tensor import describe_difference
 p = Tensor(np.zeros(2), requires_grad=True)
 p.grad = np.array([0.6, 0.8])  # norm 1
 clip_grad_norm([p], max_norm=0.5)
 expected = np.array([0.6, 0.8]) * (0.5 / (1.0 + 1e-6))
 hint = " The 1e-6 is missing from the denominator." if np.allclose(p.grad, [0.3, 0.4], rtol=1e-12) else ""
-assert np.allclose(p.grad, expected, rtol=1e-12), f"gradient became {p.grad}, expected {expected}.{hint}"
+assert np.allclose(p.grad, expected, rtol=1e-12), f"gradient became {p.grad}, expected {expected}.{hint}" + describe_difference(p.grad, expected)
 
 # %% nbgrader={"grade": true, "grade_id": "clip_inf_norm", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """clip_grad_norm with norm_type=inf uses the largest absolute entry over all gradients."""
@@ -1417,6 +1442,7 @@ assert np.allclose(a.grad, [3.0 * c, -4.0 * c], rtol=1e-12) and np.allclose(b.gr
 
 # %% nbgrader={"grade": true, "grade_id": "clip_skips_missing_grads_in_place", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 """clip_grad_norm skips parameters without a gradient and scales the gradient arrays in place."""
+from tinytorch.core.tensor import describe_difference
 a, b, c = (Tensor(np.zeros(2), requires_grad=True) for _ in range(3))
 a.grad, c.grad = np.array([3.0, 0.0]), np.array([0.0, 4.0])
 grad_a = a.grad
@@ -1424,7 +1450,7 @@ total = clip_grad_norm([a, b, c], max_norm=1.0)
 assert b.grad is None, f"a missing gradient became {b.grad}; leave it None"
 assert abs(total - 5.0) < 1e-12, f"returned {total}, expected 5 from the two existing gradients"
 assert a.grad is grad_a, "a.grad was replaced by a new array: scale the gradients in place (g *= coefficient)"
-assert np.allclose(grad_a, [3.0 / (5.0 + 1e-6), 0.0], rtol=1e-12), f"gradient became {grad_a}, expected [3 / (5 + 1e-6), 0]"
+assert np.allclose(grad_a, [3.0 / (5.0 + 1e-6), 0.0], rtol=1e-12), f"gradient became {grad_a}, expected [3 / (5 + 1e-6), 0]" + describe_difference(grad_a, [3.0 / (5.0 + 1e-6), 0.0])
 
 # %% nbgrader={"grade": true, "grade_id": "clip_error_if_nonfinite", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 """clip_grad_norm raises RuntimeError on a non-finite norm only when error_if_nonfinite is set."""
@@ -1668,6 +1694,7 @@ for epoch in range(5):
 
 # %% nbgrader={"grade": true, "grade_id": "step_lr_values", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 """step_lr multiplies the rate by gamma at epochs step_size, 2 * step_size, ... (not one epoch early or late)."""
+from tinytorch.core.tensor import describe_difference
 epochs = [0, 1, 2, 3, 5, 6, 7, 30]
 rates = [step_lr(0.1, e, 3, 0.5) for e in epochs]
 expected = [0.1, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.1 * 0.5 ** 10]
@@ -1679,10 +1706,11 @@ elif np.allclose(rates[:3], [0.05, 0.05, 0.05]):
     hint = " The rate is already decayed at epoch 0."
 else:
     hint = ""
-assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}"
+assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}" + describe_difference(rates, expected)
 
 # %% nbgrader={"grade": true, "grade_id": "exponential_lr_values", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 """exponential_lr is base_lr * gamma ** epoch."""
+from tinytorch.core.tensor import describe_difference
 epochs = [0, 1, 2, 5, 50]
 rates = [exponential_lr(0.1, e, 0.9) for e in epochs]
 expected = [0.1, 0.09, 0.081, 0.059049, 0.1 * 0.9 ** 50]
@@ -1692,10 +1720,11 @@ elif abs(rates[0] - 0.09) < 1e-12:
     hint = " The rate is already decayed at epoch 0 (gamma ** (epoch + 1)); epoch 0 must give base_lr."
 else:
     hint = ""
-assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}"
+assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}" + describe_difference(rates, expected)
 
 # %% nbgrader={"grade": true, "grade_id": "cosine_annealing_values", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """cosine_annealing_lr starts at base_lr, halves the gap at T_max / 2 and reaches eta_min at T_max."""
+from tinytorch.core.tensor import describe_difference
 epochs = [0, 3, 5, 10]
 rates = [cosine_annealing_lr(0.1, e, 10, 0.01) for e in epochs]
 expected = [0.1, 0.01 + 0.09 * (1 + math.cos(0.3 * math.pi)) / 2, 0.055, 0.01]
@@ -1705,10 +1734,11 @@ elif abs(rates[-1]) < 1e-12:
     hint = " The rate reaches 0 at T_max instead of eta_min: the cosine runs between base_lr and eta_min."
 else:
     hint = ""
-assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}"
+assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}" + describe_difference(rates, expected)
 
 # %% nbgrader={"grade": true, "grade_id": "cosine_annealing_beyond_t_max", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """cosine_annealing_lr beyond T_max follows PyTorch's closed form (the cosine rises again)."""
+from tinytorch.core.tensor import describe_difference
 epochs = [12, 15, 20, 23]
 rates = [cosine_annealing_lr(0.1, e, 10, 0.01) for e in epochs]
 expected = [0.01 + 0.09 * (1 + math.cos(math.pi * e / 10)) / 2 for e in epochs]  # 0.0186, 0.055, 0.1, 0.0829
@@ -1718,10 +1748,11 @@ elif abs(rates[0] - (0.01 + 0.09 * (1 + math.cos(0.2 * math.pi)) / 2)) < 1e-12:
     hint = " The epoch was wrapped with % T_max, which restarts the schedule; the cosine's own period is 2 * T_max."
 else:
     hint = ""
-assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}"
+assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}" + describe_difference(rates, expected)
 
 # %% nbgrader={"grade": true, "grade_id": "warmup_starts_at_zero", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """warmup_cosine_lr rises linearly from 0 at epoch 0 to base_lr at warmup_steps."""
+from tinytorch.core.tensor import describe_difference
 epochs = [0, 1, 4, 5]
 rates = [warmup_cosine_lr(0.1, e, 5, 20, 0.001) for e in epochs]
 expected = [0.0, 0.02, 0.08, 0.1]
@@ -1731,16 +1762,17 @@ elif np.allclose(rates[:3], [0.02, 0.04, 0.1]):
     hint = " The warm-up is one epoch early ((epoch + 1) / warmup_steps)."
 else:
     hint = ""
-assert np.allclose(rates, expected, rtol=1e-12, atol=1e-15), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}"
+assert np.allclose(rates, expected, rtol=1e-12, atol=1e-15), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}" + describe_difference(rates, expected)
 
 # %% nbgrader={"grade": true, "grade_id": "warmup_then_cosine_to_eta_min", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """warmup_cosine_lr decays along a cosine from base_lr at warmup_steps to eta_min at total_steps."""
+from tinytorch.core.tensor import describe_difference
 epochs = [6, 12, 19, 20]
 rates = [warmup_cosine_lr(0.1, e, 5, 20, 0.001) for e in epochs]
 expected = [0.001 + 0.099 * (1 + math.cos(math.pi * (e - 5) / 15)) / 2 for e in epochs]
 wrong_origin = [0.001 + 0.099 * (1 + math.cos(math.pi * e / 20)) / 2 for e in epochs]
 hint = " The cosine starts at epoch 0 instead of at the end of the warm-up." if np.allclose(rates, wrong_origin) else ""
-assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}"
+assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected {expected}.{hint}" + describe_difference(rates, expected)
 
 # %% nbgrader={"grade": true, "grade_id": "warmup_constant_after_total", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 """warmup_cosine_lr stays at eta_min after total_steps.
@@ -1749,20 +1781,21 @@ Hidden: warmup_steps=0 (no warm-up: the cosine starts at base_lr at epoch 0), an
 with total_steps=10, the longest warm-up WarmupCosineLR accepts (base_lr at epoch 9, eta_min
 from epoch 10 on), epochs past total_steps included.
 """
+from tinytorch.core.tensor import describe_difference
 epochs = [21, 25, 35, 100]
 rates = [warmup_cosine_lr(0.1, e, 5, 20, 0.001) for e in epochs]
 cosine = [0.001 + 0.099 * (1 + math.cos(math.pi * (e - 5) / 15)) / 2 for e in epochs]
 hint = " The cosine continued after total_steps; from total_steps on the rate stays at eta_min." if np.allclose(rates, cosine) else ""
-assert np.allclose(rates, 0.001, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected eta_min = 0.001 throughout.{hint}"
+assert np.allclose(rates, 0.001, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected eta_min = 0.001 throughout.{hint}" + describe_difference(rates, 0.001)
 ### BEGIN HIDDEN TESTS
 rates = [warmup_cosine_lr(0.1, e, warmup_steps=0, total_steps=10, eta_min=0.0) for e in range(12)]
 expected = [0.1 * (1 + math.cos(math.pi * e / 10)) / 2 for e in range(10)] + [0.0, 0.0]
 assert np.allclose(rates, expected, rtol=1e-12, atol=1e-15), (
-    f"warmup_steps=0: rates {rates}, expected {expected} (without a warm-up the cosine starts at base_lr)")
+    f"warmup_steps=0: rates {rates}, expected {expected} (without a warm-up the cosine starts at base_lr)" + describe_difference(rates, expected))
 rates = [warmup_cosine_lr(0.1, e, warmup_steps=9, total_steps=10, eta_min=0.001) for e in range(13)]
 expected = [0.1 * e / 9 for e in range(9)] + [0.1] + [0.001] * 3
 assert np.allclose(rates, expected, rtol=1e-12, atol=1e-15), (
-    f"warmup_steps=9, total_steps=10: rates {rates}, expected {expected} (the warm-up, one cosine step, then eta_min)")
+    f"warmup_steps=9, total_steps=10: rates {rates}, expected {expected} (the warm-up, one cosine step, then eta_min)" + describe_difference(rates, expected))
 ### END HIDDEN TESTS
 
 # %% nbgrader={"grade": true, "grade_id": "scheduler_drives_optimizer_lr", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
@@ -1773,6 +1806,7 @@ and CosineAnnealingLR(T_max=7, eta_min=0.01) for 20 epochs, and at their boundar
 StepLR(step_size=1, gamma=0.5), StepLR(step_size=2, gamma=1), ExponentialLR(gamma=1),
 CosineAnnealingLR(T_max=1, eta_min=0.01) and CosineAnnealingLR(T_max=2, eta_min=0).
 """
+from tinytorch.core.tensor import describe_difference
 w = Tensor(np.array([1.0]), requires_grad=True)
 opt = SGD([w], lr=0.1)
 scheduler = StepLR(opt, step_size=2, gamma=0.5)
@@ -1785,7 +1819,7 @@ for _ in range(5):
     moves.append(before - float(w.data[0]))
     scheduler.step()
 assert np.allclose(moves, [0.1, 0.1, 0.05, 0.05, 0.025], rtol=1e-12), (
-    f"the parameter moved {moves} in epochs 0..4, expected [0.1, 0.1, 0.05, 0.05, 0.025]"
+    f"the parameter moved {moves} in epochs 0..4, expected [0.1, 0.1, 0.05, 0.05, 0.025]" + describe_difference(moves, [0.1, 0.1, 0.05, 0.05, 0.025])
 )
 assert scheduler.get_last_lr() == [opt.param_groups[0]["lr"]], "get_last_lr() disagrees with the optimizer's rate"
 ### BEGIN HIDDEN TESTS
