@@ -1,4 +1,4 @@
-"""tito nbgrader generate|autograde|feedback|report|collect"""
+"""tito nbgrader generate|autograde|feedback|report|collect|export"""
 from __future__ import annotations
 
 import csv
@@ -116,7 +116,8 @@ def feedback(module: str = typer.Argument(..., help="Module name or number.")):
 @handles_errors
 def report(module: str = typer.Argument(..., help="Module name or number."),
            format: str = typer.Option("table", "--format", help="table or csv")):
-    """Scores per student and per graded cell, from the gradebook."""
+    """Scores per student and per graded cell, from the gradebook: automatic, manual (written
+    answers graded in formgrader; "pending" until then) and total."""
     if format not in ("table", "csv"):
         raise CourseError(f"unknown format {format!r}; use table or csv")
     course = load_course()
@@ -124,7 +125,7 @@ def report(module: str = typer.Argument(..., help="Module name or number."),
     cells, rows = score_rows(course, m)
     if not rows:
         raise CourseError(f"no graded submissions for {m.name}")
-    cols = ["student", "total", "status", *cells]
+    cols = ["student", "total", "automatic", "manual", "pending", "status", *cells]
     if format == "csv":
         w = csv.DictWriter(sys.stdout, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
@@ -136,7 +137,7 @@ def report(module: str = typer.Argument(..., help="Module name or number."),
     t.add_column("graded cell")
     for r in rows:
         t.add_column(r["student"], justify="right")
-    for c in ["total", "status", *cells]:
+    for c in ["total", "automatic", "manual", "pending", "status", *cells]:
         t.add_row(c, *[f"{r[c]:g}" if isinstance(r[c], float) else str(r[c]) for r in rows],
                   end_section=c == "status")
     console.print(t)
@@ -145,9 +146,10 @@ def report(module: str = typer.Argument(..., help="Module name or number."),
 @app.command()
 @handles_errors
 def collect(module: str = typer.Argument(..., help="Module name or number."),
-            archive: Path = typer.Argument(..., help="Zip of STUDENT.ipynb or STUDENT/<name>.ipynb files."),
+            archive: Path = typer.Argument(..., help="A zip, or a folder, of STUDENT.ipynb or STUDENT/<name>.ipynb "
+                                                     "files (links inside a folder are skipped)."),
             force: bool = typer.Option(False, "--force", help="Replace submissions already collected.")):
-    """Import a zip of submissions downloaded from an LMS into submitted/."""
+    """Import the submissions downloaded from an LMS (a zip or a folder) into submitted/."""
     course = load_course()
     m = course.module(module)
     imported, skipped = collect_archive(course, m, archive, force=force)
@@ -158,3 +160,28 @@ def collect(module: str = typer.Argument(..., help="Module name or number."),
     console.print(f"{len(imported)} submission(s) collected into {course.directory('submitted').name}/")
     if not imported:
         raise typer.Exit(1)
+
+
+@app.command()
+@handles_errors
+def export(module: str = typer.Argument(None, help="Module name or number; every module if left out."),
+           to: Path = typer.Option(Path("grades.csv"), "--to", help="CSV file to write (replaced as a whole).")):
+    """Grades for an LMS import: one CSV row per student with the id, then each module's total
+    (automatic + manual), its maximum, and how many written answers still wait for grading."""
+    from nbgrader.api import Gradebook
+
+    from ..course.grading.lms import LmsExportPlugin
+    from ..course.nbgrader_setup import nbgrader_config, tools_on_path
+
+    course = load_course()
+    names = [course.module(module).name] if module else [m.name for m in course.modules]
+    tools_on_path()
+    with Gradebook(nbgrader_config(course).CourseDirectory.db_url, course.course_id) as gb:
+        missing = [n for n in names if n not in {a.name for a in gb.assignments}]
+        if missing:
+            raise CourseError(f"the gradebook has no assignment {', '.join(missing)}: run "
+                              f"`tito nbgrader generate {missing[0]}` and autograde first")
+        plugin = LmsExportPlugin(to=str(to), assignment=names)
+        _, rows = plugin.rows(gb)
+        plugin.export(gb)
+    console.print(f"grades of {len(rows)} student(s) for {', '.join(names)}: {to}")

@@ -300,7 +300,9 @@ def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=Non
                 g.auto_score = determine_grade(answers[g.name])[0]
             else:
                 g.auto_score = 0.0
-            g.needs_manual_grade = g.manual_score is not None or g.auto_score is None
+            # A written answer waits for a person until one has scored it; a score someone
+            # entered by hand (formgrader) is never touched, so a re-grade keeps it.
+            g.needs_manual_grade = g.auto_score is None and g.manual_score is None
         gb.db.commit()
 
 

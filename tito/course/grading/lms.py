@@ -1,0 +1,51 @@
+"""Grades out: one row per student, the shape a learning-management system imports.
+
+An nbgrader export plugin, so `nbgrader export --exporter=tito.course.grading.lms.LmsExportPlugin`
+works as well as `tito nbgrader export`. Columns: `student_id`, then for every assignment its
+total (automatic + manual, after any late penalty, as nbgrader scores it) and its maximum. A
+student without a submission scores 0; written answers nobody has graded yet count 0 and are
+counted in `<assignment> pending`, so an import can wait for them.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.plugins import ExportPlugin
+
+
+class LmsExportPlugin(ExportPlugin):
+    """One CSV row per student: id, then total, max and pending written answers per assignment."""
+
+    def rows(self, gradebook: Gradebook) -> tuple[list[str], list[list]]:
+        assignments = [a for a in gradebook.assignments if not self.assignment or a.name in self.assignment]
+        students = [s for s in gradebook.students if not self.student or s.id in self.student]
+        header = ["student_id"]
+        for a in assignments:
+            header += [a.name, f"{a.name} max", f"{a.name} pending"]
+        rows = []
+        for s in sorted(students, key=lambda s: s.id):
+            row = [s.id]
+            for a in assignments:
+                try:
+                    sub = gradebook.find_submission(a.name, s.id)
+                except MissingEntry:
+                    row += [0.0, a.max_score, 0]
+                    continue
+                pending = sum(g.needs_manual_grade for nb in sub.notebooks for g in nb.grades)
+                row += [sub.score, a.max_score, pending]
+            rows.append(row)
+        return header, rows
+
+    def export(self, gradebook: Gradebook) -> None:
+        dest = Path(self.to or "grades.csv")
+        header, rows = self.rows(gradebook)
+        partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
+        with open(partial, "w", newline="", encoding="utf-8") as f:  # complete or absent, never half
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(header)
+            w.writerows(rows)
+        partial.replace(dest)
+        self.log.info("Exported %d students to %s", len(rows), dest)
