@@ -35,7 +35,8 @@ class LmsExportPlugin(ExportPlugin):
                     row += [0.0, a.max_score, 0]
                     continue
                 pending = sum(g.needs_manual_grade for nb in sub.notebooks for g in nb.grades)
-                row += [sub.score, a.max_score, pending]
+                score = max(0.0, sub.score - (sub.late_submission_penalty or 0.0))  # nbgrader's own rule
+                row += [score, a.max_score, pending]
             rows.append(row)
         return header, rows
 
