@@ -104,3 +104,58 @@ def test_report_and_export_show_manual_scores(regraded, monkeypatch):
     assert lines[0] == "student_id,06_optimizers,06_optimizers max,06_optimizers pending"
     assert f"{STUDENT},93.5,100.0,3" in lines
     assert [p.name for p in course.root.glob(".grades.csv*")] == []
+
+
+def test_formgrader_shows_the_judges_scores_and_stores_what_the_instructor_enters(regraded):
+    """`tito nbgrader formgrader` on this course, driven through the HTTP API its pages call."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from nbgrader.api import Gradebook
+
+    course, m = regraded["course"], regraded["m"]
+    shutil.copy(Path(__file__).parents[2] / "nbgrader_config.py", course.root / "nbgrader_config.py")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base, token = f"http://127.0.0.1:{port}/formgrader/api", "formgrader-test"
+    server = subprocess.Popen([str(Path(sys.executable).parent / "tito"), "nbgrader", "formgrader", "--port", str(port),
+                               "--token", token], cwd=course.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def call(path, data=None):
+        request = urllib.request.Request(f"{base}/{path}", method="GET" if data is None else "PUT",
+                                         data=None if data is None else json.dumps(data).encode(),
+                                         headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                notebooks = call(f"submitted_notebooks/{m.name}/{m.notebook}")
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read().decode()[-2000:]
+                time.sleep(0.5)
+        mine = next(n for n in notebooks if n["student"] == STUDENT)
+        assert (mine["code_score"], mine["max_code_score"], mine["written_score"]) == (92.0, 92.0, 1.5)
+        grades = {g["name"]: g for g in call(f"grades?submission_id={mine['id']}")}
+        assert grades["adam_eps_outside_sqrt"]["auto_score"] == 3.0  # the judge's verdict
+        comments = {c["name"]: c for c in call(f"comments?submission_id={mine['id']}")}
+        call(f"grade/{grades['q_adam_memory']['id']}", {"manual_score": 2.0, "extra_credit": None})
+        call(f"comment/{comments['q_adam_memory']['id']}", {"manual_comment": "Exactly: two arrays per parameter."})
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", course.course_id) as gb:
+        grade = gb.find_grade("q_adam_memory", m.notebook, m.name, STUDENT)
+        comment = gb.find_comment("q_adam_memory", m.notebook, m.name, STUDENT)
+        assert (grade.manual_score, grade.needs_manual_grade, comment.manual_comment) == \
+            (2.0, False, "Exactly: two arrays per parameter.")
+    row = _row(course, m)
+    assert (row["manual"], row["pending"], row["total"]) == (3.5, 2, 95.5)

@@ -1,4 +1,4 @@
-"""tito nbgrader generate|autograde|feedback|report|collect|export"""
+"""tito nbgrader generate|autograde|feedback|report|collect|export|formgrader"""
 from __future__ import annotations
 
 import csv
@@ -185,3 +185,28 @@ def export(module: str = typer.Argument(None, help="Module name or number; every
         _, rows = plugin.rows(gb)
         plugin.export(gb)
     console.print(f"grades of {len(rows)} student(s) for {', '.join(names)}: {to}")
+
+
+@app.command()
+@handles_errors
+def formgrader(port: int = typer.Option(8888, "--port", help="Port on 127.0.0.1."),
+               token: str = typer.Option("", "--token", help="Access token; a random one if left out.")):
+    """Start nbgrader's formgrader for this course on localhost, to grade the written answers
+    by hand and comment on any cell (it shows the scores the judge decided). Ctrl-C stops it."""
+    import os
+    import secrets
+
+    course = load_course()
+    if not (course.root / "gradebook.db").is_file():
+        raise CourseError("no gradebook yet: run `tito nbgrader generate 06` and `tito nbgrader autograde 06` first")
+    token = token or secrets.token_urlsafe(16)
+    argv = [sys.executable, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
+            "--ServerApp.port_retries=0", f"--ServerApp.root_dir={course.root}", f"--IdentityProvider.token={token}"]
+    if os.geteuid() == 0:
+        argv.append("--allow-root")  # Jupyter refuses root unless told; grading itself stays jailed
+    console.print(f"formgrader: http://127.0.0.1:{port}/formgrader?token={token}\n"
+                  "[yellow]grade with `tito nbgrader autograde`, not formgrader's Autograde button: "
+                  "that runs submissions outside the jail[/]")
+    sys.stdout.flush()
+    os.chdir(course.root)  # formgrader reads nbgrader_config.py from here
+    os.execv(sys.executable, argv)  # the server takes this process over: stopping it stops the server
