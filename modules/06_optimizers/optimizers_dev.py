@@ -1801,10 +1801,11 @@ assert np.allclose(rates, expected, rtol=1e-12, atol=1e-15), (
 # %% nbgrader={"grade": true, "grade_id": "scheduler_drives_optimizer_lr", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 """A scheduler writes its rate into the optimizer, which then steps with it (epoch 0 included).
 
-Hidden, against PyTorch's rates to 1e-12: StepLR(step_size=3, gamma=0.5), ExponentialLR(gamma=0.9)
-and CosineAnnealingLR(T_max=7, eta_min=0.01) for 20 epochs, and at their boundaries for 6 epochs:
+Hidden: the rates of StepLR(step_size=3, gamma=0.5), ExponentialLR(gamma=0.9) and
+CosineAnnealingLR(T_max=7, eta_min=0.01) for 20 epochs, and at their boundaries for 6 epochs:
 StepLR(step_size=1, gamma=0.5), StepLR(step_size=2, gamma=1), ExponentialLR(gamma=1),
-CosineAnnealingLR(T_max=1, eta_min=0.01) and CosineAnnealingLR(T_max=2, eta_min=0).
+CosineAnnealingLR(T_max=1, eta_min=0.01) and CosineAnnealingLR(T_max=2, eta_min=0), against
+PyTorch's to 1e-12.
 """
 from tinytorch.core.tensor import describe_difference
 w = Tensor(np.array([1.0]), requires_grad=True)

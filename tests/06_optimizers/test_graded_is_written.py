@@ -82,3 +82,20 @@ def test_every_boundary_value_a_hidden_test_uses_is_written_out(texts):
         written = {_value(v) for v in re.findall(pattern, student)}
         missing += [f"{name}={v:g}" for v in sorted(hidden[name] - written)]
     assert missing == [], f"hidden tests use values the student text never states: {missing}"
+
+
+def test_every_cell_with_hidden_tests_says_so_in_its_docstring():
+    """`tito module complete` lists these cells from their docstrings (`Hidden: ...`)."""
+    from tito.course.student import has_hidden_tests
+
+    course = Course(REPO)
+    m = course.module("06")
+    instructor = {c.metadata["nbgrader"]["grade_id"]: c.source
+                  for c in nbformat.read(course.source_notebook(m), as_version=4).cells
+                  if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"}
+    student = {c.metadata["nbgrader"]["grade_id"]: c.source
+               for c in nbformat.read(course.release_notebook(m), as_version=4).cells
+               if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"}
+    with_hidden = sorted(g for g, src in instructor.items() if "### BEGIN HIDDEN TESTS" in src)
+    assert len(with_hidden) == 6
+    assert sorted(g for g, src in student.items() if has_hidden_tests(src)) == with_hidden

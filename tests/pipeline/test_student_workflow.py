@@ -66,6 +66,11 @@ def test_completed_work_passes_and_exports_the_students_code(course):
     result = runner.invoke(app, ["module", "complete", "06"])
     assert result.exit_code == 0, result.output
     assert "Tests passed: 45/45 (92/92 automatic points)" in result.output
+    hidden = " ".join(result.output.split("6 of these cells also have hidden tests")[1].split())
+    assert hidden.startswith("that only the grader runs")
+    for grade_id in ["sgd_matches_pytorch_trajectory", "adam_matches_pytorch_trajectory", "clip_matches_pytorch",
+                     "scheduler_drives_optimizer_lr", "warmup_constant_after_total"]:
+        assert grade_id in hidden.replace(" ", "")
     exported = m.export.read_text()
     assert "File to edit: ../../workspace/06_optimizers/optimizers.ipynb" in exported
     assert "raise NotImplementedError()" not in exported

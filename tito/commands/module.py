@@ -77,6 +77,11 @@ def complete(module: str = typer.Argument(..., help="Module name or number, e.g.
     total = sum(c.points for c in result.cells)
     console.print(f"Tests passed: {sum(c.passed for c in result.cells)}/{len(result.cells)} "
                   f"({got:g}/{total:g} automatic points)")
+    hidden = [c.grade_id for c in result.cells if c.hidden]
+    if hidden:
+        console.print(f"{len(hidden)} of these cells also have hidden tests that only the grader runs "
+                      f"(each cell's docstring says what they check), so a pass here can still lose their "
+                      f"points: {', '.join(hidden)}")
     console.print(f"Exported your code to [bold]{exported.relative_to(course.root)}[/]")
     if not result.passed:
         console.print("[bold red]Not complete yet[/]: fix the failures above and run this again.")

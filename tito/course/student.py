@@ -1,6 +1,7 @@
 """Student side: working copies, running them, exporting the student's own code, progress."""
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import time
@@ -48,6 +49,16 @@ class CellResult:
     points: float
     passed: bool
     first_line: str = ""
+    hidden: bool = False  # the grader runs hidden tests here too (its docstring says what they check)
+
+
+def has_hidden_tests(source: str) -> bool:
+    """A graded cell whose docstring announces hidden tests with a line starting `Hidden:`."""
+    try:
+        doc = ast.get_docstring(ast.parse(source)) or ""
+    except SyntaxError:
+        return False
+    return any(line.startswith("Hidden:") for line in doc.splitlines())
 
 
 @dataclass
@@ -95,7 +106,8 @@ def run_notebook(course: Course, path: Path) -> tuple[nbformat.NotebookNode, Run
         err = _first_error_line(cell.get("outputs", []), statuses.get(i))
         if is_grade_cell(cell):
             md = cell.metadata["nbgrader"]
-            cells.append(CellResult(md["grade_id"], float(md.get("points", 0)), err is None, err or ""))
+            cells.append(CellResult(md["grade_id"], float(md.get("points", 0)), err is None, err or "",
+                                    has_hidden_tests(cell.source)))
         elif err is not None:
             errors.append(f"cell {i + 1}: {err}")
     return nb, RunResult(cells, errors)
