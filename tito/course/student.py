@@ -90,8 +90,11 @@ def run_notebook(course: Course, path: Path) -> tuple[nbformat.NotebookNode, Run
     def on_executed(cell, cell_index, execute_reply):
         statuses[cell_index] = execute_reply["content"]["status"]
 
+    # The kernel's own log stays quiet below errors: its warning about unencrypted TCP concerns a
+    # kernel on 127.0.0.1 whose messages are signed with a per-run key, and only adds noise here.
     client = NotebookClient(nb, timeout=course.cell_timeout, allow_errors=True, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}},
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"],
                             on_cell_executed=on_executed, interrupt_on_timeout=True)
     try:
         client.execute()
