@@ -58,6 +58,12 @@ def test_untouched_work_fails_every_test_and_exports_the_students_stubs(course):
     assert "Tests passed: 0/45 (0/92 automatic points)" in result.stdout
     assert "NotImplementedError" in result.stdout
     assert "WARNING" not in result.stdout + result.stderr, result.stderr[-2000:]
+    # Readable in an 80-column terminal, with every test id whole.
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    release = nbformat.read(course.release_notebook(m), as_version=4)
+    ids = [c.metadata["nbgrader"]["grade_id"] for c in release.cells
+           if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
+    assert len(ids) == 45 and [i for i in ids if f"│ {i} " not in result.stdout] == []
     exported = m.export.read_text()
     assert "File to edit: ../../workspace/06_optimizers/optimizers.ipynb" in exported
     assert "raise NotImplementedError()" in exported

@@ -65,9 +65,12 @@ def complete(module: str = typer.Argument(..., help="Module name or number, e.g.
     m = course.module(module)
     with console.status(f"Running {course.workspace_notebook(m).relative_to(course.root)} in a kernel..."):
         result, exported = student.complete(course, m)
+    # Test ids are kept whole (they are what the grader reports); failure lines wrap instead.
     t = Table(title=f"{m.name}: graded tests")
-    for col in ["test", "points", "result", "first line of the failure"]:
-        t.add_column(col)
+    t.add_column("test", no_wrap=True)
+    t.add_column("pts", justify="right", no_wrap=True)
+    t.add_column("result", no_wrap=True)
+    t.add_column("first line of the failure", overflow="fold", min_width=16)
     for c in result.cells:
         t.add_row(c.grade_id, f"{c.points:g}", "[green]pass[/]" if c.passed else "[red]FAIL[/]", c.first_line)
     console.print(t)
