@@ -90,3 +90,17 @@ def test_completed_work_passes_and_exports_the_students_code(course):
     assert student.state(course, m) == "tests passing, exported"
     status = runner.invoke(app, ["module", "status"])
     assert "tests passing, exported" in status.output and "not started" not in status.output.split("06_optimizers")[1]
+
+
+def test_demonstrations_run_only_when_asked(tmp_path):
+    """Cells tagged skip-execution stay out of `tito module complete` unless --demos is given."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("ran = ['always']"),
+                nbformat.v4.new_code_cell("ran.append('demo')", metadata={"tags": ["skip-execution"]}),
+                nbformat.v4.new_code_cell("print(ran)")]
+    path = tmp_path / "demo.ipynb"
+    nbformat.write(nb, path)
+    for demos, printed in [(False, "['always']\n"), (True, "['always', 'demo']\n")]:
+        executed, result = student.run_notebook(Course(), path, demos=demos)
+        assert result.errors == []
+        assert executed.cells[2].outputs[0]["text"] == printed

@@ -59,12 +59,14 @@ def start(module: str = typer.Argument(..., help="Module name or number, e.g. 06
 
 @app.command()
 @handles_errors
-def complete(module: str = typer.Argument(..., help="Module name or number, e.g. 06_optimizers or 06.")):
+def complete(module: str = typer.Argument(..., help="Module name or number, e.g. 06_optimizers or 06."),
+             demos: bool = typer.Option(False, "--demos", help="Also run the measurements, plots and experiments "
+                                                                "(cells tagged skip-execution; slower).")):
     """Run your working notebook's tests in a real kernel and export your code into tinytorch/."""
     course = load_course()
     m = course.module(module)
     with console.status(f"Running {course.workspace_notebook(m).relative_to(course.root)} in a kernel..."):
-        result, exported = student.complete(course, m)
+        result, exported = student.complete(course, m, demos)
     # Test ids are kept whole (they are what the grader reports); failure lines wrap instead.
     t = Table(title=f"{m.name}: graded tests")
     t.add_column("test", no_wrap=True)

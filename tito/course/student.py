@@ -79,8 +79,11 @@ def _first_error_line(outputs, reply_status: str | None) -> str | None:
     return "the cell reported an error" if reply_status == "error" else None
 
 
-def run_notebook(course: Course, path: Path) -> tuple[nbformat.NotebookNode, RunResult]:
-    """Execute a notebook top to bottom in a real kernel and collect each graded cell's result."""
+def run_notebook(course: Course, path: Path, demos: bool = False) -> tuple[nbformat.NotebookNode, RunResult]:
+    """Execute a notebook top to bottom in a real kernel and collect each graded cell's result.
+
+    Cells tagged `skip-execution` (measurements, plots, experiments) run only with `demos`.
+    """
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as e:
@@ -95,6 +98,7 @@ def run_notebook(course: Course, path: Path) -> tuple[nbformat.NotebookNode, Run
     client = NotebookClient(nb, timeout=course.cell_timeout, allow_errors=True, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}},
                             extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                            skip_cells_with_tag="" if demos else "skip-execution",
                             on_cell_executed=on_executed, interrupt_on_timeout=True)
     try:
         client.execute()
@@ -116,7 +120,7 @@ def run_notebook(course: Course, path: Path) -> tuple[nbformat.NotebookNode, Run
     return nb, RunResult(cells, errors)
 
 
-def complete(course: Course, m: Module) -> tuple[RunResult, Path]:
+def complete(course: Course, m: Module, demos: bool = False) -> tuple[RunResult, Path]:
     """Export the student's own working copy with nbdev, run it in a kernel, record progress."""
     work = course.workspace_notebook(m)
     if not work.is_file():
@@ -124,7 +128,7 @@ def complete(course: Course, m: Module) -> tuple[RunResult, Path]:
     # Export first: the notebook's experiment cells import the package, and they should
     # run on the code in this notebook, not on the previous export.
     exported = export_notebook(course, work, m)
-    _, result = run_notebook(course, work)
+    _, result = run_notebook(course, work, demos)
     record_progress(course, m, result, work)
     return result, exported
 
