@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import configparser
+import os
 import shutil
 import sys
 import time
@@ -11,9 +12,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # The hostile-submission tests fail when any file of the environment changes during a batch,
-# so the test processes themselves write no bytecode (nor pytest's rewritten-module cache)
-# into site-packages or the checkout while modules load lazily.
+# so neither the test processes nor anything they start (the `tito` command, kernels, Dask
+# workers) writes bytecode, or pytest's rewritten-module cache, next to the sources while
+# another test file runs beside the batch.
 sys.dont_write_bytecode = True
+os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
 
 
 def make_course_copy(dest: Path, **grading) -> Path:

@@ -423,7 +423,7 @@ def _grade_unprivileged(laptop: Path) -> dict:
     unprivileged.give_to_nobody(laptop)
     before = snapshot(course, tmpdir)
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(tmpdir),
-           "LANG": "C.UTF-8"}
+           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
     proc = unprivileged.run([str(Path(sys.executable).parent / "tito"), "nbgrader", "autograde", "06",
                              "--workers", "2"], cwd=root, env=env, needed=[REPO, root], timeout=900)
     lingering = processes_with(hostile.MARKER)
