@@ -1,5 +1,9 @@
 """After the first step, a step() or clip_grad_norm allocates no new arrays (measured with tracemalloc).
 
+A property of the reference kernels, not of the graded contract: a kernel that allocates but
+computes the right values earns full marks, so `tito test` leaves these tests out (marker
+`instructor`) and the notebook calls allocation-free steps an aim.
+
 numpy reports every array-data allocation to tracemalloc (PyTraceMalloc_Track), so a temporary
 such as ``beta1 * m`` shows up in the traced *peak* even if it is freed right away. One float32
 temporary of a 1e5-element parameter is 400 kB; the bound below is a tenth of that (40 kB), so
@@ -16,6 +20,7 @@ import pytest
 from tinytorch.core.optimizers import SGD, Adam, AdamW, clip_grad_norm
 from tinytorch.core.tensor import Parameter
 
+pytestmark = pytest.mark.instructor
 N = 100_000
 NBYTES = N * 4  # one float32 parameter
 BOUND = NBYTES // 10

@@ -62,3 +62,24 @@ def test_every_command_group_has_help(args):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+@pytest.mark.slow
+def test_tito_test_checks_what_the_grader_checks_and_leaves_out_the_allocation_tests():
+    """The allocation-free property of the reference kernels is not graded, so a student's `tito test` skips it."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Course().root
+    collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "instructor",
+                                "tests/06_optimizers"], cwd=root, capture_output=True, text=True)
+    (instructor_only,) = re.findall(r"(\d+)/\d+ tests collected", collected.stdout)
+    assert int(instructor_only) > 0
+    assert {line.split("::")[0] for line in collected.stdout.splitlines() if "::" in line} == \
+        {"tests/06_optimizers/test_optimizers_allocations.py"}
+    result = subprocess.run([str(Path(sys.executable).parent / "tito"), "test", "06"], cwd=root,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert f"{instructor_only} deselected" in result.stdout
