@@ -1318,9 +1318,11 @@ for name, (path, losses) in runs.items():
 # * **Below the threshold nothing changes** ($c = 1$).
 # * The $10^{-6}$ (PyTorch's constant) keeps the division finite when all gradients are zero.
 # * The function returns the total norm **before** clipping: that is the number you log to
-#   see spikes. Gradients of `None` are skipped.
+#   see spikes. Gradients of `None` are skipped; with no gradient at all (or an empty list)
+#   the total norm is `0.0` and nothing changes.
 # * With `error_if_nonfinite=True`, a total norm of `nan` or `inf` raises a `RuntimeError`
-#   instead of scaling.
+#   instead of scaling. Without it, an `inf` total is returned and the gradients are scaled
+#   anyway, as in PyTorch: the coefficient is 0, so an infinite entry becomes `inf * 0 = nan`.
 
 # %% nbgrader={"grade": false, "grade_id": "clip_grad_norm_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
