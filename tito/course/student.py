@@ -150,8 +150,8 @@ def record_progress(course: Course, m: Module, result: RunResult, work: Path) ->
 
 
 def points(course: Course, m: Module) -> float:
-    """Points available in a module: automatic and manual, from the instructor notebook."""
-    src = course.source_notebook(m)
+    """Points available in a module: automatic and manual, from the student notebook (nbgrader keeps them)."""
+    src = course.release_notebook(m)
     if not src.is_file():
         return 0.0
     nb = nbformat.read(src, as_version=4)
