@@ -50,3 +50,24 @@ def test_collect_rejects_a_file_that_is_not_an_archive(tmp_path):
     bad.write_bytes(b"nope")
     with pytest.raises(CourseError, match="cannot read .* as a zip archive or folder"):
         collect(Course(), Course().module("06"), bad, course_root=tmp_path)
+
+
+@pytest.mark.parametrize("layout", ["zip", "folder"])
+def test_collect_refuses_a_notebook_over_the_size_limit_without_reading_it_whole(tmp_path, monkeypatch, layout):
+    limits = {**Course().grading_limits, "output_mb": 1}
+    monkeypatch.setattr(Course, "grading_limits", property(lambda self: limits))
+    course = Course()
+    m = course.module("06")
+    limit = 1 << 20
+    members = {"alice.ipynb": b"{}", "huge.ipynb": b" " * (limit + 1)}
+    if layout == "zip":
+        archive = _zip(tmp_path / "lms.zip", members)
+    else:
+        archive = tmp_path / "download"
+        archive.mkdir()
+        for name, data in members.items():
+            (archive / name).write_bytes(data)
+    imported, skipped = collect(course, m, archive, course_root=tmp_path / "course")
+    assert imported == ["alice"]
+    assert skipped == [f"huge.ipynb: larger than {limit >> 20} MB (output_mb in settings.ini)"]
+    assert not (tmp_path / "course/submitted/huge").exists()

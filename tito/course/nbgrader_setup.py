@@ -39,10 +39,11 @@ def nbgrader_config(course: Course, course_root: Path | None = None) -> Config:
     c.OverwriteCells.add_missing_cells = True
     from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec
 
-    from .grading.preprocessors import DropDuplicateGradeCells
+    from .grading.preprocessors import DropDuplicateGradeCells, OnlyInTheJail
 
     c.Autograde.sanitize_preprocessors = [ClearOutput, DropDuplicateGradeCells, DeduplicateIds, OverwriteKernelspec,
                                           OverwriteCells, CheckCellMetadata]
+    c.Autograde.exporter_class = OnlyInTheJail  # tito's host puts nbgrader's exporter back
     c.ExecutePreprocessor.kernel_name = "python3"
     c.Execute.kernel_name = "python3"
     return c

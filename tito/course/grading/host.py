@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 import nbformat
+from nbconvert.exporters import NotebookExporter
 
 from ..nbgrader_setup import api, nbgrader_config, quiet, tools_on_path
 from ..notebooks import SOLUTION_BEGIN, dumps, is_grade_cell, write_if_changed
@@ -171,6 +172,7 @@ def prepare(course: Course, root: Path, m: Module, student: str, reference) -> t
     except Exception as e:
         return invalid(f"not a valid notebook: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}")
     config = nbgrader_config(course, root)
+    config.Autograde.exporter_class = NotebookExporter
     config.Autograde.autograde_preprocessors = []  # sanitize only: the job runs the notebook
     with quiet():
         result = api(course, root, config).autograde(m.name, student, force=True, create=True)

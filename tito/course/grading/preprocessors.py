@@ -1,6 +1,7 @@
-"""nbgrader preprocessors this course adds to autograding."""
+"""What this course plugs into nbgrader's autograde: a preprocessor, and an exporter that refuses."""
 from __future__ import annotations
 
+from nbconvert.exporters import NotebookExporter
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 
@@ -39,3 +40,17 @@ class DropDuplicateGradeCells(NbGraderPreprocessor):
                 cells.append(cell)
         nb.cells = cells
         return nb, resources
+
+
+class OnlyInTheJail(NotebookExporter):
+    """The exporter nbgrader's own autograde gets in this course (`nbgrader autograde`, and
+    formgrader's Autograde button): it refuses before anything is written or run, since that
+    path would execute submissions unconfined and replace the jailed outcome.
+    `tito nbgrader autograde` sanitizes with nbgrader's NotebookExporter instead."""
+
+    def __init__(self, *args, **kwargs):
+        from nbgrader.converters.base import NbGraderException
+
+        raise NbGraderException("this course runs submitted code only in its grading jail: grade with "
+                                "`tito nbgrader autograde MODULE` (nbgrader's own autograde would run it "
+                                "unconfined); nothing was changed")
