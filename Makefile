@@ -11,13 +11,16 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: install demo test test-fast bench clean-demo
 
 $(STAMP): pyproject.toml
-	@# The grading jail runs submitted code under bubblewrap (Debian package bubblewrap).
-	@if ! command -v bwrap >/dev/null 2>&1; then \
+	@# The grading jail runs submitted code under bubblewrap (Debian package bubblewrap); the
+	@# browser test of formgrader and the feedback page drives Debian's chromium.
+	@missing=""; command -v bwrap >/dev/null 2>&1 || missing="bubblewrap util-linux"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && apt-get install -y -qq bubblewrap util-linux >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "note: bubblewrap is missing; autograding refuses to run until it is installed" \
-	         "(sudo apt-get install bubblewrap)"; \
+	    echo "note: missing $$missing (sudo apt-get install $$missing): autograding refuses to run" \
+	         "without bubblewrap, and the browser test is skipped without chromium"; \
 	  fi; \
 	fi
 	$(PYTHON) -m venv $(VENV)

@@ -79,3 +79,11 @@ def pytest_terminal_summary(terminalreporter, config):
         if entry["time"] >= since:
             terminalreporter.write_sep("-", entry["title"])
             terminalreporter.write_line(entry["line"])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so a fixture can tell that its test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report

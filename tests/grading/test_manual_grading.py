@@ -6,26 +6,39 @@ again, as after a fix to a test, and the report and the feedback must still show
 """
 from __future__ import annotations
 
+import contextlib
 import html
+import json
+import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tito.course.grading import feedback
 from tito.course.grading.host import autograde
 from tito.course.grading.report import score_rows
-from tito.course.nbgrader_setup import api
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).parents[2] / "examples" / "submissions"
 STUDENT = "manual-grading"
+CLASSMATE = "manual-grading-buggy"  # carol's submission: eps inside the square root
 ANSWER = "q_momentum_oscillation"
 COMMENT = "Right idea; say why the steep direction caps the learning rate."
 
 
 def _row(course, m):
     return next(r for r in score_rows(course, m)[1] if r["student"] == STUDENT)
+
+
+def _text(page: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
 
 
 def _grade(course, m, enter=None):
@@ -45,14 +58,15 @@ def _grade(course, m, enter=None):
 def regraded(graded_course):
     """A complete submission autograded, one written answer graded by hand, then autograded again."""
     course, m = graded_course, graded_course.module("06")
-    path = course.root / "submitted" / STUDENT / m.name / f"{m.notebook}.ipynb"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(EXAMPLES / "alice.ipynb", path)  # complete, with all four written answers
-    (first,) = autograde(course, m, [STUDENT], workers=1)
+    for student, example in [(STUDENT, "alice"), (CLASSMATE, "carol")]:  # alice: complete, four written answers
+        path = course.root / "submitted" / student / m.name / f"{m.notebook}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(EXAMPLES / f"{example}.ipynb", path)
+    first, classmate = autograde(course, m, [STUDENT, CLASSMATE], workers=2)
     before = _row(course, m)
     entered = _grade(course, m, enter=1.5)
     (again,) = autograde(course, m, [STUDENT], workers=1)
-    return dict(course=course, m=m, first=first, again=again, before=before, entered=entered)
+    return dict(course=course, m=m, first=first, again=again, before=before, entered=entered, classmate=classmate)
 
 
 def test_a_regrade_keeps_manual_scores_and_comments(regraded):
@@ -69,14 +83,23 @@ def test_a_regrade_keeps_manual_scores_and_comments(regraded):
         (92.0, 1.5, 3, 93.5, 1.5)
 
 
-def test_feedback_shows_the_manual_score_and_comment(regraded):
+def test_feedback_names_each_cell_and_shows_manual_scores_pending_answers_and_comments(regraded):
     course, m = regraded["course"], regraded["m"]
-    result = api(course, course.root).generate_feedback(m.name, STUDENT, force=True)
-    assert result["success"], result.get("error")
-    page = (course.root / "feedback" / STUDENT / m.name / f"{m.notebook}.html").read_text(encoding="utf-8")
-    text = html.unescape(re.sub(r"<[^>]+>", " ", page))
-    assert COMMENT in text
-    assert re.search(r"Score:\s*1\.5\s*/\s*2\.0", text), "the manual score is not on the feedback page"
+    (path,) = feedback.generate(course, m, student=STUDENT)
+    assert path == course.root / "feedback" / STUDENT / m.name / f"{m.notebook}.html"
+    page = path.read_text(encoding="utf-8")
+    text = _text(page)
+    summary = text[:text.index("Part 1")]
+    # Each graded cell is named by id and behaviour; written answers show their state.
+    assert re.search(r"adam_eps_outside_sqrt\s+adam_step adds eps after the square root of the bias-corrected "
+                     r"second moment\.\s+3 / 3", summary)
+    assert re.search(r"q_momentum_oscillation\s+written answer, graded by hand\s+Comment:\s+"
+                     + re.escape(COMMENT) + r"\s+1\.5 / 2", text)
+    assert re.search(r"q_adam_memory\s+written answer, graded by hand\s+pending / 2", text)
+    assert "3 written answers not graded yet" in text
+    # Nothing is fetched and nothing runs: no script, no MathJax; equations are MathML.
+    assert "<script" not in page and "$$" not in text
+    assert page.count("<math") >= 80
 
 
 
@@ -106,56 +129,159 @@ def test_report_and_export_show_manual_scores(regraded, monkeypatch):
     assert [p.name for p in course.root.glob(".grades.csv*")] == []
 
 
-def test_formgrader_shows_the_judges_scores_and_stores_what_the_instructor_enters(regraded):
-    """`tito nbgrader formgrader` on this course, driven through the HTTP API its pages call."""
-    import json
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+def test_the_judges_message_for_each_lost_point_heads_the_feedback(regraded):
+    """The classmate's bug costs adam_eps_outside_sqrt; the summary gives the judge's reason."""
+    course, m, outcome = regraded["course"], regraded["m"], regraded["classmate"]
+    lost = {c.grade_id: c.message for c in outcome.cells if c.score < c.max_score}
+    assert "adam_eps_outside_sqrt" in lost and "eps" in lost["adam_eps_outside_sqrt"]
+    (path,) = feedback.generate(course, m, student=CLASSMATE)
+    text = _text(path.read_text(encoding="utf-8"))
+    summary = text[:text.index("Part 1")]
+    for grade_id, message in lost.items():
+        assert re.search(re.escape(grade_id) + r"\s+.+?\s+Grader:\s+" + re.escape(message) + r"\s+0 / \d", summary), grade_id
+    assert summary.count("Grader: ") == len(lost)
 
-    from nbgrader.api import Gradebook
 
-    course, m = regraded["course"], regraded["m"]
+def test_feedback_markdown_is_sanitised_and_mathematics_is_mathml():
+    rendered = '<p>ok <b>bold</b></p><script>alert(1)</script><img src="x" onerror="alert(1)"><a href="javascript:x()">l</a>'
+    assert feedback.sanitize(rendered) == \
+        '<p>ok <b>bold</b></p>&lt;script&gt;alert(1)&lt;/script&gt;<img src="x"><a>l</a>'
+    out = feedback.mathml("<p>$x_1 &lt; 2$ and $$\\frac{a}{b}$$ but <code>$HOME$</code></p>")
+    assert out.count("<math") == 2 and '<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">' in out
+    assert "<mo>&#x0003C;</mo>" in out and "<code>$HOME$</code>" in out
+
+
+# -- in a real browser: formgrader, then the feedback page -----------------------------------
+
+@pytest.fixture
+def browser(request, tmp_path):
+    """Headless Debian Chromium driven by Playwright (no browser download); a page per test."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.skip("no chromium on this machine (`apt-get install chromium`; make install does it as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        page = b.new_page(viewport={"width": 1280, "height": 1600})
+        yield page
+        if request.node.report_call.failed:  # the page as it was when the test failed
+            page.screenshot(path=str(tmp_path / "failure.png"))
+            print(f"screenshot of the failure: {tmp_path / 'failure.png'}")
+        b.close()
+
+
+@contextlib.contextmanager
+def formgrader(course):
+    """`tito nbgrader formgrader` for the course on a free loopback port; yields (base URL, token)."""
     shutil.copy(Path(__file__).parents[2] / "nbgrader_config.py", course.root / "nbgrader_config.py")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    base, token = f"http://127.0.0.1:{port}/formgrader/api", "formgrader-test"
+    token = "formgrader-test"
     server = subprocess.Popen([str(Path(sys.executable).parent / "tito"), "nbgrader", "formgrader", "--port", str(port),
                                "--token", token], cwd=course.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def call(path, data=None):
-        request = urllib.request.Request(f"{base}/{path}", method="GET" if data is None else "PUT",
-                                         data=None if data is None else json.dumps(data).encode(),
-                                         headers={"Authorization": f"token {token}"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
-
+    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
         while True:
             try:
-                notebooks = call(f"submitted_notebooks/{m.name}/{m.notebook}")
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5).close()
                 break
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, server.stderr.read().decode()[-2000:]
-                time.sleep(0.5)
-        mine = next(n for n in notebooks if n["student"] == STUDENT)
-        assert (mine["code_score"], mine["max_code_score"], mine["written_score"]) == (92.0, 92.0, 1.5)
-        grades = {g["name"]: g for g in call(f"grades?submission_id={mine['id']}")}
-        assert grades["adam_eps_outside_sqrt"]["auto_score"] == 3.0  # the judge's verdict
-        comments = {c["name"]: c for c in call(f"comments?submission_id={mine['id']}")}
-        call(f"grade/{grades['q_adam_memory']['id']}", {"manual_score": 2.0, "extra_credit": None})
-        call(f"comment/{comments['q_adam_memory']['id']}", {"manual_comment": "Exactly: two arrays per parameter."})
+                time.sleep(0.3)
+        yield base, token
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _api(base, token, path, method="GET"):
+    request = urllib.request.Request(f"{base}/formgrader/api/{path}", method=method,
+                                     headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+SCORE, REMARK = 2.0, "Exactly: two arrays per parameter, 8 bytes in float32."
+
+
+def test_an_instructor_grades_in_formgrader_and_the_grade_survives_a_regrade_into_the_feedback(regraded, browser):
+    """In Chromium: open a submission in formgrader, see the judge's scores, grade a written answer
+    and comment on it; the gradebook and the report record it, a re-grade keeps it, the feedback shows it."""
+    from nbgrader.api import Gradebook
+    from typer.testing import CliRunner
+
+    from tito.main import app
+
+    course, m, page = regraded["course"], regraded["m"], browser
+    outcome_file = course.root / "autograded" / STUDENT / m.name / "grading.json"
+    with formgrader(course) as (base, token):
+        mine = next(n for n in _api(base, token, f"submitted_notebooks/{m.name}/{m.notebook}")
+                    if n["student"] == STUDENT)
+        # Logged in as an instructor is: the server's login page, with the token it printed.
+        page.goto(f"{base}/login?next=/formgrader/submissions/{mine['id']}/")
+        page.fill("#password_input", token)
+        page.click("#login_submit")
+        # The judge's scores, as formgrader shows them: alice full marks, and the classmate's bug.
+        # formgrader shows the automatic score as the placeholder of the score box.
+        judged = page.wait_for_selector("input.score#adam_eps_outside_sqrt[placeholder]", state="attached")
+        assert judged.get_attribute("placeholder") == "3"
+        with page.expect_response(lambda r: r.request.method == "PUT" and "/api/grade/" in r.url) as saved:
+            page.fill("input.score#q_adam_memory", f"{SCORE:g}")
+            page.press("input.score#q_adam_memory", "Tab")
+        assert saved.value.ok
+        with page.expect_response(lambda r: r.request.method == "PUT" and "/api/comment/" in r.url) as saved:
+            page.fill("textarea#q_adam_memory-comment", REMARK)
+            page.press("textarea#q_adam_memory-comment", "Tab")
+        assert saved.value.ok
+        theirs = next(n for n in _api(base, token, f"submitted_notebooks/{m.name}/{m.notebook}")
+                      if n["student"] == CLASSMATE)
+        page.goto(f"{base}/formgrader/submissions/{theirs['id']}/")
+        assert page.wait_for_selector("input.score#adam_eps_outside_sqrt[placeholder]", state="attached").get_attribute("placeholder") == "0"
+        # formgrader's own Autograde runs submissions unjailed: this course refuses it, changing nothing.
+        before = outcome_file.read_bytes()
+        refused = _api(base, token, f"submission/{m.name}/{STUDENT}/autograde", method="POST")
+        assert refused["success"] is False
+        assert "grade with `tito nbgrader autograde MODULE`" in refused["error"] + refused.get("log", "")
+        assert outcome_file.read_bytes() == before
+    # So does `nbgrader autograde` run by hand in the course folder (it reads nbgrader_config.py).
+    plain = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "autograde", m.name, "--student", STUDENT,
+                            "--force"], cwd=course.root, capture_output=True, text=True, timeout=120)
+    assert plain.returncode != 0
+    assert "grade with `tito nbgrader autograde MODULE`" in plain.stdout + plain.stderr
+    assert outcome_file.read_bytes() == before
     with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", course.course_id) as gb:
         grade = gb.find_grade("q_adam_memory", m.notebook, m.name, STUDENT)
         comment = gb.find_comment("q_adam_memory", m.notebook, m.name, STUDENT)
-        assert (grade.manual_score, grade.needs_manual_grade, comment.manual_comment) == \
-            (2.0, False, "Exactly: two arrays per parameter.")
-    row = _row(course, m)
-    assert (row["manual"], row["pending"], row["total"]) == (3.5, 2, 95.5)
+        assert (grade.manual_score, grade.needs_manual_grade, comment.manual_comment) == (SCORE, False, REMARK)
+
+    def report_row():
+        result = CliRunner().invoke(app, ["nbgrader", "report", "06", "--format", "csv"])
+        assert result.exit_code == 0, result.output
+        header, *rows = result.output.splitlines()
+        return dict(zip(header.split(","), next(r for r in rows if r.startswith(f"{STUDENT},")).split(",")))
+
+    os.chdir(course.root)  # the CLI works on the course of the current folder
+    try:
+        expected = {"total": "95.5", "automatic": "92.0", "manual": "3.5", "pending": "2", "q_adam_memory": "2.0"}
+        assert {k: report_row()[k] for k in expected} == expected
+        (again,) = autograde(course, m, [STUDENT], workers=1)
+        assert again.score == 92.0
+        assert {k: report_row()[k] for k in expected} == expected
+    finally:
+        os.chdir(Path(__file__).parents[2])
+    (path,) = feedback.generate(course, m, student=STUDENT)
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(path.as_uri())
+    page.screenshot(path=str(path.with_suffix(".png")))  # kept beside the page, for a look
+    row = page.locator("#summary tr", has_text="q_adam_memory")
+    assert row.locator("td.score").inner_text() == "2 / 2"
+    assert REMARK in row.inner_text()
+    assert page.locator("#summary td.pending").count() == 2
+    # The equations are laid out by the browser (MathML), with nothing fetched from anywhere.
+    first = page.locator("math").first.bounding_box()
+    assert first["height"] > 5 and first["width"] > 5
+    assert [u for u in requests if not u.startswith("file:")] == []

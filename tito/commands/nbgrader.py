@@ -14,8 +14,8 @@ from rich.text import Text
 from ..course.generate import generate as generate_module
 from ..course.grading.host import autograde as autograde_module, submitted_students
 from ..course.grading.collect import collect as collect_archive
+from ..course.grading import feedback as feedback_page
 from ..course.grading.report import score_rows
-from ..course.nbgrader_setup import api, check, quiet
 from ..course.settings import CourseError
 from .common import console, handles_errors, load_course, modules_from
 
@@ -99,13 +99,12 @@ def autograde(module: str = typer.Argument(..., help="Module name or number."),
 @app.command()
 @handles_errors
 def feedback(module: str = typer.Argument(..., help="Module name or number.")):
-    """Write HTML feedback for every autograded submission (feedback/<student>/<module>/)."""
+    """Write HTML feedback for every autograded submission (feedback/<student>/<module>/): a summary
+    of each graded cell with its score, the grader's message for lost points and "pending" for
+    written answers not graded yet; manual scores and comments from formgrader are included."""
     course = load_course()
     m = course.module(module)
-    with quiet():
-        check(api(course).generate_feedback(m.name, force=True), f"generate_feedback {m.name}")
-    folder = course.directory("feedback")
-    files = sorted(folder.glob(f"*/{m.name}/*.html"))
+    files = feedback_page.generate(course, m)
     for f in files:
         console.print(f"feedback: {f.relative_to(course.root)}")
     if not files:

@@ -51,6 +51,9 @@ class OnlyInTheJail(NotebookExporter):
     def __init__(self, *args, **kwargs):
         from nbgrader.converters.base import NbGraderException
 
-        raise NbGraderException("this course runs submitted code only in its grading jail: grade with "
-                                "`tito nbgrader autograde MODULE` (nbgrader's own autograde would run it "
-                                "unconfined); nothing was changed")
+        super().__init__(*args, **kwargs)
+        message = ("this course runs submitted code only in its grading jail: grade with "
+                   "`tito nbgrader autograde MODULE` (nbgrader's own autograde would run it "
+                   "unconfined); nothing was changed")
+        self.log.error(message)  # nbgrader's command line prints only what was logged, then exits 1
+        raise NbGraderException(message)
