@@ -2,7 +2,8 @@
 
 The frozen references in ``references/torch_references.npz`` were produced by
 ``make_references.py`` with torch; the default suite replays the stored inputs through
-tinytorch and needs no torch. When torch is importable, the same cases also run live.
+tinytorch and needs no torch. In the instructor repository, when torch is importable, the same
+cases also run live (the student edition keeps only the replay).
 """
 
 import ast
