@@ -93,12 +93,14 @@ def place(course: Course, cases: dict) -> dict[str, Path]:
         else:
             nbformat.write(content, path)
         paths[student] = path
-    # A submission that is a link to the instructor notebook, and one that is a folder.
-    for student in ("symlinked", "foldered"):
+    # A submission that is a link to the instructor notebook, one that is a folder, and a named
+    # pipe (opening it to read would wait for a writer forever).
+    for student in ("symlinked", "foldered", "piped"):
         paths[student] = course.root / "submitted" / student / m.name / f"{m.notebook}.ipynb"
         paths[student].parent.mkdir(parents=True)
     paths["symlinked"].symlink_to(course.source_notebook(m))
     paths["foldered"].mkdir()
+    os.mkfifo(paths["piped"])
     return paths
 
 
@@ -292,12 +294,12 @@ def test_limits_hold_inside_the_jail(batch):
     assert visible <= 3  # bubblewrap's init, the notebook runner, the kernel
 
 
-@pytest.mark.parametrize("student", ["symlinked", "foldered"])
+@pytest.mark.parametrize("student", ["symlinked", "foldered", "piped"])
 def test_a_submission_that_is_no_regular_file_is_invalid(batch, student):
     o = batch["outcomes"][student]
     assert (o.status, o.score, o.max_score) == ("invalid", 0.0, batch["full"])
-    expected = {"symlinked": "optimizers.ipynb is a symbolic link, not a file",
-                "foldered": "optimizers.ipynb is not a regular file"}[student]
+    expected = "not a regular file: " + {"symlinked": "a symbolic link", "foldered": "a folder",
+                                         "piped": "a named pipe"}[student]
     assert o.reason == f"the submission cannot be read: {expected}"
 
 
@@ -440,7 +442,7 @@ def test_unprivileged_grading_is_jailed_too(unprivileged_batch):
     assert all(x is not None and x.isolation == "bubblewrap" for x in o.values() if x and x.status != "invalid")
     assert (o[HONEST].status, o[HONEST].score) == ("graded", b["full"])
     assert {s: x.score for s, x in o.items() if s != HONEST} == {s: 0.0 for s in o if s != HONEST}
-    assert (o["symlinked"].status, o["foldered"].status) == ("invalid", "invalid")
+    assert {o[s].status for s in ("symlinked", "foldered", "piped")} == {"invalid"}
     assert b["lingering"] == []
     before, after = b["before"], b["after"]
     assert {k for k in before["course"].keys() | after["course"].keys()

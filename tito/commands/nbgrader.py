@@ -17,7 +17,7 @@ from ..course.grading.collect import collect as collect_archive
 from ..course.grading import feedback as feedback_page
 from ..course.grading.report import score_rows
 from ..course.settings import CourseError
-from .common import console, handles_errors, load_course, modules_from
+from .common import console, fail, handles_errors, load_course, modules_from
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -145,10 +145,15 @@ def report(module: str = typer.Argument(..., help="Module name or number."),
 @app.command()
 @handles_errors
 def collect(module: str = typer.Argument(..., help="Module name or number."),
-            archive: Path = typer.Argument(..., help="A zip, or a folder, of STUDENT.ipynb or STUDENT/<name>.ipynb "
-                                                     "files (links inside a folder are skipped)."),
+            archive: Path = typer.Argument(..., help="A zip or tar archive, or a folder, of STUDENT.ipynb or "
+                                                     "STUDENT/<name>.ipynb files (links, pipes, sockets and devices "
+                                                     "are skipped)."),
             force: bool = typer.Option(False, "--force", help="Replace submissions already collected.")):
-    """Import the submissions downloaded from an LMS (a zip or a folder) into submitted/."""
+    """Import the submissions downloaded from an LMS (a zip or tar archive or a folder) into submitted/.
+
+    Exit status: 0 when every entry was collected, 3 when some were skipped (each is named with
+    the reason), 1 when nothing was collected or the archive cannot be read.
+    """
     course = load_course()
     m = course.module(module)
     imported, skipped = collect_archive(course, m, archive, force=force)
@@ -156,9 +161,14 @@ def collect(module: str = typer.Argument(..., help="Module name or number."),
         console.print(f"collected {s}")
     for s in skipped:
         console.print(f"[yellow]skipped[/] {escape(_printable(s))}")
-    console.print(f"{len(imported)} submission(s) collected into {course.directory('submitted').name}/")
+    folder = course.directory('submitted').name
     if not imported:
-        raise typer.Exit(1)
+        fail(f"nothing collected from {escape(_printable(str(archive)))} into {folder}/"
+             + (f": {len(skipped)} entries skipped (above)" if skipped else ": it holds no entries"))
+    console.print(f"{len(imported)} submission(s) collected into {folder}/"
+                  + (f", {len(skipped)} entries skipped" if skipped else ""))
+    if skipped:
+        raise typer.Exit(3)
 
 
 @app.command()

@@ -1,64 +1,101 @@
-"""Import submissions (one notebook per student, in a zip or a folder) into the submitted folder."""
+"""Import submissions (one notebook per student, in a zip or tar archive or a folder) into submitted/."""
 from __future__ import annotations
 
+import functools
 import os
 import re
+import stat
+import tarfile
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from ..nbgrader_setup import nbgrader_config
 from ..notebooks import write_if_changed
 from ..settings import Course, CourseError, Module
+from .files import Refused, kind_refusal, read_regular, too_large
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+@contextmanager
 def _members(archive: Path, limit: int):
-    """(relative posix name, reader) for each file of a zip archive or a folder.
+    """(relative posix name, reader) for each entry of a zip or tar archive or a folder.
 
-    A reader returns the file's bytes, and refuses a file over `limit` bytes (before reading
-    it whole) and, in a folder, a symbolic link: it could point at any file of the grading
-    machine (an instructor notebook, say).
+    A reader returns the entry's bytes, or raises Refused with the reason: anything but a
+    regular file (a symbolic link could point at any file of the grading machine, a named pipe
+    would block the read) and anything over `limit` bytes, refused before it is read whole.
     """
-    if archive.is_dir():
-        out = []
-        for folder, dirs, files in os.walk(archive):  # does not descend into linked folders
-            for name in sorted(files) + sorted(d for d in dirs if Path(folder, d).is_symlink()):
-                f = Path(folder, name)
-                out.append((f.relative_to(archive).as_posix(), lambda f=f: _read_file(f, limit)))
-        return sorted(out, key=lambda item: item[0])
     try:
-        with zipfile.ZipFile(archive) as zf:
-            return [(i.filename.replace("\\", "/"), lambda i=i: _read_member(archive, i, limit))
-                    for i in zf.infolist() if not i.is_dir()]
-    except (OSError, zipfile.BadZipFile) as e:
-        raise CourseError(f"cannot read {archive} as a zip archive or folder: {e}") from None
+        mode = os.stat(archive).st_mode
+    except OSError as e:
+        raise CourseError(f"cannot read {archive}: {e.strerror}") from None
+    if stat.S_ISDIR(mode):
+        yield _folder_members(archive, limit)
+    elif not stat.S_ISREG(mode):
+        raise CourseError(f"cannot read {archive}: {kind_refusal(mode)}")
+    elif zipfile.is_zipfile(archive):
+        with _opened(archive, zipfile.ZipFile) as zf:
+            yield [(i.filename.replace("\\", "/"), functools.partial(_read_zip_member, zf, i, limit))
+                   for i in zf.infolist() if not i.is_dir()]
+    else:
+        with _opened(archive, tarfile.open) as tf:
+            yield [(t.name, functools.partial(_read_tar_member, tf, t, limit)) for t in tf if not t.isdir()]
 
 
-def _too_large(limit: int) -> CourseError:
-    return CourseError(f"larger than {limit >> 20} MB (output_mb in settings.ini)")
+@contextmanager
+def _opened(archive: Path, opener):
+    try:
+        handle = opener(archive)
+    except (OSError, zipfile.BadZipFile, tarfile.TarError) as e:
+        raise CourseError(f"cannot read {archive} as a zip or tar archive or a folder: {e}") from None
+    with handle:
+        yield handle
 
 
-def _read_file(f: Path, limit: int) -> bytes:
-    if f.is_symlink():
-        raise CourseError("a symbolic link, not a file")
-    with open(f, "rb") as fh:
-        data = fh.read(limit + 1)
+def _folder_members(folder: Path, limit: int) -> list:
+    out = []
+    for parent, dirs, files in os.walk(folder):  # does not descend into linked folders
+        for name in files + [d for d in dirs if Path(parent, d).is_symlink()]:
+            f = Path(parent, name)
+            out.append((f.relative_to(folder).as_posix(), functools.partial(read_regular, f, limit)))
+    return sorted(out, key=lambda item: item[0])
+
+
+def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    mode = info.external_attr >> 16  # a Unix mode where the archiver stored one; its type bits may be 0
+    if stat.S_IFMT(mode) and (reason := kind_refusal(mode)):
+        raise Refused(reason)
+    if info.file_size > limit:
+        raise too_large(limit)
+    try:
+        with zf.open(info) as fh:
+            data = fh.read(limit + 1)  # the header's size may lie; the stream is cut here
+    except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError) as e:  # encrypted, unknown method
+        raise Refused(f"cannot be read from the archive: {e}") from None
     if len(data) > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     return data
 
 
-def _read_member(archive: Path, info: zipfile.ZipInfo, limit: int) -> bytes:
-    if info.file_size > limit:
-        raise _too_large(limit)
+_TAR_KINDS = {tarfile.SYMTYPE: stat.S_IFLNK, tarfile.FIFOTYPE: stat.S_IFIFO, tarfile.CHRTYPE: stat.S_IFCHR,
+              tarfile.BLKTYPE: stat.S_IFBLK}
+
+
+def _read_tar_member(tf: tarfile.TarFile, info: tarfile.TarInfo, limit: int) -> bytes:
+    if info.islnk():
+        raise Refused("not a regular file: a hard link")
+    if not info.isreg():
+        raise Refused(kind_refusal(_TAR_KINDS.get(info.type, 0)))
+    if info.size > limit:
+        raise too_large(limit)
     try:
-        with zipfile.ZipFile(archive) as zf, zf.open(info) as fh:
-            data = fh.read(limit + 1)  # the header's size may lie; the stream is cut here
-    except (OSError, zipfile.BadZipFile, RuntimeError) as e:  # RuntimeError: an encrypted member
-        raise CourseError(f"cannot be read from the archive: {e}") from None
+        with tf.extractfile(info) as fh:
+            data = fh.read(limit + 1)
+    except (OSError, tarfile.TarError) as e:
+        raise Refused(f"cannot be read from the archive: {e}") from None
     if len(data) > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     return data
 
 
@@ -72,28 +109,33 @@ def collect(course: Course, m: Module, archive: Path, force: bool = False,
     root = Path(course_root or course.root).resolve()
     cfg = nbgrader_config(course, root).CourseDirectory
     imported, skipped, seen = [], [], set()
-    for name, read in _members(Path(archive), course.grading_limits["output_mb"] << 20):
-        p = PurePosixPath(name)
-        if p.suffix != ".ipynb" or p.name.startswith(".") or "__MACOSX" in p.parts:
-            skipped.append(f"{name}: not a notebook")
-            continue
-        student = p.stem if len(p.parts) == 1 else p.parts[0] if len(p.parts) == 2 else None
-        if student is None or not STUDENT_ID.match(student):
-            skipped.append(f"{name}: expected STUDENT.ipynb or STUDENT/notebook.ipynb")
-            continue
-        if student in seen:
-            skipped.append(f"{name}: a second notebook for {student}")
-            continue
-        seen.add(student)
-        dest = root / cfg.submitted_directory / student / m.name / f"{m.notebook}.ipynb"
-        if dest.exists() and not force:
-            skipped.append(f"{name}: {student} already has a submission (use --force to replace it)")
-            continue
-        try:
-            data = read()
-        except CourseError as e:
-            skipped.append(f"{name}: {e}")
-            continue
-        write_if_changed(dest, data)
-        imported.append(student)
+    with _members(Path(archive), course.grading_limits["output_mb"] << 20) as members:
+        for name, read in members:
+            student, reason = _student_of(PurePosixPath(name), seen)
+            dest = root / cfg.submitted_directory / (student or ".") / m.name / f"{m.notebook}.ipynb"
+            if student and dest.exists() and not force:
+                reason = f"{student} already has a submission (use --force to replace it)"
+            if reason is None:
+                try:
+                    data = read()
+                except Refused as e:
+                    reason = str(e)
+            if reason is not None:
+                skipped.append(f"{name}: {reason}")
+                continue
+            write_if_changed(dest, data)
+            imported.append(student)
     return imported, skipped
+
+
+def _student_of(p: PurePosixPath, seen: set) -> tuple[str | None, str | None]:
+    """(the student a member belongs to, None) or (None, why it is not a submission)."""
+    if p.suffix != ".ipynb" or p.name.startswith(".") or "__MACOSX" in p.parts:
+        return None, "not a notebook"
+    student = p.stem if len(p.parts) == 1 else p.parts[0] if len(p.parts) == 2 else None
+    if student is None or not STUDENT_ID.match(student):
+        return None, "expected STUDENT.ipynb or STUDENT/notebook.ipynb"
+    if student in seen:
+        return None, f"a second notebook for {student}"
+    seen.add(student)
+    return student, None

@@ -17,11 +17,9 @@ Follow one submission through `autograde`:
 from __future__ import annotations
 
 import copy
-import errno
 import json
 import os
 import re
-import stat
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -37,6 +35,7 @@ from ..notebooks import SOLUTION_BEGIN, dumps, is_grade_cell, write_if_changed
 from ..settings import Course, CourseError, Module
 from . import jail as jail_module
 from .cluster import Cluster
+from .files import read_regular
 from .job import Job, JobResult, run_in_process
 from .preprocessors import duplicated_ids
 
@@ -111,27 +110,9 @@ def load_outcome(course: Course, course_root: Path, m: Module, student: str) -> 
     """The recorded outcome, or None when there is none (or it cannot be read as one)."""
     path = autograded_dir(course, course_root, m, student) / OUTCOME_FILE
     try:
-        return Outcome.from_json(_read_regular(path, 16 << 20).decode("utf-8"))
+        return Outcome.from_json(read_regular(path, 16 << 20).decode("utf-8"))
     except (OSError, ValueError, TypeError, KeyError):
         return None
-
-
-def _read_regular(path: Path, limit: int) -> bytes:
-    """The bytes of a regular file reached without following a symbolic link at its last step."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise OSError(f"{path.name} is a symbolic link, not a file") from None
-        raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(f"{path.name} is not a regular file")
-    with os.fdopen(fd, "rb") as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise OSError(f"{path} is larger than {limit >> 20} MB")
-    return data
 
 
 # -- 1. prepare --------------------------------------------------------------------------
@@ -161,7 +142,7 @@ def prepare(course: Course, root: Path, m: Module, student: str, reference) -> t
         for folder in (path.parent.parent, path.parent):
             if folder.is_symlink():
                 return invalid(f"{folder.relative_to(root)} is a symbolic link, not a folder")
-        raw = _read_regular(path, limits.output_mb << 20)
+        raw = read_regular(path, limits.output_mb << 20)
     except FileNotFoundError:
         return invalid(f"no submission at {path.relative_to(root)}")
     except OSError as e:
