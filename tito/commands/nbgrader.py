@@ -1,7 +1,6 @@
 """tito nbgrader generate|autograde|feedback|report|collect|export|formgrader"""
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from ..course.generate import generate as generate_module
 from ..course.grading.host import autograde as autograde_module, submitted_students
 from ..course.grading.collect import collect as collect_archive
 from ..course.grading import feedback as feedback_page
+from ..course.grading.lms import spreadsheet_text, spreadsheet_writer
 from ..course.grading.report import score_rows
 from ..course.settings import CourseError
 from .common import console, fail, handles_errors, load_course, modules_from
@@ -85,14 +85,14 @@ def autograde(module: str = typer.Argument(..., help="Module name or number."),
     for o in outcomes:
         lost = [c.grade_id for c in o.cells if c.score < c.max_score]
         note = o.reason or (f"lost points in {len(lost)} cell(s): " + ", ".join(lost[:3]) if lost else "")
-        t.add_row(o.student, f"{o.score:g}/{o.max_score:g}", o.status, Text(_printable(note)[:120]))
+        t.add_row(Text(_printable(o.student)), f"{o.score:g}/{o.max_score:g}", o.status, Text(_printable(note)[:120]))
     console.print(t)
     if unsafe_no_jail:
         console.print("[yellow]Graded without the jail: the submissions' code ran with your permissions.[/]")
     not_graded = [o.student for o in outcomes if o.status != "graded"]
     if not_graded:
         console.print(f"[yellow]{len(not_graded)} submission(s) invalid or failed, scored 0 (see the note): "
-                      f"{', '.join(not_graded)}[/]")
+                      f"{escape(_printable(', '.join(not_graded)))}[/]")
         raise typer.Exit(3)
 
 
@@ -126,16 +126,16 @@ def report(module: str = typer.Argument(..., help="Module name or number."),
         raise CourseError(f"no graded submissions for {m.name}")
     cols = ["student", "total", "automatic", "manual", "pending", "status", *cells]
     if format == "csv":
-        w = csv.DictWriter(sys.stdout, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+        w = spreadsheet_writer(sys.stdout, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows([{k: spreadsheet_text(v) for k, v in r.items()} for r in rows])
         return
     # One column per student, one row per graded cell: fits a terminal for a handful of
     # students; use --format csv for a class.
     t = Table(title=f"{m.name}: scores per graded cell")
     t.add_column("graded cell")
     for r in rows:
-        t.add_column(r["student"], justify="right")
+        t.add_column(Text(_printable(r["student"])), justify="right")
     for c in ["total", "automatic", "manual", "pending", "status", *cells]:
         t.add_row(c, *[f"{r[c]:g}" if isinstance(r[c], float) else str(r[c]) for r in rows],
                   end_section=c == "status")
@@ -205,14 +205,13 @@ def formgrader(port: int = typer.Option(8888, "--port", help="Port on 127.0.0.1.
     import os
     import secrets
 
+    from ..course.grading.formgrader import server_argv
+
     course = load_course()
     if not (course.root / "gradebook.db").is_file():
         raise CourseError("no gradebook yet: run `tito nbgrader generate 06` and `tito nbgrader autograde 06` first")
     token = token or secrets.token_urlsafe(16)
-    argv = [sys.executable, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
-            "--ServerApp.port_retries=0", f"--ServerApp.root_dir={course.root}", f"--IdentityProvider.token={token}"]
-    if os.geteuid() == 0:
-        argv.append("--allow-root")  # Jupyter refuses root unless told; grading itself stays jailed
+    argv = server_argv(course, port, token)
     console.print(f"formgrader: http://127.0.0.1:{port}/formgrader?token={token}\n"
                   "[yellow]grade with `tito nbgrader autograde`, not formgrader's Autograde button: "
                   "that runs submissions outside the jail[/]")

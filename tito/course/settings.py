@@ -76,6 +76,13 @@ class Course:
         return {k: self._ini["grading"].getint(k) for k in self._ini["grading"] if k != "scheduler"}
 
     @property
+    def display_limits(self):
+        """The limits in [display]: what a page shows of a submission."""
+        from .grading.display import DisplayLimits
+
+        return DisplayLimits(**{k: self._ini["display"].getint(k) for k in self._ini["display"]})
+
+    @property
     def scheduler(self) -> str:
         """The Dask scheduler grading jobs go to ("" for this machine)."""
         return self._ini["grading"].get("scheduler", "").strip()

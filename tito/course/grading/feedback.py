@@ -5,60 +5,27 @@ nbgrader's GenerateFeedback renders it with this course's template (templates/fe
   its score, "pending" for a written answer nobody has graded yet, and the judge's message
   for every lost point (from the outcome, `grading.json`, not from the kernel's output);
 - the notebook after it, each graded cell headed the same way, with the grader's comments;
-- no script and no network: mathematics is rendered to MathML here (browsers draw it
-  natively), markdown is sanitised (a submission's raw HTML is shown as text), and the
-  template loads no MathJax, jQuery or require.js from a CDN.
+- no script and no network: the notebook is the host's copy for display (display.py: markdown
+  already sanitised HTML, mathematics MathML, hidden tests one line), sanitised once more here
+  after the last conversion, and the template loads no MathJax, jQuery or require.js.
 Only `tito nbgrader feedback` uses this page; formgrader keeps nbgrader's own templates.
 """
 from __future__ import annotations
 
 import ast
 import html
-import re
 from pathlib import Path
 
-import bleach
-from latex2mathml.converter import convert as latex_to_mathml
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Dict
 
 from ..nbgrader_setup import api, check, nbgrader_config, quiet
 from ..settings import Course, Module
+from ..notebooks import write_if_changed
 from .host import load_outcome
 
 TEMPLATES = Path(__file__).parent / "templates"
-
-# What markdown may render to: nbconvert's markdown output, without scripts, styles, forms or
-# event attributes. Anything else a submission writes is escaped and shown as text.
-MARKDOWN_TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5",
-                 "h6", "hr", "i", "img", "li", "ol", "p", "pre", "span", "strong", "sub", "sup", "table", "tbody",
-                 "td", "th", "thead", "tr", "ul"}
-MARKDOWN_ATTRIBUTES = {"a": ["href", "title"], "img": ["src", "alt", "title"], "*": ["class", "id"],
-                       "td": ["align"], "th": ["align"]}
-# nbconvert's markdown keeps TeX between dollars as text for MathJax; display math first.
-_MATH = re.compile(r"\$\$(.+?)\$\$|\$([^$\n]+?)\$", re.S)
-_CODE = re.compile(r"(<pre.*?</pre>|<code.*?</code>)", re.S)
-
-
-def sanitize(rendered: str) -> str:
-    """Rendered markdown with only harmless tags; links and images to http(s) and data: only."""
-    return bleach.clean(rendered, tags=MARKDOWN_TAGS, attributes=MARKDOWN_ATTRIBUTES,
-                        protocols={"http", "https", "mailto", "data"}, strip_comments=True)
-
-
-def mathml(rendered: str) -> str:
-    """`$…$` and `$$…$$` in rendered HTML (outside code) replaced by MathML."""
-
-    def one(m: re.Match) -> str:
-        display, tex = (True, m.group(1)) if m.group(1) is not None else (False, m.group(2))
-        try:
-            return latex_to_mathml(html.unescape(tex), display="block" if display else "inline")
-        except Exception:  # TeX this converter cannot read stays as the author wrote it
-            return m.group(0)
-
-    return "".join(part if _CODE.fullmatch(part) else _MATH.sub(one, part) for part in _CODE.split(rendered))
-
 
 def behaviour(source: str) -> str:
     """What a graded cell checks: the first line of its docstring."""
@@ -111,7 +78,7 @@ def _outcomes(course: Course, root: Path, m: Module, students: list[str]) -> dic
     for student in students:
         o = load_outcome(course, root, m, student)
         if o is not None:
-            out[student] = {"reason": o.reason if o.status != "graded" else "",
+            out[student] = {"reason": what_happened(o) if o.status != "graded" else "",
                             "messages": {c.grade_id: c.message for c in o.cells if c.score < c.max_score}}
     return out
 
@@ -129,9 +96,44 @@ def generate(course: Course, m: Module, course_root: Path | None = None, student
     config.FeedbackSummary.outcomes = _outcomes(course, root, m, students)
     # nbgrader's API always asks for the template named "feedback": this course's is found first.
     config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES)]
-    config.HTMLExporter.filters = {"sanitize": "tito.course.grading.feedback.sanitize",
-                                   "mathml": "tito.course.grading.feedback.mathml"}
-    with quiet():
-        check(api(course, root, config).generate_feedback(m.name, student, force=True), f"generate_feedback {m.name}")
+    config.HTMLExporter.filters = {"sanitize": "tito.course.grading.display.sanitize",
+                                   "mathml": "tito.course.grading.display.mathml"}
+    with_notebook = [s for s in students if (autograded / s / m.name / f"{m.notebook}.ipynb").is_file()]
+    if with_notebook:
+        with quiet():
+            check(api(course, root, config).generate_feedback(m.name, student, force=True),
+                  f"generate_feedback {m.name}")
     folder = root / config.CourseDirectory.feedback_directory
+    for s in sorted(set(students) - set(with_notebook)):  # invalid, or failed before its notebook was kept
+        outcome = load_outcome(course, root, m, s)
+        if outcome is not None:
+            page = folder / s / m.name / f"{m.notebook}.html"
+            write_if_changed(page, not_graded_page(outcome).encode("utf-8"))
     return sorted(folder.glob(f"{student or '*'}/{m.name}/*.html"))
+
+
+NOT_GRADED = {
+    "invalid": "Your submission could not be graded as it is: {reason}. Check that the file you hand in is "
+               "this module's notebook and opens in Jupyter, then hand it in again (ask your instructor if the "
+               "deadline has passed).",
+    "failed": "The grader could not finish grading your submission: {reason}. This is not counted against "
+              "you: your instructor will grade it again.",
+}
+
+
+def what_happened(outcome) -> str:
+    """For a submission that was not graded: what happened and what to do."""
+    return NOT_GRADED.get(outcome.status, "{reason}").format(reason=outcome.reason.rstrip("."))
+
+
+def not_graded_page(outcome) -> str:
+    """The feedback for a submission that has no graded notebook: what happened, what to do."""
+    e = html.escape
+    what = what_happened(outcome)
+    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{e(outcome.module)}: not graded</title>'
+            '<style>body { font-family: sans-serif; max-width: 48em; margin: 2em auto; } '
+            '.reason { color: #a40000; }</style></head>\n'
+            f'<body><section id="summary"><h1>{e(outcome.module)}: not graded</h1>\n'
+            f'<p class="reason">{e(what)}</p>\n'
+            f'<p>Automatic tests: {outcome.score:g} / {outcome.max_score:g} until it is graded.</p></section>'
+            '</body></html>\n')

@@ -1,18 +1,21 @@
 """The host: the queue of submissions, the gradebook, and the one place scores are decided.
 
 Follow one submission through `autograde`:
-1. `prepare` (here, no student code runs): read the submitted file (never through a
-   symbolic link, at most `output_mb`), check it is a notebook, and let nbgrader's own
-   autograde sanitize it (clear outputs, restore locked and deleted test cells from the
-   gradebook, drop duplicated grade cells). nbgrader's execution step is switched off here.
-2. the job (job.py): the prepared notebook runs in a jailed kernel, and the judge runs the
-   instructor's tests against the student's functions in a jailed process. It returns data.
-3. `decide` (here): the executed outputs are copied into the prepared notebook cell by cell
-   (cell sources and metadata stay the host's), and each graded cell scores the minimum of
-   the judge's verdict and the kernel run's.
+1. `read_submission` and `prepare` (here, no student code runs): read the submitted file
+   (a regular file, at most `output_mb`, at most `max_cells` cells), check it is a notebook,
+   and let nbgrader's own autograde sanitize it (clear outputs, restore locked and deleted
+   test cells from the gradebook, drop duplicated grade cells); nbgrader's execution step is
+   switched off here. What nbgrader wrote is replaced by its copy for display (display.py).
+2. the job (job.py): the prepared notebook, without its hidden tests, runs in a jailed kernel,
+   and the judge runs the instructor's tests against the student's functions in a jailed
+   process. It returns data.
+3. `decide` (here): the executed outputs are copied into the copy for display cell by cell,
+   as display.py allows them (cell sources and metadata stay the host's), and each graded
+   cell scores the minimum of the judge's verdict and the kernel run's.
 4. `record` (here): the Outcome is the record of automatic grading. It is written to
    `autograded/<student>/<module>/grading.json`, and the gradebook's automatic scores are
    derived from it; manual scores already in the gradebook are never touched.
+Any exception on the way makes that one submission `failed` with the reason; the batch goes on.
 """
 from __future__ import annotations
 
@@ -35,14 +38,12 @@ from ..notebooks import SOLUTION_BEGIN, dumps, is_grade_cell, write_if_changed
 from ..settings import Course, CourseError, Module
 from . import jail as jail_module
 from .cluster import Cluster
+from .display import DisplayLimits, for_display, outputs_for_display, without_hidden_tests
 from .files import read_regular
 from .job import Job, JobResult, run_in_process
 from .preprocessors import duplicated_ids
 
 OUTCOME_FILE = "grading.json"
-# What the feedback may show of a cell's outputs: plain data only. HTML, JavaScript and SVG
-# from a submission would run in the instructor's (formgrader) and the student's browser.
-KEPT_OUTPUT_TYPES = {"text/plain", "image/png", "image/jpeg"}
 
 
 @dataclass
@@ -130,8 +131,9 @@ def _nbgrader_error(result: dict) -> str:
     return (named or lines or ["unknown error"])[-1][:300]
 
 
-def prepare(course: Course, root: Path, m: Module, student: str, reference) -> tuple[nbformat.NotebookNode, list[str]] | Outcome:
-    """(the sanitized submission nbgrader made, notes on what it changed), or an Outcome saying why not."""
+def read_submission(course: Course, root: Path, m: Module, student: str,
+                    reference) -> nbformat.NotebookNode | Outcome:
+    """The submitted notebook, parsed and checked (no lock held: it may be large), or why not."""
     path = submission_path(course, root, m, student)
     limits = jail_module.Limits(**course.grading_limits)
 
@@ -149,9 +151,30 @@ def prepare(course: Course, root: Path, m: Module, student: str, reference) -> t
         return invalid(f"the submission cannot be read: {e}")
     try:
         submitted = nbformat.reads(raw.decode("utf-8"), as_version=4)
+        cells, most = len(submitted.get("cells", [])), course.display_limits.max_cells
+        if cells > most:
+            return invalid(f"the notebook has {cells:,} cells, more than the {most:,} a submission may have "
+                           "(max_cells in settings.ini): start again from the student version")
         nbformat.validate(submitted)
     except Exception as e:
         return invalid(f"not a valid notebook: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}")
+    if _SURROGATE.search(json.dumps(submitted, ensure_ascii=False)):  # nbgrader could not write it back
+        return invalid(_invalid_unicode(submitted))
+    return submitted
+
+
+def _invalid_unicode(nb) -> str:
+    where = next((f"cell {i} ({c.get('id', '?')})" for i, c in enumerate(nb.cells)
+                  if _SURROGATE.search(json.dumps(c, ensure_ascii=False))), "its metadata")
+    return (f"the notebook is not valid Unicode: {where} holds a lone surrogate (\\udXXX), text that Jupyter "
+            "cannot save; remove it and hand the notebook in again")
+
+
+def prepare(course: Course, root: Path, m: Module, student: str, submitted,
+            reference) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode, list[str]] | Outcome:
+    """(the submission as nbgrader prepared it, its copy for display, notes on what nbgrader
+    changed), or an Outcome saying why not. The copy for display replaces at once what nbgrader
+    wrote to autograded/ (which holds the hidden tests and the submission's raw markdown)."""
     config = nbgrader_config(course, root)
     config.Autograde.exporter_class = NotebookExporter
     config.Autograde.autograde_preprocessors = []  # sanitize only: the job runs the notebook
@@ -160,8 +183,11 @@ def prepare(course: Course, root: Path, m: Module, student: str, reference) -> t
     if not result.get("success"):
         reason = "nbgrader could not prepare the submission: " + _nbgrader_error(result)
         return Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason))
-    prepared = nbformat.read(autograded_dir(course, root, m, student) / f"{m.notebook}.ipynb", as_version=4)
-    return prepared, [f"duplicated cell {d!r}: one copy graded" for d in duplicated_ids(submitted)]
+    path = autograded_dir(course, root, m, student) / f"{m.notebook}.ipynb"
+    prepared = nbformat.read(path, as_version=4)
+    shown = for_display(prepared, reference, course.display_limits)
+    write_if_changed(path, dumps(shown))
+    return prepared, shown, [f"duplicated cell {d!r}: one copy graded" for d in duplicated_ids(submitted)]
 
 
 def student_package(course: Course) -> dict[str, str]:
@@ -177,20 +203,19 @@ def student_package(course: Course) -> dict[str, str]:
 
 # -- 3. decide -----------------------------------------------------------------------------
 
-def merge_outputs(prepared, executed: str) -> tuple[nbformat.NotebookNode, str]:
-    """The prepared notebook with the outputs the jailed run returned; a note if none could be used.
+def merge_outputs(shown, executed: str, limits: DisplayLimits) -> tuple[nbformat.NotebookNode, str]:
+    """The notebook for display with the outputs the jailed run returned; a note if none could be used.
 
-    Only outputs cross: cell sources and metadata stay as nbgrader prepared them, so the
-    returned notebook cannot move, add or relabel graded cells.
+    Only outputs cross, as display.py allows them: cell sources and metadata stay the host's,
+    so the returned notebook cannot move, add or relabel graded cells.
     """
-    from nbgrader.preprocessors import LimitOutput
-
-    nb = copy.deepcopy(prepared)
+    nb = copy.deepcopy(shown)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     try:
-        returned = json.loads(executed)
+        returned = valid_text(json.loads(executed))
+        dropped = _trim_outputs(returned["notebook"], limits.max_outputs_per_cell)
         # Through nbformat's reader, which normalises what the schema allows (e.g. text as a list).
         run = nbformat.reads(json.dumps(returned["notebook"]), as_version=4)
         nbformat.validate(run)
@@ -199,19 +224,37 @@ def merge_outputs(prepared, executed: str) -> tuple[nbformat.NotebookNode, str]:
         return nb, "the kernel run returned no readable notebook"
     if [(c.cell_type, c.get("id")) for c in run.cells] != [(c.cell_type, c.get("id")) for c in nb.cells]:
         return nb, "the kernel run returned a notebook with other cells; its outputs were not used"
-    for cell, ran in zip(nb.cells, run.cells):
+    for cell, ran, extra in zip(nb.cells, run.cells, dropped):
         if cell.cell_type == "code":
-            cell.outputs = [_plain(o) for o in ran.outputs]
+            cell.outputs = outputs_for_display(ran.outputs, limits, extra)
             cell.execution_count = ran.execution_count
-    nb, _ = LimitOutput().preprocess(nb, {})
     return nb, (f"the kernel stopped: {error}" if error else "")
 
 
-def _plain(output):
-    if "data" in output:
-        output.data = {k: v for k, v in output.data.items() if k in KEPT_OUTPUT_TYPES}
-        output.metadata = {}
-    return output
+def _trim_outputs(notebook: dict, most: int) -> list[int]:
+    """Cut each cell's returned outputs to `most` + 1 before any schema check; per cell, how many went."""
+    dropped = []
+    for cell in notebook["cells"]:
+        outputs = cell.get("outputs") if isinstance(cell, dict) else None
+        extra = len(outputs) - (most + 1) if isinstance(outputs, list) and len(outputs) > most + 1 else 0
+        if extra:
+            del outputs[most + 1:]
+        dropped.append(extra)
+    return dropped
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, only a lone one is left (JSON joins pairs)
+
+
+def valid_text(value):
+    """`value` (JSON data) with every string valid UTF-8: lone surrogates become U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [valid_text(v) for v in value]
+    if isinstance(value, dict):
+        return {valid_text(k): valid_text(v) for k, v in value.items()}
+    return value
 
 
 def _kernel_score(cell) -> float:
@@ -222,11 +265,12 @@ def _kernel_score(cell) -> float:
     return float(determine_grade(cell)[0] or 0.0)
 
 
-def decide(student: str, m: Module, reference, prepared, notes: list[str],
-           result: JobResult) -> tuple[Outcome, nbformat.NotebookNode]:
+def decide(student: str, m: Module, reference, shown, notes: list[str], result: JobResult,
+           limits: DisplayLimits) -> tuple[Outcome, nbformat.NotebookNode]:
     """The Outcome of one submission from its job's data; the notebook to keep for feedback."""
     notes = list(notes)
-    merged, run_note = merge_outputs(prepared, result.executed)
+    result = JobResult(**valid_text(asdict(result)))
+    merged, run_note = merge_outputs(shown, result.executed, limits)
     if result.failure or result.execution_note or run_note:
         reason = "; ".join(x for x in (result.failure, result.execution_note, run_note) if x)
         return Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation), merged
@@ -261,8 +305,11 @@ def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=Non
         raise CourseError(f"{out} is a symbolic link, not a folder of autograded files")
     if (out / OUTCOME_FILE).is_dir():  # kept, not deleted: whatever it holds is somebody's
         (out / OUTCOME_FILE).rename(out / f"{OUTCOME_FILE}.folder-{os.getpid()}-{time.time_ns()}")
+    kept = out / f"{m.notebook}.ipynb"
     if notebook is not None:
-        write_if_changed(out / f"{m.notebook}.ipynb", dumps(notebook))
+        write_if_changed(kept, dumps(notebook))
+    elif kept.is_file() or kept.is_symlink():  # from an earlier run: the feedback says why there is none now
+        kept.unlink()
     write_if_changed(out / OUTCOME_FILE, outcome.to_json())
 
     tools_on_path()
@@ -335,27 +382,43 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
     lock = threading.Lock()  # nbgrader's gradebook and folders: one writer at a time
 
     def grade(student: str) -> Outcome:
-        with lock:
-            prepared = prepare(course, root, m, student, reference)
-        notebook = None
-        if isinstance(prepared, Outcome):
-            outcome = prepared
-        else:
-            prepared, notes = prepared
-            job = Job(student, m.name, dumps(prepared), instructor_text, package, course.grading_limits, jail)
-            result = run_job(job)
-            try:
-                outcome, notebook = decide(student, m, reference, prepared, notes, result)
-            except Exception as e:  # data the job returned that the host cannot use: this one fails, not the batch
-                reason = f"the grading job returned unusable data ({type(e).__name__}: {str(e)[:200]})"
-                outcome = Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation)
+        """Every exception becomes this submission's `failed` outcome: the batch always goes on."""
+        outcome, notebook = None, None
+        try:
+            outcome, notebook = _grade(student)
+        except Exception as e:
+            outcome = _failed(student, f"the grader failed on this submission ({type(e).__name__}: "
+                                       f"{str(e)[:200]})", outcome)
         with lock:
             try:
                 record(course, root, m, outcome, notebook)
-            except (OSError, CourseError) as e:  # this submission is not recorded; the batch goes on
-                reason = f"the outcome could not be recorded: {e}"
-                outcome = Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason), outcome.isolation)
+            except Exception as e:  # this submission is not recorded; the batch goes on
+                outcome = _failed(student, f"the outcome could not be recorded ({type(e).__name__}: {str(e)[:200]})",
+                                  outcome)
         return outcome
+
+    def _failed(student: str, reason: str, outcome: Outcome | None) -> Outcome:
+        return Outcome(student, m.name, "failed", valid_text(reason), _zero_cells(reference, reason),
+                       outcome.isolation if outcome else "")
+
+    def _grade(student: str) -> tuple[Outcome, nbformat.NotebookNode | None]:
+        submitted = read_submission(course, root, m, student, reference)
+        if isinstance(submitted, Outcome):
+            return submitted, None
+        with lock:
+            prepared = prepare(course, root, m, student, submitted, reference)
+        if isinstance(prepared, Outcome):
+            return prepared, None
+        prepared, shown, notes = prepared
+        # The kernel run gets no hidden test: the judge runs them from the instructor notebook.
+        job = Job(student, m.name, dumps(without_hidden_tests(prepared)), instructor_text, package,
+                  course.grading_limits, jail)
+        result = run_job(job)
+        try:
+            return decide(student, m, reference, shown, notes, result, course.display_limits)
+        except Exception as e:  # data the job returned that the host cannot use: this one fails, not the batch
+            reason = f"the grading job returned unusable data ({type(e).__name__}: {str(e)[:200]})"
+            return Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation), None
 
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -1,7 +1,7 @@
 """One submission's grading job: data in, data out.
 
 In (`Job`): the submission as nbgrader prepared it (locked cells restored from the
-gradebook), the instructor notebook (tests, hidden tests included), the files of the
+gradebook, hidden test regions removed by the host), the instructor notebook (tests, hidden tests included), the files of the
 course package that a submission may import, and the limits. Out (`JobResult`): what the
 jailed kernel run returned (untrusted: outputs for the feedback) and the judge's verdicts.
 
@@ -80,8 +80,7 @@ def run(job: Job) -> JobResult:
     started = time.monotonic()
     deadline = started + limits.submission_timeout_seconds
     with tempfile.TemporaryDirectory(prefix="tito-job-") as workdir:
-        # One jail per stage, each with inputs of its own: the prepared notebook holds the hidden
-        # tests (nbgrader restores them), which the judge's student process must not read.
+        # One jail per stage, each with inputs of its own and nothing of the other's.
         kernel_jail, judge_jail = (Jail(limits, Path(workdir) / stage, enabled=job.jail)
                                    for stage in ("kernel", "judge"))
         for jail in (kernel_jail, judge_jail):

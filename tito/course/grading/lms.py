@@ -5,6 +5,10 @@ works as well as `tito nbgrader export`. Columns: `student_id`, then for every a
 total (automatic + manual, after any late penalty, as nbgrader scores it) and its maximum. A
 student without a submission scores 0; written answers nobody has graded yet count 0 and are
 counted in `<assignment> pending`, so an import can wait for them.
+
+Every text field is quoted (an id like `1e5` or `0x1` is text, not a number) and one that a
+spreadsheet would run as a formula (starting with = + - @, a tab or a return) is prefixed with
+an apostrophe; numbers are written as numbers.
 """
 from __future__ import annotations
 
@@ -14,6 +18,22 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import ExportPlugin
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value):
+    """A CSV field a spreadsheet cannot take for a formula (numbers pass as they are)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def spreadsheet_writer(f, **kwargs):
+    """csv.writer (or DictWriter, with fieldnames) that quotes every text field."""
+    make = csv.DictWriter if "fieldnames" in kwargs else csv.writer
+    return make(f, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC, **kwargs)
 
 
 class LmsExportPlugin(ExportPlugin):
@@ -45,8 +65,8 @@ class LmsExportPlugin(ExportPlugin):
         header, rows = self.rows(gradebook)
         partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
         with open(partial, "w", newline="", encoding="utf-8") as f:  # complete or absent, never half
-            w = csv.writer(f, lineterminator="\n")
+            w = spreadsheet_writer(f)
             w.writerow(header)
-            w.writerows(rows)
+            w.writerows([[spreadsheet_text(v) for v in row] for row in rows])
         partial.replace(dest)
         self.log.info("Exported %d students to %s", len(rows), dest)
