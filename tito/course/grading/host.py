@@ -171,10 +171,10 @@ def _invalid_unicode(nb) -> str:
 
 
 def prepare(course: Course, root: Path, m: Module, student: str, submitted,
-            reference) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode, list[str]] | Outcome:
-    """(the submission as nbgrader prepared it, its copy for display, notes on what nbgrader
-    changed), or an Outcome saying why not. The copy for display replaces at once what nbgrader
-    wrote to autograded/ (which holds the hidden tests and the submission's raw markdown)."""
+            reference) -> tuple[nbformat.NotebookNode, list[str]] | Outcome:
+    """(the submission as nbgrader prepared it, notes on what nbgrader changed), or an Outcome
+    saying why not. What nbgrader wrote to autograded/ holds the hidden tests and the
+    submission's raw markdown: the caller replaces it with the copy for display at once."""
     config = nbgrader_config(course, root)
     config.Autograde.exporter_class = NotebookExporter
     config.Autograde.autograde_preprocessors = []  # sanitize only: the job runs the notebook
@@ -185,9 +185,7 @@ def prepare(course: Course, root: Path, m: Module, student: str, submitted,
         return Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason))
     path = autograded_dir(course, root, m, student) / f"{m.notebook}.ipynb"
     prepared = nbformat.read(path, as_version=4)
-    shown = for_display(prepared, reference, course.display_limits)
-    write_if_changed(path, dumps(shown))
-    return prepared, shown, [f"duplicated cell {d!r}: one copy graded" for d in duplicated_ids(submitted)]
+    return prepared, [f"duplicated cell {d!r}: one copy graded" for d in duplicated_ids(submitted)]
 
 
 def student_package(course: Course) -> dict[str, str]:
@@ -409,7 +407,9 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
             prepared = prepare(course, root, m, student, submitted, reference)
         if isinstance(prepared, Outcome):
             return prepared, None
-        prepared, shown, notes = prepared
+        prepared, notes = prepared
+        shown = for_display(prepared, reference, course.display_limits)
+        write_if_changed(autograded_dir(course, root, m, student) / f"{m.notebook}.ipynb", dumps(shown))
         # The kernel run gets no hidden test: the judge runs them from the instructor notebook.
         job = Job(student, m.name, dumps(without_hidden_tests(prepared)), instructor_text, package,
                   course.grading_limits, jail)
