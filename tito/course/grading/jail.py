@@ -10,7 +10,9 @@
   0.8 (Debian 12) cannot size a tmpfs, so `unshare` mounts it first, in a user and mount
   namespace of its own that the host never sees;
 - under rlimits, set inside the namespaces so that the process count is the jail's alone:
-  address space (`memory_limit_mb` per process), CPU time, file size, processes.
+  address space (`memory_limit_mb` per process), CPU time, file size, processes;
+- under a syscall filter (syscalls.py) that denies keyrings, file locks, io_uring and other
+  kernel state the jails would otherwise share, and new namespaces or mounts from inside.
 It works without root (user namespaces); as root the sandboxed process has no capabilities.
 Linux never applies RLIMIT_NPROC to processes of user id 0, so as root the process limit
 comes from a pids cgroup of the jail's own instead (cgroup v2, or v1's pids controller).
@@ -29,6 +31,8 @@ import time
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
+
+from . import syscalls
 
 # Code that runs inside the jail (the notebook run, the judge's student process) lives in
 # one folder, mounted at the same package path so that it imports as it does outside.
@@ -165,17 +169,15 @@ class Jail:
         return [f"--as={lim.memory_limit_mb << 20}", f"--cpu={lim.submission_timeout_seconds}",
                 f"--fsize={lim.output_mb << 20}", f"--nproc={lim.max_processes}", "--core=0"]
 
-    def command(self, argv: list[str]) -> tuple[list[str], dict[str, str]]:
-        """(argv to start, its environment): `argv` in a fresh jail with a fresh scratch."""
-        if not self.enabled:
-            home = self.workdir / f"home-{next(self._n)}"
-            home.mkdir()
-            return argv, self.environment(str(home))
+    def command(self, argv: list[str], seccomp_fd: int) -> tuple[list[str], dict[str, str]]:
+        """(argv to start, its environment): `argv` in a fresh jail with a fresh scratch, under the
+        syscall filter that `seccomp_fd` reads (inherited by the command)."""
         mountpoint = self.workdir / f"scratch-{next(self._n)}"
         mountpoint.mkdir(mode=0o700)
         tmpfs = f"size={self.limits.scratch_mb}m,nr_inodes=20000,mode=0700"
         bwrap = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                  "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--uid", "65534", "--gid", "65534",
+                 "--seccomp", str(seccomp_fd),
                  "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
                  "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin",
                  "--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache",
@@ -199,19 +201,35 @@ class Jail:
 
     def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
         """Start `argv` jailed; without the jail, in its own session under the same rlimits."""
-        cmd, env = self.command(argv)
         if not self.enabled:
-            preexec = self._unjailed_limits
-        elif os.geteuid() == 0:
+            cmd, env = argv, self.environment(str(self._home()))
+            return subprocess.Popen(cmd, env=env, preexec_fn=self._unjailed_limits, start_new_session=True,
+                                    cwd=env["HOME"], **kwargs)
+        program = self.workdir / "syscalls.bpf"
+        if not program.exists():
+            program.write_bytes(syscalls.compiled())
+        seccomp_fd = os.open(program, os.O_RDONLY)  # one per process: bubblewrap reads it to the end
+        try:
+            cmd, env = self.command(argv, seccomp_fd)
+            return self._start(cmd, env, pass_fds=(*kwargs.pop("pass_fds", ()), seccomp_fd), **kwargs)
+        finally:
+            os.close(seccomp_fd)
+
+    def _home(self) -> Path:
+        home = self.workdir / f"home-{next(self._n)}"
+        home.mkdir()
+        return home
+
+    def _start(self, cmd: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
+        if os.geteuid() != 0:
+            preexec = None
+        else:
             group = _new_pids_cgroup(self.limits.max_processes)
             self._cgroups.append(group)
 
             def preexec():  # joined before exec: everything the jail starts is counted there
                 (group / "cgroup.procs").write_text(str(os.getpid()))
-        else:
-            preexec = None
-        return subprocess.Popen(cmd, env=env, preexec_fn=preexec, start_new_session=True,
-                                cwd=env["HOME"] if not self.enabled else "/", **kwargs)
+        return subprocess.Popen(cmd, env=env, preexec_fn=preexec, start_new_session=True, cwd="/", **kwargs)
 
     def close(self) -> None:
         """Remove the jail's cgroups (call once every process it started has ended)."""
@@ -238,6 +256,10 @@ def check() -> None:
     if missing:
         raise JailError(f"{', '.join(missing)} not found: install them with `apt-get install bubblewrap "
                         "util-linux` (make install does this as root)")
+    try:
+        syscalls.compiled()
+    except syscalls.FilterError as e:
+        raise JailError(f"no syscall filter for the jail: {e}") from None
     limits = Limits(60, 1024, 60, 64, 16, 16)
     with tempfile.TemporaryDirectory(prefix="tito-jail-check-") as d:
         jail = Jail(limits, Path(d))
