@@ -241,11 +241,13 @@ def prints_inputs(untouched, hidden_lines: list[str]):
     lines it saw (it knows them by their SHA-256 only, so its own source holds none)."""
     digests = sorted(hashlib.sha256(line.encode()).hexdigest() for line in hidden_lines)
     return sub.insert_code_cell(untouched, None, f"""\
-import hashlib, os
+import hashlib, os, sys
 _hidden = set({digests!r})
 _read, _seen = [], set()
+_python = (sys.prefix, sys.base_prefix)  # the environment, bound read-only (under /tmp in a checkout there)
 for _top in ["/job", os.getcwd(), "/tmp"]:
     for _folder, _dirs, _files in os.walk(_top):
+        _dirs[:] = [d for d in _dirs if not os.path.join(_folder, d).startswith(_python)]
         for _name in _files:
             try:
                 _text = open(os.path.join(_folder, _name), errors="replace").read()
