@@ -231,6 +231,10 @@ def scripted(complete):
             cell.attachments = {"pwn.svg": {"image/svg+xml": f'<svg xmlns="http://www.w3.org/2000/svg" onload="{PWN}"/>'}}
             cell.metadata["tags"] = ['"><script>alert(1)</script>']
     nb = sub.insert_code_cell(nb, None, SCRIPTED_OUTPUTS)
+    # A raw cell that would put a fake grading button before the real one in formgrader.
+    nb.cells.insert(1, nbformat.v4.new_raw_cell('<div class="nbgrader_cell"><span id="q_adam_memory"></span>'
+                                                '<button class="full-credit" id="fake-credit">No credit</button></div>',
+                                                id="fake-grading"))
     nb.metadata["title"] = f"</title><script>{PWN}</script>"
     nb.metadata["kernelspec"]["display_name"] = f"<script>{PWN}</script>"
     return nb
@@ -269,6 +273,13 @@ def floods(complete):
     """The complete solution printing a 40 MB line and 1,000 outputs (150,000: test_host.py)."""
     nb = sub.insert_code_cell(complete, None, "print('x' * 40_000_000)")
     return sub.insert_code_cell(nb, None, "from IPython.display import display\nfor _i in range(1000):\n    display(_i)")
+
+
+def bad_metadata(complete):
+    """The complete solution with nbgrader metadata of a shape nbgrader's own steps cannot read."""
+    nb = nbformat.from_dict(complete)
+    nb.cells.append(nbformat.v4.new_markdown_cell("note", id="odd", metadata={"nbgrader": {"grade_id": ["x"]}}))
+    return nb
 
 
 def many_cells(untouched):

@@ -96,3 +96,22 @@ def test_spreadsheet_fields_are_text_unless_numbers(value, written):
     out = io.StringIO()
     spreadsheet_writer(out).writerow([spreadsheet_text(value)])
     assert out.getvalue() == written + "\n"
+
+
+def test_raw_cells_are_rendered_by_no_page_and_hidden_markers_count_anywhere_in_a_line():
+    from nbconvert import HTMLExporter
+
+    raw = nbformat.v4.new_raw_cell('<div class="nbgrader_cell"><b id="q1">fake-button-7</b></div>', id="r")
+    md = nbformat.v4.new_markdown_cell("before\n# BEGIN HIDDEN TESTS\nsecret-answer-42\n# END HIDDEN TESTS", id="m")
+    shown = display.for_display(nbformat.v4.new_notebook(cells=[raw, md]), nbformat.v4.new_notebook(), LIMITS)
+    assert shown.cells[0].metadata == {"raw_mimetype": "text/plain"}
+    page, _ = HTMLExporter(template_name="classic").from_notebook_node(shown)
+    assert "fake-button-7" not in page
+    assert "secret-answer-42" not in page and "hidden checks: run by the grader, see its message" in page
+
+
+def test_markdown_too_long_for_the_converters_is_shown_as_text():
+    long = "<pre>x " * 1000  # nested and unclosed: the converters' cost grows faster than its length
+    shown = display.for_display(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(long, id="x")]),
+                                nbformat.v4.new_notebook(), LIMITS)
+    assert shown.cells[0].source == '<div class="tex2jax_ignore"><pre>' + long.replace("<", "&lt;").replace(">", "&gt;") + "</pre></div>"

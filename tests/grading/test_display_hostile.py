@@ -145,6 +145,7 @@ def test_formgrader_and_the_feedback_page_show_hostile_work_without_running_it(b
         page.wait_for_timeout(500)
         assert page.evaluate("document.body.getAttribute('data-pwned')") is None
         assert page.locator(f"#notebook-container :is({UNSAFE})").count() == 0
+        assert page.locator("#fake-credit").count() == 0  # the raw cell's fake button is not on the page
         assert seen["dialogs"] == []
         # Beyond the server, only nbgrader's own template asks for something (MathJax from a CDN),
         # and the server's Content-Security-Policy stops it before it leaves the browser.

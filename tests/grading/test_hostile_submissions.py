@@ -98,13 +98,13 @@ def hidden_lines(instructor) -> list[str]:
 
 # What a submission says (markup, floods, odd characters, too many cells): display cases, with
 # the score each must get (the complete solution's when its code is the complete solution).
-DISPLAY_SCORES = {"scripted": "full", "floods": "full", "lone_surrogate": 0.0, "prints_inputs": 0.0,
+DISPLAY_SCORES = {"scripted": "full", "floods": "full", "lone_surrogate": 0.0, "prints_inputs": 0.0, "bad_metadata": 0.0,
                   "many_cells": 0.0}
 
 
 def display_cases(release, instructor, complete) -> dict:
     return {"scripted": hostile.scripted(complete), "floods": hostile.floods(complete),
-            "lone_surrogate": hostile.lone_surrogate(complete),
+            "lone_surrogate": hostile.lone_surrogate(complete), "bad_metadata": hostile.bad_metadata(complete),
             "prints_inputs": hostile.prints_inputs(release, hidden_lines(instructor)),
             "many_cells": hostile.many_cells(release)}
 
@@ -543,6 +543,9 @@ def check_display(course: Course, outcomes: dict, full: float) -> None:
     assert (outcomes["lone_surrogate"].status, outcomes["lone_surrogate"].reason) == (
         "invalid", "the notebook is not valid Unicode: cell 107 (lone-surrogate) holds a lone surrogate (\\udXXX), "
         "text that Jupyter cannot save; remove it and hand the notebook in again")
+    assert (outcomes["bad_metadata"].status, outcomes["bad_metadata"].reason) == (
+        "invalid", "cell 107 (odd) has nbgrader metadata of the wrong shape: start again from the student version, "
+        "or copy your answers into it")
     if "floods" in outcomes:
         floods, size = _autograded(course, "floods")
         outputs = [o.get("text") for c in floods.cells if c.cell_type == "code" for o in c.outputs]
@@ -563,6 +566,9 @@ def check_display(course: Course, outcomes: dict, full: float) -> None:
         assert [h for h in hidden if h in text] == [], folder.parent.name
         assert nb.metadata == instructor.metadata
         for cell in nb.cells:
+            if cell.cell_type == "raw":  # shown by no page
+                assert cell.metadata == {"raw_mimetype": "text/plain"}
+                continue
             assert set(cell.metadata) <= {"nbgrader"} and "attachments" not in cell
             if cell.cell_type == "markdown":
                 assert _unsafe_markup(cell.source) == [], cell.source

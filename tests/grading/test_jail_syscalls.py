@@ -39,7 +39,20 @@ for name, lock in [("flock", lambda: fcntl.flock(env, fcntl.LOCK_SH | fcntl.LOCK
         out[name] = "ok"
     except OSError as e:
         out[name] = errno.errorcode[e.errno]
-out["clone_newuser"] = "ok" if os.system("unshare --user true 2>/dev/null") == 0 else "denied"
+class Flock(ctypes.Structure):
+    _fields_ = [("l_type", ctypes.c_short), ("l_whence", ctypes.c_short), ("l_start", ctypes.c_long),
+                ("l_len", ctypes.c_long), ("l_pid", ctypes.c_int)]
+lock = Flock(fcntl.F_RDLCK, 0, 0, 0, 0)
+fcntl_nr = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "fcntl")
+r = libc.syscall(fcntl_nr, env.fileno(), ctypes.c_ulong((1 << 32) | fcntl.F_SETLK), ctypes.byref(lock))
+out["fcntl_lock_high_bits"] = errno.errorcode.get(ctypes.get_errno(), str(r)) if r == -1 else "ok"
+clone_nr = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "clone")
+r = libc.syscall(clone_nr, ctypes.c_ulong(0x10000000 | 17), 0, 0, 0, 0)  # CLONE_NEWUSER | SIGCHLD
+if r == 0:
+    os._exit(0)  # the child, had the call succeeded
+out["clone_newuser"] = errno.errorcode.get(ctypes.get_errno(), str(r)) if r == -1 else "ok"
+r = libc.inotify_init1(0)
+out["inotify"] = errno.errorcode.get(ctypes.get_errno(), str(r)) if r == -1 else "ok"
 out["process"] = subprocess.run([sys.executable, "-c", "print('child')"], capture_output=True, text=True).stdout.strip()
 t = threading.Thread(target=lambda: out.__setitem__("thread", "ok"))
 t.start(); t.join()
@@ -62,7 +75,8 @@ with tempfile.TemporaryDirectory() as d:
 EXPECTED = {**{name: "EPERM" for name in ["add_key", "request_key", "keyctl", "io_uring_setup", "userfaultfd",
                                           "perf_event_open", "bpf", "unshare", "setns", "mount", "ptrace",
                                           "process_vm_readv", "flock", "fcntl_lock"]},
-            "clone_newuser": "denied", "process": "child", "thread": "ok", "write": "1"}
+            "fcntl_lock_high_bits": "EPERM", "clone_newuser": "EPERM", "inotify": "EPERM",
+            "process": "child", "thread": "ok", "write": "1"}
 
 
 def _keys() -> set[str]:

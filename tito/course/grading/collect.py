@@ -133,7 +133,7 @@ def _student_of(p: PurePosixPath, seen: set) -> tuple[str | None, str | None]:
     if p.suffix != ".ipynb" or p.name.startswith(".") or "__MACOSX" in p.parts:
         return None, "not a notebook"
     student = p.stem if len(p.parts) == 1 else p.parts[0] if len(p.parts) == 2 else None
-    if student is None or not STUDENT_ID.match(student):
+    if student is None or not STUDENT_ID.fullmatch(student):
         return None, "expected STUDENT.ipynb or STUDENT/notebook.ipynb"
     if student in seen:
         return None, f"a second notebook for {student}"

@@ -11,7 +11,10 @@ render) through `for_display` first, once:
 - outputs: plain text, PNG and JPEG only (images checked to be base64), capped in characters
   and in outputs per cell, with a visible note where something was cut;
 - metadata: the notebook's is the instructor notebook's; a cell keeps only the nbgrader
-  metadata of a grade id the instructor notebook has (once).
+  metadata of a grade id the instructor notebook has (once); raw cells are marked plain text,
+  which no page renders;
+- markdown past MARKDOWN_CELL_CHARS (or the notebook's MARKDOWN_NOTEBOOK_CHARS) is shown as
+  escaped text, without the converters.
 `without_hidden_tests` is what the kernel run gets: the submission's code never sees a hidden line.
 """
 from __future__ import annotations
@@ -24,7 +27,8 @@ from dataclasses import dataclass
 import bleach
 import nbformat
 
-HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+# As nbgrader's ClearHiddenTests matches them: anywhere in a line.
+HIDDEN_BEGIN, HIDDEN_END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 HIDDEN_LINE = "# hidden checks: run by the grader, see its message"
 KEPT_OUTPUT_TYPES = ("text/plain", "image/png", "image/jpeg")
 
@@ -70,6 +74,11 @@ _MATH = re.compile(r"\$\$(.+?)\$\$|\$([^$\n]+?)\$", re.S)
 _CODE = re.compile(r"(<pre.*?</pre>|<code.*?</code>)", re.S)
 
 
+# Markdown goes through the converters (whose cost grows faster than its length on crafted
+# input) up to this many characters a cell and a notebook; beyond, it is shown as plain text.
+MARKDOWN_CELL_CHARS, MARKDOWN_NOTEBOOK_CHARS = 5_000, 100_000
+
+
 @dataclass(frozen=True)
 class DisplayLimits:
     """The [display] section of settings.ini: what a page shows of a submission's outputs."""
@@ -111,6 +120,12 @@ def mathml(rendered: str) -> str:
             return m.group(0)
 
     return "".join(part if _CODE.fullmatch(part) else _MATH.sub(one, part) for part in _CODE.split(rendered))
+
+
+def as_text(source: str) -> str:
+    """Markdown shown as it was written, as text (linear in its length)."""
+    safe = f"<pre>{html.escape(source)}</pre>".replace("\r", "").replace("\n", "&#10;")
+    return f'<div class="tex2jax_ignore">{safe}</div>'
 
 
 def markdown_html(source: str, attachments: dict | None = None) -> str:
@@ -217,20 +232,23 @@ def for_display(nb: nbformat.NotebookNode, reference: nbformat.NotebookNode,
              if c.metadata.get("nbgrader", {}).get("grade_id")}
     nb = copy.deepcopy(nb)
     nb.metadata = copy.deepcopy(reference.metadata)
-    seen = set()
+    seen, budget = set(), MARKDOWN_NOTEBOOK_CHARS
     for cell in nb.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
         kind, ours = known.get(gid, (None, None))
         keep = kind == cell.cell_type and gid not in seen
         seen.add(gid)
         cell.metadata = nbformat.NotebookNode({"nbgrader": copy.deepcopy(ours)} if keep else {})
-        if cell.cell_type == "markdown":
-            cell.source = markdown_html(cell.source, cell.get("attachments"))
-        elif HIDDEN_BEGIN in cell.source:
+        if HIDDEN_BEGIN in cell.source:
             cell.source = _hide(cell.source, HIDDEN_LINE)
+        if cell.cell_type == "markdown":
+            rendered = len(cell.source) <= min(MARKDOWN_CELL_CHARS, budget)
+            budget -= len(cell.source) if rendered else 0
+            cell.source = markdown_html(cell.source, cell.get("attachments")) if rendered else as_text(cell.source)
         cell.pop("attachments", None)
         if cell.cell_type == "code":
             cell.outputs = outputs_for_display(cell.outputs, limits)
-        elif cell.cell_type == "raw":
+        elif cell.cell_type == "raw":  # shown by no page: nbconvert would print it as HTML
             cell.source = _capped(cell.source, limits.max_output_chars)
+            cell.metadata["raw_mimetype"] = "text/plain"
     return nb

@@ -53,6 +53,7 @@ class NoFiles(AsyncLargeFileManager):
         raise web.HTTPError(403, "formgrader's server serves no files")
 
     get = save = delete_file = rename_file = new = new_untitled = copy = _refuse
+    create_checkpoint = restore_checkpoint = list_checkpoints = delete_checkpoint = _refuse
 
 
 def server_argv(course: Course, port: int, token: str) -> list[str]:

@@ -160,6 +160,11 @@ def read_submission(course: Course, root: Path, m: Module, student: str,
         return invalid(f"not a valid notebook: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}")
     if _SURROGATE.search(json.dumps(submitted, ensure_ascii=False)):  # nbgrader could not write it back
         return invalid(_invalid_unicode(submitted))
+    for i, cell in enumerate(submitted.cells):  # the shape nbgrader's own steps rely on
+        md = cell.metadata.get("nbgrader", {})
+        if not isinstance(md, dict) or not isinstance(md.get("grade_id", ""), str):
+            return invalid(f"cell {i} ({cell.get('id', '?')}) has nbgrader metadata of the wrong shape: "
+                           "start again from the student version, or copy your answers into it")
     return submitted
 
 
@@ -403,13 +408,13 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
         submitted = read_submission(course, root, m, student, reference)
         if isinstance(submitted, Outcome):
             return submitted, None
-        with lock:
+        with lock:  # nbgrader's copy (hidden tests, raw markdown) is replaced before the lock is let go
             prepared = prepare(course, root, m, student, submitted, reference)
-        if isinstance(prepared, Outcome):
-            return prepared, None
-        prepared, notes = prepared
-        shown = for_display(prepared, reference, course.display_limits)
-        write_if_changed(autograded_dir(course, root, m, student) / f"{m.notebook}.ipynb", dumps(shown))
+            if isinstance(prepared, Outcome):
+                return prepared, None
+            prepared, notes = prepared
+            shown = for_display(prepared, reference, course.display_limits)
+            write_if_changed(autograded_dir(course, root, m, student) / f"{m.notebook}.ipynb", dumps(shown))
         # The kernel run gets no hidden test: the judge runs them from the instructor notebook.
         job = Job(student, m.name, dumps(without_hidden_tests(prepared)), instructor_text, package,
                   course.grading_limits, jail)

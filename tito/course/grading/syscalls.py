@@ -4,8 +4,8 @@ bubblewrap loads it (`--seccomp FD`) just before it starts the jailed command, s
 everything a submission runs. Each listed call fails with EPERM; everything else is allowed.
 - keyrings (`add_key`, `request_key`, `keyctl`): the kernel keyring belongs to the user, not
   to a namespace, so data put there by one job is read by the next;
-- file locks (`flock`, and `fcntl`'s record locks): the read-only environment is the same
-  file for every jail, so one jail's lock is another's one-bit channel;
+- file locks (`flock`, and `fcntl`'s record locks) and inotify: the read-only environment is
+  the same file for every jail, so one jail's lock, or its reading a file, is another's signal;
 - io_uring, userfaultfd, perf_event_open, bpf: large kernel surfaces no grading needs;
 - new namespaces and mounts (`unshare`, `setns`, `clone` with a namespace flag, the mount
   calls), `ptrace` and the cross-process memory calls, module and kexec loading. `clone3`
@@ -19,7 +19,7 @@ import errno
 import functools
 import tempfile
 
-DENIED = ["add_key", "request_key", "keyctl", "flock",
+DENIED = ["add_key", "request_key", "keyctl", "flock", "inotify_init", "inotify_init1", "inotify_add_watch",
           "io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd", "perf_event_open", "bpf",
           "unshare", "setns", "mount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen", "fsmount",
           "fsconfig", "fspick", "mount_setattr", "ptrace", "process_vm_readv", "process_vm_writev",
@@ -48,7 +48,8 @@ def compiled() -> bytes:
     for name in DENIED:
         f.add_rule(deny, name)
     for cmd in (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW):
-        f.add_rule(deny, "fcntl", sc.Arg(1, sc.EQ, cmd))
+        # The kernel reads cmd as 32 bits: compare those only (high bits set must not slip past).
+        f.add_rule(deny, "fcntl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, cmd))
     for flag in [1 << bit for bit in range(32) if NAMESPACE_FLAGS >> bit & 1] + [CLONE_NEWTIME]:
         f.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
     f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
