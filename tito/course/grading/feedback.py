@@ -116,8 +116,9 @@ NOT_GRADED = {
     "invalid": "Your submission could not be graded as it is: {reason}. Check that the file you hand in is "
                "this module's notebook and opens in Jupyter, then hand it in again (ask your instructor if the "
                "deadline has passed).",
-    "failed": "The grader could not finish grading your submission: {reason}. This is not counted against "
-              "you: your instructor will grade it again.",
+    "failed": "The grader could not finish grading your submission: {reason}. Your instructor will look at "
+              "it and grade it again; if the reason points at your code (it stopped the kernel, or ran too "
+              "long), fix that first and hand it in again.",
 }
 
 
