@@ -147,21 +147,20 @@ def markdown_html(source: str, attachments: dict | None = None) -> str:
     try:
         rendered = mathml(MarkdownWithMath(renderer=renderer).render(source))
     except Exception:  # markdown nbconvert cannot render (a missing attachment): shown as text
-        rendered = f"<pre>{html.escape(source)}</pre>"
+        return as_text(source)
     safe = sanitize(rendered).strip().replace("\r", "").replace("\n", "&#10;")
     return f'<div class="tex2jax_ignore">{safe}</div>'
 
 
 # -- hidden tests ----------------------------------------------------------------------------
 
-def _hide(source: str, replacement: str | None) -> str:
-    """`source` with each hidden region replaced by `replacement` (same indentation), or removed."""
+def _hide(source: str, replacement: str) -> str:
+    """`source` with each hidden region replaced by `replacement` (at the region's indentation)."""
     out, inside = [], False
     for line in source.split("\n"):
         if HIDDEN_BEGIN in line:
             inside = True
-            if replacement is not None:
-                out.append(line[:len(line) - len(line.lstrip())] + replacement)
+            out.append(line[:len(line) - len(line.lstrip())] + replacement)
         elif HIDDEN_END in line:
             inside = False
         elif not inside:
