@@ -94,7 +94,7 @@ def test_every_outcome_has_a_feedback_page_with_no_script_and_no_hidden_test(bat
     from tito.course.grading import feedback
 
     course, m = batch["course"], batch["course"].module("06")
-    # One student of every kind (a page takes about 2.5 s: README, Benchmarks).
+    # One student of every kind (a page takes about 2.5 s on this machine).
     kinds = {HONEST: "graded", "buggy": "graded", "scripted": "graded", "many_cells": "invalid",
              "calls_os_exit": "failed"}
     assert {s: batch["outcomes"][s].status for s in kinds} == kinds
@@ -114,7 +114,7 @@ def test_every_outcome_has_a_feedback_page_with_no_script_and_no_hidden_test(bat
     assert "not graded" in invalid and "more than the 1,000 a submission may have" in invalid
 
 
-def _watch(page, origin: str) -> dict:
+def _watch(page) -> dict:
     seen = {"dialogs": [], "requests": [], "failed": {}}
     page.on("dialog", lambda d: (seen["dialogs"].append(d.message), d.dismiss()))
     page.on("request", lambda r: seen["requests"].append(r.url))
@@ -137,7 +137,7 @@ def test_formgrader_and_the_feedback_page_show_hostile_work_without_running_it(b
                         if n["student"] == "scripted")
         page.goto(f"{base}/login?next=/formgrader/submissions/{scripted['id']}/")
         page.fill("#password_input", token)
-        seen = _watch(page, base)
+        seen = _watch(page)
         page.click("#login_submit")
         page.wait_for_selector("input.score#q_adam_memory", state="attached")
         for cell in page.locator(".text_cell_render b").all():  # the bold that carried onmouseover
@@ -170,7 +170,7 @@ def test_formgrader_and_the_feedback_page_show_hostile_work_without_running_it(b
                 urllib.request.urlopen(request, timeout=30)
             assert refused.value.code == code, path
     (path,) = feedback.generate(course, m, student="scripted")
-    seen = _watch(page, "file:")
+    seen = _watch(page)
     page.goto(path.as_uri())
     # From here on, any change to the page would be script's doing (the page has none).
     page.evaluate("new MutationObserver(m => { window.__changes = (window.__changes || 0) + m.length })"
