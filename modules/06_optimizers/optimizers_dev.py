@@ -98,7 +98,7 @@ np.set_printoptions(floatmode="unique")
 
 # %% nbgrader={"grade": false, "grade_id": "gradient_descent_step_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
-def gradient_descent_step(param, lr):
+def gradient_descent_step(param, lr) -> None:
     """One step of plain gradient descent on a Tensor, in place: `param.data -= lr * param.grad`.
 
     Does nothing when `param.grad` is None. The array `param.data` must stay the same object.
@@ -346,7 +346,7 @@ class Optimizer:
 
 # %% nbgrader={"grade": false, "grade_id": "sgd_step_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
-def sgd_step(param, grad, state, *, lr, momentum, dampening, weight_decay, nesterov, scratch):
+def sgd_step(param, grad, state, *, lr, momentum, dampening, weight_decay, nesterov, scratch) -> None:
     """One SGD update of the ndarray `param`, in place (PyTorch's rule, see the equations above).
 
     grad: the gradient (never modified). state: this parameter's dict; holds "momentum_buffer"
@@ -542,7 +542,13 @@ assert np.allclose(param, [0.9016, -1.8282, -0.04245], rtol=1e-12), (
 # %% nbgrader={"grade": true, "grade_id": "sgd_leaves_gradient_untouched", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """sgd_step never modifies the gradient, and the momentum buffer is not the gradient array."""
 from tinytorch.core.tensor import describe_difference
-for nesterov, weight_decay in [(False, 0.0), (True, 0.0), (False, 0.1), (True, 0.1)]:
+after_three_steps = {  # float64, from PyTorch's rule
+    (False, 0.0): [0.7195, -1.439, -0.6220000000000001],
+    (True, 0.0): [0.5975499999999998, -1.1950999999999996, -1.1098000000000001],
+    (False, 0.1): [0.666274, -1.332548, -0.6402305],
+    (True, 0.1): [0.5253636459999997, -1.0507272919999995, -1.1216742095],
+}
+for (nesterov, weight_decay), expected in after_three_steps.items():
     param = np.array([1.0, -2.0, 0.5])
     grad = np.array([0.5, -1.0, 2.0])
     state = {}
@@ -554,9 +560,14 @@ for nesterov, weight_decay in [(False, 0.0), (True, 0.0), (False, 0.1), (True, 0
         "the kernel must not write into grad (store a copy as the buffer, build g + wd * param elsewhere)" + describe_difference(grad, [0.5, -1.0, 2.0])
     )
     assert not np.shares_memory(state["momentum_buffer"], grad), "the momentum buffer is the gradient array itself: store a copy"
+    assert np.allclose(param, expected, rtol=1e-10), (
+        f"after 3 steps (nesterov={nesterov}, weight_decay={weight_decay}) param is {param}, expected {expected}"
+        + describe_difference(param, expected)
+    )
 
 # %% nbgrader={"grade": true, "grade_id": "sgd_state_isolated_per_parameter", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """SGD keeps a separate momentum buffer for every parameter."""
+from tinytorch.core.tensor import describe_difference
 grads_a = [np.array([0.5, -1.0]), np.array([1.0, 2.0]), np.array([-0.5, 0.25])]
 grads_b = [np.array([3.0, 0.5]), np.array([-2.0, 1.0]), np.array([0.75, -1.5])]
 
@@ -571,10 +582,13 @@ def run(param_grads):
 
 together = run([grads_a, grads_b])
 alone_a, alone_b = run([grads_a])[0], run([grads_b])[0]
-assert not np.allclose(alone_a, [1.0, -1.0]), f"three SGD steps left the parameter at {alone_a}: it never moved"
 assert np.allclose(together[0], alone_a, rtol=1e-12) and np.allclose(together[1], alone_b, rtol=1e-12), (
     f"two parameters trained together ended at {together}, but alone at {[alone_a, alone_b]}: "
     "state (the momentum buffer) is shared between parameters; keep it in each parameter's own state dict"
+)
+expected_a = [0.6520499999999999, -1.2456]  # three Nesterov steps, from PyTorch's rule
+assert np.allclose(alone_a, expected_a, rtol=1e-10), (
+    f"three SGD steps of one parameter gave {alone_a}, expected {expected_a}" + describe_difference(alone_a, expected_a)
 )
 
 # %% nbgrader={"grade": true, "grade_id": "sgd_float32_stays_float32", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
@@ -679,7 +693,7 @@ for options, torch_trajectory in TORCH_SGD_GRID:
 
 # %% nbgrader={"grade": false, "grade_id": "adam_step_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
-def adam_step(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, scratch):
+def adam_step(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, scratch) -> None:
     """One Adam update of the ndarray `param`, in place (PyTorch's Adam; weight_decay is L2).
 
     state: {"step": int, "exp_avg": m, "exp_avg_sq": v}. Increment state["step"] first and use
@@ -722,7 +736,7 @@ def adam_step(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, scratc
 
 # %% nbgrader={"grade": false, "grade_id": "adamw_step_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
-def adamw_step(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, scratch):
+def adamw_step(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, scratch) -> None:
     """One AdamW update, in place: param *= 1 - lr * weight_decay, then Adam with no weight decay."""
     ### BEGIN SOLUTION
     param *= 1 - lr * weight_decay  # decay first: PyTorch's order
@@ -965,11 +979,19 @@ assert np.allclose(adamw_param, adam_param, rtol=1e-12, atol=1e-15), (
 )
 assert adamw_state["step"] == adam_state["step"] == 3, f"step counters: Adam {adam_state['step']}, AdamW {adamw_state['step']}; both must be 3"
 assert np.allclose(adamw_state["exp_avg_sq"], adam_state["exp_avg_sq"], rtol=1e-12), "AdamW(weight_decay=0) has a different second moment than Adam" + describe_difference(adamw_state["exp_avg_sq"], adam_state["exp_avg_sq"])
+expected = [0.9033670825065121, -1.9339282865103138, 0.37441332415986806]  # three steps of PyTorch's Adam
+assert np.allclose(adamw_param, expected, rtol=1e-10), (
+    f"AdamW(weight_decay=0) and Adam both ended at {adamw_param}, expected {expected}" + describe_difference(adamw_param, expected)
+)
 
 # %% nbgrader={"grade": true, "grade_id": "adam_in_place_and_gradient_untouched", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """Adam and AdamW update param.data in place and never modify the gradient."""
 from tinytorch.core.tensor import describe_difference
-for optimizer_class in (Adam, AdamW):
+after_two_steps = {  # float64, from PyTorch's Adam and AdamW
+    Adam: [0.8000473404883315, -1.8000158141867324, 0.3000086956182732],
+    AdamW: [0.7811000039800006, -1.7612000013266673, 0.29105000066333403],
+}
+for optimizer_class, expected in after_two_steps.items():
     p = Tensor(np.array([1.0, -2.0, 0.5]), requires_grad=True)
     opt = optimizer_class([p], lr=0.1, weight_decay=0.1)
     array_before, view = p.data, p.data[1:]
@@ -980,11 +1002,14 @@ for optimizer_class in (Adam, AdamW):
     name = optimizer_class.__name__
     assert p.data is array_before, f"{name}: param.data was rebound to a new array; update the parameter in place"
     assert np.array_equal(view, p.data[1:]), f"{name}: a view of the parameter no longer matches it" + describe_difference(view, p.data[1:])
-    assert not np.allclose(p.data, [1.0, -2.0, 0.5]), f"{name}: the parameter did not change"
     assert np.array_equal(grad, [0.5, -1.5, 3.0]), f"{name}: the gradient was modified to {grad}; the kernel must only read grad" + describe_difference(grad, [0.5, -1.5, 3.0])
+    assert np.allclose(p.data, expected, rtol=1e-10), (
+        f"{name}: after two steps param is {p.data}, expected {expected}" + describe_difference(p.data, expected)
+    )
 
 # %% nbgrader={"grade": true, "grade_id": "adam_state_isolated_per_parameter", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 """Adam keeps separate moments and step counters for every parameter."""
+from tinytorch.core.tensor import describe_difference
 grads_a = [np.array([0.5, -1.0]), np.array([1.0, 2.0]), np.array([-0.5, 0.25])]
 grads_b = [np.array([3.0, 0.5]), None, np.array([0.75, -1.5])]  # b has no gradient on step 2
 
@@ -1007,10 +1032,20 @@ assert np.allclose(a.data, alone_a.data, rtol=1e-12) and np.allclose(b.data, alo
     f"two parameters trained together ended at {a.data}, {b.data}, but alone at {alone_a.data}, {alone_b.data}: "
     "moments or step counters are shared between parameters"
 )
+expected_a = [0.7614728708755779, -0.9718369581894204]  # three Adam steps, from PyTorch's Adam
+assert np.allclose(alone_a.data, expected_a, rtol=1e-10), (
+    f"three Adam steps of one parameter gave {alone_a.data}, expected {expected_a}"
+    + describe_difference(alone_a.data, expected_a)
+)
 
 # %% nbgrader={"grade": true, "grade_id": "adam_float32_stays_float32", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 """Adam and AdamW keep float32 parameters and moments float32."""
-for optimizer_class in (Adam, AdamW):
+from tinytorch.core.tensor import describe_difference
+after_three_steps = {  # float32 results agree with float64 ones to about 1e-7
+    Adam: [0.7001746, -1.7000581, 0.20003188],
+    AdamW: [0.67328906, -1.643588, 0.18813953],
+}
+for optimizer_class, expected in after_three_steps.items():
     p = Tensor(np.array([1.0, -2.0, 0.5], dtype=np.float32), requires_grad=True)
     opt = optimizer_class([p], lr=0.1, weight_decay=0.1)
     for _ in range(3):
@@ -1019,7 +1054,10 @@ for optimizer_class in (Adam, AdamW):
     state = opt.state[p]
     dtypes = (p.data.dtype, state["exp_avg"].dtype, state["exp_avg_sq"].dtype)
     assert dtypes == (np.float32,) * 3, f"{optimizer_class.__name__}: param, exp_avg, exp_avg_sq are {dtypes}; all must stay float32"
-    assert not np.allclose(p.data, [1.0, -2.0, 0.5]), f"{optimizer_class.__name__}: three steps left the parameter at {p.data}"
+    assert np.allclose(p.data, expected, rtol=1e-5), (
+        f"{optimizer_class.__name__}: after three float32 steps param is {p.data}, expected {expected}"
+        + describe_difference(p.data, expected)
+    )
 
 # %% nbgrader={"grade": true, "grade_id": "adam_matches_pytorch_trajectory", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 """Adam (with L2 weight decay) follows PyTorch's trajectory.
@@ -1326,7 +1364,7 @@ for name, (path, losses) in runs.items():
 
 # %% nbgrader={"grade": false, "grade_id": "clip_grad_norm_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
-def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False) -> float:
     """Scale all gradients in place by min(1, max_norm / (total_norm + 1e-6)); return total_norm (a float).
 
     total_norm is the norm of all gradients together (p-norm, or the max-abs norm for norm_type=inf),
@@ -1545,7 +1583,7 @@ assert total == 0.0 and p.grad is None, f"parameters without gradients gave tota
 
 # %% nbgrader={"grade": false, "grade_id": "step_lr_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
-def step_lr(base_lr, epoch, step_size, gamma):
+def step_lr(base_lr, epoch, step_size, gamma) -> float:
     """Rate at `epoch` when the rate is multiplied by gamma every step_size epochs."""
     ### BEGIN SOLUTION
     return base_lr * gamma ** (epoch // step_size)
@@ -1554,7 +1592,7 @@ def step_lr(base_lr, epoch, step_size, gamma):
 
 # %% nbgrader={"grade": false, "grade_id": "exponential_lr_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
-def exponential_lr(base_lr, epoch, gamma):
+def exponential_lr(base_lr, epoch, gamma) -> float:
     """Rate at `epoch` when the rate is multiplied by gamma every epoch."""
     ### BEGIN SOLUTION
     return base_lr * gamma ** epoch
@@ -1563,7 +1601,7 @@ def exponential_lr(base_lr, epoch, gamma):
 
 # %% nbgrader={"grade": false, "grade_id": "cosine_annealing_lr_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
-def cosine_annealing_lr(base_lr, epoch, T_max, eta_min):
+def cosine_annealing_lr(base_lr, epoch, T_max, eta_min) -> float:
     """PyTorch's closed-form cosine annealing rate at `epoch` (periodic beyond T_max)."""
     ### BEGIN SOLUTION
     return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * epoch / T_max)) / 2
@@ -1572,7 +1610,7 @@ def cosine_annealing_lr(base_lr, epoch, T_max, eta_min):
 
 # %% nbgrader={"grade": false, "grade_id": "warmup_cosine_lr_impl", "locked": false, "schema_version": 3, "solution": true, "task": false}
 #| export
-def warmup_cosine_lr(base_lr, epoch, warmup_steps, total_steps, eta_min):
+def warmup_cosine_lr(base_lr, epoch, warmup_steps, total_steps, eta_min) -> float:
     """Linear warm-up from 0 (epoch 0) to base_lr (epoch warmup_steps), cosine decay to eta_min
     at total_steps, then constant eta_min."""
     ### BEGIN SOLUTION

@@ -72,13 +72,33 @@ def packed(alternatives) -> list[list]:
     return groups
 
 
-# Bodies that do nothing: every solution region written as one of these must earn 0 points.
-NO_OPS = {"pass": lambda first_argument: "pass", "returns-none": lambda first_argument: "return None",
-          "returns-its-input": lambda first_argument: f"return {first_argument}"}
+# Submissions that do no work: every solution region written as one of these must earn 0
+# points. Each maps the region's function (its ast node) to the body written for it.
+CONSTANT_STEP = {  # parameters move by a constant, Adam counts its steps, rates stay put
+    "gradient_descent_step": "if param.grad is None:\n    return\nparam.data -= 0.01",
+    "sgd_step": "param -= 0.01", "adam_step": 'state["step"] += 1\nparam -= 0.01',
+    "adamw_step": 'state["step"] += 1\nparam -= 0.01', "clip_grad_norm": "return 1.0",
+    "step_lr": "return base_lr", "exponential_lr": "return base_lr", "cosine_annealing_lr": "return base_lr",
+    "warmup_cosine_lr": "return base_lr",
+}
+EMPTY = "np.empty((0, 1))"
+EMPTY_ARRAYS = {  # empty arrays wherever an array or a number is expected (an empty comparison passes)
+    "gradient_descent_step": f"param.data = {EMPTY}\nparam.grad = {EMPTY}",
+    "sgd_step": f'state["momentum_buffer"] = {EMPTY}',
+    "adam_step": f'state["step"] += 1\nstate["exp_avg"] = state["exp_avg_sq"] = {EMPTY}',
+    "adamw_step": f'state["step"] += 1\nstate["exp_avg"] = state["exp_avg_sq"] = {EMPTY}',
+    "clip_grad_norm": f"for p in ([params] if isinstance(params, Tensor) else params):\n    p.grad = {EMPTY}\n"
+                      f"return {EMPTY}",
+    **{name: f"return {EMPTY}" for name in ("step_lr", "exponential_lr", "cosine_annealing_lr", "warmup_cosine_lr")},
+}
+NO_WORK = {"pass": lambda function: "pass", "returns-none": lambda function: "return None",
+           "returns-its-input": lambda function: f"return {function.args.args[0].arg}",
+           "constant-step": lambda function: CONSTANT_STEP[function.name],
+           "empty-arrays": lambda function: EMPTY_ARRAYS[function.name]}
 
 
-def no_op_submission(complete, kind: str):
-    """Every solution region of `complete` replaced by the no-op body `kind`."""
+def no_work_submission(complete, kind: str):
+    """Every solution region of `complete` replaced by the body that `NO_WORK[kind]` writes."""
     nb = complete
     for cell in complete.cells:
         md = cell.metadata.get("nbgrader", {})
@@ -89,7 +109,7 @@ def no_op_submission(complete, kind: str):
         marks = [i + 1 for i, line in enumerate(lines) if line.strip() == SOLUTION_BEGIN]
         for index, mark in enumerate(marks):
             function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.lineno < mark <= n.end_lineno)
-            nb = sub.replace_region(nb, md["grade_id"], NO_OPS[kind](function.args.args[0].arg), index)
+            nb = sub.replace_region(nb, md["grade_id"], NO_WORK[kind](function), index)
     return nb
 
 
@@ -228,7 +248,7 @@ def batch(graded_course, request):
     for bug_id in PIPELINE_BUGS:
         several_bugs = bug_submission(several_bugs, next(b for b in BUGS if b["id"] == bug_id))
     judged = {**bugs, f"judged-{PIPELINE_BUGS_STUDENT}": several_bugs,
-              **{f"no-op-{kind}": no_op_submission(complete, kind) for kind in NO_OPS}}
+              **{f"no-work-{kind}": no_work_submission(complete, kind) for kind in NO_WORK}}
     pipeline = {UNTOUCHED: release, PIPELINE_BUGS_STUDENT: several_bugs,
                 **{student: alternative_submission(complete, *group) for student, group in ALTERNATIVE_GROUPS.items()}}
     for student, nb in pipeline.items():
@@ -244,9 +264,9 @@ def batch(graded_course, request):
 
     caught = sum(bool(_caught(outcomes[f"bug-{b['id']}"], b)) for b in BUGS)
     accepted = sum(_full_marks(outcomes[GROUP_OF[a["id"]]]) for a in ALTERNATIVES)
-    zero = sum(_points(outcomes[f"no-op-{kind}"]) == 0.0 for kind in NO_OPS)
+    zero = sum(_points(outcomes[f"no-work-{kind}"]) == 0.0 for kind in NO_WORK)
     line = (f"{caught}/{len(BUGS)} bugs caught, {accepted}/{len(ALTERNATIVES)} alternatives accepted, "
-            f"{zero}/{len(NO_OPS)} no-op submissions at 0, "
+            f"{zero}/{len(NO_WORK)} no-work submissions at 0, "
             f"untouched student version {outcomes[UNTOUCHED].score:g}/{outcomes[UNTOUCHED].max_score:g}; "
             f"{len(pipeline)} submissions through the pipeline and {len(judged)} through the judge "
             f"in {seconds:.0f} s")
@@ -259,10 +279,10 @@ def _points(outcome) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", NO_OPS)
-def test_a_body_that_does_nothing_earns_nothing(batch, kind):
-    o = batch["outcomes"][f"no-op-{kind}"]
-    assert [c.grade_id for c in o.cells if c.score] == [], f"every solution body `{NO_OPS[kind]('x')}`"
+@pytest.mark.parametrize("kind", NO_WORK)
+def test_a_submission_that_does_no_work_earns_nothing(batch, kind):
+    o = batch["outcomes"][f"no-work-{kind}"]
+    assert [c.grade_id for c in o.cells if c.score] == [], f"every solution region written as {kind}"
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import numpy as np
 from .tensor import Tensor, Parameter
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #gradient_descent_step_impl
-def gradient_descent_step(param, lr):
+def gradient_descent_step(param, lr) -> None:
     """One step of plain gradient descent on a Tensor, in place: `param.data -= lr * param.grad`.
 
     Does nothing when `param.grad` is None. The array `param.data` must stay the same object.
@@ -143,7 +143,7 @@ class Optimizer:
             group.update({k: v for k, v in saved.items() if k != "params"})
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #sgd_step_impl
-def sgd_step(param, grad, state, *, lr, momentum, dampening, weight_decay, nesterov, scratch):
+def sgd_step(param, grad, state, *, lr, momentum, dampening, weight_decay, nesterov, scratch) -> None:
     """One SGD update of the ndarray `param`, in place (PyTorch's rule, see the equations above).
 
     grad: the gradient (never modified). state: this parameter's dict; holds "momentum_buffer"
@@ -202,7 +202,7 @@ class SGD(Optimizer):
         return loss
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #adam_step_impl
-def adam_step(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, scratch):
+def adam_step(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, scratch) -> None:
     """One Adam update of the ndarray `param`, in place (PyTorch's Adam; weight_decay is L2).
 
     state: {"step": int, "exp_avg": m, "exp_avg_sq": v}. Increment state["step"] first and use
@@ -231,7 +231,7 @@ def adam_step(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, scratc
     ### END SOLUTION
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #adamw_step_impl
-def adamw_step(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, scratch):
+def adamw_step(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, scratch) -> None:
     """One AdamW update, in place: param *= 1 - lr * weight_decay, then Adam with no weight decay."""
     ### BEGIN SOLUTION
     param *= 1 - lr * weight_decay  # decay first: PyTorch's order
@@ -287,7 +287,7 @@ class AdamW(Adam):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #clip_grad_norm_impl
-def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False) -> float:
     """Scale all gradients in place by min(1, max_norm / (total_norm + 1e-6)); return total_norm (a float).
 
     total_norm is the norm of all gradients together (p-norm, or the max-abs norm for norm_type=inf),
@@ -317,28 +317,28 @@ def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False):
     ### END SOLUTION
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #step_lr_impl
-def step_lr(base_lr, epoch, step_size, gamma):
+def step_lr(base_lr, epoch, step_size, gamma) -> float:
     """Rate at `epoch` when the rate is multiplied by gamma every step_size epochs."""
     ### BEGIN SOLUTION
     return base_lr * gamma ** (epoch // step_size)
     ### END SOLUTION
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #exponential_lr_impl
-def exponential_lr(base_lr, epoch, gamma):
+def exponential_lr(base_lr, epoch, gamma) -> float:
     """Rate at `epoch` when the rate is multiplied by gamma every epoch."""
     ### BEGIN SOLUTION
     return base_lr * gamma ** epoch
     ### END SOLUTION
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #cosine_annealing_lr_impl
-def cosine_annealing_lr(base_lr, epoch, T_max, eta_min):
+def cosine_annealing_lr(base_lr, epoch, T_max, eta_min) -> float:
     """PyTorch's closed-form cosine annealing rate at `epoch` (periodic beyond T_max)."""
     ### BEGIN SOLUTION
     return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * epoch / T_max)) / 2
     ### END SOLUTION
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #warmup_cosine_lr_impl
-def warmup_cosine_lr(base_lr, epoch, warmup_steps, total_steps, eta_min):
+def warmup_cosine_lr(base_lr, epoch, warmup_steps, total_steps, eta_min) -> float:
     """Linear warm-up from 0 (epoch 0) to base_lr (epoch warmup_steps), cosine decay to eta_min
     at total_steps, then constant eta_min."""
     ### BEGIN SOLUTION

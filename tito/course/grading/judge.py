@@ -25,6 +25,11 @@ from .jail import JAILED_PACKAGE, Jail
 from .jailed.protocol import Mirror, WireError, receive, send
 
 SANDBOX_START_SECONDS = 60  # Python, numpy and matplotlib start, before any student code
+# The largest reply a valid answer can need: the call's arguments changed in place, a few new
+# arrays shaped like them (state buffers) and a return value. Anything longer is refused
+# before it is read, so a reply cannot make this trusted process grow.
+REPLY_BYTES_PER_REQUEST_BYTE = 4
+REPLY_BYTES_EXTRA = 1 << 20
 
 
 def student_functions(cells) -> list[str]:
@@ -89,9 +94,9 @@ class StudentProcess:
         finally:
             os.close(req_r)
             os.close(resp_w)
-        self.mirror = Mirror(parity=0)
+        self.mirror = Mirror(parity=0, fixed_shapes=True)
         try:
-            hello, _ = receive(self.resp_r, time.monotonic() + SANDBOX_START_SECONDS)
+            hello, _ = receive(self.resp_r, time.monotonic() + SANDBOX_START_SECONDS, REPLY_BYTES_EXTRA)
             if hello != {"hello": True}:
                 raise WireError("unexpected first message")
         except Exception as e:
@@ -99,12 +104,12 @@ class StudentProcess:
             raise SandboxSetupError(f"the grading sandbox could not start: {e}") from None
         deadline = min(time.monotonic() + self.timeout * max(1, len(self.cells)), self.deadline)
         try:
-            header, _ = receive(self.resp_r, deadline)
+            header, _ = receive(self.resp_r, deadline, REPLY_BYTES_EXTRA)
         except Exception as e:  # unreadable, too slow, or gone: nothing of the student's can be judged
             self.stop()
             self.broken = f"your exported cells did not finish running: {e}"
             raise StudentError(self.broken) from None
-        self.cell_errors = [str(x) for x in header.get("cell_errors", [])][:20]
+        self.cell_errors = [str(x)[:500] for x in header.get("cell_errors", [])][:20]
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -120,7 +125,9 @@ class StudentProcess:
     def close(self) -> None:
         self.stop()
 
-    def call(self, name: str, args, kwargs, deadline: float):
+    def call(self, name: str, args, kwargs, deadline: float, returns=...):
+        """The student's `name(*args, **kwargs)`; `returns` is the reference's return annotation
+        (float or None), which the reply must match (anything else: not checked)."""
         if self.broken:
             raise StudentError(self.broken)
         if self.proc is None:
@@ -129,8 +136,9 @@ class StudentProcess:
         header = {"fn": name, "args": [self.mirror.encode(a, arrays) for a in args],
                   "kwargs": {k: self.mirror.encode(v, arrays) for k, v in kwargs.items()}}
         try:
-            send(self.req_w, header, arrays)
-            reply, out = receive(self.resp_r, min(deadline, time.monotonic() + self.timeout))
+            sent = send(self.req_w, header, arrays)
+            reply, out = receive(self.resp_r, min(deadline, time.monotonic() + self.timeout),
+                                 REPLY_BYTES_PER_REQUEST_BYTE * sent + REPLY_BYTES_EXTRA)
         except TimeoutError:
             self.stop()
             raise StudentError(f"{name}() did not return within the time limit") from None
@@ -144,12 +152,36 @@ class StudentProcess:
             if etype is not None:
                 raise etype(str(reply.get("message", "")))
             raise StudentError(f"{name}() raised {reply.get('error', 'an error')}")
+        # A valid reply holds arrays shaped like the call's own (changed in place, state buffers).
+        shapes = {a.shape for a in arrays}
+        stray = next((a.shape for a in out if a.shape not in shapes), None)
+        if stray is not None:
+            raise StudentError(f"{name}() replied with an array of shape {stray}, which none of its arguments has")
         try:
             for e in reply.get("sync", []):
                 self.mirror.decode(e, out)
-            return self.mirror.decode(reply.get("ret"), out)
         except Exception as e:
             raise StudentError(f"{name}() left its arguments in an unusable state: {e}") from None
+        ret = reply.get("ret")
+        if returns is float:  # JSON numbers only: an array or a container is not a float
+            if type(ret) not in (int, float):
+                raise StudentError(f"{name}() returned {_described(ret)}; it returns a float")
+            return float(ret)
+        if returns is None and ret is not None:
+            raise StudentError(f"{name}() returned {_described(ret)}; it returns nothing (None)")
+        try:
+            return self.mirror.decode(ret, out)
+        except Exception as e:
+            raise StudentError(f"{name}() returned something unusable: {e}") from None
+
+
+def _described(encoded) -> str:
+    """What a returned value was, from its encoding (never decoded)."""
+    if isinstance(encoded, dict):
+        kind = next((k for k in ("nd", "tensor", "tuple", "list", "dict") if k in encoded), "")
+        return {"nd": "an array", "tensor": "a Tensor", "tuple": "a tuple", "list": "a list",
+                "dict": "a dict"}.get(kind, "an unknown value")
+    return f"a {type(encoded).__name__}" if not isinstance(encoded, bool) else "a bool"
 
 
 class SandboxSetupError(Exception):
@@ -169,9 +201,9 @@ _REBUILT_ERRORS = {e.__name__: e for e in [
 ]}
 
 
-def _proxy(sp: StudentProcess, name: str, clock: dict):
+def _proxy(sp: StudentProcess, name: str, clock: dict, returns=...):
     def call(*args, **kwargs):
-        return sp.call(name, args, kwargs, clock["deadline"])
+        return sp.call(name, args, kwargs, clock["deadline"], returns)
 
     call.__name__ = call.__qualname__ = name
     return call
@@ -196,7 +228,7 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, j
     sp = StudentProcess(student_cells, cell_timeout, jail, deadline)
     clock = {"deadline": 0.0}
     for name in names:
-        trusted[name] = _proxy(sp, name, clock)
+        trusted[name] = _proxy(sp, name, clock, trusted[name].__annotations__.get("return", ...))
     # Messages print every float with the digits that identify it (as the notebook does).
     with np.printoptions(floatmode="unique"):
         return _run_cells(grade_cells, trusted, sp, clock, cell_timeout, deadline)

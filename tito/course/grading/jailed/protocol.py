@@ -28,7 +28,7 @@ import numpy as np
 
 from tinytorch.core.tensor import Tensor
 
-MAX_MESSAGE_BYTES = 512 * 1024 * 1024
+MAX_MESSAGE_BYTES = 512 * 1024 * 1024  # what either side ever reads; the judge reads far less (judge.py)
 # Array element types that may cross: booleans, integers, floats, complex numbers.
 _DTYPE = re.compile(r"[<>|=]?[?bBiufc][0-9]{0,2}")
 
@@ -55,8 +55,9 @@ def _read_into(fd: int, buf: bytearray, deadline: float | None) -> None:
         got += n
 
 
-def send(fd: int, header: dict, arrays: list[np.ndarray]) -> None:
-    """One frame: its length, the length of its JSON part, the JSON part, the arrays' raw bytes."""
+def send(fd: int, header: dict, arrays: list[np.ndarray]) -> int:
+    """One frame: its length, the length of its JSON part, the JSON part, the arrays' raw bytes.
+    Returns the frame's size in bytes."""
     arrays = [a if a.flags.c_contiguous else a.copy(order="C") for a in arrays]
     body = json.dumps({"h": header, "a": [[a.dtype.str, list(a.shape)] for a in arrays]}).encode()
     parts = [b"", struct.pack("<I", len(body)), body, *(memoryview(a).cast("B") for a in arrays)]
@@ -71,6 +72,7 @@ def send(fd: int, header: dict, arrays: list[np.ndarray]) -> None:
                 parts.pop(0)
             else:
                 parts[0], n = memoryview(parts[0])[n:], 0
+    return total
 
 
 @functools.lru_cache(maxsize=64)
@@ -86,13 +88,18 @@ def _dtype(name) -> np.dtype:
     return _checked_dtype(name)
 
 
-def receive(fd: int, deadline: float | None = None) -> tuple[dict, list[np.ndarray]]:
-    """The next frame's header and arrays (writable, no copies); never runs code from the frame."""
+def receive(fd: int, deadline: float | None = None, limit: int = MAX_MESSAGE_BYTES) -> tuple[dict, list[np.ndarray]]:
+    """The next frame's header and arrays (writable, no copies); never runs code from the frame.
+
+    A frame longer than `limit` bytes is refused before anything of it is read or allocated.
+    """
     size = bytearray(8)
     _read_into(fd, size, deadline)
     (n,) = struct.unpack("<Q", size)
-    if n > MAX_MESSAGE_BYTES or n < 4:
-        raise WireError("message too large" if n > MAX_MESSAGE_BYTES else "message too short")
+    if n > limit:
+        raise WireError(f"a message of {n} bytes, more than the {limit} a valid one can need")
+    if n < 4:
+        raise WireError("message too short")
     frame = bytearray(n)
     _read_into(fd, frame, deadline)
     (n_body,) = struct.unpack_from("<I", frame)
@@ -122,7 +129,11 @@ SCALARS = (type(None), bool, int, float, str)
 
 
 class Mirror:
-    def __init__(self, parity: int):
+    """`fixed_shapes` (the judge's side): a Tensor's data and gradient keep their shape, whatever
+    the other side rebinds them to; an array in place keeps its shape and dtype either way."""
+
+    def __init__(self, parity: int, fixed_shapes: bool = False):
+        self.fixed_shapes = fixed_shapes
         self._next = 2 + parity
         self._ref_of: dict[int, int] = {}  # id(obj) -> ref
         self._obj_of: dict[int, object] = {}  # ref -> obj (keeps obj alive, so ids stay unique)
@@ -195,6 +206,8 @@ class Mirror:
             if not isinstance(t, Tensor):
                 t = Tensor(data, requires_grad=bool(e["rg"]))
                 self._register(e["tensor"], t)
+            elif self.fixed_shapes:
+                self._check_shapes(t, data, grad)
             t.data = data
             t.grad = grad
             return t
@@ -218,3 +231,15 @@ class Mirror:
             d.update(items)
             return d
         raise ValueError("malformed value")
+
+    @staticmethod
+    def _check_shapes(t: Tensor, data, grad) -> None:
+        shape = getattr(t.data, "shape", None)
+        if not isinstance(data, np.ndarray) or data.shape != shape:
+            raise ValueError(f"a Tensor's data was rebound to {_kind(data)}; it was an array of shape {shape}")
+        if grad is not None and (not isinstance(grad, np.ndarray) or grad.shape != shape):
+            raise ValueError(f"a Tensor's grad was rebound to {_kind(grad)}; its data has shape {shape}")
+
+
+def _kind(v) -> str:
+    return f"an array of shape {v.shape}" if isinstance(v, np.ndarray) else f"a {type(v).__name__}"
