@@ -7,6 +7,8 @@ catalogue's submissions, cycled) in a fresh temporary course copy:
 - `nbgrader autograde` alone, one submission after another (the peer: no judge, no jail);
 - tito with --workers 1 and --workers 2 (jailed kernel run + judge, local processes), and
   with --workers 1 --unsafe-no-jail (the same processes unconfined: what the jail costs);
+- tito with --workers 1 and the jail as it was before its syscall filter and per-jail
+  memory and CPU bounds (benchmarks/unbounded_job.py): what those cost;
 - tito on a Dask cluster started here on loopback (a scheduler and two one-thread workers).
 It prints seconds per submission per worker and the scaling efficiency, and fails if any
 tito configuration's per-cell scores differ from another's. The repository is not touched.
@@ -30,11 +32,13 @@ from nbconvert.exporters import NotebookExporter
 from tito.course.generate import generate
 from tito.course.grading import submissions as sub
 from tito.course.grading.host import autograde
+from tito.course.grading.job import run_in_process
 from tito.course.nbgrader_setup import api, nbgrader_config, quiet
 from tito.course.settings import Course
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOGUE = REPO / "tests" / "grading" / "catalogue"
+UNBOUNDED_JOB = Path(__file__).resolve().parent / "unbounded_job.py"
 
 
 def course_copy(dest: Path) -> Course:
@@ -74,7 +78,9 @@ def grade(n: int, how: str, workers: int = 1, scheduler: str = "") -> tuple[floa
                 for student in subs:  # nbgrader's own autograde, executing the notebook in its kernel
                     api(course, config=config).autograde(m.name, student, force=True, create=True)
             return time.perf_counter() - start, {}
-        outcomes = autograde(course, m, list(subs), workers=workers, scheduler=scheduler, jail=how != "unjailed")
+        run_job = (lambda job: run_in_process(job, (str(UNBOUNDED_JOB),))) if how == "unbounded" else None
+        outcomes = autograde(course, m, list(subs), workers=workers, scheduler=scheduler, jail=how != "unjailed",
+                             run_job=run_job)
         elapsed = time.perf_counter() - start
         return elapsed, {o.student: [c.score for c in o.cells] for o in outcomes}
 
@@ -118,6 +124,7 @@ def main() -> None:
     rows = [("plain nbgrader autograde", 1, *grade(n, "nbgrader")),
             ("tito, --workers 1", 1, *grade(n, "tito", 1)),
             ("tito, 1, --unsafe-no-jail", 1, *grade(n, "unjailed", 1)),
+            ("tito, 1, no filter/bounds", 1, *grade(n, "unbounded", 1)),
             ("tito, --workers 2", 2, *grade(n, "tito", 2))]
     with LoopbackCluster(2) as cluster:
         rows.append(("tito on Dask, 2 workers", 2, *grade(n, "tito", 2, cluster.address)))
@@ -127,9 +134,11 @@ def main() -> None:
         per = seconds * workers / n
         print(f"{name:26s} {seconds:7.1f} s  {per:5.2f} s per submission per worker  "
               f"({per / peer:.2f}x plain nbgrader)")
-    one, unjailed = rows[1][2], rows[2][2]
+    one, unjailed, unbounded = rows[1][2], rows[2][2], rows[3][2]
     print(f"the jail costs {(one - unjailed) / n:.2f} s per submission ({one / unjailed:.2f}x unconfined)")
-    for name, workers, seconds, _ in rows[3:]:
+    print(f"the syscall filter and per-jail bounds cost {(one - unbounded) / n:.2f} s per submission "
+          f"({one / unbounded:.2f}x without them)")
+    for name, workers, seconds, _ in rows[4:]:
         print(f"{name}: speedup {one / seconds:.2f}x over --workers 1, scaling efficiency "
               f"{one / seconds / workers:.0%}")
     scores = [r[3] for r in rows[1:]]

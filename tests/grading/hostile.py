@@ -121,6 +121,68 @@ print('scratch MB:', _mb)
 """
 
 
+# -- what a submission uses: kernel state, CPU and memory shared with other jobs ---------------
+
+def kernel_state() -> str:
+    """Try the kernel objects that jails would otherwise share; print each call's result."""
+    return """\
+import ctypes, errno, fcntl, json, os, sys
+import pyseccomp
+_libc = ctypes.CDLL(None, use_errno=True)
+def _call(name, *args):
+    r = _libc.syscall(pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name), *args)
+    return errno.errorcode.get(ctypes.get_errno(), str(r)) if r == -1 else "ok"
+_found = {"add_key": _call("add_key", b"user", b"tito-hidden-tests", b"grids", 5, -3),  # -3: the user keyring
+          "keyctl_search": _call("keyctl", 10, -3, b"user", b"tito-hidden-tests", 0),
+          "io_uring_setup": _call("io_uring_setup", 4, ctypes.create_string_buffer(120)),
+          "memfd_create": _call("memfd_create", b"hoard", 0), "shmget": _call("shmget", 0, 1 << 20, 0o1600)}
+try:
+    fcntl.flock(open(os.path.join(sys.prefix, "pyvenv.cfg"), "rb"), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    _found["flock"] = "ok"
+except OSError as _e:
+    _found["flock"] = errno.errorcode[_e.errno]
+print("kernel state:", json.dumps(_found, sort_keys=True))
+"""
+
+
+def hogs_cpu(seconds: int) -> str:
+    """Start up to 200 busy processes, each in a session of its own, for `seconds`; print how many."""
+    return f"""\
+import os, time
+_until, _started = time.time() + {seconds}, 0
+for _ in range(200):
+    try:
+        _pid = os.fork()
+    except OSError:
+        break
+    if _pid == 0:
+        os.setsid()
+        while time.time() < _until:
+            pass
+        os._exit(0)
+    _started += 1
+print("busy processes:", _started)
+"""
+
+
+def hoards_memory(processes: int, mb_each: int) -> str:
+    """Start fresh processes that each touch `mb_each` MB and hold it, and make a memfd; print what it got.
+    (Fresh interpreters: a fork of the kernel would meet its own address-space limit first.)"""
+    child = (f"import mmap, sys, time\\nm = mmap.mmap(-1, {mb_each} << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\\n"
+             f"for i in range(0, {mb_each} << 20, 4096):\\n    m[i] = 1\\nprint(1, flush=True)\\ntime.sleep(5)")
+    return f"""\
+import os, subprocess, sys
+_children = [subprocess.Popen([sys.executable, "-c", "{child}"], stdout=subprocess.PIPE) for _ in range({processes})]
+try:
+    _fd = os.memfd_create("hoard")
+    os.write(_fd, b"x" * (256 << 20))
+    print("memfd: ok")
+except OSError as _e:
+    print("memfd:", _e.errno)
+print("processes that held their memory:", sum(_c.stdout.read(1) == b"1" for _c in _children))
+"""
+
+
 # -- payloads: solution code fetched from somewhere it must not come from ---------------------
 
 def solution_text(instructor) -> str:

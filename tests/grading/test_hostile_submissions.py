@@ -1,32 +1,29 @@
 """Hostile and broken submissions through the real pipeline (jailed kernel run + judge).
 
-One batch grades them all with two workers next to an honest classmate; each test then
+One batch grades them all on a Dask cluster next to an honest classmate; each test then
 checks one guarantee. The same attacks run again through `tito nbgrader autograde` as an
-unprivileged user (an instructor's laptop). The attacks themselves are in hostile.py.
+unprivileged user in test_hostile_unprivileged.py. The attacks themselves are in hostile.py.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
 import signal
 import site
 import sys
 import re
-import tempfile
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from tests.conftest import REPO, make_course_copy
-from tests.grading import hostile, unprivileged
+from tests.conftest import REPO
+from tests.grading import hostile
 from tests.grading.dask_cluster import local_cluster
-from tito.course.generate import generate
 from tito.course.grading import display, submissions as sub
 from tito.course.grading.examples import EPS_INSIDE_SQRT
-from tito.course.grading.host import autograde, load_outcome
+from tito.course.grading.host import autograde
 from tito.course.grading.report import score_rows
 from tito.course.settings import Course
 
@@ -68,7 +65,7 @@ def notebooks(course: Course):
 
 
 def hostile_cases(course: Course, tmpdir: Path) -> dict:
-    """Submissions whose code attacks the grader; none of them has done the work (all must score 0)."""
+    """Submissions whose code attacks the grader; none of them but `broadcasts` has done the work."""
     m, release, instructor, complete = notebooks(course)
     root = course.root
     return {
@@ -80,7 +77,45 @@ def hostile_cases(course: Course, tmpdir: Path) -> dict:
         "reads_files": hostile.reads_files(release, [
             root / "submitted" / HONEST / m.name / f"{m.notebook}.ipynb", course.source_notebook(m)]),
         "signals": hostile.with_attack(release, hostile.signals_everyone()),
+        # What a submission uses of the machine: kernel objects, CPU and memory, the judge's trust.
+        "kernel_state": hostile.with_attack(release, hostile.kernel_state()),
+        "hogs_cpu": hostile.with_attack(release, hostile.hogs_cpu(HOG_SECONDS), kernel_only=True),
+        "hoards_memory": hostile.with_attack(release, hostile.hoards_memory(4, 900), kernel_only=True),
+        # (the only one with work done: the rest of the complete solution)
+        "broadcasts": sub.replace_region(complete, "cosine_annealing_lr_impl", "return np.ones((20_000_000, 1))"),
     }
+
+
+HOG_SECONDS = 25  # long enough to overlap other jobs of the batch
+DENIED = {name: "EPERM" for name in ["add_key", "keyctl_search", "io_uring_setup", "memfd_create", "shmget", "flock"]}
+
+
+def check_resources(course: Course, outcomes: dict, keys_before: set, keys_after: set) -> None:
+    """What the resource cases must show, as root or not: kernel state denied and nothing left in
+    the keyrings, the memory hoard stopped and recorded, the CPU hog running, a broadcast refused."""
+    assert _printed_json(course, "kernel_state", "kernel state: ") == [DENIED]
+    assert keys_after == keys_before
+    hoard = outcomes["hoards_memory"]
+    assert hoard.status == "graded" and "the kernel run held more than memory_limit_mb" in hoard.reason, hoard
+    assert _printed(course, "hoards_memory", "memfd: ") in ([1], [])  # EPERM (none if the kernel was stopped)
+    assert all(n < 4 for n in _printed(course, "hoards_memory", "processes that held their memory: "))
+    assert _printed(course, "hogs_cpu", "busy processes: ")[0] >= 30
+    for grade_id in ("cosine_annealing_values", "cosine_annealing_beyond_t_max"):
+        message = _cell(outcomes["broadcasts"], grade_id).message
+        assert "a valid one can need" in message and "160000" in message, message
+
+
+def check_attack_cells(outcomes: dict, attacks) -> None:
+    """The rule both batches (Dask as root, command line unprivileged) must follow cell by cell:
+    an attack built on the untouched student version passes no cell, in the judge or the kernel."""
+    for student in set(attacks) - {"broadcasts"}:
+        o = outcomes[student]
+        assert [(c.grade_id, c.score, c.judge) for c in o.cells if c.score or c.judge] == [], student
+
+
+def keyring() -> set[str]:
+    """The keys this user can see (/proc/keys)."""
+    return set(Path("/proc/keys").read_text().splitlines()) if Path("/proc/keys").exists() else set()
 
 
 def hidden_lines(instructor) -> list[str]:
@@ -179,6 +214,12 @@ def _cell(outcome, grade_id):
     return next(c for c in outcome.cells if c.grade_id == grade_id)
 
 
+def _printed_json(course: Course, student: str, prefix: str) -> list:
+    nb = nbformat.read(course.root / "autograded" / student / "06_optimizers" / "optimizers.ipynb", as_version=4)
+    return [json.loads(line.split(prefix, 1)[1]) for c in nb.cells if c.cell_type == "code" for o in c.outputs
+            if o.get("name") == "stdout" for line in o.text.splitlines() if line.startswith(prefix)]
+
+
 def _printed(course: Course, student: str, prefix: str) -> list[int]:
     """Numbers a cell printed after `prefix`, from the notebook kept for feedback."""
     nb = nbformat.read(course.root / "autograded" / student / "06_optimizers" / "optimizers.ipynb", as_version=4)
@@ -220,7 +261,7 @@ def batch(graded_course, tmp_path_factory):
                                              hostile.reads_proc_count(), kernel_only=True),
         "outcome_folder": complete,
         "invalid_over_outcome_folder": b"not a notebook",
-        **hostile_cases(course, tmpdir),
+        **(attacks := hostile_cases(course, tmpdir)),
         # The 40 MB flood runs in test_display_hostile.py's batch only (it costs time, not coverage).
         **{s: c for s, c in display_cases(release, instructor, complete).items() if s != "floods"},
     }
@@ -238,14 +279,14 @@ def batch(graded_course, tmp_path_factory):
                 killed.append(outcome.student)
                 os.kill(workers[0].pid, signal.SIGKILL)
 
-        before = snapshot(course, tmpdir)
+        before, keys_before = snapshot(course, tmpdir), keyring()
         outcomes = autograde(course, m, sorted(paths), scheduler=address, on_done=kill_a_worker)
         killed_status = workers[0].wait(timeout=10)
     lingering = processes_with(hostile.MARKER)
     after = snapshot(course, tmpdir)
     return dict(course=course, outcomes={o.student: o for o in outcomes}, recorded=[o.student for o in outcomes],
                 before=before, after=after, paths=paths, submitted=submitted, full=full_score(instructor),
-                lingering=lingering, killed_status=killed_status)
+                lingering=lingering, killed_status=killed_status, keys=(keys_before, keyring()), attacks=list(attacks))
 
 
 def test_every_submission_gets_exactly_one_outcome_though_a_worker_was_killed(batch):
@@ -268,7 +309,8 @@ def test_every_submission_gets_a_recorded_outcome(batch):
         assert json.loads(saved.read_text())["score"] == o.score
     # Every submission whose code ran, ran jailed; the others record that nothing ran.
     ran = {o.isolation for o in batch["outcomes"].values() if any(c.kernel is not None for c in o.cells)}
-    assert ran == {"bubblewrap"}
+    assert ran == ({"bubblewrap, seccomp, cgroup (2500 MB in all, 1 CPU)"} if os.geteuid() == 0 else
+                   {"bubblewrap, seccomp, memory watch (2500 MB in all), no CPU quota"})
     assert {o.isolation for o in batch["outcomes"].values() if o.status == "invalid"} == {""}
 
 
@@ -296,6 +338,18 @@ def test_killing_every_visible_process_only_ends_the_attackers_own_kernel_run(ba
     o = batch["outcomes"]["signals"]
     assert (o.status, o.score) == ("failed", 0.0)
     assert "no readable notebook" in o.reason
+
+
+def test_what_a_submission_uses_stays_within_its_own_job(batch):
+    """Kernel objects denied, memory bounded for all processes together, a CPU hog capped at one
+    CPU (the honest classmate, graded meanwhile, keeps full marks), a broadcast reply refused."""
+    check_resources(batch["course"], batch["outcomes"], *batch["keys"])
+    if os.geteuid() == 0:  # the control group's own peak: never above the limit
+        assert 0 < batch["outcomes"]["hoards_memory"].memory_mb["kernel"] <= 2500
+
+
+def test_every_attack_scores_nothing_in_any_cell(batch):
+    check_attack_cells(batch["outcomes"], batch["attacks"])
 
 
 def test_no_process_outlives_its_job(batch):
@@ -429,79 +483,6 @@ def test_a_kernel_killed_by_os_exit_is_recorded_and_scores_nothing(batch):
     o = batch["outcomes"]["calls_os_exit"]
     assert (o.status, o.score) == ("failed", 0.0)
     assert "the kernel stopped: DeadKernelError" in o.reason
-
-
-# -- the same attacks as an unprivileged user, through the command line ---------------------------
-
-@pytest.fixture(scope="module")
-def unprivileged_batch():
-    # Not under pytest's temporary folder, which only its owner may enter.
-    laptop = Path(tempfile.mkdtemp(prefix="tito-laptop-"))
-    try:
-        yield _grade_unprivileged(laptop)
-    finally:
-        shutil.rmtree(laptop, ignore_errors=True)
-
-
-def _grade_unprivileged(laptop: Path) -> dict:
-    root = make_course_copy(laptop / "course", cell_timeout_seconds=30,
-                            memory_limit_mb=2500, submission_timeout_seconds=400, max_processes=64, scratch_mb=64)
-    course = Course(root)
-    generate(course, course.module("06"))
-    tmpdir = root.parent / "tmp"
-    home = root.parent / "home"
-    tmpdir.mkdir()
-    home.mkdir()
-    m, release, instructor, complete = notebooks(course)
-    paths = place(course, {HONEST: complete, "untouched": release, **hostile_cases(course, tmpdir)})
-    unprivileged.give_to_nobody(laptop)
-    before = snapshot(course, tmpdir)
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(tmpdir),
-           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-    proc = unprivileged.run([str(Path(sys.executable).parent / "tito"), "nbgrader", "autograde", "06",
-                             "--workers", "2"], cwd=root, env=env, needed=[REPO, root], timeout=900)
-    lingering = processes_with(hostile.MARKER)
-    after = snapshot(course, tmpdir)
-    outcomes = {s: load_outcome(course, root, m, s) for s in paths}
-    return dict(course=course, proc=proc, outcomes=outcomes, before=before, after=after, full=full_score(instructor),
-                lingering=lingering)
-
-
-def test_unprivileged_grading_is_jailed_too(unprivileged_batch):
-    b = unprivileged_batch
-    assert b["proc"].returncode == 3, b["proc"].stdout[-3000:] + b["proc"].stderr[-3000:]  # invalid/failed ones
-    assert "06_optimizers: automatic scores" in b["proc"].stdout  # the batch finished with its table
-    o = b["outcomes"]
-    assert {s: (x.status, x.isolation, x.reason) for s, x in o.items()
-            if x is None or (x.status != "invalid" and x.isolation != "bubblewrap")} == {}
-    assert (o[HONEST].status, o[HONEST].score) == ("graded", b["full"])
-    assert {s: x.score for s, x in o.items() if s != HONEST} == {s: 0.0 for s in o if s != HONEST}
-    assert {o[s].status for s in ("symlinked", "foldered", "piped")} == {"invalid"}
-    assert b["lingering"] == []
-    before, after = b["before"], b["after"]
-    assert {k for k in before["course"].keys() | after["course"].keys()
-            if before["course"].get(k) != after["course"].get(k)} == set()
-    assert before["environment"] == after["environment"]
-    assert after["tmp"] == before["tmp"] == []
-
-
-def test_unprivileged_run_really_ran_unprivileged(unprivileged_batch):
-    """The outcome files belong to the unprivileged user: the grader itself ran as that user."""
-    course = unprivileged_batch["course"]
-    owner = (course.root / "autograded" / HONEST / "06_optimizers" / "grading.json").stat().st_uid
-    assert owner == (unprivileged.NOBODY if os.geteuid() == 0 else os.geteuid())
-    assert owner != 0
-
-
-def test_the_dask_batch_scores_every_cell_as_the_local_batch_does(batch, unprivileged_batch):
-    """The same students graded on the cluster (as root) and on this machine (unprivileged, CLI)."""
-    local = unprivileged_batch["outcomes"]
-    assert len(local) >= 10
-
-    def cells(o):
-        return o.status, [(c.grade_id, c.score, c.judge) for c in o.cells]
-
-    assert {s: cells(batch["outcomes"][s]) for s in local} == {s: cells(o) for s, o in local.items()}
 
 
 # -- what a submission says: display, hidden tests, floods, odd characters -----------------------

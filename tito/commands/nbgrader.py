@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from ..course.generate import generate as generate_module
-from ..course.grading.host import autograde as autograde_module, submitted_students
+from ..course.grading.host import autograde as autograde_module, load_outcome, submitted_students
 from ..course.grading.collect import collect as collect_archive
 from ..course.grading import feedback as feedback_page
 from ..course.grading.lms import spreadsheet_text, spreadsheet_writer
@@ -61,6 +61,9 @@ def autograde(module: str = typer.Argument(..., help="Module name or number."),
                                           help="Submissions graded at once (default: 1, or the cluster's threads)."),
               scheduler: str = typer.Option(None, "--scheduler", metavar="tcp://HOST:8786",
                                             help="Send the jobs to this Dask scheduler (default: settings.ini)."),
+              retry_failed: bool = typer.Option(
+                  False, "--retry-failed",
+                  help="Only the submissions whose last outcome is failed (a problem of the grader or the machine)."),
               unsafe_no_jail: bool = typer.Option(
                   False, "--unsafe-no-jail",
                   help="Run submitted code without the jail (only for submissions you trust).")):
@@ -74,6 +77,11 @@ def autograde(module: str = typer.Argument(..., help="Module name or number."),
     students = student or submitted_students(course, course.root, m)
     if not students:
         raise CourseError(f"no submissions for {m.name} in {course.directory('submitted')}")
+    if retry_failed:
+        students = [s for s in students if (o := load_outcome(course, course.root, m, s)) and o.status == "failed"]
+        if not students:
+            console.print(f"no failed outcome to grade again for {m.name}")
+            return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
         task = bar.add_task(f"autograding {m.name}", total=len(students))
@@ -89,10 +97,16 @@ def autograde(module: str = typer.Argument(..., help="Module name or number."),
     console.print(t)
     if unsafe_no_jail:
         console.print("[yellow]Graded without the jail: the submissions' code ran with your permissions.[/]")
-    not_graded = [o.student for o in outcomes if o.status != "graded"]
-    if not_graded:
-        console.print(f"[yellow]{len(not_graded)} submission(s) invalid or failed, scored 0 (see the note): "
-                      f"{escape(_printable(', '.join(not_graded)))}[/]")
+    invalid = [o.student for o in outcomes if o.status == "invalid"]
+    failed = [o.student for o in outcomes if o.status == "failed"]
+    if invalid:
+        console.print(f"[yellow]{len(invalid)} submission(s) invalid, scored 0 (the note says why): "
+                      f"{escape(_printable(', '.join(invalid)))}[/]")
+    if failed:
+        console.print(f"[yellow]{len(failed)} submission(s) failed, not scored: the grader or the machine could not "
+                      f"finish them (the note says why): {escape(_printable(', '.join(failed)))}.[/]\n"
+                      f"Grade them again with `tito nbgrader autograde {m.name} --retry-failed`.")
+    if invalid or failed:
         raise typer.Exit(3)
 
 

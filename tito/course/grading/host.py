@@ -64,6 +64,7 @@ class Outcome:
     reason: str = ""
     cells: list[CellScore] = field(default_factory=list)
     isolation: str = ""  # the jail the submission's code ran in
+    memory_mb: dict[str, float] = field(default_factory=dict)  # stage -> the most its processes held at once
 
     @property
     def score(self) -> float:
@@ -274,6 +275,10 @@ def decide(student: str, m: Module, reference, shown, notes: list[str], result: 
     notes = list(notes)
     result = JobResult(**valid_text(asdict(result)))
     merged, run_note = merge_outputs(shown, result.executed, limits)
+    for stage in result.memory_limit_hit:  # the submission's own use: recorded, and it stays graded
+        notes.append(f"the {stage} run held more than memory_limit_mb with all its processes and was stopped")
+    if "kernel" in result.memory_limit_hit:
+        run_note = ""  # cells the stopped kernel never ran score 0 in the notebook
     if result.failure or result.execution_note or run_note:
         reason = "; ".join(x for x in (result.failure, result.execution_note, run_note) if x)
         return Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation), merged
@@ -291,9 +296,13 @@ def decide(student: str, m: Module, reference, shown, notes: list[str], result: 
         if passed and score < points:
             msg = "failed when run in the notebook (see the feedback)"
         cells.append(CellScore(gid, points, score, k, v["passed"] if v else None, msg))
+    if result.kernel_busy and any(c.judge and c.score < c.max_score for c in cells):
+        # Points lost only in a kernel run the machine kept waiting: not the student's to lose.
+        reason = f"{result.kernel_busy}; grade it again (autograde --retry-failed) when the machine is less loaded"
+        return Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation), merged
     if result.cell_errors:
         notes.append("errors in exported cells: " + "; ".join(result.cell_errors[:3]))
-    return Outcome(student, m.name, "graded", "; ".join(notes), cells, result.isolation), merged
+    return Outcome(student, m.name, "graded", "; ".join(notes), cells, result.isolation, result.memory_mb), merged
 
 
 # -- 4. record -----------------------------------------------------------------------------
@@ -360,18 +369,19 @@ def check_ready(course: Course, root: Path, m: Module) -> None:
 def autograde(course: Course, m: Module, students: list[str], workers: int | None = None,
               course_root: Path | None = None,
               on_done: Callable[[Outcome], None] | None = None, jail: bool = True,
-              scheduler: str | None = None) -> list[Outcome]:
+              scheduler: str | None = None, run_job: Callable[[Job], JobResult] | None = None) -> list[Outcome]:
     """Grade `students`' submissions of module `m`, `workers` at a time; every one gets an Outcome.
 
     Jobs run in fresh processes on this machine, or on the Dask cluster at `scheduler`
     (default: settings.ini's [grading] scheduler; "" for this machine). `workers` defaults
-    to 1 here and to the cluster's threads there.
+    to 1 here and to the cluster's threads there. `run_job` replaces how a job is run (a
+    benchmark's variant).
     """
     root = Path(course_root or course.root).resolve()
     check_ready(course, root, m)
     scheduler = course.scheduler if scheduler is None else scheduler
     cluster = Cluster(scheduler) if scheduler else None  # unreachable: refused before anything is written
-    run_job = cluster.run if cluster else run_in_process
+    run_job = run_job or (cluster.run if cluster else run_in_process)
     workers = workers or (cluster.threads if cluster else 1)
     if jail:
         try:

@@ -12,27 +12,29 @@
 - under rlimits, set inside the namespaces so that the process count is the jail's alone:
   address space (`memory_limit_mb` per process), CPU time, file size, processes;
 - under a syscall filter (syscalls.py) that denies keyrings, file locks, io_uring and other
-  kernel state the jails would otherwise share, and new namespaces or mounts from inside.
+  kernel state the jails would otherwise share, and new namespaces or mounts from inside;
+- with limits for all its processes together. As root, a control group of its own
+  (cgroups.py): processes, memory (`memory_limit_mb` in all, no swap) and one CPU. Linux never
+  applies RLIMIT_NPROC to user id 0, so the group is required there. Without root (no group
+  can be made), a watch sums the memory of its processes and kills them past the limit
+  (processes.py); no CPU quota applies then, and a starved call is told from a slow one instead.
 It works without root (user namespaces); as root the sandboxed process has no capabilities.
-Linux never applies RLIMIT_NPROC to processes of user id 0, so as root the process limit
-comes from a pids cgroup of the jail's own instead (cgroup v2, or v1's pids controller).
 """
 from __future__ import annotations
 
 import functools
 import os
 import resource
-import uuid
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
 
-from . import syscalls
+from . import cgroups, syscalls
+from .processes import MemoryWatch
 
 # Code that runs inside the jail (the notebook run, the judge's student process) lives in
 # one folder, mounted at the same package path so that it imports as it does outside.
@@ -64,50 +66,6 @@ class Limits:
     output_mb: int
 
 
-CGROUP_PARENT = "tito-grading"
-
-
-@functools.cache
-def _pids_hierarchy() -> Path | None:
-    """Where this process may create pids cgroups: the v1 pids controller, or the v2 root."""
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split(" - ")
-        mount_point, (fstype, _, options) = line.split()[4], fields[1].split()[:3]
-        if fstype == "cgroup" and "pids" in options.split(","):
-            return Path(mount_point)
-        if fstype == "cgroup2" and "pids" in (Path(mount_point) / "cgroup.controllers").read_text().split():
-            return Path(mount_point)
-    return None
-
-
-def _new_pids_cgroup(max_tasks: int) -> Path:
-    root = _pids_hierarchy()
-    if root is None:
-        raise JailError("as root, the jail bounds its processes with a pids cgroup, and none is available here "
-                        "(no cgroup v2 pids controller, no v1 pids hierarchy); grade as an unprivileged user")
-    parent = root / CGROUP_PARENT
-    parent.mkdir(exist_ok=True)
-    _remove_abandoned(parent)
-    if (root / "cgroup.subtree_control").exists():  # v2: let children use the controller
-        for level in (root, parent):
-            (level / "cgroup.subtree_control").write_text("+pids")
-    group = parent / f"job-{uuid.uuid4().hex}"
-    group.mkdir()
-    (group / "pids.max").write_text(str(max_tasks))
-    return group
-
-
-def _remove_abandoned(parent: Path, age_seconds: float = 3600) -> None:
-    """Empty job cgroups left by jobs that were killed before they could remove theirs."""
-    for group in parent.glob("job-*"):
-        try:
-            if (group / "pids.current").read_text().strip() == "0" and \
-                    time.time() - group.stat().st_mtime > age_seconds:
-                group.rmdir()
-        except OSError:  # in use, or removed by another grader meanwhile
-            pass
-
-
 def _python_trees() -> list[Path]:
     """Folders the interpreter and its packages live in, outermost first, without repeats."""
     trees = {Path(p).resolve() for p in (sys.base_prefix, sys.prefix, Path(sys.executable).resolve().parent.parent)}
@@ -131,7 +89,10 @@ class Jail:
     workdir: Path
     enabled: bool = True  # False only with --unsafe-no-jail: same commands, no confinement
     _n: count = field(default_factory=count, repr=False)
-    _cgroups: list[Path] = field(default_factory=list, repr=False)
+    # What bounds each started process's tree in all: its control group (root) or a memory watch.
+    _bounds: dict[int, cgroups.Group | MemoryWatch] = field(default_factory=dict, repr=False)
+    memory_hit: bool = False  # some process tree was killed for holding more than memory_limit_mb
+    peak_memory_mb: float = 0.0  # the most any one tree held (cgroup peak, or the watch's samples)
 
     def __post_init__(self):
         self.inputs = self.workdir / "in"
@@ -141,7 +102,11 @@ class Jail:
 
     @property
     def isolation(self) -> str:
-        return "bubblewrap" if self.enabled else "none (--unsafe-no-jail)"
+        if not self.enabled:
+            return "none (--unsafe-no-jail)"
+        if os.geteuid() == 0:
+            return "bubblewrap, seccomp, " + cgroups.describe(self.limits.memory_limit_mb)
+        return f"bubblewrap, seccomp, memory watch ({self.limits.memory_limit_mb} MB in all), no CPU quota"
 
     def add_input(self, name: str, data: bytes) -> str:
         """Put a file into the job's read-only inputs; return its path as the jailed process sees it."""
@@ -222,25 +187,43 @@ class Jail:
 
     def _start(self, cmd: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
         if os.geteuid() != 0:
-            preexec = None
-        else:
-            group = _new_pids_cgroup(self.limits.max_processes)
-            self._cgroups.append(group)
+            proc = subprocess.Popen(cmd, env=env, start_new_session=True, cwd="/", **kwargs)
+            self._bounds[proc.pid] = MemoryWatch(proc, self.limits.memory_limit_mb)
+            return proc
+        try:
+            group = cgroups.Group.create(self.limits.max_processes, self.limits.memory_limit_mb)
+        except cgroups.CgroupError as e:
+            raise JailError(f"as root, the jail bounds each process tree with a control group: {e}; "
+                            "grade as an unprivileged user") from None
+        try:  # joined before exec: everything the jail starts is counted there
+            proc = subprocess.Popen(cmd, env=env, preexec_fn=group.join, start_new_session=True, cwd="/", **kwargs)
+        except BaseException:
+            group.remove()
+            raise
+        self._bounds[proc.pid] = group
+        return proc
 
-            def preexec():  # joined before exec: everything the jail starts is counted there
-                (group / "cgroup.procs").write_text(str(os.getpid()))
-        return subprocess.Popen(cmd, env=env, preexec_fn=preexec, start_new_session=True, cwd="/", **kwargs)
+    def ended_by_memory(self, proc: subprocess.Popen) -> bool:
+        """Whether `proc`'s tree was killed for holding more than memory_limit_mb in all."""
+        bound = self._bounds.get(proc.pid)
+        if isinstance(bound, MemoryWatch):
+            bound.join()
+            return bound.hit
+        return bound is not None and bound.memory_limit_hit()
 
     def close(self) -> None:
-        """Remove the jail's cgroups (call once every process it started has ended)."""
-        for group in self._cgroups:
-            for _ in range(50):  # the kernel releases a cgroup shortly after its last task exits
-                try:
-                    group.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-        self._cgroups.clear()
+        """Record what each process tree used, then remove their control groups (call once
+        every process the jail started has ended)."""
+        for pid, bound in self._bounds.items():
+            if isinstance(bound, MemoryWatch):
+                bound.join()
+                hit, peak = bound.hit, bound.peak_mb
+            else:
+                hit, peak = bound.memory_limit_hit(), bound.peak_memory_mb() or 0.0
+                bound.remove()
+            self.memory_hit |= hit
+            self.peak_memory_mb = max(self.peak_memory_mb, peak)
+        self._bounds.clear()
 
     def _unjailed_limits(self) -> None:
         lim = self.limits

@@ -29,6 +29,14 @@ import nbformat
 
 from .jail import JAILED_PACKAGE, Jail, JailError, Limits
 from .judge import SandboxSetupError, judge
+from .processes import CpuWatch
+
+
+# The address space of the job's own (trusted) process: Python, numpy, the notebooks, the
+# kernel run's output (at most output_mb, held a few times while it is parsed) and the judge's
+# replies (each bounded by its request, judge.py). Reached only by a grader bug: the job fails.
+# A soft limit: the jails it starts set their own.
+TRUSTED_MEMORY_MB = 2048
 
 
 @dataclass
@@ -51,16 +59,21 @@ class JobResult:
     isolation: str
     failure: str = ""  # the job could not finish for a reason that is not the submission's
     seconds: dict[str, float] = field(default_factory=dict)
+    memory_mb: dict[str, float] = field(default_factory=dict)  # stage -> the most its processes held at once
+    memory_limit_hit: list[str] = field(default_factory=list)  # stages killed for passing memory_limit_mb
+    kernel_busy: str = ""  # the kernel run waited long for a CPU: its timed-out cells may be the machine's doing
 
 
-def _kernel_run(jail: Jail, notebook: str, deadline: float) -> tuple[str, str]:
-    """(what the jailed run printed, a note when it printed nothing usable)."""
+def _kernel_run(jail: Jail, notebook: str, deadline: float) -> tuple[str, str, str]:
+    """(what the jailed run printed, a note when it printed nothing usable, a note when the
+    machine kept it waiting for a CPU for more than a quarter of a cell's time limit)."""
     limit = jail.limits.output_mb << 20
     argv = [sys.executable, "-s", "-m", f"{JAILED_PACKAGE}.execute", notebook, str(jail.limits.cell_timeout_seconds)]
     # The result goes to a file of the job's (not visible inside the jail); the file size
     # limit of the jail bounds it.
     with tempfile.TemporaryFile(dir=jail.workdir) as out:
         proc = jail.popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.DEVNULL)
+        cpu = CpuWatch(proc)
         try:
             proc.wait(timeout=max(1.0, deadline - time.monotonic()))
             note = ""
@@ -68,11 +81,14 @@ def _kernel_run(jail: Jail, notebook: str, deadline: float) -> tuple[str, str]:
             note = f"the kernel run was stopped after {jail.limits.submission_timeout_seconds} s"
         proc.kill()  # the jail's first process: its PID namespace, and all in it, end with it
         proc.wait()
+        starved = cpu.join()
         out.seek(0)
         data = out.read(limit + 1)
+    busy = (f"the grading machine was busy: the kernel run waited for a CPU during {starved:.0f} s"
+            if starved > jail.limits.cell_timeout_seconds / 4 else "")
     if len(data) > limit:
-        return "", f"the kernel run returned more than {jail.limits.output_mb} MB"
-    return data.decode("utf-8", errors="replace"), note
+        return "", f"the kernel run returned more than {jail.limits.output_mb} MB", busy
+    return data.decode("utf-8", errors="replace"), note, busy
 
 
 def run(job: Job) -> JobResult:
@@ -89,8 +105,8 @@ def run(job: Job) -> JobResult:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8")
         try:
-            executed, note = _kernel_run(kernel_jail, kernel_jail.add_input("submission.ipynb", job.notebook.encode()),
-                                         deadline)
+            executed, note, busy = _kernel_run(kernel_jail, kernel_jail.add_input("submission.ipynb",
+                                                                                  job.notebook.encode()), deadline)
             kernel_done = time.monotonic()
             report = judge(nbformat.reads(job.instructor, as_version=4), nbformat.reads(job.notebook, as_version=4),
                            judge_jail, deadline)
@@ -100,15 +116,19 @@ def run(job: Job) -> JobResult:
             kernel_jail.close()
             judge_jail.close()
         seconds = {"kernel": kernel_done - started, "judge": time.monotonic() - kernel_done}
+        jails = {"kernel": kernel_jail, "judge": judge_jail}
         return JobResult(executed, note, [asdict(v) for v in report.verdicts], report.student_cell_errors,
-                         judge_jail.isolation, seconds=seconds)
+                         judge_jail.isolation, seconds=seconds,
+                         memory_mb={stage: round(j.peak_memory_mb, 1) for stage, j in jails.items()},
+                         memory_limit_hit=[stage for stage, j in jails.items() if j.memory_hit], kernel_busy=busy)
 
 
-def run_in_process(job: Job) -> JobResult:
+def run_in_process(job: Job, program: tuple[str, ...] = ("-m", "tito.course.grading.job")) -> JobResult:
     """Run `job` in a fresh process (python -m tito.course.grading.job) that dies with this one.
 
     The job's trusted code executes the instructor's test cells; a process of its own keeps
-    that apart from whatever calls it (the host's thread pool, a Dask worker).
+    that apart from whatever calls it (the host's thread pool, a Dask worker). `program` is
+    what Python runs (benchmarks/autograde.py runs a variant to measure what the bounds cost).
     """
     limits = Limits(**job.limits)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -117,7 +137,8 @@ def run_in_process(job: Job) -> JobResult:
     # next to the installed sources (it writes nothing but its result).
     # The job enforces the submission's time limit itself; this one only catches a grader bug.
     timeout = 2 * limits.submission_timeout_seconds + 60
-    argv = ["setpriv", "--pdeathsig", "KILL", "--", sys.executable, "-I", "-B", "-m", "tito.course.grading.job"]
+    argv = ["setpriv", "--pdeathsig", "KILL", "--", "prlimit", f"--as={TRUSTED_MEMORY_MB << 20}:unlimited", "--",
+            sys.executable, "-I", "-B", *program]
     try:
         proc = subprocess.run(argv, input=json.dumps(asdict(job)), capture_output=True, text=True, env=env,
                               timeout=timeout)

@@ -23,6 +23,7 @@ import numpy as np
 from ..notebooks import SOLUTION_BEGIN, is_export_cell, is_grade_cell
 from .jail import JAILED_PACKAGE, Jail
 from .jailed.protocol import Mirror, WireError, receive, send
+from .processes import starved
 
 SANDBOX_START_SECONDS = 60  # Python, numpy and matplotlib start, before any student code
 # The largest reply a valid answer can need: the call's arguments changed in place, a few new
@@ -106,10 +107,25 @@ class StudentProcess:
         try:
             header, _ = receive(self.resp_r, deadline, REPLY_BYTES_EXTRA)
         except Exception as e:  # unreadable, too slow, or gone: nothing of the student's can be judged
-            self.stop()
-            self.broken = f"your exported cells did not finish running: {e}"
+            self.broken = f"your exported cells did not finish running: they {self._stopped(e)}"
             raise StudentError(self.broken) from None
         self.cell_errors = [str(x)[:500] for x in header.get("cell_errors", [])][:20]
+
+    def _stopped(self, error: Exception) -> str:
+        """Stop the process after `error`; say what the code did (a phrase), or raise MachineBusy
+        when the machine, not the code, made it too slow."""
+        proc = self.proc
+        busy = starved(proc.pid) if isinstance(error, TimeoutError) else ""
+        self.stop()
+        if busy:
+            raise MachineBusy(f"the student's code did not answer in time, and {busy}; grade it again "
+                              "(autograde --retry-failed) when the machine is less loaded")
+        if self.jail.ended_by_memory(proc):
+            return (f"held more than memory_limit_mb ({self.jail.limits.memory_limit_mb} MB) with the processes "
+                    "it started, and was stopped")
+        if isinstance(error, TimeoutError):
+            return "did not return within the time limit"
+        return f"stopped the process running it ({type(error).__name__}: {error})"
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -139,12 +155,8 @@ class StudentProcess:
             sent = send(self.req_w, header, arrays)
             reply, out = receive(self.resp_r, min(deadline, time.monotonic() + self.timeout),
                                  REPLY_BYTES_PER_REQUEST_BYTE * sent + REPLY_BYTES_EXTRA)
-        except TimeoutError:
-            self.stop()
-            raise StudentError(f"{name}() did not return within the time limit") from None
-        except Exception as e:  # the stream is out of step or the process is gone: start afresh
-            self.stop()
-            raise StudentError(f"the process running {name}() stopped ({type(e).__name__}: {e})") from None
+        except Exception as e:  # too slow, out of step or gone: the next call starts afresh
+            raise StudentError(f"{name}() {self._stopped(e)}") from None
         if not reply.get("ok"):
             # Common built-in errors keep their type, so tests of error behaviour work across
             # the boundary; anything else (custom classes, SystemExit, ...) is a StudentError.
@@ -186,6 +198,10 @@ def _described(encoded) -> str:
 
 class SandboxSetupError(Exception):
     """The sandbox failed before any student code ran: a problem of the grading machine."""
+
+
+class MachineBusy(SandboxSetupError):
+    """The student's code got too little CPU to finish in time: the machine's problem, not theirs."""
 
 
 class StudentError(Exception):
