@@ -5,6 +5,7 @@ failed and graded again by --retry-failed)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -97,6 +98,8 @@ def test_unprivileged_grading_keeps_each_job_to_its_own_resources(unprivileged_b
     expected_failures = {s for s, o in first.items() if o.status == "failed" and busy not in o.reason}
     assert {s for s, o in final.items() if o.status == "failed"} == expected_failures
     assert b["retry"].returncode == (3 if expected_failures else 0), b["retry"].stdout[-2000:]
+    regraded = set(re.findall(r"^│ (\S+) +│", b["retry"].stdout, re.M)) - {"student"}
+    assert regraded == {s for s, o in first.items() if o.status == "failed"}  # the failed ones, only them
     report_summary(request.config, "unprivileged batch with a CPU hog",
                    f"{len(starved)} job(s) failed as starved ({', '.join(starved) or 'none'}), "
                    f"all graded by --retry-failed; memory hoard peak {final['hoards_memory'].memory_mb}")
