@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from tests.conftest import make_course_copy
 from tito.course import student
 from tito.course.generate import generate
+from tito.course.grading import submissions as sub
 from tito.course.grading.submissions import filled
 from tito.course.settings import Course
 from tito.main import app
@@ -104,3 +105,69 @@ def test_demonstrations_run_only_when_asked(tmp_path):
         executed, result = student.run_notebook(Course(), path, demos=demos)
         assert result.errors == []
         assert executed.cells[2].outputs[0]["text"] == printed
+
+
+# -- the check runs what the grader runs, and says so -------------------------------------------
+
+def _complete(course: Course):
+    """`tito module complete 06` as a student runs it; its exit code and its words on one line."""
+    result = subprocess.run([str(Path(sys.executable).parent / "tito"), "module", "complete", "06"],
+                            cwd=course.root, capture_output=True, text=True, timeout=300)
+    return result.returncode, " ".join(result.stdout.split()), result.stderr
+
+
+def _work(course: Course, edit):
+    """A complete working copy, then `edit` applied to it."""
+    m = course.module("06")
+    runner.invoke(app, ["module", "start", "06"])
+    work = course.workspace_notebook(m)
+    done = filled(nbformat.read(work, as_version=4), nbformat.read(course.source_notebook(m), as_version=4))
+    nbformat.write(edit(done), work)
+    return m
+
+
+def test_deleted_edited_or_duplicated_test_cells_are_named_and_run_as_released(course):
+    """The grader restores locked cells, so the check does too: a gutted test still runs, and
+    fails, as released; `complete` is refused until every test cell is as released."""
+    def edit(nb):
+        nb = sub.without_cell(nb, "clip_inf_norm")
+        nb = sub.set_source(nb, "gd_step_values", '"""gradient_descent_step subtracts lr * grad."""\npass')
+        nb = sub.with_duplicate(nb, "step_lr_values")
+        # and a wrong step, so that a test fails with arrays in its message: [nan nan nan]
+        return sub.replace_region(nb, "gradient_descent_step_impl",
+                                  "if param.grad is None:\n    return\nparam.data -= np.nan * param.grad")
+
+    _work(course, edit)
+    code, out, err = _complete(course)
+    assert code == 1, out
+    for said in ["`clip_inf_norm` was deleted: the grader puts the original back",
+                 "`gd_step_values` was changed: the grader runs the original",
+                 "`step_lr_values` appears twice: the grader keeps the first and drops the copy"]:
+        assert f"test cell not as released: {said}" in out
+    assert "Tests passed: 41/45" in out  # the restored gd_step_values fails like three more gd tests
+    assert "gd_step_values (2 pts): AssertionError: param is [nan nan nan], expected [ 0.95 -1.9 0.3 ]" in out, out
+    assert "Not complete yet" in out and "06_optimizers complete" not in out
+    assert "Traceback" not in out + err
+
+
+def test_a_syntax_error_keeps_the_last_export_and_names_the_cell_and_line(course):
+    m = _work(course, lambda nb: nb)
+    assert _complete(course)[0] == 0
+    good = m.export.read_bytes()
+    nbformat.write(sub.replace_region(nbformat.read(course.workspace_notebook(m), as_version=4), "sgd_step_impl",
+                                      "d_p = grad\nif momentum != 0\n    pass"), course.workspace_notebook(m))
+    code, out, err = _complete(course)
+    assert code == 1
+    assert "error outside the tests: `sgd_step_impl`, line" in out and "SyntaxError: expected ':'" in out, out
+    assert "(not exported: the last export stays)" in out and "Your code was not exported" in out
+    assert m.export.read_bytes() == good
+    assert "Traceback" not in out + err
+
+
+def test_a_corrupt_notebook_gets_one_line_that_says_how_to_start_again(course):
+    m = _work(course, lambda nb: nb)
+    course.workspace_notebook(m).write_text('{"cells": [', encoding="utf-8")
+    code, out, err = _complete(course)
+    assert code == 1
+    assert "is not a readable notebook" in out + err and "tito module start 06_optimizers --force" in out + err
+    assert "Traceback" not in out + err and len((out + err).strip()) < 600

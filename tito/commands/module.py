@@ -5,6 +5,7 @@ import subprocess
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..course import student
 from .common import console, handles_errors, load_course
@@ -67,17 +68,27 @@ def complete(module: str = typer.Argument(..., help="Module name or number, e.g.
     m = course.module(module)
     with console.status(f"Running {course.workspace_notebook(m).relative_to(course.root)} in a kernel..."):
         result, exported = student.complete(course, m, demos)
-    # Test ids are kept whole (they are what the grader reports); failure lines wrap instead.
+    # Test ids are kept whole (they are what the grader reports); each failure's message is
+    # printed whole under the table. What a notebook or a test says is printed as it is:
+    # "[nan nan]" is an array, not markup.
     t = Table(title=f"{m.name}: graded tests")
     t.add_column("test", no_wrap=True)
     t.add_column("pts", justify="right", no_wrap=True)
     t.add_column("result", no_wrap=True)
-    t.add_column("first line of the failure", overflow="fold", min_width=16)
     for c in result.cells:
-        t.add_row(c.grade_id, f"{c.points:g}", "[green]pass[/]" if c.passed else "[red]FAIL[/]", c.first_line)
+        t.add_row(c.grade_id, f"{c.points:g}", "[green]pass[/]" if c.passed else "[red]FAIL[/]")
     console.print(t)
+    for c in result.cells:
+        if not c.passed:
+            console.print(Text.assemble((c.grade_id, "bold red"), f" ({c.points:g} pts): ", c.first_line))
     for e in result.errors:
-        console.print(f"[red]error outside the tests:[/] {e}")
+        console.print(Text.assemble(("error outside the tests: ", "red"), e))
+    for r in result.restored:
+        console.print(Text.assemble(("test cell not as released: ", "red"), r))
+    if result.restored:
+        console.print("The grader restores every locked cell from the instructor's copy, so the results above "
+                      "are for the cells as released. To get a cell back: copy it from "
+                      f"{course.release_notebook(m).relative_to(course.root)}.")
     got = sum(c.points for c in result.cells if c.passed)
     total = sum(c.points for c in result.cells)
     console.print(f"Tests passed: {sum(c.passed for c in result.cells)}/{len(result.cells)} "
@@ -87,7 +98,11 @@ def complete(module: str = typer.Argument(..., help="Module name or number, e.g.
         console.print(f"{len(hidden)} of these cells also have hidden tests that only the grader runs "
                       f"(each cell's docstring says what they check), so a pass here can still lose their "
                       f"points: {', '.join(hidden)}")
-    console.print(f"Exported your code to [bold]{exported.relative_to(course.root)}[/]")
+    if exported is not None:
+        console.print(f"Exported your code to [bold]{exported.relative_to(course.root)}[/]")
+    else:
+        console.print("[red]Your code was not exported[/]: a cell does not compile (named above); the package "
+                      "keeps your last export. Fix it and run this again.")
     if not result.passed:
         console.print("[bold red]Not complete yet[/]: fix the failures above and run this again.")
         raise typer.Exit(1)

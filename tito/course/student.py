@@ -1,18 +1,27 @@
-"""Student side: working copies, running them, exporting the student's own code, progress."""
+"""Student side: working copies, running them, exporting the student's own code, progress.
+
+`tito module complete` runs the notebook the grader would run: the grader puts back every
+locked cell (tests, given code) from the instructor's copy, so the check does the same from
+the student notebook's release copy, and names each cell that was deleted, changed or
+duplicated (by nbgrader's own checksums). The student's code is exported only when every
+exported cell compiles; otherwise the last good export stays.
+"""
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbgrader.utils import compute_checksum, is_locked
 
 from .export import export_notebook
-from .notebooks import is_grade_cell, write_if_changed
+from .notebooks import is_export_cell, is_grade_cell, write_if_changed
 from .settings import Course, CourseError, Module
 
 PROGRESS_FILE = ".tito/progress.json"
@@ -65,10 +74,66 @@ def has_hidden_tests(source: str) -> bool:
 class RunResult:
     cells: list[CellResult]
     errors: list[str]  # errors in cells that are not graded tests
+    restored: list[str] = field(default_factory=list)  # locked cells the grader would put back, and why
 
     @property
     def passed(self) -> bool:
-        return not self.errors and all(c.passed for c in self.cells)
+        return not self.errors and not self.restored and all(c.passed for c in self.cells)
+
+
+def _grade_id(cell) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def as_graded(work: nbformat.NotebookNode, release: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[str]]:
+    """The working copy with every locked cell as the release has it, as the grader runs it, and a
+    sentence for each locked cell that was deleted, changed (nbgrader's checksum) or duplicated."""
+    originals = {_grade_id(c): c for c in release.cells if is_locked(c) and _grade_id(c)}
+    cells, seen, problems = [], set(), []
+    for cell in work.cells:
+        gid = _grade_id(cell)
+        if gid not in originals:
+            cells.append(cell)
+        elif gid in seen:
+            problems.append(f"`{gid}` appears twice: the grader keeps the first and drops the copy")
+        else:
+            seen.add(gid)
+            if compute_checksum(cell) != originals[gid].metadata["nbgrader"].get("checksum"):
+                problems.append(f"`{gid}` was changed: the grader runs the original")
+            cells.append(copy.deepcopy(originals[gid]))
+    # Deleted ones go back after the release cell before them (or first).
+    for i, cell in enumerate(release.cells):
+        gid = _grade_id(cell)
+        if gid in originals and gid not in seen:
+            problems.append(f"`{gid}` was deleted: the grader puts the original back")
+            before = {c.get("id") for c in release.cells[:i]} | {_grade_id(c) for c in release.cells[:i]}
+            at = max((k + 1 for k, c in enumerate(cells) if c.get("id") in before or _grade_id(c) in before),
+                     default=0)
+            cells.insert(at, copy.deepcopy(cell))
+            seen.add(gid)
+    graded = copy.deepcopy(work)
+    graded.cells = cells
+    return graded, problems
+
+
+def _cell_name(cell) -> str:
+    gid = _grade_id(cell)
+    if gid:
+        return f"`{gid}`"
+    first = next((line.strip() for line in cell.source.splitlines() if line.strip() and not line.startswith("#|")), "")
+    return f"the cell starting `{first[:40]}`"
+
+
+def syntax_errors(nb: nbformat.NotebookNode) -> list[str]:
+    """One sentence per exported cell that does not compile, naming the cell and the line."""
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and is_export_cell(cell):
+            try:
+                compile(cell.source, "<cell>", "exec")
+            except SyntaxError as e:
+                found.append(f"{_cell_name(cell)}, line {e.lineno}: SyntaxError: {e.msg}")
+    return found
 
 
 def _first_error_line(outputs, reply_status: str | None) -> str | None:
@@ -79,15 +144,24 @@ def _first_error_line(outputs, reply_status: str | None) -> str | None:
     return "the cell reported an error" if reply_status == "error" else None
 
 
-def run_notebook(course: Course, path: Path, demos: bool = False) -> tuple[nbformat.NotebookNode, RunResult]:
+def read_notebook(path: Path, m: Module | None = None) -> nbformat.NotebookNode:
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as e:
+        detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        fix = (f" Start again from the student version with `tito module start {m.name} --force` (a backup "
+               "of this file is kept), or restore it from git.") if m else ""
+        raise CourseError(f"{path} is not a readable notebook ({detail}).{fix}") from None
+
+
+def run_notebook(course: Course, path: Path, demos: bool = False,
+                 nb: nbformat.NotebookNode | None = None) -> tuple[nbformat.NotebookNode, RunResult]:
     """Execute a notebook top to bottom in a real kernel and collect each graded cell's result.
 
-    Cells tagged `skip-execution` (measurements, plots, experiments) run only with `demos`.
+    `nb` (default: read from `path`) runs in `path`'s folder. Cells tagged `skip-execution`
+    (measurements, plots, experiments) run only with `demos`.
     """
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception as e:
-        raise CourseError(f"{path} is not a readable notebook: {e}") from None
+    nb = read_notebook(path) if nb is None else nb
     statuses: dict[int, str] = {}
 
     def on_executed(cell, cell_index, execute_reply):
@@ -116,19 +190,28 @@ def run_notebook(course: Course, path: Path, demos: bool = False) -> tuple[nbfor
             cells.append(CellResult(md["grade_id"], float(md.get("points", 0)), err is None, err or "",
                                     has_hidden_tests(cell.source)))
         elif err is not None:
-            errors.append(f"cell {i + 1}: {err}")
+            errors.append(f"{_cell_name(cell)}: {err}")
     return nb, RunResult(cells, errors)
 
 
-def complete(course: Course, m: Module, demos: bool = False) -> tuple[RunResult, Path]:
-    """Export the student's own working copy with nbdev, run it in a kernel, record progress."""
+def complete(course: Course, m: Module, demos: bool = False) -> tuple[RunResult, Path | None]:
+    """Export the student's own working copy with nbdev (when it compiles), run it as the grader
+    would (locked cells as released), record progress. The export path is None when the
+    previous export was kept."""
     work = course.workspace_notebook(m)
     if not work.is_file():
         raise CourseError(f"no working copy of {m.name} at {work}. Start one with `tito module start {m.name}`.")
+    notebook = read_notebook(work, m)
+    graded, restored = as_graded(notebook, read_notebook(course.release_notebook(m)))
+    broken = syntax_errors(notebook)  # "<cell name>, line N: SyntaxError: ..."
     # Export first: the notebook's experiment cells import the package, and they should
     # run on the code in this notebook, not on the previous export.
-    exported = export_notebook(course, work, m)
-    _, result = run_notebook(course, work, demos)
+    exported = None if broken else export_notebook(course, work, m)
+    _, result = run_notebook(course, work, demos, graded)
+    names = tuple(b.split(", line ")[0] + ":" for b in broken)
+    result.errors = [f"{b} (not exported: the last export stays)" for b in broken] + \
+        [e for e in result.errors if not e.startswith(names)]
+    result.restored = restored
     record_progress(course, m, result, work)
     return result, exported
 
