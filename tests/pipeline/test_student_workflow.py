@@ -171,3 +171,17 @@ def test_a_corrupt_notebook_gets_one_line_that_says_how_to_start_again(course):
     assert code == 1
     assert "is not a readable notebook" in out + err and "tito module start 06_optimizers --force" in out + err
     assert "Traceback" not in out + err and len((out + err).strip()) < 600
+
+
+def test_an_endless_loop_is_named_with_the_time_limit_and_stops_the_run(course):
+    """[student] cell_timeout_seconds (10 s) is well below the grader's 60 s; the run stops at
+    the first cell that reaches it instead of letting every later cell wait as long."""
+    _work(course, lambda nb: sub.replace_region(nb, "step_lr_impl", "while True:\n    pass"))
+    code, out, err = _complete(course)
+    assert code == 1
+    # The first cell to call step_lr is the demonstration after it (not a graded cell).
+    first = "the cell starting `w = Tensor(np.array([1.0]), requires_gra`"
+    assert (f"error outside the tests: {first}: ran longer than 10 s and was stopped: an endless loop? "
+            "(the grader allows 60 s)") in out, out
+    assert f"step_lr_values (3 pts): not run: the run stopped after {first} ran longer than 10 s" in out
+    assert "KeyboardInterrupt" not in out and "Traceback" not in out + err

@@ -243,8 +243,10 @@ def _settings(course: Course) -> str:
              "# The package that `tito module complete` exports your code into.",
              f"package = {course.directory('package').relative_to(course.root)}",
              "# Your working copies.", "workspace = workspace", "",
-             "[grading]", "# Time limit for each cell that `tito module complete` runs.",
-             f"cell_timeout_seconds = {course.cell_timeout}"]
+             "[grading]", "# The grader's time limit for each cell (for messages; the grader has its own copy).",
+             f"cell_timeout_seconds = {course.cell_timeout}", "",
+             "[student]", "# Time limit for each cell that `tito module complete` runs.",
+             f"cell_timeout_seconds = {course.student_cell_timeout}"]
     for m in course.modules:
         lines += ["", f"[module:{m.name}]", f"title = {m.title}",
                   f"source = modules/{m.name}/{m.notebook}.ipynb", f"notebook = {m.notebook}",

@@ -63,6 +63,11 @@ class Course:
         return self._ini["grading"].getint("cell_timeout_seconds")
 
     @property
+    def student_cell_timeout(self) -> int:
+        """The time limit of each cell `tito module complete` runs ([student] cell_timeout_seconds)."""
+        return self._ini.getint("student", "cell_timeout_seconds", fallback=self.cell_timeout)
+
+    @property
     def memory_limit_mb(self) -> int:
         return self._ini["grading"].getint("memory_limit_mb")
 

@@ -169,22 +169,38 @@ def run_notebook(course: Course, path: Path, demos: bool = False,
 
     # The kernel's own log stays quiet below errors: its warning about unencrypted TCP concerns a
     # kernel on 127.0.0.1 whose messages are signed with a per-run key, and only adds noise here.
-    client = NotebookClient(nb, timeout=course.cell_timeout, allow_errors=True, kernel_name="python3",
+    limit = course.student_cell_timeout
+    client = NotebookClient(nb, timeout=limit, allow_errors=True, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}},
                             extra_arguments=["--IPKernelApp.log_level=ERROR"],
                             skip_cells_with_tag="" if demos else "skip-execution",
                             on_cell_executed=on_executed, interrupt_on_timeout=True)
+    # Cell by cell, so that the run stops at the first cell that reaches its time limit: an
+    # endless loop would make every later cell that calls the same code wait as long.
+    too_slow: dict[int, str] = {}
+    client.reset_execution_trackers()
     try:
-        client.execute()
+        with client.setup_kernel():
+            for index, cell in enumerate(nb.cells):
+                if too_slow:
+                    break
+                started = time.monotonic()
+                client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+                if cell.cell_type == "code" and time.monotonic() - started >= limit:
+                    too_slow[index] = (f"ran longer than {limit} s and was stopped: an endless loop? "
+                                       f"(the grader allows {course.cell_timeout} s)")
     except Exception as e:  # the kernel died (os._exit, out of memory) or could not start
         done = max(statuses, default=-1) + 2
         raise CourseError(f"{path.name} stopped running at cell {done}: {type(e).__name__}: "
                           f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
+    stopped = next(iter(too_slow), None)
     cells, errors = [], []
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
-        err = _first_error_line(cell.get("outputs", []), statuses.get(i))
+        err = too_slow.get(i) or _first_error_line(cell.get("outputs", []), statuses.get(i))
+        if stopped is not None and i > stopped and is_grade_cell(cell):
+            err = f"not run: the run stopped after {_cell_name(nb.cells[stopped])} ran longer than {limit} s"
         if is_grade_cell(cell):
             md = cell.metadata["nbgrader"]
             cells.append(CellResult(md["grade_id"], float(md.get("points", 0)), err is None, err or "",
