@@ -146,10 +146,12 @@ print("kernel state:", json.dumps(_found, sort_keys=True))
 
 
 def hogs_cpu(seconds: int) -> str:
-    """Start up to 200 busy processes, each in a session of its own, for `seconds`; print how many."""
+    """Start up to 200 processes, each in a session of its own, that keep a CPU busy for
+    `seconds` from two seconds on (all forked first, so the count is printed); print how many."""
     return f"""\
 import os, time
-_until, _started = time.time() + {seconds}, 0
+_begin = time.time() + 2
+_until, _started = _begin + {seconds}, 0
 for _ in range(200):
     try:
         _pid = os.fork()
@@ -157,6 +159,7 @@ for _ in range(200):
         break
     if _pid == 0:
         os.setsid()
+        time.sleep(max(0.0, _begin - time.time()))
         while time.time() < _until:
             pass
         os._exit(0)
@@ -166,20 +169,26 @@ print("busy processes:", _started)
 
 
 def hoards_memory(processes: int, mb_each: int) -> str:
-    """Start fresh processes that each touch `mb_each` MB and hold it, and make a memfd; print what it got.
-    (Fresh interpreters: a fork of the kernel would meet its own address-space limit first.)"""
-    child = (f"import mmap, sys, time\\nm = mmap.mmap(-1, {mb_each} << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\\n"
-             f"for i in range(0, {mb_each} << 20, 4096):\\n    m[i] = 1\\nprint(1, flush=True)\\ntime.sleep(5)")
+    """Start fresh processes that each touch `mb_each` MB and hold it until all have, and make a
+    memfd; print what it got. (Fresh interpreters: a fork of the kernel would meet its own
+    address-space limit first.)"""
+    child = (f"import mmap, sys\\nm = mmap.mmap(-1, {mb_each} << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\\n"
+             f"for i in range(0, {mb_each} << 20, 4096):\\n    m[i] = 1\\nprint(1, flush=True)\\nsys.stdin.read()")
     return f"""\
 import os, subprocess, sys
-_children = [subprocess.Popen([sys.executable, "-c", "{child}"], stdout=subprocess.PIPE) for _ in range({processes})]
+_children = [subprocess.Popen([sys.executable, "-c", "{child}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+             for _ in range({processes})]
 try:
     _fd = os.memfd_create("hoard")
     os.write(_fd, b"x" * (256 << 20))
     print("memfd: ok")
 except OSError as _e:
     print("memfd:", _e.errno)
-print("processes that held their memory:", sum(_c.stdout.read(1) == b"1" for _c in _children))
+_held = sum(_c.stdout.read(1) == b"1" for _c in _children)  # every child has touched its memory, or died
+print("processes that held their memory:", _held)
+for _c in _children:  # now let them go
+    _c.stdin.close()
+    _c.wait()
 """
 
 

@@ -26,7 +26,7 @@ import pyseccomp
 libc = ctypes.CDLL(None, use_errno=True)
 out = {}
 for name in ["add_key", "request_key", "keyctl", "io_uring_setup", "userfaultfd", "perf_event_open", "bpf",
-             "unshare", "setns", "mount", "ptrace", "process_vm_readv", "memfd_create", "shmget"]:
+             "unshare", "setns", "mount", "ptrace", "process_vm_readv", "memfd_create", "shmget", "msgget", "semget"]:
     nr = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
     args = {"add_key": (b"user", b"hidden", b"data", 4, -3)}.get(name, (0, 0, 0, 0, 0))  # -3: user keyring
     r = libc.syscall(nr, *args)
@@ -74,8 +74,8 @@ with tempfile.TemporaryDirectory() as d:
 '''
 EXPECTED = {**{name: "EPERM" for name in ["add_key", "request_key", "keyctl", "io_uring_setup", "userfaultfd",
                                           "perf_event_open", "bpf", "unshare", "setns", "mount", "ptrace",
-                                          "process_vm_readv", "memfd_create", "shmget", "flock",
-                                          "fcntl_lock"]},
+                                          "process_vm_readv", "memfd_create", "shmget", "msgget", "semget",
+                                          "flock", "fcntl_lock"]},
             "fcntl_lock_high_bits": "EPERM", "clone_newuser": "EPERM", "inotify": "EPERM",
             "process": "child", "thread": "ok", "write": "1"}
 

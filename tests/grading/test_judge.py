@@ -25,7 +25,8 @@ def jail(tmp_path):
     for rel, text in student_package(COURSE).items():
         (j.package / rel).parent.mkdir(parents=True, exist_ok=True)
         (j.package / rel).write_text(text)
-    return j
+    yield j
+    j.close()  # its control groups go with it
 
 
 def _student(jail, *cells: str, timeout=10):

@@ -58,13 +58,13 @@ def test_a_tree_kept_waiting_behind_busy_processes_is_starved(started):
         started(BUSY)
     victim = started(BUSY, nice=19)
     time.sleep(0.3)
-    said = processes.starved(victim.pid)
+    said = processes.starvation(victim.pid)
     assert said.startswith("the grading machine was busy: in 1 s the code ran for 0.0"), said
 
 
 def test_a_sleeping_tree_is_not_starved(started):
     sleeper = started("import time\ntime.sleep(60)")
-    assert processes.starved(sleeper.pid) == ""
+    assert processes.starvation(sleeper.pid) == ""
 
 
 def test_a_cpu_watch_counts_the_seconds_a_run_was_starved(started):

@@ -57,14 +57,19 @@ def test_untouched_work_fails_every_test_and_exports_the_students_stubs(course):
                             cwd=course.root, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     assert "Tests passed: 0/45 (0/92 automatic points)" in result.stdout
-    assert "NotImplementedError" in result.stdout
     assert "WARNING" not in result.stdout + result.stderr, result.stderr[-2000:]
-    # Readable in an 80-column terminal, with every test id whole.
+    # Readable in an 80-column terminal: one row per part not started, no list of 45 failures.
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
-    release = nbformat.read(course.release_notebook(m), as_version=4)
-    ids = [c.metadata["nbgrader"]["grade_id"] for c in release.cells
-           if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
-    assert len(ids) == 45 and [i for i in ids if f"│ {i} " not in result.stdout] == []
+    rows = [line.strip("│ ").split(" │ ") for line in result.stdout.splitlines() if line.startswith("│")]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["Part 1", "6", "not started (4 tests)"], ["Part 2", "20", "not started (9 tests)"],
+        ["Part 3", "26", "not started (13 tests)"], ["Part 4", "14", "not started (9 tests)"],
+        ["Part 5", "16", "not started (8 tests)"], ["Part 6", "10", "not started (2 tests)"]]
+    said = " ".join(result.stdout.split())
+    assert said.count("NotImplementedError") == 1 and "other cell(s) stop at code not written yet" in said
+    assert "4 written answer(s) still empty (8 points, graded by hand)" in said
+    assert said.endswith("Not complete yet: fix the failures above and run this again. "
+                         "Next: Part 1: Gradient descent step, starting with `gd_step_values`.")
     exported = m.export.read_text()
     assert "File to edit: ../../workspace/06_optimizers/optimizers.ipynb" in exported
     assert "raise NotImplementedError()" in exported
@@ -80,6 +85,12 @@ def test_completed_work_passes_and_exports_the_students_code(course):
     result = runner.invoke(app, ["module", "complete", "06"])
     assert result.exit_code == 0, result.output
     assert "Tests passed: 45/45 (92/92 automatic points)" in result.output
+    # Every test id whole in its row, in 80 columns.
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    release = nbformat.read(course.release_notebook(m), as_version=4)
+    ids = [c.metadata["nbgrader"]["grade_id"] for c in release.cells
+           if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
+    assert len(ids) == 45 and [i for i in ids if f"│ {i} " not in result.output] == []
     hidden = " ".join(result.output.split("6 of these cells also have hidden tests")[1].split())
     assert hidden.startswith("that only the grader runs")
     for grade_id in ["sgd_matches_pytorch_trajectory", "adam_matches_pytorch_trajectory", "clip_matches_pytorch",

@@ -68,21 +68,31 @@ def complete(module: str = typer.Argument(..., help="Module name or number, e.g.
     m = course.module(module)
     with console.status(f"Running {course.workspace_notebook(m).relative_to(course.root)} in a kernel..."):
         result, exported = student.complete(course, m, demos)
-    # Test ids are kept whole (they are what the grader reports); each failure's message is
-    # printed whole under the table. What a notebook or a test says is printed as it is:
-    # "[nan nan]" is an array, not markup.
+    # Test ids are kept whole (they are what the grader reports); the first line of each
+    # failure is printed under the table, unwrapped by any column. What a notebook or a test
+    # says is printed as it is: "[nan nan]" is an array, not markup.
     t = Table(title=f"{m.name}: graded tests")
     t.add_column("test", no_wrap=True)
     t.add_column("pts", justify="right", no_wrap=True)
     t.add_column("result", no_wrap=True)
+    not_started = result.parts_not_started()
     for c in result.cells:
+        if c.part in not_started:  # one row for a part not started yet
+            if c is not_started[c.part][0]:
+                cs = not_started[c.part]
+                t.add_row(c.part.split(":")[0], f"{sum(x.points for x in cs):g}", f"not started ({len(cs)} tests)")
+            continue
         t.add_row(c.grade_id, f"{c.points:g}", "[green]pass[/]" if c.passed else "[red]FAIL[/]")
     console.print(t)
     for c in result.cells:
-        if not c.passed:
+        if not c.passed and c.part not in not_started:
             console.print(Text.assemble((c.grade_id, "bold red"), f" ({c.points:g} pts): ", c.first_line))
+    stubs = [e for e in result.errors if e.endswith(": NotImplementedError")]
     for e in result.errors:
-        console.print(Text.assemble(("error outside the tests: ", "red"), e))
+        if e not in stubs:
+            console.print(Text.assemble(("error outside the tests: ", "red"), e))
+    if stubs:
+        console.print(f"{len(stubs)} other cell(s) stop at code not written yet (NotImplementedError).")
     for r in result.restored:
         console.print(Text.assemble(("test cell not as released: ", "red"), r))
     if result.restored:
@@ -103,7 +113,15 @@ def complete(module: str = typer.Argument(..., help="Module name or number, e.g.
     else:
         console.print("[red]Your code was not exported[/]: a cell does not compile (named above); the package "
                       "keeps your last export. Fix it and run this again.")
+    if result.empty_answers:
+        console.print(f"{len(result.empty_answers)} written answer(s) still empty "
+                      f"({sum(p for _, p in result.empty_answers):g} points, graded by hand): "
+                      + ", ".join(g for g, _ in result.empty_answers))
     if not result.passed:
-        console.print("[bold red]Not complete yet[/]: fix the failures above and run this again.")
+        first = next((c for c in result.cells if not c.passed), None)
+        where = (f" Next: {first.part or first.grade_id}"
+                 + (f", starting with `{first.grade_id}`." if first.part else ".")) if first else ""
+        console.print(Text.assemble(("Not complete yet", "bold red"), ": fix the failures above and run this again.",
+                                    where))
         raise typer.Exit(1)
     console.print(f"[bold green]{m.name} complete.[/]")

@@ -25,6 +25,7 @@ from .notebooks import is_export_cell, is_grade_cell, write_if_changed
 from .settings import Course, CourseError, Module
 
 PROGRESS_FILE = ".tito/progress.json"
+ANSWER_STUB = "YOUR ANSWER HERE"  # what nbgrader leaves in a written answer of the student version
 
 
 def start(course: Course, m: Module, force: bool = False) -> tuple[Path, Path | None]:
@@ -59,6 +60,11 @@ class CellResult:
     passed: bool
     first_line: str = ""
     hidden: bool = False  # the grader runs hidden tests here too (its docstring says what they check)
+    part: str = ""  # the "Part N: ..." heading the test sits under
+
+    @property
+    def not_started(self) -> bool:
+        return self.first_line.startswith("NotImplementedError")
 
 
 def has_hidden_tests(source: str) -> bool:
@@ -75,6 +81,14 @@ class RunResult:
     cells: list[CellResult]
     errors: list[str]  # errors in cells that are not graded tests
     restored: list[str] = field(default_factory=list)  # locked cells the grader would put back, and why
+    empty_answers: list[tuple[str, float]] = field(default_factory=list)  # written answers not written yet
+
+    def parts_not_started(self) -> dict[str, list[CellResult]]:
+        """Parts whose every test stops at the stub's NotImplementedError."""
+        parts: dict[str, list[CellResult]] = {}
+        for c in self.cells:
+            parts.setdefault(c.part, []).append(c)
+        return {p: cs for p, cs in parts.items() if p and all(c.not_started for c in cs)}
 
     @property
     def passed(self) -> bool:
@@ -98,22 +112,37 @@ def as_graded(work: nbformat.NotebookNode, release: nbformat.NotebookNode) -> tu
             problems.append(f"`{gid}` appears twice: the grader keeps the first and drops the copy")
         else:
             seen.add(gid)
-            if compute_checksum(cell) != originals[gid].metadata["nbgrader"].get("checksum"):
+            if _checksum(cell) != originals[gid].metadata["nbgrader"].get("checksum"):
                 problems.append(f"`{gid}` was changed: the grader runs the original")
-            cells.append(copy.deepcopy(originals[gid]))
-    # Deleted ones go back after the release cell before them (or first).
+            # As nbgrader overwrites a locked cell: its source and nbgrader metadata, not its tags.
+            restored = copy.deepcopy(cell)
+            restored.cell_type, restored.source = originals[gid].cell_type, originals[gid].source
+            restored.metadata["nbgrader"] = copy.deepcopy(originals[gid].metadata["nbgrader"])
+            cells.append(restored)
+    # A deleted test goes back after the release cell before it (or first); nbgrader does not
+    # put back other locked cells, so neither does this.
     for i, cell in enumerate(release.cells):
         gid = _grade_id(cell)
-        if gid in originals and gid not in seen:
-            problems.append(f"`{gid}` was deleted: the grader puts the original back")
-            before = {c.get("id") for c in release.cells[:i]} | {_grade_id(c) for c in release.cells[:i]}
-            at = max((k + 1 for k, c in enumerate(cells) if c.get("id") in before or _grade_id(c) in before),
-                     default=0)
-            cells.insert(at, copy.deepcopy(cell))
-            seen.add(gid)
+        if gid not in originals or gid in seen:
+            continue
+        if not is_grade_cell(cell):
+            problems.append(f"`{gid}` was deleted: the grader does not put it back, so what it defines is missing")
+            continue
+        problems.append(f"`{gid}` was deleted: the grader puts the original back")
+        before = ({c.get("id") for c in release.cells[:i]} | {_grade_id(c) for c in release.cells[:i]}) - {None}
+        at = max((k + 1 for k, c in enumerate(cells) if c.get("id") in before or _grade_id(c) in before), default=0)
+        cells.insert(at, copy.deepcopy(cell))
+        seen.add(gid)
     graded = copy.deepcopy(work)
     graded.cells = cells
     return graded, problems
+
+
+def _checksum(cell) -> str | None:
+    try:
+        return compute_checksum(cell)
+    except (KeyError, TypeError, ValueError):  # nbgrader metadata the student changed into another shape
+        return None
 
 
 def _cell_name(cell) -> str:
@@ -124,15 +153,15 @@ def _cell_name(cell) -> str:
     return f"the cell starting `{first[:40]}`"
 
 
-def syntax_errors(nb: nbformat.NotebookNode) -> list[str]:
-    """One sentence per exported cell that does not compile, naming the cell and the line."""
-    found = []
+def syntax_errors(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """Cell name -> where and what, for every exported cell that does not compile."""
+    found = {}
     for cell in nb.cells:
         if cell.cell_type == "code" and is_export_cell(cell):
             try:
                 compile(cell.source, "<cell>", "exec")
             except SyntaxError as e:
-                found.append(f"{_cell_name(cell)}, line {e.lineno}: SyntaxError: {e.msg}")
+                found[_cell_name(cell)] = f"line {e.lineno}: SyntaxError: {e.msg}"
     return found
 
 
@@ -194,8 +223,12 @@ def run_notebook(course: Course, path: Path, demos: bool = False,
         raise CourseError(f"{path.name} stopped running at cell {done}: {type(e).__name__}: "
                           f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
     stopped = next(iter(too_slow), None)
-    cells, errors = [], []
+    cells, errors, empty, part = [], [], [], ""
     for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown" and cell.source.startswith("## Part "):
+            part = cell.source.splitlines()[0][3:].split(" (")[0]  # "Part 3: Adam and AdamW"
+        if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("grade") and ANSWER_STUB in cell.source:
+            empty.append((cell.metadata["nbgrader"]["grade_id"], float(cell.metadata["nbgrader"].get("points", 0))))
         if cell.cell_type != "code":
             continue
         err = too_slow.get(i) or _first_error_line(cell.get("outputs", []), statuses.get(i))
@@ -204,10 +237,10 @@ def run_notebook(course: Course, path: Path, demos: bool = False,
         if is_grade_cell(cell):
             md = cell.metadata["nbgrader"]
             cells.append(CellResult(md["grade_id"], float(md.get("points", 0)), err is None, err or "",
-                                    has_hidden_tests(cell.source)))
+                                    has_hidden_tests(cell.source), part))
         elif err is not None:
             errors.append(f"{_cell_name(cell)}: {err}")
-    return nb, RunResult(cells, errors)
+    return nb, RunResult(cells, errors, empty_answers=empty)
 
 
 def complete(course: Course, m: Module, demos: bool = False) -> tuple[RunResult, Path | None]:
@@ -219,14 +252,13 @@ def complete(course: Course, m: Module, demos: bool = False) -> tuple[RunResult,
         raise CourseError(f"no working copy of {m.name} at {work}. Start one with `tito module start {m.name}`.")
     notebook = read_notebook(work, m)
     graded, restored = as_graded(notebook, read_notebook(course.release_notebook(m)))
-    broken = syntax_errors(notebook)  # "<cell name>, line N: SyntaxError: ..."
+    broken = syntax_errors(notebook)
     # Export first: the notebook's experiment cells import the package, and they should
     # run on the code in this notebook, not on the previous export.
     exported = None if broken else export_notebook(course, work, m)
     _, result = run_notebook(course, work, demos, graded)
-    names = tuple(b.split(", line ")[0] + ":" for b in broken)
-    result.errors = [f"{b} (not exported: the last export stays)" for b in broken] + \
-        [e for e in result.errors if not e.startswith(names)]
+    result.errors = [f"{name}, {what} (not exported: the last export stays)" for name, what in broken.items()] + \
+        [e for e in result.errors if not e.startswith(tuple(f"{name}:" for name in broken))]
     result.restored = restored
     record_progress(course, m, result, work)
     return result, exported

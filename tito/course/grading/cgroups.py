@@ -7,8 +7,7 @@ everything it starts (setsid or not) is counted there and limited together:
   memfd pages, page cache, kernel memory), no swap; past it the kernel kills within the group;
 - cpu: at most one CPU (quota = period), so a tree of busy processes takes one CPU's worth.
 cgroup v2 gives one group for all three; v1 (this machine's kind of mount) one group per
-controller hierarchy. A controller that is mounted nowhere is left out and `Group.describe`
-says so. Without root no group can be made here (no delegated cgroup is used); jail.py then
+controller hierarchy. A controller that is mounted nowhere is left out and `describe` says so. Without root no group can be made here (no delegated cgroup is used); jail.py then
 falls back to what rlimits and a watcher give.
 """
 from __future__ import annotations
@@ -130,10 +129,15 @@ class Group:
             (folder / "cgroup.procs").write_text(pid)
 
     def memory_limit_hit(self) -> bool:
-        """Whether the kernel killed a process of the group for the group's memory limit."""
+        """Whether the group reached its own memory limit and the kernel killed in it for that
+        (not a kill by the machine's own OOM killer, which is no fault of the submission)."""
         text = self._read("memory", "memory.events" if self._v2_memory() else "memory.oom_control") or ""
         counts = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
-        return int(counts.get("oom_kill", 0)) > 0
+        if self._v2_memory():
+            return int(counts.get("oom", 0)) > 0  # v2 counts the group's own limit apart
+        # v1 counts every OOM kill in the group: the group must also have reached its limit.
+        peak = self.peak_memory_mb()
+        return int(counts.get("oom_kill", 0)) > 0 and peak is not None and peak >= 0.95 * self.memory_limit_mb
 
     def _v2_memory(self) -> bool:
         return "memory" in self.folders and self._v2("memory")

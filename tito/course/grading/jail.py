@@ -10,7 +10,7 @@
   0.8 (Debian 12) cannot size a tmpfs, so `unshare` mounts it first, in a user and mount
   namespace of its own that the host never sees;
 - under rlimits, set inside the namespaces so that the process count is the jail's alone:
-  address space (`memory_limit_mb` per process), CPU time, file size, processes;
+  address space (`memory_limit_mb` per process), CPU time, file size, processes, open files;
 - under a syscall filter (syscalls.py) that denies keyrings, file locks, io_uring and other
   kernel state the jails would otherwise share, and new namespaces or mounts from inside;
 - with limits for all its processes together. As root, a control group of its own
@@ -44,6 +44,8 @@ GRADER_ROOT = "/grader"  # holds tito/course/grading/jailed inside the jail
 INPUTS = "/job/in"  # the job's input folder inside the jail (read-only)
 PACKAGE = "/job/pkg"  # the student-safe copy of the course package (read-only)
 SCRATCH = "/scratch"
+# Open files per process: pipes and sockets hold kernel memory no memory watch sees.
+OPEN_FILES = 1024
 
 # Mounts the size-limited scratch, then runs bwrap in that namespace. $1 options, $2 folder.
 _MOUNT_SCRATCH = ('mount -t tmpfs -o "$1" tmpfs "$2" && mkdir "$2/home" "$2/tmp" "$2/shm" '
@@ -132,7 +134,8 @@ class Jail:
     def _rlimits(self) -> list[str]:
         lim = self.limits
         return [f"--as={lim.memory_limit_mb << 20}", f"--cpu={lim.submission_timeout_seconds}",
-                f"--fsize={lim.output_mb << 20}", f"--nproc={lim.max_processes}", "--core=0"]
+                f"--fsize={lim.output_mb << 20}", f"--nproc={lim.max_processes}", "--core=0",
+                f"--nofile={OPEN_FILES}"]
 
     def command(self, argv: list[str], seccomp_fd: int) -> tuple[list[str], dict[str, str]]:
         """(argv to start, its environment): `argv` in a fresh jail with a fresh scratch, under the

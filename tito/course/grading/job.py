@@ -28,7 +28,7 @@ from pathlib import Path
 import nbformat
 
 from .jail import JAILED_PACKAGE, Jail, JailError, Limits
-from .judge import SandboxSetupError, judge
+from .judge import MachineError, judge
 from .processes import CpuWatch
 
 
@@ -110,7 +110,7 @@ def run(job: Job) -> JobResult:
             kernel_done = time.monotonic()
             report = judge(nbformat.reads(job.instructor, as_version=4), nbformat.reads(job.notebook, as_version=4),
                            judge_jail, deadline)
-        except (SandboxSetupError, JailError) as e:
+        except (MachineError, JailError) as e:
             return JobResult("", "", [], [], kernel_jail.isolation, failure=str(e))
         finally:
             kernel_jail.close()

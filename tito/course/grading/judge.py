@@ -21,9 +21,9 @@ import nbformat
 import numpy as np
 
 from ..notebooks import SOLUTION_BEGIN, is_export_cell, is_grade_cell
-from .jail import JAILED_PACKAGE, Jail
+from .jail import JAILED_PACKAGE, Jail, JailError
 from .jailed.protocol import Mirror, WireError, receive, send
-from .processes import starved
+from .processes import starvation
 
 SANDBOX_START_SECONDS = 60  # Python, numpy and matplotlib start, before any student code
 # The largest reply a valid answer can need: the call's arguments changed in place, a few new
@@ -77,6 +77,7 @@ class StudentProcess:
         self.cells, self.timeout, self.jail, self.deadline = cells, cell_timeout, jail, deadline
         self.proc = None
         self.broken = ""  # why the student's cells could not be run; later calls fail at once
+        self.machine_busy = ""  # a call the machine, not the code, made too slow
         self.cell_errors: list[str] = []
         self._code = jail.add_input("student-code.json", json.dumps(cells).encode())
 
@@ -88,7 +89,7 @@ class StudentProcess:
         try:
             self.proc = self.jail.popen(argv, pass_fds=(req_r, resp_w), stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except OSError as e:
+        except (OSError, JailError) as e:  # no process or no control group: the machine's problem
             for fd in (self.req_w, self.resp_r):
                 os.close(fd)
             raise SandboxSetupError(f"the grading sandbox could not start: {e}") from None
@@ -115,11 +116,13 @@ class StudentProcess:
         """Stop the process after `error`; say what the code did (a phrase), or raise MachineBusy
         when the machine, not the code, made it too slow."""
         proc = self.proc
-        busy = starved(proc.pid) if isinstance(error, TimeoutError) else ""
+        busy = starvation(proc.pid) if isinstance(error, TimeoutError) else ""
         self.stop()
         if busy:
-            raise MachineBusy(f"the student's code did not answer in time, and {busy}; grade it again "
-                              "(autograde --retry-failed) when the machine is less loaded")
+            # Kept as well as raised: a test cell that catches every exception cannot hide it.
+            self.machine_busy = (f"the student's code did not answer in time, and {busy}; grade it again "
+                                 "(autograde --retry-failed) when the machine is less loaded")
+            raise MachineBusy(self.machine_busy)
         if self.jail.ended_by_memory(proc):
             return (f"held more than memory_limit_mb ({self.jail.limits.memory_limit_mb} MB) with the processes "
                     "it started, and was stopped")
@@ -196,12 +199,16 @@ def _described(encoded) -> str:
     return f"a {type(encoded).__name__}" if not isinstance(encoded, bool) else "a bool"
 
 
-class SandboxSetupError(Exception):
-    """The sandbox failed before any student code ran: a problem of the grading machine."""
+class MachineError(Exception):
+    """A problem of the grading machine, not of the submission: the job fails, nothing is scored."""
 
 
-class MachineBusy(SandboxSetupError):
-    """The student's code got too little CPU to finish in time: the machine's problem, not theirs."""
+class SandboxSetupError(MachineError):
+    """The sandbox failed before any student code ran."""
+
+
+class MachineBusy(MachineError):
+    """The student's code got too little CPU to finish in time."""
 
 
 class StudentError(Exception):
@@ -265,12 +272,14 @@ def _run_cells(grade_cells, trusted: dict, sp: StudentProcess, clock: dict, cell
             try:
                 exec(compile(c.source, f"<test {md['grade_id']}>", "exec"), dict(trusted))
                 verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), True))
-            except SandboxSetupError:
+            except MachineError:
                 raise  # not the student's doing: the submission is recorded as failed, with why
             except Exception as e:
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), False,
                                             f"{type(e).__name__}: {msg}"[:500]))
+            if sp.machine_busy:
+                raise MachineBusy(sp.machine_busy)
         return JudgeReport(verdicts, sp.cell_errors)
     finally:
         sp.close()

@@ -3,14 +3,17 @@
 - `tree(pid)`: the process and all its descendants (a jail's processes stay below its first
   process whatever they do: setsid changes the session, not the parent chain, and orphans are
   adopted by the jail's own init);
-- `MemoryWatch`: without root there is no control group, so a thread sums the proportional
-  set size (PSS) of the tree every `PERIOD` seconds and kills the tree past the limit;
-- `starved(pid)`: whether a tree that did not answer in time was waiting for a CPU (the
-  machine was busy) rather than running or sleeping (the submission was slow);
+- `MemoryWatch`: without root there is no control group, so a thread sums the anonymous and
+  shared-memory pages of the tree (RssAnon + RssShmem, kernel counters: cheap whatever the
+  process maps) every `PERIOD` seconds and kills the tree past the limit;
+- `starvation(pid)`: why a tree that did not answer in time was starved of CPU (the machine
+  was busy), or "" when it ran or slept (the submission was slow);
 - `CpuWatch`: the same judgement second by second over a whole run, summed.
 A tree is starved in an interval when its threads together waited for a CPU more than half of
-it and ran less than half of it. A tree that keeps itself busy (many processes, one CPU's
-quota) runs about all the time; one that sleeps neither runs nor waits: neither is starved.
+it while the tree, children it has already reaped included, used less than half a CPU. A tree
+that keeps itself busy (however many processes, and whatever their priorities) uses its CPU
+all the time; one that sleeps neither runs nor waits: neither is starved. The kernel adds a
+thread's wait to its account when the thread next runs, so a judgement needs about a second.
 """
 from __future__ import annotations
 
@@ -45,12 +48,13 @@ def tree(pid: int) -> list[int]:
     return found
 
 
-def pss_mb(pids: list[int]) -> float:
+def memory_mb(pids: list[int]) -> float:
+    """Anonymous and shared-memory pages held by `pids` (a page two of them map counts twice)."""
     total_kb = 0
     for pid in pids:
         try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith(("Pss:", "SwapPss:")):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(("RssAnon:", "RssShmem:")):
                     total_kb += int(line.split()[1])
         except (OSError, ValueError):  # gone meanwhile
             pass
@@ -68,7 +72,7 @@ class MemoryWatch:
 
     def _run(self) -> None:
         while self.proc.poll() is None:
-            used = pss_mb(tree(self.proc.pid))
+            used = memory_mb(tree(self.proc.pid))
             self.peak_mb = max(self.peak_mb, used)
             if used > self.limit_mb:
                 self.hit = True
@@ -83,36 +87,47 @@ class MemoryWatch:
         self._thread.join()
 
 
-def _cpu_and_wait(pids: list[int]) -> dict[int, tuple[int, int]]:
-    """thread id -> (ns on a CPU, ns waiting for one) for every thread of `pids`."""
-    found = {}
-    for pid in pids:
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+class _Sample:
+    """CPU the tree used so far (its live processes and the children they reaped) and, per
+    thread, how long it has waited for a CPU."""
+
+    def __init__(self, pid: int):
+        self.cpu, self.waits = 0.0, {}
+        for p in tree(pid):
+            fields = _stat_fields(p)
+            if fields is None:
+                continue
+            self.cpu += sum(int(x) for x in fields[11:15]) / TICK  # utime stime cutime cstime
             try:
-                on_cpu, waiting = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[:2]
-                found[int(tid)] = (int(on_cpu), int(waiting))
-            except (OSError, ValueError):
-                pass
-    return found
+                tids = os.listdir(f"/proc/{p}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    self.waits[int(tid)] = int(Path(f"/proc/{p}/task/{tid}/schedstat").read_text().split()[1])
+                except (OSError, ValueError, IndexError):
+                    pass
+
+    def since(self, earlier: "_Sample") -> tuple[float, float]:
+        """(CPU seconds used, seconds waited for a CPU) between `earlier` and this sample."""
+        waited = sum(w - earlier.waits[t] for t, w in self.waits.items() if t in earlier.waits) / 1e9
+        return self.cpu - earlier.cpu, waited
 
 
-def _starved(before: dict, after: dict, seconds: float) -> tuple[bool, float, float]:
-    ran = sum(after[t][0] - before[t][0] for t in after if t in before) / 1e9
-    waited = sum(after[t][1] - before[t][1] for t in after if t in before) / 1e9
-    return waited > seconds / 2 and ran < seconds / 2, ran, waited
+def _starved(ran: float, waited: float, seconds: float) -> bool:
+    return waited > seconds / 2 and ran < seconds / 2
 
 
-def starved(pid: int, seconds: float = PROBE_SECONDS) -> str:
+def starvation(pid: int, seconds: float = PROBE_SECONDS) -> str:
     """Watch the tree under `pid` for `seconds`: a sentence saying how it was starved of CPU, or
     "" when it was not (it ran, or it slept: either is the submission's own doing)."""
-    before = _cpu_and_wait(tree(pid))
+    before = _Sample(pid)
     time.sleep(seconds)
-    is_starved, ran, waited = _starved(before, _cpu_and_wait(tree(pid)), seconds)
-    if is_starved:
+    ran, waited = _Sample(pid).since(before)
+    if _starved(ran, waited, seconds):
         return (f"the grading machine was busy: in {seconds:g} s the code ran for {ran:.2f} s "
                 f"and waited {waited:.2f} s for a CPU")
     return ""
@@ -124,18 +139,20 @@ class CpuWatch:
     def __init__(self, proc, period: float = PROBE_SECONDS):
         self.proc, self.period = proc, period
         self.starved_seconds = 0.0
+        self._ended = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        before, last = _cpu_and_wait(tree(self.proc.pid)), time.monotonic()
-        while self.proc.poll() is None:
-            time.sleep(self.period)
-            after, now = _cpu_and_wait(tree(self.proc.pid)), time.monotonic()
-            if _starved(before, after, now - last)[0]:
+        before, last = _Sample(self.proc.pid), time.monotonic()
+        while not self._ended.wait(self.period) and self.proc.poll() is None:
+            after, now = _Sample(self.proc.pid), time.monotonic()
+            if _starved(*after.since(before), now - last):
                 self.starved_seconds += now - last
             before, last = after, now
 
     def join(self) -> float:
+        """The starved seconds (call once the process has ended)."""
+        self._ended.set()
         self._thread.join()
         return self.starved_seconds

@@ -6,8 +6,8 @@ everything a submission runs. Each listed call fails with EPERM; everything else
   to a namespace, so data put there by one job is read by the next;
 - file locks (`flock`, and `fcntl`'s record locks) and inotify: the read-only environment is
   the same file for every jail, so one jail's lock, or its reading a file, is another's signal;
-- memory a process can hold without mapping it (`memfd_create`, SysV shared memory): outside a
-  control group nothing counts it against the jail's memory limit;
+- memory a process can hold without mapping it (`memfd_create`, SysV shared memory, message
+  queues and semaphores): outside a control group nothing counts it against the jail's limit;
 - io_uring, userfaultfd, perf_event_open, bpf: large kernel surfaces no grading needs;
 - new namespaces and mounts (`unshare`, `setns`, `clone` with a namespace flag, the mount
   calls), `ptrace` and the cross-process memory calls, module and kexec loading. `clone3`
@@ -27,7 +27,7 @@ DENIED = ["add_key", "request_key", "keyctl", "flock", "inotify_init", "inotify_
           "fsconfig", "fspick", "mount_setattr", "ptrace", "process_vm_readv", "process_vm_writev",
           "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
           "name_to_handle_at", "open_by_handle_at", "fanotify_init", "quotactl", "swapon", "swapoff",
-          "memfd_create", "memfd_secret", "shmget"]
+          "memfd_create", "memfd_secret", "shmget", "msgget", "semget"]
 # fcntl's record locks (POSIX and open-file-description ones), by command number.
 F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 5, 6, 7, 36, 37, 38
 NAMESPACE_FLAGS = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET (and NEWTIME below)
