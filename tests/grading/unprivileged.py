@@ -46,14 +46,21 @@ def _closed_folders(paths: list[Path]) -> list[tuple[str, str]]:
     return pairs
 
 
-def run(argv: list[str], cwd: Path, env: dict[str, str], needed: list[Path], timeout: float):
-    """Run `argv` unprivileged; `needed` are the paths it must be able to reach."""
+def run(argv: list[str], cwd: Path, env: dict[str, str], needed: list[Path], timeout: float,
+        groups: list[Path] = ()):
+    """Run `argv` unprivileged; `needed` are the paths it must be able to reach. With `groups`
+    (control group folders, as root), it starts in them: groups delegated to it."""
     if os.geteuid() != 0:
         return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     needed = [Path(sys.base_prefix), Path(sys.prefix), *needed]
     pairs = [x for pair in _closed_folders(needed) for x in pair]
     cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _COVER, "sh", *pairs, "--", *argv]
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+    def join():
+        for group in groups:
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=join if groups else None)
 
 
 def give_to_nobody(root: Path) -> None:

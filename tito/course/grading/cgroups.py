@@ -7,8 +7,11 @@ everything it starts (setsid or not) is counted there and limited together:
   memfd pages, page cache, kernel memory), no swap; past it the kernel kills within the group;
 - cpu: at most one CPU (quota = period), so a tree of busy processes takes one CPU's worth.
 cgroup v2 gives one group for all three; v1 (this machine's kind of mount) one group per
-controller hierarchy. A controller that is mounted nowhere is left out and `describe` says so. Without root no group can be made here (no delegated cgroup is used); jail.py then
-falls back to what rlimits and a watcher give.
+controller hierarchy. A controller that is mounted nowhere is left out and `describe` says so.
+Without root, groups are made inside the grading process's own group where that group is
+delegated to its user (writable by it, as systemd's `Delegate=` or an administrator's chown
+arranges), for every controller; otherwise none is made and jail.py falls back to what
+rlimits and a watch on the trusted side give.
 """
 from __future__ import annotations
 
@@ -26,6 +29,27 @@ CPU_PERIOD_US = 100_000
 
 class CgroupError(Exception):
     """A group could not be made (the message says which controller and why)."""
+
+
+def _own_groups() -> dict[str, str]:
+    """controller -> this process's group path in it ("" for cgroup v2), from /proc/self/cgroup."""
+    found = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, names, path = line.split(":", 2)
+        for name in names.split(",") if names else [""]:
+            found[name] = path
+    return found
+
+
+def _parent(controller: str, root: Path, v2: bool) -> Path:
+    """Where this process makes its job groups: under the hierarchy's root as root, else in its
+    own (delegated) group."""
+    if os.geteuid() == 0:
+        return root / PARENT
+    own = root / _own_groups().get("" if v2 else controller, "/").lstrip("/")
+    if not os.access(own, os.W_OK):
+        raise CgroupError(f"no control group is delegated to this user ({own} is not writable)")
+    return own
 
 
 @functools.cache
@@ -46,6 +70,15 @@ def hierarchies() -> dict[str, tuple[Path, bool]]:
             for name in set(available) & set(CONTROLLERS):
                 found.setdefault(name, (mount_point, True))
     return found
+
+
+def available() -> bool:
+    """Whether this process can make job groups (as root, or in a delegated group)."""
+    known = hierarchies()
+    try:
+        return "pids" in known and all(_parent(c, root, v2) for c, (root, v2) in known.items())
+    except (CgroupError, OSError):
+        return False
 
 
 def describe(memory_limit_mb: int) -> str:
@@ -71,11 +104,11 @@ class Group:
         folders: dict[str, Path] = {}
         try:
             for controller, (root, v2) in known.items():
-                parent = root / PARENT
+                parent = _parent(controller, root, v2)
                 parent.mkdir(exist_ok=True)
                 _remove_abandoned(parent)
-                if v2:  # let the children of the root and of PARENT use the controller
-                    for level in (root, parent):
+                if v2:  # let the children of the root (as root) and of the parent use the controller
+                    for level in (root, parent) if os.geteuid() == 0 else (parent,):
                         (level / "cgroup.subtree_control").write_text(f"+{controller}")
                 folders[controller] = parent / name
                 folders[controller].mkdir(exist_ok=True)

@@ -13,11 +13,12 @@
   address space (`memory_limit_mb` per process), CPU time, file size, processes, open files;
 - under a syscall filter (syscalls.py) that denies keyrings, file locks, io_uring and other
   kernel state the jails would otherwise share, and new namespaces or mounts from inside;
-- with limits for all its processes together. As root, a control group of its own
-  (cgroups.py): processes, memory (`memory_limit_mb` in all, no swap) and one CPU. Linux never
-  applies RLIMIT_NPROC to user id 0, so the group is required there. Without root (no group
-  can be made), a watch sums the memory of its processes and kills them past the limit
-  (processes.py); no CPU quota applies then, and a starved call is told from a slow one instead.
+- with limits for all its processes together: a control group of its own (cgroups.py) for
+  processes, memory (`memory_limit_mb` in all, no swap) and one CPU, as root or where a group
+  is delegated to the grading user. Linux never applies RLIMIT_NPROC to user id 0, so the
+  group is required as root. Without root or delegation, a watch sums the memory of its
+  processes and kills them past the limit (processes.py); no CPU quota applies then, and a
+  starved call is told from a slow one instead.
 It works without root (user namespaces); as root the sandboxed process has no capabilities.
 """
 from __future__ import annotations
@@ -106,7 +107,7 @@ class Jail:
     def isolation(self) -> str:
         if not self.enabled:
             return "none (--unsafe-no-jail)"
-        if os.geteuid() == 0:
+        if _grouped():
             return "bubblewrap, seccomp, " + cgroups.describe(self.limits.memory_limit_mb)
         return f"bubblewrap, seccomp, memory watch ({self.limits.memory_limit_mb} MB in all), no CPU quota"
 
@@ -189,15 +190,15 @@ class Jail:
         return home
 
     def _start(self, cmd: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
-        if os.geteuid() != 0:
+        if not _grouped():
             proc = subprocess.Popen(cmd, env=env, start_new_session=True, cwd="/", **kwargs)
             self._bounds[proc.pid] = MemoryWatch(proc, self.limits.memory_limit_mb)
             return proc
         try:
             group = cgroups.Group.create(self.limits.max_processes, self.limits.memory_limit_mb)
         except cgroups.CgroupError as e:
-            raise JailError(f"as root, the jail bounds each process tree with a control group: {e}; "
-                            "grade as an unprivileged user") from None
+            raise JailError(f"the jail bounds each process tree with a control group: {e}"
+                            + ("; grade as an unprivileged user" if os.geteuid() == 0 else "")) from None
         try:  # joined before exec: everything the jail starts is counted there
             proc = subprocess.Popen(cmd, env=env, preexec_fn=group.join, start_new_session=True, cwd="/", **kwargs)
         except BaseException:
@@ -233,6 +234,13 @@ class Jail:
         resource.setrlimit(resource.RLIMIT_AS, (lim.memory_limit_mb << 20,) * 2)
         resource.setrlimit(resource.RLIMIT_CPU, (lim.submission_timeout_seconds,) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+@functools.cache
+def _grouped() -> bool:
+    """Whether jails here get control groups: always as root (Linux applies no process limit to
+    uid 0 otherwise, so no group means no jail), and without root where a group is delegated."""
+    return os.geteuid() == 0 or cgroups.available()
 
 
 @functools.cache

@@ -1,0 +1,80 @@
+"""An unprivileged grader in a control group delegated to it bounds each jail in all.
+
+As root, the test makes a group in every controller hierarchy, gives it to `nobody` (as
+systemd's `Delegate=` or an administrator would) and starts the grader's process there; the
+jail then makes its job groups inside it. Four fresh processes that each touch 900 MB under a
+2,500 MB limit are stopped by the kernel, the group's peak never passes the limit, and the
+jail records that the limit was hit. (Without delegation the jail uses the memory watch:
+test_hostile_unprivileged.py.)
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.grading import hostile, unprivileged
+from tito.course.grading import cgroups
+
+pytestmark = pytest.mark.slow
+
+RUN = r'''
+import json, subprocess, sys, tempfile
+from pathlib import Path
+from tito.course.grading.jail import Jail, Limits
+with tempfile.TemporaryDirectory() as d:
+    jail = Jail(Limits(60, 2500, 120, 64, 64, 16), Path(d))
+    probe = jail.add_input("probe.py", open(sys.argv[1], "rb").read())
+    proc = jail.popen([sys.executable, probe], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=120)
+    jail.close()
+    print(json.dumps({"isolation": jail.isolation, "hit": jail.memory_hit, "peak": jail.peak_memory_mb,
+                      "printed": out.decode()}))
+'''
+
+
+@pytest.fixture
+def delegated():
+    if os.geteuid() != 0:
+        pytest.skip("delegating a control group to another user needs root")
+    known = cgroups.hierarchies()
+    if any(v2 for _, v2 in known.values()):
+        pytest.skip("cgroup v2 delegation needs a leaf group of its own; this test covers v1 hierarchies")
+    groups = []
+    for root, _ in {v for v in known.values()}:
+        group = root / f"tito-delegated-{uuid.uuid4().hex[:8]}"
+        group.mkdir()
+        for entry in [group, *group.iterdir()]:
+            os.chown(entry, unprivileged.NOBODY, unprivileged.NOBODY)
+        groups.append(group)
+    yield groups
+    for group in groups:
+        for child in group.glob("job-*"):
+            child.rmdir()
+        group.rmdir()
+
+
+def test_a_delegated_group_holds_an_unprivileged_jail_to_its_memory_limit(delegated):
+    home = Path(tempfile.mkdtemp(prefix="tito-laptop-"))
+    try:
+        (home / "probe.py").write_text(hostile.hoards_memory(4, 900))
+        (home / "run.py").write_text(RUN)
+        unprivileged.give_to_nobody(home)
+        env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
+               "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": str(home)}
+        proc = unprivileged.run([sys.executable, str(home / "run.py"), str(home / "probe.py")], cwd=home, env=env,
+                                needed=[REPO, home], timeout=180, groups=delegated)
+        got = json.loads(proc.stdout or "{}") if proc.returncode == 0 else proc.stderr
+        assert isinstance(got, dict), got
+        assert got["isolation"] == "bubblewrap, seccomp, cgroup (2500 MB in all, 1 CPU)"
+        assert got["hit"] is True and 2400 < got["peak"] <= 2500, got
+        assert "memfd: 1" in got["printed"]  # denied, as everywhere
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
