@@ -1,7 +1,8 @@
 """A machine that keeps a job waiting is never the student's fault.
 
 processes.py tells a process tree that waited for a CPU (starved) from one that slept: real
-processes here, pinned to one CPU, the victim at the lowest priority behind busy competitors.
+processes here, pinned to one CPU, the victim at the lowest priority behind a busy competitor
+(one: the other tests running meanwhile keep the rest of the machine).
 (A tree that keeps itself busy runs all the time and is not starved either; on a machine
 shared with other tests that cannot be set up reliably, so it is not tested here.) The host then turns a starved kernel run that cost
 points into a `failed` outcome, and a memory limit the submission reached into a graded one
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -54,12 +56,12 @@ def started():
 
 
 def test_a_tree_kept_waiting_behind_busy_processes_is_starved(started):
-    for _ in range(3):
-        started(BUSY)
+    started(BUSY)  # one competitor at the usual priority takes nearly all of the CPU
     victim = started(BUSY, nice=19)
     time.sleep(0.3)
     said = processes.starvation(victim.pid)
-    assert said.startswith("the grading machine was busy: in 1 s the code ran for 0.0"), said
+    assert re.fullmatch(r"the grading machine was busy: in 1\.\d s the code wanted a CPU (9\d|100)% of the time "
+                        r"and ran for 0\.0\d s", said), said
 
 
 def test_a_sleeping_tree_is_not_starved(started):
@@ -68,16 +70,13 @@ def test_a_sleeping_tree_is_not_starved(started):
 
 
 def test_a_cpu_watch_counts_the_seconds_a_run_was_starved(started):
-    for _ in range(3):
-        started(BUSY)
+    started(BUSY)  # one competitor at the usual priority takes nearly all of the CPU
     victim = started(BUSY, nice=19)
     watch = processes.CpuWatch(victim)  # one sample a second, as in the kernel run
     time.sleep(4)
     victim.kill()
     victim.wait()
-    # The kernel adds a wait to a thread's account when the thread next runs, so a second in
-    # which the victim never ran is counted in a later one: 2 of 4 at least.
-    assert 2.0 <= watch.join() <= 5.0
+    assert 3.0 <= watch.join() <= 4.5
 
 
 # -- what the host decides from a job's data --------------------------------------------------

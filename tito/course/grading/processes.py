@@ -9,11 +9,12 @@
 - `starvation(pid)`: why a tree that did not answer in time was starved of CPU (the machine
   was busy), or "" when it ran or slept (the submission was slow);
 - `CpuWatch`: the same judgement second by second over a whole run, summed.
-A tree is starved in an interval when its threads together waited for a CPU more than half of
-it while the tree, children it has already reaped included, used less than half a CPU. A tree
-that keeps itself busy (however many processes, and whatever their priorities) uses its CPU
-all the time; one that sleeps neither runs nor waits: neither is starved. The kernel adds a
-thread's wait to its account when the thread next runs, so a judgement needs about a second.
+A tree is starved in an interval when at most looks some thread of it wanted a CPU (state R:
+running or runnable) while the tree, children it has already reaped included, used less than
+half a CPU. A tree that keeps itself busy (however many processes, and whatever their
+priorities) uses its CPU all the time; one that sleeps wants none: neither is starved. (The
+threads' states are looked at, not the kernel's wait accounts, which grow only when a thread
+next runs: a thread that never got a CPU would look asleep.)
 """
 from __future__ import annotations
 
@@ -88,53 +89,60 @@ class MemoryWatch:
 
 
 TICK = os.sysconf("SC_CLK_TCK")
+STATE_SAMPLES = 10  # looks at the threads' states per judged interval
 
 
-class _Sample:
-    """CPU the tree used so far (its live processes and the children they reaped) and, per
-    thread, how long it has waited for a CPU."""
-
-    def __init__(self, pid: int):
-        self.cpu, self.waits = 0.0, {}
-        for p in tree(pid):
-            fields = _stat_fields(p)
-            if fields is None:
-                continue
-            self.cpu += sum(int(x) for x in fields[11:15]) / TICK  # utime stime cutime cstime
-            try:
-                tids = os.listdir(f"/proc/{p}/task")
-            except OSError:
-                continue
-            for tid in tids:
-                try:
-                    self.waits[int(tid)] = int(Path(f"/proc/{p}/task/{tid}/schedstat").read_text().split()[1])
-                except (OSError, ValueError, IndexError):
-                    pass
-
-    def since(self, earlier: "_Sample") -> tuple[float, float]:
-        """(CPU seconds used, seconds waited for a CPU) between `earlier` and this sample."""
-        waited = sum(w - earlier.waits[t] for t, w in self.waits.items() if t in earlier.waits) / 1e9
-        return self.cpu - earlier.cpu, waited
+def _cpu_seconds(pids: list[int]) -> float:
+    """CPU the processes used so far, with the children they have reaped."""
+    total = 0
+    for p in pids:
+        fields = _stat_fields(p)
+        if fields is not None:
+            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return total / TICK
 
 
-def _starved(ran: float, waited: float, seconds: float) -> bool:
-    return waited > seconds / 2 and ran < seconds / 2
+def _runnable(pids: list[int]) -> bool:
+    """Whether some thread of the processes is running or waiting for a CPU (state R)."""
+    for p in pids:
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            fields = _stat_fields(f"{p}/task/{tid}")
+            if fields is not None and fields[0] == "R":
+                return True
+    return False
+
+
+def _judge(pid: int, seconds: float, stop: threading.Event | None = None) -> tuple[float, float, float]:
+    """Watch the tree for `seconds` (less if `stop` is set): (CPU it used, share of looks at which
+    it wanted a CPU, elapsed). The tree is looked up again at each look: processes come and go."""
+    started, stop = time.monotonic(), stop or threading.Event()
+    cpu_before, wanting, looks = _cpu_seconds(tree(pid)), 0, 0
+    while looks < STATE_SAMPLES and not stop.wait(seconds / STATE_SAMPLES):
+        wanting, looks = wanting + _runnable(tree(pid)), looks + 1
+    return _cpu_seconds(tree(pid)) - cpu_before, wanting / max(1, looks), time.monotonic() - started
+
+
+def _starved(ran: float, wanting: float, seconds: float) -> bool:
+    """Wanted a CPU most of the time, and got less than half of one."""
+    return wanting >= 0.5 and ran < seconds / 2
 
 
 def starvation(pid: int, seconds: float = PROBE_SECONDS) -> str:
     """Watch the tree under `pid` for `seconds`: a sentence saying how it was starved of CPU, or
     "" when it was not (it ran, or it slept: either is the submission's own doing)."""
-    before = _Sample(pid)
-    time.sleep(seconds)
-    ran, waited = _Sample(pid).since(before)
-    if _starved(ran, waited, seconds):
-        return (f"the grading machine was busy: in {seconds:g} s the code ran for {ran:.2f} s "
-                f"and waited {waited:.2f} s for a CPU")
+    ran, wanting, elapsed = _judge(pid, seconds)
+    if _starved(ran, wanting, elapsed):
+        return (f"the grading machine was busy: in {elapsed:.1f} s the code wanted a CPU {wanting:.0%} of the "
+                f"time and ran for {ran:.2f} s")
     return ""
 
 
 class CpuWatch:
-    """Seconds in which the tree under `proc` was starved of CPU, sampled every `period` s."""
+    """Seconds in which the tree under `proc` was starved of CPU, judged every `period` s."""
 
     def __init__(self, proc, period: float = PROBE_SECONDS):
         self.proc, self.period = proc, period
@@ -144,12 +152,10 @@ class CpuWatch:
         self._thread.start()
 
     def _run(self) -> None:
-        before, last = _Sample(self.proc.pid), time.monotonic()
-        while not self._ended.wait(self.period) and self.proc.poll() is None:
-            after, now = _Sample(self.proc.pid), time.monotonic()
-            if _starved(*after.since(before), now - last):
-                self.starved_seconds += now - last
-            before, last = after, now
+        while not self._ended.is_set() and self.proc.poll() is None:
+            ran, wanting, elapsed = _judge(self.proc.pid, self.period, self._ended)
+            if not self._ended.is_set() and _starved(ran, wanting, elapsed):
+                self.starved_seconds += elapsed
 
     def join(self) -> float:
         """The starved seconds (call once the process has ended)."""
