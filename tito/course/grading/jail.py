@@ -92,7 +92,7 @@ class Jail:
     workdir: Path
     enabled: bool = True  # False only with --unsafe-no-jail: same commands, no confinement
     _n: count = field(default_factory=count, repr=False)
-    # What bounds each started process's tree in all: its control group (root) or a memory watch.
+    # What bounds each started process's tree in all: its control group, or a memory watch.
     _bounds: dict[int, cgroups.Group | MemoryWatch] = field(default_factory=dict, repr=False)
     memory_hit: bool = False  # some process tree was killed for holding more than memory_limit_mb
     peak_memory_mb: float = 0.0  # the most any one tree held (cgroup peak, or the watch's samples)
