@@ -214,3 +214,13 @@ def test_a_student_clones_the_edition_completes_06_and_a_later_module_imports_th
     failed = re.findall(r"│ (\w+) +│ +[\d.]+ │ FAIL", out)
     assert failed == ["exponential_lr_values"], out
     assert "Tests passed: 44/45" in out and "Not complete yet" in out
+
+
+def test_the_editions_readme_says_what_the_check_runs_and_how_to_hand_in(built):
+    text = " ".join((built / "README.md").read_text(encoding="utf-8").split())
+    for said in ["Each cell gets 10 s there (the grader allows 60 s)",
+                 "The grader puts back every locked cell (the tests and the code given to you) exactly as it was "
+                 "handed out",
+                 "as root (a container, Codespaces): add --allow-root",
+                 "git add workspace/06_optimizers/optimizers.ipynb tinytorch/core/optimizers.py"]:
+        assert said in text, said

@@ -126,7 +126,7 @@ On a machine whose Python already has the course's packages, `python3 -m venv
 ```bash
 tito module list             # the modules and their points
 tito module start {number}         # your working copy: {work}
-jupyter lab {work}
+jupyter lab {work}    # as root (a container, Codespaces): add --allow-root
                              # edit: replace each `raise NotImplementedError()` with your code
 tito module complete {number}      # runs YOUR notebook in a kernel, reports every graded test,
                              # exports YOUR code into {export}
@@ -136,7 +136,15 @@ tito test {number}                 # the package's tests against your export (`m
 
 `tito module complete` exits non-zero while any graded test fails or any cell errors, and
 names each failing cell by its grade id with the first line of the failure: edit, and run it
-again until it says complete. The measurements, plots and experiments (cells tagged
+again until it says complete. Each cell gets {student_timeout} s there (the grader allows
+{grader_timeout} s); the run stops at the first cell that takes longer, which usually means an
+endless loop. Your code is exported only when every exported cell compiles, so a syntax error
+never leaves a broken package behind.
+
+**Test cells are the grader's.** The grader puts back every locked cell (the tests and the code
+given to you) exactly as it was handed out, whatever your copy says. `tito module complete` does
+the same and names any such cell you deleted, changed or duplicated; it says complete only
+when every one is as handed out. To get one back, copy it from `{release}`. The measurements, plots and experiments (cells tagged
 `skip-execution`) are yours to run in Jupyter; `tito module complete {number} --demos` runs them too.
 
 **Hidden tests.** Some graded cells carry more tests that only the grader runs (each such
@@ -148,8 +156,11 @@ your code into `{export}` (until then its functions raise `NotImplementedError`)
 where the next modules import it from. Commit both; `.tito/` (your progress on this machine) is
 not tracked. `{release}` stays as it was handed out: `tito module start {number}
 --force` resets your copy from it and keeps a timestamped backup of yours. Module 01
-(`tinytorch/core/tensor.py`) is provided complete. Hand in `{work}` as your
-course asks.
+(`tinytorch/core/tensor.py`) is provided complete.
+
+**Handing in.** When `tito module complete {number}` says complete (and your written answers
+are written: it names the empty ones), hand in `{work}` as your course asks. In a course that
+collects from git: `git add {work} {export}`, `git commit -m "module {number}"`, `git push`.
 """
 
 
@@ -205,7 +216,8 @@ def _write(course: Course, root: Path) -> None:
     work = edition.workspace_notebook(graded).relative_to(root)
     (root / "README.md").write_text(README.format(
         course_id=course.course_id, number=graded.number, work=work, export=graded.export.relative_to(root),
-        release=edition.release_notebook(graded).relative_to(root)), encoding="utf-8")
+        release=edition.release_notebook(graded).relative_to(root), student_timeout=course.student_cell_timeout,
+        grader_timeout=course.cell_timeout), encoding="utf-8")
 
 
 def _copy(src: Path, dst: Path) -> None:
