@@ -122,7 +122,11 @@ def test_demonstrations_run_only_when_asked(tmp_path):
 
 def _complete(course: Course):
     """`tito module complete 06` as a student runs it; its exit code and its words on one line."""
-    result = subprocess.run([str(Path(sys.executable).parent / "tito"), "module", "complete", "06"],
+    return _complete_with(course, "complete")
+
+
+def _complete_with(course: Course, command: str):
+    result = subprocess.run([str(Path(sys.executable).parent / "tito"), "module", command, "06"],
                             cwd=course.root, capture_output=True, text=True, timeout=300)
     return result.returncode, " ".join(result.stdout.split()), result.stderr
 
@@ -196,3 +200,37 @@ def test_an_endless_loop_is_named_with_the_time_limit_and_stops_the_run(course):
             "(the grader allows 60 s)") in out, out
     assert f"step_lr_values (3 pts): not run: the run stopped after {first} ran longer than 10 s" in out
     assert "KeyboardInterrupt" not in out and "Traceback" not in out + err
+
+
+def test_an_exported_cell_that_fails_when_it_runs_keeps_the_last_export(course):
+    """It compiles, but importing the package would fail: the last export stays."""
+    m = _work(course, lambda nb: nb)
+    assert _complete(course)[0] == 0
+    good = m.export.read_bytes()
+    work = nbformat.read(course.workspace_notebook(m), as_version=4)
+    nbformat.write(sub.insert_code_cell(work, "sgd_step_impl", "#| export\nundefined_helper()"),
+                   course.workspace_notebook(m))
+    code, out, err = _complete(course)
+    assert code == 1
+    assert ("error outside the tests: the cell starting `undefined_helper()`: NameError: name 'undefined_helper' "
+            "is not defined (not exported: the last export stays)") in out, out
+    assert "Your code was not exported" in out
+    assert m.export.read_bytes() == good
+
+
+def test_submit_writes_the_checked_notebook_and_says_how_to_hand_it_in(course):
+    m = _work(course, lambda nb: nb)
+    subprocess.run(["git", "init", "-q"], cwd=course.root, check=True)
+    code, out, err = _complete_with(course, "submit")
+    assert code == 0, out
+    handed = course.root / "hand-in" / "06_optimizers" / "optimizers.ipynb"
+    assert handed.read_bytes() == course.workspace_notebook(m).read_bytes()
+    assert "The notebook to hand in, as it was checked: hand-in/06_optimizers/optimizers.ipynb" in out
+    assert ('git add workspace/06_optimizers/optimizers.ipynb tinytorch/core/optimizers.py && '
+            'git commit -m "06_optimizers" && git push') in out
+    assert out.endswith("06_optimizers complete and ready to hand in.")
+    nbformat.write(sub.replace_region(nbformat.read(course.workspace_notebook(m), as_version=4), "step_lr_impl",
+                                      "return base_lr"), course.workspace_notebook(m))
+    code, out, err = _complete_with(course, "submit")
+    assert code == 3 and out.endswith("Not complete yet: what you hand in now is graded as it is."), out
+    assert handed.read_bytes() == course.workspace_notebook(m).read_bytes()

@@ -68,6 +68,40 @@ def complete(module: str = typer.Argument(..., help="Module name or number, e.g.
     m = course.module(module)
     with console.status(f"Running {course.workspace_notebook(m).relative_to(course.root)} in a kernel..."):
         result, exported = student.complete(course, m, demos)
+    if not _report(course, m, result, exported):
+        raise typer.Exit(1)
+    console.print(f"[bold green]{m.name} complete.[/]")
+
+
+@app.command()
+@handles_errors
+def submit(module: str = typer.Argument(..., help="Module name or number, e.g. 06_optimizers or 06.")):
+    """Check your notebook as `complete` does, then write the file to hand in and say what to do with it.
+
+    Exits 0 when it is complete, 3 when it was written but is not complete yet, 1 when nothing
+    was written (no readable working copy).
+    """
+    course = load_course()
+    m = course.module(module)
+    with console.status(f"Checking {course.workspace_notebook(m).relative_to(course.root)} in a kernel..."):
+        result, exported = student.complete(course, m)
+    done = _report(course, m, result, exported)
+    copy = student.hand_in(course, m)
+    work = course.workspace_notebook(m).relative_to(course.root)
+    console.print(f"The notebook to hand in, as it was checked: [bold]{copy.relative_to(course.root)}[/] "
+                  "(upload it where your course collects work).")
+    if (course.root / ".git").exists():
+        export = m.export.relative_to(course.root)
+        console.print(f"In a course that collects from git: git add {work} {export} && "
+                      f'git commit -m "{m.name}" && git push')
+    if not done:
+        console.print(Text.assemble(("Not complete yet", "bold red"), ": what you hand in now is graded as it is."))
+        raise typer.Exit(3)
+    console.print(f"[bold green]{m.name} complete and ready to hand in.[/]")
+
+
+def _report(course, m, result: student.RunResult, exported) -> bool:
+    """Print a check's results; True when the module is complete."""
     # Test ids are kept whole (they are what the grader reports); the first line of each
     # failure is printed under the table, unwrapped by any column. What a notebook or a test
     # says is printed as it is: "[nan nan]" is an array, not markup.
@@ -111,8 +145,8 @@ def complete(module: str = typer.Argument(..., help="Module name or number, e.g.
     if exported is not None:
         console.print(f"Exported your code to [bold]{exported.relative_to(course.root)}[/]")
     else:
-        console.print("[red]Your code was not exported[/]: a cell does not compile (named above); the package "
-                      "keeps your last export. Fix it and run this again.")
+        console.print("[red]Your code was not exported[/]: an exported cell does not compile or fails when it runs "
+                      "(named above); the package keeps your last export. Fix it and run this again.")
     if result.empty_answers:
         console.print(f"{len(result.empty_answers)} written answer(s) still empty "
                       f"({sum(p for _, p in result.empty_answers):g} points, graded by hand): "
@@ -123,5 +157,5 @@ def complete(module: str = typer.Argument(..., help="Module name or number, e.g.
                  + (f", starting with `{first.grade_id}`." if first.part else ".")) if first else ""
         console.print(Text.assemble(("Not complete yet", "bold red"), ": fix the failures above and run this again.",
                                     where))
-        raise typer.Exit(1)
-    console.print(f"[bold green]{m.name} complete.[/]")
+        return False
+    return True

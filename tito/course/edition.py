@@ -98,6 +98,8 @@ build/
 # tito's record of your progress, and the backups `tito module start --force` keeps
 .tito/
 workspace/*/*.backup-*.ipynb
+# the copy `tito module submit` writes to hand in
+hand-in/
 # experiment runs
 runs/
 """
@@ -158,9 +160,10 @@ not tracked. `{release}` stays as it was handed out: `tito module start {number}
 --force` resets your copy from it and keeps a timestamped backup of yours. Module 01
 (`tinytorch/core/tensor.py`) is provided complete.
 
-**Handing in.** When `tito module complete {number}` says complete (and your written answers
-are written: it names the empty ones), hand in `{work}` as your course asks. In a course that
-collects from git: `git add {work} {export}`, `git commit -m "module {number}"`, `git push`.
+**Handing in.** `tito module submit {number}` checks your notebook as `complete` does (it
+names empty written answers too), then writes the file to hand in, as checked, to
+`hand-in/`, and says what to upload. In a course that collects from git:
+`git add {work} {export}`, `git commit -m "module {number}"`, `git push`.
 """
 
 

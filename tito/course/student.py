@@ -25,6 +25,7 @@ from .notebooks import is_export_cell, is_grade_cell, write_if_changed
 from .settings import Course, CourseError, Module
 
 PROGRESS_FILE = ".tito/progress.json"
+HAND_IN = "hand-in"  # `tito module submit` writes the notebook to hand in here
 ANSWER_STUB = "YOUR ANSWER HERE"  # what nbgrader leaves in a written answer of the student version
 
 
@@ -253,15 +254,32 @@ def complete(course: Course, m: Module, demos: bool = False) -> tuple[RunResult,
     notebook = read_notebook(work, m)
     graded, restored = as_graded(notebook, read_notebook(course.release_notebook(m)))
     broken = syntax_errors(notebook)
+    previous = m.export.read_bytes() if m.export.is_file() else None
     # Export first: the notebook's experiment cells import the package, and they should
     # run on the code in this notebook, not on the previous export.
     exported = None if broken else export_notebook(course, work, m)
     _, result = run_notebook(course, work, demos, graded)
-    result.errors = [f"{name}, {what} (not exported: the last export stays)" for name, what in broken.items()] + \
-        [e for e in result.errors if not e.startswith(tuple(f"{name}:" for name in broken))]
+    # An exported cell that fails when it runs would make the package fail to import: the
+    # previous export comes back.
+    exported_cells = [_cell_name(c) for c in notebook.cells if c.cell_type == "code" and is_export_cell(c)]
+    failed = [n for n in exported_cells if n not in broken and any(e.startswith(f"{n}:") for e in result.errors)]
+    if exported is not None and failed and previous is not None:
+        write_if_changed(m.export, previous)
+        exported = None
+    kept = " (not exported: the last export stays)"
+    result.errors = [f"{name}, {what}{kept}" for name, what in broken.items()] + \
+        [e + (kept if exported is None and e.startswith(tuple(f"{n}:" for n in failed)) else "")
+         for e in result.errors if not e.startswith(tuple(f"{name}:" for name in broken))]
     result.restored = restored
     record_progress(course, m, result, work)
     return result, exported
+
+
+def hand_in(course: Course, m: Module) -> Path:
+    """Copy the working notebook, as just checked, to hand-in/<module>/<notebook>.ipynb (whole or not at all)."""
+    dest = course.root / HAND_IN / m.name / f"{m.notebook}.ipynb"
+    write_if_changed(dest, course.workspace_notebook(m).read_bytes())
+    return dest
 
 
 def _load_progress(course: Course) -> dict:
