@@ -1,6 +1,7 @@
 """A student's round trip with the real CLI: start, complete (real kernel), export their own code."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -234,3 +235,18 @@ def test_submit_writes_the_checked_notebook_and_says_how_to_hand_it_in(course):
     code, out, err = _complete_with(course, "submit")
     assert code == 3 and out.endswith("Not complete yet: what you hand in now is graded as it is."), out
     assert handed.read_bytes() == course.workspace_notebook(m).read_bytes()
+
+
+def test_an_error_inside_the_students_function_is_placed_by_cell_and_line(course):
+    """A step counter used before it is incremented divides a Python float by zero in adam_step:
+    the failure names the solution cell, the line in it and the function, not only the test."""
+    body = ('step = state["step"]\nexp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]\n'
+            "exp_avg *= beta1\nexp_avg += (1 - beta1) * grad\nexp_avg_sq *= beta2\n"
+            "exp_avg_sq += (1 - beta2) * grad * grad\n"
+            "param -= lr / (1 - beta1 ** step) * exp_avg / (np.sqrt(exp_avg_sq) + eps)\n"
+            'state["step"] += 1')
+    _work(course, lambda nb: sub.replace_region(nb, "adam_step_impl", body))
+    code, out, err = _complete(course)
+    assert code == 1
+    assert re.search(r"adam_first_step_moves_lr \(3 pts\): ZeroDivisionError: float division by zero "
+                     r"\(in `adam_step_impl`, line \d+, adam_step\)", out), out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import copy
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -166,11 +167,24 @@ def syntax_errors(nb: nbformat.NotebookNode) -> dict[str, str]:
     return found
 
 
-def _first_error_line(outputs, reply_status: str | None) -> str | None:
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_FRAME = re.compile(r"^Cell In\[(\d+)\], line (\d+), in (\w+)")
+
+
+def _first_error_line(outputs, reply_status: str | None, cell_by_count: dict | None = None) -> str | None:
+    """The error's first line, and where in the student's code it happened when the traceback's
+    deepest frame is a function of a solution cell ("(in `adam_step_impl`, line 20, adam_step)")."""
     for o in outputs:
         if o.get("output_type") == "error":
             value = (o.get("evalue") or "").strip().splitlines()
-            return f"{o.get('ename')}: {value[0]}" if value else o.get("ename", "error")
+            line = f"{o.get('ename')}: {value[0]}" if value else o.get("ename", "error")
+            frames = [m for f in o.get("traceback", []) if (m := _FRAME.match(_ANSI.sub("", f)))]
+            if frames and cell_by_count:
+                count, lineno, function = frames[-1].groups()
+                where = cell_by_count.get(int(count))
+                if where is not None and where.metadata.get("nbgrader", {}).get("solution"):
+                    line += f" (in {_cell_name(where)}, line {lineno}, {function})"
+            return line
     return "the cell reported an error" if reply_status == "error" else None
 
 
@@ -225,6 +239,7 @@ def run_notebook(course: Course, path: Path, demos: bool = False,
                           f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
     stopped = next(iter(too_slow), None)
     cells, errors, empty, part = [], [], [], ""
+    by_count = {c.execution_count: c for c in nb.cells if c.cell_type == "code" and c.get("execution_count")}
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown" and cell.source.startswith("## Part "):
             part = cell.source.splitlines()[0][3:].split(" (")[0]  # "Part 3: Adam and AdamW"
@@ -232,7 +247,7 @@ def run_notebook(course: Course, path: Path, demos: bool = False,
             empty.append((cell.metadata["nbgrader"]["grade_id"], float(cell.metadata["nbgrader"].get("points", 0))))
         if cell.cell_type != "code":
             continue
-        err = too_slow.get(i) or _first_error_line(cell.get("outputs", []), statuses.get(i))
+        err = too_slow.get(i) or _first_error_line(cell.get("outputs", []), statuses.get(i), by_count)
         if stopped is not None and i > stopped and is_grade_cell(cell):
             err = f"not run: the run stopped after {_cell_name(nb.cells[stopped])} ran longer than {limit} s"
         if is_grade_cell(cell):
