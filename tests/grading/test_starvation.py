@@ -104,7 +104,7 @@ def _result(**fields) -> JobResult:
 
 
 def test_points_lost_in_a_starved_kernel_run_make_the_outcome_failed():
-    busy = "the grading machine was busy: the kernel run waited for a CPU during 9 s"
+    busy = "the grading machine was busy: the kernel run was starved of CPU for 9 s"
     outcome, _ = decide("s", MODULE, _notebook(), _notebook(), [], _result(kernel_busy=busy), LIMITS)
     assert (outcome.status, outcome.score) == ("failed", 0.0)
     assert outcome.reason.startswith(busy) and "--retry-failed" in outcome.reason

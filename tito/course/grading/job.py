@@ -61,12 +61,12 @@ class JobResult:
     seconds: dict[str, float] = field(default_factory=dict)
     memory_mb: dict[str, float] = field(default_factory=dict)  # stage -> the most its processes held at once
     memory_limit_hit: list[str] = field(default_factory=list)  # stages killed for passing memory_limit_mb
-    kernel_busy: str = ""  # the kernel run waited long for a CPU: its timed-out cells may be the machine's doing
+    kernel_busy: str = ""  # the kernel run was starved of CPU: its timed-out cells may be the machine's doing
 
 
 def _kernel_run(jail: Jail, notebook: str, deadline: float) -> tuple[str, str, str]:
     """(what the jailed run printed, a note when it printed nothing usable, a note when the
-    machine kept it waiting for a CPU for more than a quarter of a cell's time limit)."""
+    machine starved it of CPU for more than a quarter of a cell's time limit)."""
     limit = jail.limits.output_mb << 20
     argv = [sys.executable, "-s", "-m", f"{JAILED_PACKAGE}.execute", notebook, str(jail.limits.cell_timeout_seconds)]
     # The result goes to a file of the job's (not visible inside the jail); the file size
@@ -84,7 +84,7 @@ def _kernel_run(jail: Jail, notebook: str, deadline: float) -> tuple[str, str, s
         starved = cpu.join()
         out.seek(0)
         data = out.read(limit + 1)
-    busy = (f"the grading machine was busy: the kernel run waited for a CPU during {starved:.0f} s"
+    busy = (f"the grading machine was busy: the kernel run was starved of CPU for {starved:.0f} s"
             if starved > jail.limits.cell_timeout_seconds / 4 else "")
     if len(data) > limit:
         return "", f"the kernel run returned more than {jail.limits.output_mb} MB", busy
