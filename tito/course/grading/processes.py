@@ -3,7 +3,7 @@
 - `tree(pid)`: the process and all its descendants (a jail's processes stay below its first
   process whatever they do: setsid changes the session, not the parent chain, and orphans are
   adopted by the jail's own init);
-- `MemoryWatch`: without root there is no control group, so a thread sums the anonymous and
+- `MemoryWatch`: where no control group can be made, a thread sums the anonymous and
   shared-memory pages of the tree (RssAnon + RssShmem, kernel counters: cheap whatever the
   process maps) every `PERIOD` seconds and kills the tree past the limit;
 - `starvation(pid)`: why a tree that did not answer in time was starved of CPU (the machine
@@ -63,7 +63,7 @@ def memory_mb(pids: list[int]) -> float:
 
 
 class MemoryWatch:
-    """Kills the process group of `proc` once its tree holds more than `limit_mb` (PSS)."""
+    """Kills the process group of `proc` once its tree holds more than `limit_mb` (RssAnon + RssShmem)."""
 
     def __init__(self, proc, limit_mb: int):
         self.proc, self.limit_mb = proc, limit_mb
