@@ -1,12 +1,15 @@
 """The student edition (`tito release student DIR`): it holds no solution, and a student's loop works in it."""
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
 import os
 import re
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -118,7 +121,28 @@ def test_the_edition_holds_no_solution_no_hidden_test_and_no_instructor_notebook
     # tito without the grader and the instructor commands
     assert sorted(str(p.relative_to(built)) for p in files if p.parts[len(built.parts)] == "tito") == \
         sorted(student_edition.TITO_FILES + ["tito/main.py"])
-    assert "nbgrader" not in (built / "pyproject.toml").read_text()
+    assert "dask" not in (built / "pyproject.toml").read_text()
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The top-level names of the modules a Python file imports (absolute imports only)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module}
+    return {name.split(".")[0] for name in names}
+
+
+def test_the_editions_dependencies_provide_everything_its_code_imports(built):
+    """Each library that the edition's tito, package or experiments import is one it installs."""
+    declared = tomllib.loads((built / "pyproject.toml").read_text())["project"]["dependencies"]
+    installs = {re.match(r"[A-Za-z0-9_.-]+", d).group(0).lower() for d in declared}
+    own = {"tito", "tinytorch", "experiments", "tests"} | set(sys.stdlib_module_names)
+    provided_by = importlib.metadata.packages_distributions()
+    files = [p for folder in ("tito", "tinytorch", "experiments") for p in (built / folder).rglob("*.py")]
+    needed = {name: {d.lower() for d in provided_by.get(name, [name])}
+              for p in files for name in imported_modules(p) - own}
+    assert {"nbgrader", "nbclient", "typer", "numpy"} <= set(needed)
+    assert {name: dists for name, dists in needed.items() if not dists & installs} == {}
 
 
 def test_the_package_tests_import_the_stub_export_and_fail_on_it(built):

@@ -35,9 +35,10 @@ TITO_FILES = ["tito/__init__.py", "tito/commands/__init__.py", "tito/commands/co
               "tito/course/__init__.py", "tito/course/settings.py", "tito/course/notebooks.py",
               "tito/course/export.py", "tito/course/student.py"]
 # Dependencies of the student commands, the package, the notebooks and the experiments (versions
-# come from the instructor's pyproject.toml); the grading stack (nbgrader, dask, ...) stays out.
-DEPENDENCIES = ["numpy", "jupytext", "nbformat", "nbclient", "ipykernel", "nbdev", "matplotlib", "typer",
-                "rich", "omegaconf", "pyyaml", "scikit-learn"]
+# come from the instructor's pyproject.toml). nbgrader is one: the check compares locked cells
+# with its checksums. The rest of the grading stack (dask, bubblewrap's seccomp, ...) stays out.
+DEPENDENCIES = ["numpy", "jupytext", "nbformat", "nbclient", "ipykernel", "nbdev", "nbgrader", "matplotlib",
+                "typer", "rich", "omegaconf", "pyyaml", "scikit-learn"]
 # Students edit in Jupyter Lab (the instructor's comes with nbgrader).
 EDITOR = "jupyterlab>=4"
 TEST_DEPENDENCIES = ["pytest", "hypothesis"]
