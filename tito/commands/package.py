@@ -6,7 +6,6 @@ import sys
 
 import typer
 
-from ..course.export import export_reference
 from .common import console, fail, handles_errors, load_course, modules_from
 
 
@@ -30,6 +29,7 @@ def test(module: str = typer.Argument(None, help="Module name or number, e.g. 06
 @handles_errors
 def export(module: str = typer.Argument(None, help="Module name or number."),
            all_: bool = typer.Option(False, "--all", help="Export every module.")):
+    from ..course.export import export_reference  # nbdev: imported by the commands that export
     course = load_course()
     for m in modules_from(course, module, all_):
         path = export_reference(course, m)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import jupytext
 import nbformat
 
 # Jupytext bookkeeping that only matters for round-tripping to text; dropping it
@@ -29,6 +28,7 @@ def stable_cell_id(cell, seen: set[str]) -> str:
 
 def read_source(path: Path) -> nbformat.NotebookNode:
     """Read a percent-format module source as a notebook with stable cell ids and no outputs."""
+    import jupytext  # a quarter of a second to import: only the commands that build notebooks pay it
     nb = jupytext.read(path, fmt="py:percent")
     seen: set[str] = set()
     for cell in nb.cells:

@@ -16,12 +16,11 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import nbformat
 from nbclient import NotebookClient
-from nbgrader.utils import compute_checksum, is_locked
 
-from .export import export_notebook
 from .notebooks import is_export_cell, is_grade_cell, write_if_changed
 from .settings import Course, CourseError, Module
 
@@ -101,10 +100,15 @@ def _grade_id(cell) -> str | None:
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
+def _locked_originals(release: nbformat.NotebookNode) -> dict:
+    """Grade id -> cell, for every cell the release locks (nbgrader's generate step marks each one)."""
+    return {_grade_id(c): c for c in release.cells if c.metadata.get("nbgrader", {}).get("locked") and _grade_id(c)}
+
+
 def as_graded(work: nbformat.NotebookNode, release: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[str]]:
     """The working copy with every locked cell as the release has it, as the grader runs it, and a
-    sentence for each locked cell that was deleted, changed (nbgrader's checksum) or duplicated."""
-    originals = {_grade_id(c): c for c in release.cells if is_locked(c) and _grade_id(c)}
+    sentence for each locked cell that was deleted or duplicated (`changed_cells` finds the edits)."""
+    originals = _locked_originals(release)
     cells, seen, problems = [], set(), []
     for cell in work.cells:
         gid = _grade_id(cell)
@@ -114,8 +118,6 @@ def as_graded(work: nbformat.NotebookNode, release: nbformat.NotebookNode) -> tu
             problems.append(f"`{gid}` appears twice: the grader keeps the first and drops the copy")
         else:
             seen.add(gid)
-            if _checksum(cell) != originals[gid].metadata["nbgrader"].get("checksum"):
-                problems.append(f"`{gid}` was changed: the grader runs the original")
             # As nbgrader overwrites a locked cell: its source and nbgrader metadata, not its tags.
             restored = copy.deepcopy(cell)
             restored.cell_type, restored.source = originals[gid].cell_type, originals[gid].source
@@ -140,11 +142,34 @@ def as_graded(work: nbformat.NotebookNode, release: nbformat.NotebookNode) -> tu
     return graded, problems
 
 
-def _checksum(cell) -> str | None:
-    try:
-        return compute_checksum(cell)
-    except (KeyError, TypeError, ValueError):  # nbgrader metadata the student changed into another shape
-        return None
+def changed_cells(work: nbformat.NotebookNode, release: nbformat.NotebookNode) -> list[str]:
+    """A sentence for each locked cell whose first copy in the working copy no longer has the
+    checksum nbgrader stored for it in the release.
+
+    nbgrader's checksum is a function of a cell's type, source and nbgrader metadata, so a cell
+    whose three are as released is unchanged; only a cell that differs is given to nbgrader
+    (whose import costs about a second, which a student who edited no test never waits).
+    """
+    def as_released(cell, original) -> bool:
+        return (cell.cell_type, cell.source, cell.metadata.get("nbgrader")) == \
+            (original.cell_type, original.source, original.metadata["nbgrader"])
+
+    def checksum(cell) -> str | None:
+        from nbgrader.utils import compute_checksum
+        try:
+            return compute_checksum(cell)
+        except (KeyError, TypeError, ValueError):  # nbgrader metadata the student changed into another shape
+            return None
+
+    originals, seen, problems = _locked_originals(release), set(), []
+    for cell in work.cells:
+        gid = _grade_id(cell)
+        if gid in originals and gid not in seen:
+            seen.add(gid)
+            original = originals[gid]
+            if not as_released(cell, original) and checksum(cell) != original.metadata["nbgrader"].get("checksum"):
+                problems.append(f"`{gid}` was changed: the grader runs the original")
+    return problems
 
 
 def _cell_name(cell) -> str:
@@ -199,13 +224,15 @@ def read_notebook(path: Path, m: Module | None = None) -> nbformat.NotebookNode:
 
 
 def run_notebook(course: Course, path: Path, demos: bool = False,
-                 nb: nbformat.NotebookNode | None = None) -> tuple[nbformat.NotebookNode, RunResult]:
+                 notebook: Callable[[], nbformat.NotebookNode] | None = None
+                 ) -> tuple[nbformat.NotebookNode, RunResult]:
     """Execute a notebook top to bottom in a real kernel and collect each graded cell's result.
 
-    `nb` (default: read from `path`) runs in `path`'s folder. Cells tagged `skip-execution`
-    (measurements, plots, experiments) run only with `demos`.
+    The notebook is `path`'s, or the one `notebook()` returns: it is called once the kernel's
+    process has started, so a caller can prepare the notebook while the kernel boots. It runs in
+    `path`'s folder. Cells tagged `skip-execution` (measurements, plots, experiments) run only
+    with `demos`.
     """
-    nb = read_notebook(path) if nb is None else nb
     statuses: dict[int, str] = {}
 
     def on_executed(cell, cell_index, execute_reply):
@@ -214,11 +241,21 @@ def run_notebook(course: Course, path: Path, demos: bool = False,
     # The kernel's own log stays quiet below errors: its warning about unencrypted TCP concerns a
     # kernel on 127.0.0.1 whose messages are signed with a per-run key, and only adds noise here.
     limit = course.student_cell_timeout
-    client = NotebookClient(nb, timeout=limit, allow_errors=True, kernel_name="python3",
+    client = NotebookClient(nbformat.v4.new_notebook(), timeout=limit, allow_errors=True, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}},
                             extra_arguments=["--IPKernelApp.log_level=ERROR"],
                             skip_cells_with_tag="" if demos else "skip-execution",
                             on_cell_executed=on_executed, interrupt_on_timeout=True)
+    client.km = client.create_kernel_manager()
+    try:
+        client.start_new_kernel()
+    except Exception as e:
+        raise CourseError(f"the notebook's kernel could not start: {type(e).__name__}: {e}") from None
+    try:
+        nb = client.nb = notebook() if notebook else read_notebook(path)
+    except BaseException:
+        client.km.shutdown_kernel(now=True)
+        raise
     # Cell by cell, so that the run stops at the first cell that reaches its time limit: an
     # endless loop would make every later cell that calls the same code wait as long.
     too_slow: dict[int, str] = {}
@@ -259,24 +296,50 @@ def run_notebook(course: Course, path: Path, demos: bool = False,
     return nb, RunResult(cells, errors, empty_answers=empty)
 
 
+@dataclass
+class _Prepared:
+    notebook: nbformat.NotebookNode  # the working copy as the student wrote it
+    graded: nbformat.NotebookNode  # ... with its locked cells as released
+    restored: list[str]  # a sentence for each locked cell deleted, changed or duplicated
+    broken: dict[str, str]  # exported cells that do not compile
+    exported: Path | None  # None: nothing exported (a cell does not compile)
+
+
+def _prepare(course: Course, m: Module, work: Path) -> _Prepared:
+    """Read the working copy and its release, put the locked cells back, export what compiles."""
+    from .export import export_notebook  # nbdev: a fifth of a second to import, paid while the kernel boots
+    notebook, release = read_notebook(work, m), read_notebook(course.release_notebook(m))
+    graded, problems = as_graded(notebook, release)
+    broken = syntax_errors(notebook)
+    # Exported before the first cell runs: the notebook's experiment cells import the package,
+    # and they should run on the code in this notebook, not on the previous export.
+    exported = None if broken else export_notebook(course, work, m)
+    return _Prepared(notebook, graded, changed_cells(notebook, release) + problems, broken, exported)
+
+
 def complete(course: Course, m: Module, demos: bool = False) -> tuple[RunResult, Path | None]:
     """Export the student's own working copy with nbdev (when it compiles), run it as the grader
     would (locked cells as released), record progress. The export path is None when the
-    previous export was kept."""
+    previous export was kept.
+
+    The notebook is read, restored and exported while the kernel boots in its own process.
+    """
     work = course.workspace_notebook(m)
     if not work.is_file():
         raise CourseError(f"no working copy of {m.name} at {work}. Start one with `tito module start {m.name}`.")
-    notebook = read_notebook(work, m)
-    graded, restored = as_graded(notebook, read_notebook(course.release_notebook(m)))
-    broken = syntax_errors(notebook)
     previous = m.export.read_bytes() if m.export.is_file() else None
-    # Export first: the notebook's experiment cells import the package, and they should
-    # run on the code in this notebook, not on the previous export.
-    exported = None if broken else export_notebook(course, work, m)
-    _, result = run_notebook(course, work, demos, graded)
+    p: _Prepared | None = None
+
+    def prepare() -> nbformat.NotebookNode:
+        nonlocal p
+        p = _prepare(course, m, work)
+        return p.graded
+
+    _, result = run_notebook(course, work, demos, prepare)
+    broken, exported = p.broken, p.exported
     # An exported cell that fails when it runs would make the package fail to import: the
     # previous export comes back.
-    exported_cells = [_cell_name(c) for c in notebook.cells if c.cell_type == "code" and is_export_cell(c)]
+    exported_cells = [_cell_name(c) for c in p.notebook.cells if c.cell_type == "code" and is_export_cell(c)]
     failed = [n for n in exported_cells if n not in broken and any(e.startswith(f"{n}:") for e in result.errors)]
     if exported is not None and failed and previous is not None:
         write_if_changed(m.export, previous)
@@ -285,7 +348,7 @@ def complete(course: Course, m: Module, demos: bool = False) -> tuple[RunResult,
     result.errors = [f"{name}, {what}{kept}" for name, what in broken.items()] + \
         [e + (kept if exported is None and e.startswith(tuple(f"{n}:" for n in failed)) else "")
          for e in result.errors if not e.startswith(tuple(f"{name}:" for name in broken))]
-    result.restored = restored
+    result.restored = p.restored
     record_progress(course, m, result, work)
     return result, exported
 
