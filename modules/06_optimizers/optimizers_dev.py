@@ -812,7 +812,12 @@ from tinytorch.core.tensor import describe_difference
 param = np.array([1.0, -2.0, 0.5])
 grad = np.array([0.5, -1.5, 3.0])
 state = {"step": 0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
-adam_step(param, grad, state, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, scratch=np.empty(3))
+from_zero = ("the bias correction divided by 1 - beta**0 = 0: is the step counter starting at 0? "
+             "Increment state['step'] before using it and use beta**step, not beta**(step - 1)")
+try:
+    adam_step(param, grad, state, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, scratch=np.empty(3))
+except ZeroDivisionError as e:  # Python floats: lr / (1 - beta1**0)
+    raise AssertionError(f"the first Adam step divided by zero ({e}): {from_zero}") from None
 expected = np.array([1.0, -2.0, 0.5]) - 0.1 * grad / (np.abs(grad) + 1e-8)
 moved = np.abs(param - np.array([1.0, -2.0, 0.5]))
 ratio = float(np.median(moved)) / 0.1
@@ -825,8 +830,7 @@ known_bugs = {
     0.2847: "beta and 1 - beta are swapped in both moments",
 }
 if not np.all(np.isfinite(param)):
-    hint = ("the result is not finite, so the bias correction divided by 1 - beta**0 = 0: is the step counter "
-            "starting at 0? Increment state['step'] before using it and use beta**step, not beta**(step - 1)")
+    hint = f"the result is not finite, so {from_zero}"
 else:
     nearest = min(known_bugs, key=lambda r: abs(r - ratio))
     hint = f"that looks like: {known_bugs[nearest]}" if abs(nearest - ratio) < 0.01 * nearest else "compare with the equations above"

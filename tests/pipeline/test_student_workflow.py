@@ -1,7 +1,6 @@
 """A student's round trip with the real CLI: start, complete (real kernel), export their own code."""
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -237,9 +236,9 @@ def test_submit_writes_the_checked_notebook_and_says_how_to_hand_it_in(course):
     assert handed.read_bytes() == course.workspace_notebook(m).read_bytes()
 
 
-def test_an_error_inside_the_students_function_is_placed_by_cell_and_line(course):
+def test_a_step_counter_from_zero_gets_the_tests_prepared_hint(course):
     """A step counter used before it is incremented divides a Python float by zero in adam_step:
-    the failure names the solution cell, the line in it and the function, not only the test."""
+    the test catches it and says what the mistake is likely to be."""
     body = ('step = state["step"]\nexp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]\n'
             "exp_avg *= beta1\nexp_avg += (1 - beta1) * grad\nexp_avg_sq *= beta2\n"
             "exp_avg_sq += (1 - beta2) * grad * grad\n"
@@ -248,5 +247,18 @@ def test_an_error_inside_the_students_function_is_placed_by_cell_and_line(course
     _work(course, lambda nb: sub.replace_region(nb, "adam_step_impl", body))
     code, out, err = _complete(course)
     assert code == 1
-    assert re.search(r"adam_first_step_moves_lr \(3 pts\): ZeroDivisionError: float division by zero "
-                     r"\(in `adam_step_impl`, line \d+, adam_step\)", out), out
+    said = " ".join(out.split())
+    assert ("adam_first_step_moves_lr (3 pts): AssertionError: the first Adam step divided by zero (float division "
+            "by zero): the bias correction divided by 1 - beta**0 = 0: is the step counter starting at 0? "
+            "Increment state['step'] before using it and use beta**step, not beta**(step - 1)") in said, out
+
+
+def test_an_error_inside_the_students_function_is_placed_by_cell_and_line(course):
+    """An error the tests do not expect names the solution cell, the line in it and the
+    function, not only the test."""
+    _work(course, lambda nb: sub.replace_region(nb, "sgd_step_impl", "d_p = grad\nparam -= lr * d_p[7]"))
+    code, out, err = _complete(course)
+    assert code == 1
+    # Line 10 of the cell as Jupyter numbers it: the second line written after `### BEGIN SOLUTION`.
+    assert ("sgd_plain_step_values (2 pts): IndexError: index 7 is out of bounds for axis 0 with size 3 "
+            "(in `sgd_step_impl`, line 10, sgd_step)") in out, out
