@@ -132,7 +132,8 @@ elif np.allclose(p.data, [0.5, -1.0, -1.5]):
     hint = " The learning rate was ignored."
 else:
     hint = ""
-assert np.allclose(p.data, expected, rtol=1e-12, atol=1e-15), f"param is {p.data}, expected {expected}.{hint}" + describe_difference(p.data, expected)
+assert p.data.shape == expected.shape and np.allclose(p.data, expected, rtol=1e-12, atol=1e-15), (
+    f"param is {p.data}, expected {expected}.{hint}" + describe_difference(p.data, expected))
 
 # %% nbgrader={"grade": true, "grade_id": "gd_step_in_place", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 """gradient_descent_step updates param.data in place, so views of it see the change."""
@@ -855,7 +856,7 @@ elif np.allclose(state["exp_avg"], 0.9 * grad):
     hint = " beta1 and 1 - beta1 are swapped."
 else:
     hint = ""
-assert np.allclose(state["exp_avg"], [0.05, -0.15, 0.3], rtol=1e-10), (
+assert np.shape(state["exp_avg"]) == (3,) and np.allclose(state["exp_avg"], [0.05, -0.15, 0.3], rtol=1e-10), (
     f"exp_avg is {state['exp_avg']}, expected (1 - beta1) * g = [0.05, -0.15, 0.3].{hint}" + describe_difference(state["exp_avg"], [0.05, -0.15, 0.3])
 )
 v = state["exp_avg_sq"]
@@ -867,7 +868,7 @@ elif np.allclose(v, 0.999 * grad ** 2):
     hint = " beta2 and 1 - beta2 are swapped."
 else:
     hint = ""
-assert np.allclose(v, [0.00025, 0.00225, 0.009], rtol=1e-10), (
+assert np.shape(v) == (3,) and np.allclose(v, [0.00025, 0.00225, 0.009], rtol=1e-10), (
     f"exp_avg_sq is {v}, expected (1 - beta2) * g**2 = [0.00025, 0.00225, 0.009].{hint}" + describe_difference(v, [0.00025, 0.00225, 0.009])
 )
 
@@ -962,8 +963,8 @@ state = {"step": 0, "exp_avg": np.zeros(3), "exp_avg_sq": np.zeros(3)}
 adamw_step(param, grad, state, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, scratch=np.empty(3))
 folded = np.allclose(state["exp_avg"], 0.1 * (grad + 0.1 * p0)) or np.allclose(state["exp_avg"], 0.1 * (grad + 0.01 * p0))
 hint = " The decay was folded into the gradient: that is Adam + L2, not AdamW." if folded else ""
-assert np.allclose(state["exp_avg"], 0.1 * grad, rtol=1e-10), f"exp_avg is {state['exp_avg']}, expected 0.1 * g = {0.1 * grad}.{hint}" + describe_difference(state["exp_avg"], 0.1 * grad)
-assert np.allclose(state["exp_avg_sq"], 0.001 * grad * grad, rtol=1e-10), f"exp_avg_sq is {state['exp_avg_sq']}, expected {0.001 * grad * grad}.{hint}" + describe_difference(state["exp_avg_sq"], 0.001 * grad * grad)
+assert np.shape(state["exp_avg"]) == (3,) and np.allclose(state["exp_avg"], 0.1 * grad, rtol=1e-10), f"exp_avg is {state['exp_avg']}, expected 0.1 * g = {0.1 * grad}.{hint}" + describe_difference(state["exp_avg"], 0.1 * grad)
+assert np.shape(state["exp_avg_sq"]) == (3,) and np.allclose(state["exp_avg_sq"], 0.001 * grad * grad, rtol=1e-10), f"exp_avg_sq is {state['exp_avg_sq']}, expected {0.001 * grad * grad}.{hint}" + describe_difference(state["exp_avg_sq"], 0.001 * grad * grad)
 assert state["step"] == 1, f"state['step'] is {state['step']} after one AdamW update; it must be 1"
 
 # %% nbgrader={"grade": true, "grade_id": "adamw_zero_decay_equals_adam", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
@@ -1742,7 +1743,7 @@ for epoch in range(5):
 """step_lr multiplies the rate by gamma at epochs step_size, 2 * step_size, ... (not one epoch early or late)."""
 from tinytorch.core.tensor import describe_difference
 epochs = [0, 1, 2, 3, 5, 6, 7, 30]
-rates = [step_lr(0.1, e, 3, 0.5) for e in epochs]
+rates = [float(step_lr(0.1, e, 3, 0.5)) for e in epochs]
 expected = [0.1, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.1 * 0.5 ** 10]
 if np.allclose(rates[:5], [0.1, 0.1, 0.05, 0.05, 0.025]):
     hint = " The rate drops one epoch early ((epoch + 1) // step_size)."
@@ -1758,7 +1759,7 @@ assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are 
 """exponential_lr is base_lr * gamma ** epoch."""
 from tinytorch.core.tensor import describe_difference
 epochs = [0, 1, 2, 5, 50]
-rates = [exponential_lr(0.1, e, 0.9) for e in epochs]
+rates = [float(exponential_lr(0.1, e, 0.9)) for e in epochs]
 expected = [0.1, 0.09, 0.081, 0.059049, 0.1 * 0.9 ** 50]
 if abs(rates[0]) < 1e-15:
     hint = " That looks like base_lr * gamma * epoch: the decay is a power, gamma ** epoch."
@@ -1772,7 +1773,7 @@ assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are 
 """cosine_annealing_lr starts at base_lr, halves the gap at T_max / 2 and reaches eta_min at T_max."""
 from tinytorch.core.tensor import describe_difference
 epochs = [0, 3, 5, 10]
-rates = [cosine_annealing_lr(0.1, e, 10, 0.01) for e in epochs]
+rates = [float(cosine_annealing_lr(0.1, e, 10, 0.01)) for e in epochs]
 expected = [0.1, 0.01 + 0.09 * (1 + math.cos(0.3 * math.pi)) / 2, 0.055, 0.01]
 if abs(rates[0] - 0.1) > 1e-9:
     hint = " The rate at epoch 0 is not base_lr: is it sin instead of cos?"
@@ -1786,7 +1787,7 @@ assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are 
 """cosine_annealing_lr beyond T_max follows PyTorch's closed form (the cosine rises again)."""
 from tinytorch.core.tensor import describe_difference
 epochs = [12, 15, 20, 23]
-rates = [cosine_annealing_lr(0.1, e, 10, 0.01) for e in epochs]
+rates = [float(cosine_annealing_lr(0.1, e, 10, 0.01)) for e in epochs]
 expected = [0.01 + 0.09 * (1 + math.cos(math.pi * e / 10)) / 2 for e in epochs]  # 0.0186, 0.055, 0.1, 0.0829
 if np.allclose(rates, 0.01):
     hint = " The rate was clamped at eta_min after T_max; PyTorch's closed form keeps following the cosine."
@@ -1800,7 +1801,7 @@ assert np.allclose(rates, expected, rtol=1e-12), f"rates at epochs {epochs} are 
 """warmup_cosine_lr rises linearly from 0 at epoch 0 to base_lr at warmup_steps."""
 from tinytorch.core.tensor import describe_difference
 epochs = [0, 1, 4, 5]
-rates = [warmup_cosine_lr(0.1, e, 5, 20, 0.001) for e in epochs]
+rates = [float(warmup_cosine_lr(0.1, e, 5, 20, 0.001)) for e in epochs]
 expected = [0.0, 0.02, 0.08, 0.1]
 if abs(rates[0] - 0.1) < 1e-12:
     hint = " The warm-up starts at the base rate; it must start at 0."
@@ -1814,7 +1815,7 @@ assert np.allclose(rates, expected, rtol=1e-12, atol=1e-15), f"rates at epochs {
 """warmup_cosine_lr decays along a cosine from base_lr at warmup_steps to eta_min at total_steps."""
 from tinytorch.core.tensor import describe_difference
 epochs = [6, 12, 19, 20]
-rates = [warmup_cosine_lr(0.1, e, 5, 20, 0.001) for e in epochs]
+rates = [float(warmup_cosine_lr(0.1, e, 5, 20, 0.001)) for e in epochs]
 expected = [0.001 + 0.099 * (1 + math.cos(math.pi * (e - 5) / 15)) / 2 for e in epochs]
 wrong_origin = [0.001 + 0.099 * (1 + math.cos(math.pi * e / 20)) / 2 for e in epochs]
 hint = " The cosine starts at epoch 0 instead of at the end of the warm-up." if np.allclose(rates, wrong_origin) else ""
@@ -1829,16 +1830,16 @@ from epoch 10 on), epochs past total_steps included.
 """
 from tinytorch.core.tensor import describe_difference
 epochs = [21, 25, 35, 100]
-rates = [warmup_cosine_lr(0.1, e, 5, 20, 0.001) for e in epochs]
+rates = [float(warmup_cosine_lr(0.1, e, 5, 20, 0.001)) for e in epochs]
 cosine = [0.001 + 0.099 * (1 + math.cos(math.pi * (e - 5) / 15)) / 2 for e in epochs]
 hint = " The cosine continued after total_steps; from total_steps on the rate stays at eta_min." if np.allclose(rates, cosine) else ""
 assert np.allclose(rates, 0.001, rtol=1e-12), f"rates at epochs {epochs} are {rates}, expected eta_min = 0.001 throughout.{hint}" + describe_difference(rates, 0.001)
 ### BEGIN HIDDEN TESTS
-rates = [warmup_cosine_lr(0.1, e, warmup_steps=0, total_steps=10, eta_min=0.0) for e in range(12)]
+rates = [float(warmup_cosine_lr(0.1, e, warmup_steps=0, total_steps=10, eta_min=0.0)) for e in range(12)]
 expected = [0.1 * (1 + math.cos(math.pi * e / 10)) / 2 for e in range(10)] + [0.0, 0.0]
 assert np.allclose(rates, expected, rtol=1e-12, atol=1e-15), (
     f"warmup_steps=0: rates {rates}, expected {expected} (without a warm-up the cosine starts at base_lr)" + describe_difference(rates, expected))
-rates = [warmup_cosine_lr(0.1, e, warmup_steps=9, total_steps=10, eta_min=0.001) for e in range(13)]
+rates = [float(warmup_cosine_lr(0.1, e, warmup_steps=9, total_steps=10, eta_min=0.001)) for e in range(13)]
 expected = [0.1 * e / 9 for e in range(9)] + [0.1] + [0.001] * 3
 assert np.allclose(rates, expected, rtol=1e-12, atol=1e-15), (
     f"warmup_steps=9, total_steps=10: rates {rates}, expected {expected} (the warm-up, one cosine step, then eta_min)" + describe_difference(rates, expected))

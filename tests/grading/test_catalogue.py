@@ -206,14 +206,21 @@ class _JudgedCell:
         self.score = points if passed else 0.0
 
 
-def _judge_one(course_root: str, notebook: str, only: list[str] | None) -> Judged:
+def _judge_one(course_root: str, notebook: str, only: list[str] | None, tests_as_released: bool = False) -> Judged:
     """One submission through the judge alone, in a jail of its own (in a worker process: the
     judge's trusted side, like tinytorch's grad mode, is per process, as in a grading job).
 
     With `only`, the judge runs just those graded cells (each cell is judged on its own, so
-    leaving the others out changes no verdict)."""
+    leaving the others out changes no verdict). With `tests_as_released`, the graded cells are
+    the student version's: no hidden tests."""
     course = Course(Path(course_root))
     reference = nbformat.read(course.source_notebook(course.module("06")), as_version=4)
+    if tests_as_released:
+        released = _cells(nbformat.read(course.release_notebook(course.module("06")), as_version=4))
+        for c in reference.cells:
+            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade") \
+                    and not c.metadata["nbgrader"].get("solution"):
+                c.source = released[c.metadata["nbgrader"]["grade_id"]].source
     if only is not None:
         reference.cells = [c for c in reference.cells if not (c.cell_type == "code" and c.metadata.get(
             "nbgrader", {}).get("grade")) or c.metadata["nbgrader"]["grade_id"] in only]
@@ -228,12 +235,12 @@ def _judge_one(course_root: str, notebook: str, only: list[str] | None) -> Judge
             jail.close()
 
 
-def judge_all(course, submissions: dict, only: dict) -> dict:
+def judge_all(course, submissions: dict, only: dict, tests_as_released: bool = False) -> dict:
     """Judge each submission; `only[student]`, where given, names the cells to run."""
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = pool.map(_judge_one, [str(course.root)] * len(submissions),
                            [nbformat.writes(nb) for nb in submissions.values()],
-                           [only.get(student) for student in submissions])
+                           [only.get(student) for student in submissions], [tests_as_released] * len(submissions))
         return dict(zip(submissions, results))
 
 
