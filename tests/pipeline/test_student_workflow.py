@@ -1,49 +1,65 @@
-"""A student's round trip with the real CLI: start, complete (real kernel), export their own code."""
+"""A student's round trip in a fresh student edition, with the edition's own `tito` run as a
+student runs it: start, complete (a real kernel), submit, and what the check says about each
+ordinary mistake (exit code, message, no traceback, the last good export kept)."""
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import make_course_copy
+from tests.conftest import REPO
 from tito.course import student
-from tito.course.generate import generate
 from tito.course.grading import submissions as sub
 from tito.course.grading.submissions import filled
 from tito.course.settings import Course
 from tito.main import app
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
+INSTRUCTOR = Course(REPO)  # where the reference solutions come from
+
+
+@pytest.fixture(scope="module")
+def edition(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("edition") / "tinytorch-student"
+    result = CliRunner().invoke(app, ["release", "student", str(dest)])
+    assert result.exit_code == 0, result.output
+    return dest
 
 
 @pytest.fixture()
-def course(tmp_path, monkeypatch):
-    c = Course(make_course_copy(tmp_path / "repo"))
-    generate(c, c.module("06"))
-    monkeypatch.chdir(c.root)
-    return c
+def course(edition, tmp_path):
+    root = tmp_path / "tinytorch-student"
+    shutil.copytree(edition, root)
+    return Course(root)
+
+
+def tito(course: Course, *args: str) -> subprocess.CompletedProcess:
+    """The edition's own `tito`, in a terminal process of its own in the edition's folder (its
+    tito and package first on the path, for the command and for the notebook's kernel)."""
+    return subprocess.run([sys.executable, "-m", "tito.main", *args], cwd=course.root, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(course.root)})
 
 
 def test_complete_without_a_working_copy_says_how_to_start(course):
-    result = runner.invoke(app, ["module", "complete", "06"])
-    assert result.exit_code == 1
-    assert "tito module start 06_optimizers" in result.output
+    result = tito(course, "module", "complete", "06")
+    assert result.returncode == 1
+    assert "tito module start 06_optimizers" in result.stdout + result.stderr
 
 
 def test_start_never_overwrites_a_working_copy_and_force_keeps_a_backup(course):
-    assert runner.invoke(app, ["module", "start", "06"]).exit_code == 0
+    assert tito(course, "module", "start", "06").returncode == 0
     work = course.workspace_notebook(course.module("06"))
     work.write_text("my precious work")
-    again = runner.invoke(app, ["module", "start", "06_optimizers"])
-    assert again.exit_code == 1 and "already exists" in again.output
+    again = tito(course, "module", "start", "06_optimizers")
+    assert again.returncode == 1 and "already exists" in again.stdout + again.stderr
     assert work.read_text() == "my precious work"
-    forced = runner.invoke(app, ["module", "start", "06", "--force"])
-    assert forced.exit_code == 0
+    forced = tito(course, "module", "start", "06", "--force")
+    assert forced.returncode == 0
     backups = list(work.parent.glob("optimizers.backup-*.ipynb"))
     assert [b.read_text() for b in backups] == ["my precious work"]
     assert work.read_bytes() == course.release_notebook(course.module("06")).read_bytes()
@@ -51,13 +67,12 @@ def test_start_never_overwrites_a_working_copy_and_force_keeps_a_backup(course):
 
 def test_untouched_work_fails_every_test_and_exports_the_students_stubs(course):
     m = course.module("06")
-    runner.invoke(app, ["module", "start", "06"])
-    # As a student runs it, in a terminal process of its own: the kernel's stderr is seen too.
-    result = subprocess.run([str(Path(sys.executable).parent / "tito"), "module", "complete", "06"],
-                            cwd=course.root, capture_output=True, text=True, timeout=300)
+    tito(course, "module", "start", "06")
+    result = tito(course, "module", "complete", "06")  # the kernel's stderr is seen too
     assert result.returncode == 1
     assert "Tests passed: 0/45 (0/92 automatic points)" in result.stdout
     assert "WARNING" not in result.stdout + result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stdout + result.stderr
     # Readable in an 80-column terminal: one row per part not started, no list of 45 failures.
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
     rows = [line.strip("│ ").split(" │ ") for line in result.stdout.splitlines() if line.startswith("│")]
@@ -78,20 +93,21 @@ def test_untouched_work_fails_every_test_and_exports_the_students_stubs(course):
 
 def test_completed_work_passes_and_exports_the_students_code(course):
     m = course.module("06")
-    runner.invoke(app, ["module", "start", "06"])
+    tito(course, "module", "start", "06")
     work = course.workspace_notebook(m)
-    done = filled(nbformat.read(work, as_version=4), nbformat.read(course.source_notebook(m), as_version=4))
+    done = filled(nbformat.read(work, as_version=4), nbformat.read(INSTRUCTOR.source_notebook(m), as_version=4))
     nbformat.write(done, work)
-    result = runner.invoke(app, ["module", "complete", "06"])
-    assert result.exit_code == 0, result.output
-    assert "Tests passed: 45/45 (92/92 automatic points)" in result.output
+    result = tito(course, "module", "complete", "06")
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "Tests passed: 45/45 (92/92 automatic points)" in out
     # Every test id whole in its row, in 80 columns.
-    assert max(len(line) for line in result.output.splitlines()) <= 80
+    assert max(len(line) for line in out.splitlines()) <= 80
     release = nbformat.read(course.release_notebook(m), as_version=4)
     ids = [c.metadata["nbgrader"]["grade_id"] for c in release.cells
            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
-    assert len(ids) == 45 and [i for i in ids if f"│ {i} " not in result.output] == []
-    hidden = " ".join(result.output.split("6 of these cells also have hidden tests")[1].split())
+    assert len(ids) == 45 and [i for i in ids if f"│ {i} " not in out] == []
+    hidden = " ".join(out.split("6 of these cells also have hidden tests")[1].split())
     assert hidden.startswith("that only the grader runs")
     for grade_id in ["sgd_matches_pytorch_trajectory", "adam_matches_pytorch_trajectory", "clip_matches_pytorch",
                      "scheduler_drives_optimizer_lr", "warmup_constant_after_total"]:
@@ -100,8 +116,8 @@ def test_completed_work_passes_and_exports_the_students_code(course):
     assert "File to edit: ../../workspace/06_optimizers/optimizers.ipynb" in exported
     assert "raise NotImplementedError()" not in exported
     assert student.state(course, m) == "tests passing, exported"
-    status = runner.invoke(app, ["module", "status"])
-    assert "tests passing, exported" in status.output and "not started" not in status.output.split("06_optimizers")[1]
+    status = tito(course, "module", "status").stdout
+    assert "tests passing, exported" in status and "not started" not in status.split("06_optimizers")[1]
 
 
 def test_demonstrations_run_only_when_asked(tmp_path):
@@ -126,17 +142,16 @@ def _complete(course: Course):
 
 
 def _complete_with(course: Course, command: str):
-    result = subprocess.run([str(Path(sys.executable).parent / "tito"), "module", command, "06"],
-                            cwd=course.root, capture_output=True, text=True, timeout=300)
+    result = tito(course, "module", command, "06")
     return result.returncode, " ".join(result.stdout.split()), result.stderr
 
 
 def _work(course: Course, edit):
     """A complete working copy, then `edit` applied to it."""
     m = course.module("06")
-    runner.invoke(app, ["module", "start", "06"])
+    tito(course, "module", "start", "06")
     work = course.workspace_notebook(m)
-    done = filled(nbformat.read(work, as_version=4), nbformat.read(course.source_notebook(m), as_version=4))
+    done = filled(nbformat.read(work, as_version=4), nbformat.read(INSTRUCTOR.source_notebook(m), as_version=4))
     nbformat.write(edit(done), work)
     return m
 
@@ -185,7 +200,7 @@ def test_a_corrupt_notebook_gets_one_line_that_says_how_to_start_again(course):
     code, out, err = _complete(course)
     assert code == 1
     assert "is not a readable notebook" in out + err and "tito module start 06_optimizers --force" in out + err
-    assert "Traceback" not in out + err and len((out + err).strip()) < 600
+    assert "Traceback" not in out + err and "Warning" not in err and len((out + err).strip()) < 600
 
 
 def test_an_endless_loop_is_named_with_the_time_limit_and_stops_the_run(course):
@@ -251,6 +266,7 @@ def test_a_step_counter_from_zero_gets_the_tests_prepared_hint(course):
     assert ("adam_first_step_moves_lr (3 pts): AssertionError: the first Adam step divided by zero (float division "
             "by zero): the bias correction divided by 1 - beta**0 = 0: is the step counter starting at 0? "
             "Increment state['step'] before using it and use beta**step, not beta**(step - 1)") in said, out
+    assert "Traceback" not in out + err
 
 
 def test_an_error_inside_the_students_function_is_placed_by_cell_and_line(course):
@@ -262,3 +278,18 @@ def test_an_error_inside_the_students_function_is_placed_by_cell_and_line(course
     # Line 10 of the cell as Jupyter numbers it: the second line written after `### BEGIN SOLUTION`.
     assert ("sgd_plain_step_values (2 pts): IndexError: index 7 is out of bounds for axis 0 with size 3 "
             "(in `sgd_step_impl`, line 10, sgd_step)") in out, out
+    assert "Traceback" not in out + err
+
+
+def test_a_renamed_function_is_named_with_the_cell_that_defined_it(course):
+    def rename(nb):
+        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "adam_step_impl")
+        return sub.set_source(nb, "adam_step_impl", cell.source.replace("def adam_step(", "def adam_update("))
+
+    _work(course, rename)
+    code, out, err = _complete(course)
+    assert code == 1
+    assert ("error outside the tests: `adam_step_impl`: `adam_step` is not defined any more (renamed?), and the "
+            "tests call it by that name") in out, out
+    assert "adam_first_step_moves_lr (3 pts): NameError: name 'adam_step' is not defined" in out
+    assert "Traceback" not in out + err

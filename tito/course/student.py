@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 import nbformat
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 
 from .notebooks import is_export_cell, is_grade_cell, write_if_changed
@@ -192,6 +193,25 @@ def syntax_errors(nb: nbformat.NotebookNode) -> dict[str, str]:
     return found
 
 
+def missing_names(work: nbformat.NotebookNode, release: nbformat.NotebookNode) -> list[str]:
+    """A sentence for each function or class a solution cell of the release defines that no
+    code cell of the working copy defines any more (renamed, or deleted): the tests call it."""
+    def defined(cells) -> set[str]:
+        names = set()
+        for cell in cells:
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:  # named by `syntax_errors`
+                continue
+            names |= {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        return names
+
+    everywhere = defined(c for c in work.cells if c.cell_type == "code")
+    return [f"{_cell_name(cell)}: `{name}` is not defined any more (renamed?), and the tests call it by that name"
+            for cell in release.cells if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")
+            for name in sorted(defined([cell]) - everywhere)]
+
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _FRAME = re.compile(r"^Cell In\[(\d+)\], line (\d+), in (\w+)")
 
@@ -254,7 +274,7 @@ def run_notebook(course: Course, path: Path, demos: bool = False,
     try:
         nb = client.nb = notebook() if notebook else read_notebook(path)
     except BaseException:
-        client.km.shutdown_kernel(now=True)
+        run_sync(client.km.shutdown_kernel)(now=True)
         raise
     # Cell by cell, so that the run stops at the first cell that reaches its time limit: an
     # endless loop would make every later cell that calls the same code wait as long.
@@ -301,6 +321,7 @@ class _Prepared:
     notebook: nbformat.NotebookNode  # the working copy as the student wrote it
     graded: nbformat.NotebookNode  # ... with its locked cells as released
     restored: list[str]  # a sentence for each locked cell deleted, changed or duplicated
+    missing: list[str]  # a sentence for each function or class the tests call that is not defined
     broken: dict[str, str]  # exported cells that do not compile
     exported: Path | None  # None: nothing exported (a cell does not compile)
 
@@ -314,7 +335,8 @@ def _prepare(course: Course, m: Module, work: Path) -> _Prepared:
     # Exported before the first cell runs: the notebook's experiment cells import the package,
     # and they should run on the code in this notebook, not on the previous export.
     exported = None if broken else export_notebook(course, work, m)
-    return _Prepared(notebook, graded, changed_cells(notebook, release) + problems, broken, exported)
+    return _Prepared(notebook, graded, changed_cells(notebook, release) + problems, missing_names(notebook, release),
+                     broken, exported)
 
 
 def complete(course: Course, m: Module, demos: bool = False) -> tuple[RunResult, Path | None]:
@@ -345,7 +367,7 @@ def complete(course: Course, m: Module, demos: bool = False) -> tuple[RunResult,
         write_if_changed(m.export, previous)
         exported = None
     kept = " (not exported: the last export stays)"
-    result.errors = [f"{name}, {what}{kept}" for name, what in broken.items()] + \
+    result.errors = p.missing + [f"{name}, {what}{kept}" for name, what in broken.items()] + \
         [e + (kept if exported is None and e.startswith(tuple(f"{n}:" for n in failed)) else "")
          for e in result.errors if not e.startswith(tuple(f"{name}:" for name in broken))]
     result.restored = p.restored
