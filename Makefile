@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python benchmarks/optimizers.py
 	$(BIN)/python benchmarks/wire.py
 	$(BIN)/python benchmarks/autograde.py
+	$(BIN)/python benchmarks/student_check.py
 
 clean-demo:
 	rm -rf submitted autograded feedback gradebook.db .tito
