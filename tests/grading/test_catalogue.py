@@ -226,11 +226,10 @@ def _judge_one(course_root: str, notebook: str, only: list[str] | None, tests_as
             "nbgrader", {}).get("grade")) or c.metadata["nbgrader"]["grade_id"] in only]
     with tempfile.TemporaryDirectory() as d:
         jail = Jail(Limits(**course.grading_limits), Path(d))
-        for rel, text in student_package(course).items():
-            (jail.package / rel).parent.mkdir(parents=True, exist_ok=True)
-            (jail.package / rel).write_text(text)
+        jail.add_package(student_package(course))
         try:
-            return Judged(judge(reference, nbformat.reads(notebook, as_version=4), jail))
+            return Judged(judge(reference, nbformat.reads(notebook, as_version=4), jail,
+                                tensor_class=course.tensor_class))
         finally:
             jail.close()
 

@@ -22,19 +22,17 @@ LIMITS = Limits(cell_timeout_seconds=30, memory_limit_mb=2500, submission_timeou
 @pytest.fixture
 def jail(tmp_path):
     j = Jail(LIMITS, tmp_path)
-    for rel, text in student_package(COURSE).items():
-        (j.package / rel).parent.mkdir(parents=True, exist_ok=True)
-        (j.package / rel).write_text(text)
+    j.add_package(student_package(COURSE))
     yield j
     j.close()  # its control groups go with it
 
 
 def _student(jail, *cells: str, timeout=10):
-    return StudentProcess(list(cells), cell_timeout=timeout, jail=jail)
+    return StudentProcess(list(cells), cell_timeout=timeout, jail=jail, tensor_class=COURSE.tensor_class)
 
 
 def test_reference_passes_every_graded_cell_in_the_judge(jail):
-    report = judge(REFERENCE, REFERENCE, jail)
+    report = judge(REFERENCE, REFERENCE, jail, tensor_class=COURSE.tensor_class)
     assert [v.grade_id for v in report.verdicts if not v.passed] == []
     assert len(report.verdicts) == 45
 
@@ -109,7 +107,7 @@ def probe():
 def test_a_sandbox_that_cannot_start_is_the_graders_problem_not_a_zero(jail, monkeypatch):
     monkeypatch.setattr(judge_module.sys, "executable", "/nonexistent/python")
     with pytest.raises(SandboxSetupError, match="could not start"):
-        judge(REFERENCE, REFERENCE, jail)
+        judge(REFERENCE, REFERENCE, jail, tensor_class=COURSE.tensor_class)
 
 
 def test_a_solution_region_outside_a_function_is_refused():

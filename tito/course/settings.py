@@ -81,6 +81,22 @@ class Course:
         return {k: self._ini["grading"].getint(k) for k in self._ini["grading"] if k != "scheduler"}
 
     @property
+    def jail_files(self) -> list[str]:
+        """The package files given to the jail ([package] jail_files), relative to the course root."""
+        return self._package_setting("jail_files").split()
+
+    @property
+    def tensor_class(self) -> str:
+        """The class whose objects cross the jail as data ([package] tensor_class, "module:Class")."""
+        return self._package_setting("tensor_class")
+
+    def _package_setting(self, key: str) -> str:
+        value = self._ini.get("package", key, fallback="").strip()
+        if not value:
+            raise CourseError(f"{self.root / SETTINGS_FILE} has no [package] {key}, which grading needs")
+        return value
+
+    @property
     def display_limits(self):
         """The limits in [display]: what a page shows of a submission."""
         from .grading.display import DisplayLimits

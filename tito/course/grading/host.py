@@ -34,7 +34,7 @@ import nbformat
 from nbconvert.exporters import NotebookExporter
 
 from ..nbgrader_setup import api, nbgrader_config, quiet, tools_on_path
-from ..notebooks import SOLUTION_BEGIN, dumps, is_grade_cell, write_if_changed
+from ..notebooks import dumps, is_grade_cell, write_if_changed
 from ..settings import Course, CourseError, Module
 from . import jail as jail_module
 from .cluster import Cluster
@@ -195,13 +195,14 @@ def prepare(course: Course, root: Path, m: Module, student: str, submitted,
 
 
 def student_package(course: Course) -> dict[str, str]:
-    """The course package's files that hold no solution (module 01 and the package's __init__s)."""
-    package = course.directory("package")
+    """The package files the course gives to the jail (settings.ini [package] jail_files), by path."""
     out = {}
-    for src in sorted(package.rglob("*.py")):
-        text = src.read_text(encoding="utf-8")
-        if SOLUTION_BEGIN not in text:
-            out[src.relative_to(package.parent).as_posix()] = text
+    for rel in course.jail_files:
+        try:
+            out[rel] = read_regular(course.root / rel, 16 << 20).decode("utf-8")
+        except (OSError, ValueError) as e:
+            raise CourseError(f"settings.ini [package] jail_files names {rel}, which cannot be read ({e}): "
+                              "`tito export --all` writes the package") from None
     return out
 
 
@@ -427,7 +428,7 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
             write_if_changed(autograded_dir(course, root, m, student) / f"{m.notebook}.ipynb", dumps(shown))
         # The kernel run gets no hidden test: the judge runs them from the instructor notebook.
         job = Job(student, m.name, dumps(without_hidden_tests(prepared)), instructor_text, package,
-                  course.grading_limits, jail)
+                  course.tensor_class, course.grading_limits, jail)
         result = run_job(job)
         try:
             return decide(student, m, reference, shown, notes, result, course.display_limits)

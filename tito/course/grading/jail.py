@@ -76,12 +76,20 @@ def _python_trees() -> list[Path]:
     return [t for t in trees if not any(t != o and t.is_relative_to(o) for o in trees)]
 
 
-def _installed_course_package() -> list[Path]:
-    """The course package as installed into site-packages (a non-editable install holds the
-    reference solutions there); covered inside the jail so that only the staged copy is seen."""
+def stage_files(folder: Path, files: dict[str, str]) -> None:
+    """Write `files` (relative path -> text) under `folder`."""
+    for rel, text in files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text, encoding="utf-8")
+
+
+def _installed_copies(packages: list[str]) -> list[Path]:
+    """Installed copies in site-packages of the packages staged for the jail (a non-editable
+    install of the course holds the reference solutions there); covered inside the jail so that
+    only the staged copy is seen."""
     import site
 
-    return [Path(sp) / "tinytorch" for sp in site.getsitepackages() if (Path(sp) / "tinytorch").is_dir()]
+    return [Path(sp) / name for sp in site.getsitepackages() for name in packages if (Path(sp) / name).is_dir()]
 
 
 @dataclass
@@ -110,6 +118,10 @@ class Jail:
         if _grouped():
             return "bubblewrap, seccomp, " + cgroups.describe(self.limits.memory_limit_mb)
         return f"bubblewrap, seccomp, memory watch ({self.limits.memory_limit_mb} MB in all), no CPU quota"
+
+    def add_package(self, files: dict[str, str]) -> None:
+        """Stage the package files a submission may import (path -> source; read-only inside)."""
+        stage_files(self.package, files)
 
     def add_input(self, name: str, data: bytes) -> str:
         """Put a file into the job's read-only inputs; return its path as the jailed process sees it."""
@@ -154,7 +166,7 @@ class Jail:
                  "--bind", str(mountpoint), SCRATCH, "--bind", f"{mountpoint}/tmp", "/tmp"]
         for tree in _python_trees():
             bwrap += ["--ro-bind", str(tree), str(tree)]
-        for installed in _installed_course_package():
+        for installed in _installed_copies(sorted(p.name for p in self.package.iterdir() if p.is_dir())):
             bwrap += ["--tmpfs", str(installed)]
         bwrap += ["--ro-bind", str(self.inputs), INPUTS, "--ro-bind", str(self.package), PACKAGE,
                   "--ro-bind", str(JAILED_CODE), f"{GRADER_ROOT}/{JAILED_PACKAGE.replace('.', '/')}",

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import nbformat
 
-from .jail import JAILED_PACKAGE, Jail, JailError, Limits
+from .jail import JAILED_PACKAGE, Jail, JailError, Limits, stage_files
 from .judge import MachineError, judge
 from .processes import CpuWatch
 
@@ -46,6 +46,7 @@ class Job:
     notebook: str  # the prepared submission, notebook JSON
     instructor: str  # the instructor notebook, notebook JSON
     package: dict[str, str]  # path inside the package folder -> source, e.g. "tinytorch/core/tensor.py"
+    tensor_class: str  # "module:Class" of the package whose objects cross the jail as data
     limits: dict[str, int]  # the fields of jail.Limits
     jail: bool = True  # False only with --unsafe-no-jail
 
@@ -99,17 +100,19 @@ def run(job: Job) -> JobResult:
         # One jail per stage, each with inputs of its own and nothing of the other's.
         kernel_jail, judge_jail = (Jail(limits, Path(workdir) / stage, enabled=job.jail)
                                    for stage in ("kernel", "judge"))
+        # The trusted side imports the tensor class from the same copy of the package as the
+        # jails, whatever this machine (a Dask worker) has installed.
+        trusted = Path(workdir) / "trusted"
+        stage_files(trusted, job.package)
+        sys.path.insert(0, str(trusted))
         for jail in (kernel_jail, judge_jail):
-            for rel, text in job.package.items():
-                target = jail.package / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text, encoding="utf-8")
+            jail.add_package(job.package)
         try:
             executed, note, busy = _kernel_run(kernel_jail, kernel_jail.add_input("submission.ipynb",
                                                                                   job.notebook.encode()), deadline)
             kernel_done = time.monotonic()
             report = judge(nbformat.reads(job.instructor, as_version=4), nbformat.reads(job.notebook, as_version=4),
-                           judge_jail, deadline)
+                           judge_jail, deadline, tensor_class=job.tensor_class)
         except (MachineError, JailError) as e:
             return JobResult("", "", [], [], kernel_jail.isolation, failure=str(e))
         finally:

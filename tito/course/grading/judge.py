@@ -22,7 +22,7 @@ import numpy as np
 
 from ..notebooks import SOLUTION_BEGIN, is_export_cell, is_grade_cell
 from .jail import JAILED_PACKAGE, Jail, JailError
-from .jailed.protocol import Mirror, WireError, receive, send
+from .jailed.protocol import Mirror, WireError, load_class, receive, send
 from .processes import starvation
 
 SANDBOX_START_SECONDS = 60  # Python, numpy and matplotlib start, before any student code
@@ -73,8 +73,10 @@ class StudentProcess:
     """The student's exported cells in a jailed process: started lazily, restarted after a
     crash or a timeout (each start is a fresh jail)."""
 
-    def __init__(self, cells: list[str], cell_timeout: float, jail: Jail, deadline: float = float("inf")):
+    def __init__(self, cells: list[str], cell_timeout: float, jail: Jail, deadline: float = float("inf"), *,
+                 tensor_class: str):
         self.cells, self.timeout, self.jail, self.deadline = cells, cell_timeout, jail, deadline
+        self.tensor_class = tensor_class  # "module:Class", imported on each side from its copy of the package
         self.proc = None
         self.broken = ""  # why the student's cells could not be run; later calls fail at once
         self.machine_busy = ""  # a call the machine, not the code, made too slow
@@ -85,7 +87,7 @@ class StudentProcess:
         req_r, self.req_w = os.pipe()
         self.resp_r, resp_w = os.pipe()
         argv = [sys.executable, "-s", "-m", f"{JAILED_PACKAGE}.sandbox", self._code, str(req_r), str(resp_w),
-                str(self.timeout)]
+                str(self.timeout), self.tensor_class]
         try:
             self.proc = self.jail.popen(argv, pass_fds=(req_r, resp_w), stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -96,7 +98,7 @@ class StudentProcess:
         finally:
             os.close(req_r)
             os.close(resp_w)
-        self.mirror = Mirror(parity=0, fixed_shapes=True)
+        self.mirror = Mirror(parity=0, tensor_class=load_class(self.tensor_class), fixed_shapes=True)
         try:
             hello, _ = receive(self.resp_r, time.monotonic() + SANDBOX_START_SECONDS, REPLY_BYTES_EXTRA)
             if hello != {"hello": True}:
@@ -233,10 +235,11 @@ def _proxy(sp: StudentProcess, name: str, clock: dict, returns=...):
 
 
 def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, jail: Jail,
-          deadline: float = float("inf")) -> JudgeReport:
+          deadline: float = float("inf"), *, tensor_class: str) -> JudgeReport:
     """Score every graded test cell of `reference` against the student code in `submission`.
 
     Cells not finished by `deadline` (the submission's time limit, time.monotonic()) fail.
+    Objects of `tensor_class` ("module:Class", settings.ini [package]) cross the jail as data.
     """
     ref_exports = [c for c in reference.cells if is_export_cell(c)]
     names = student_functions(ref_exports)
@@ -248,7 +251,7 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, j
         exec(compile(c.source, f"<reference cell {c.get('id')}>", "exec"), trusted)
 
     cell_timeout = jail.limits.cell_timeout_seconds
-    sp = StudentProcess(student_cells, cell_timeout, jail, deadline)
+    sp = StudentProcess(student_cells, cell_timeout, jail, deadline, tensor_class=tensor_class)
     clock = {"deadline": 0.0}
     for name in names:
         trusted[name] = _proxy(sp, name, clock, trusted[name].__annotations__.get("return", ...))

@@ -10,12 +10,13 @@ student's process odd ones), and sending an object the other side already knows 
 that object in place. In-place updates, rebinding `tensor.data` and buffers shared by
 mistake therefore look the same on both sides.
 
-This file runs on both sides of the jail and imports only the standard library, numpy and
-the course's Tensor.
+This file runs on both sides of the jail and imports only the standard library and numpy;
+the course's tensor class (settings.ini [package] tensor_class) is given to each Mirror.
 """
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import math
 import os
@@ -25,8 +26,6 @@ import struct
 import time
 
 import numpy as np
-
-from tinytorch.core.tensor import Tensor
 
 MAX_MESSAGE_BYTES = 512 * 1024 * 1024  # what either side ever reads; the judge reads far less (judge.py)
 # Array element types that may cross: booleans, integers, floats, complex numbers.
@@ -128,11 +127,19 @@ def receive(fd: int, deadline: float | None = None, limit: int = MAX_MESSAGE_BYT
 SCALARS = (type(None), bool, int, float, str)
 
 
-class Mirror:
-    """`fixed_shapes` (the judge's side): a Tensor's data and gradient keep their shape, whatever
-    the other side rebinds them to; an array in place keeps its shape and dtype either way."""
+def load_class(spec: str) -> type:
+    """The class a "module:Class" names (the course's tensor class), imported now."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
 
-    def __init__(self, parity: int, fixed_shapes: bool = False):
+
+class Mirror:
+    """Objects of `tensor_class` cross as their data and gradient arrays. `fixed_shapes` (the
+    judge's side): a tensor's data and gradient keep their shape, whatever the other side
+    rebinds them to; an array in place keeps its shape and dtype either way."""
+
+    def __init__(self, parity: int, tensor_class: type, fixed_shapes: bool = False):
+        self.tensor_class = tensor_class
         self.fixed_shapes = fixed_shapes
         self._next = 2 + parity
         self._ref_of: dict[int, int] = {}  # id(obj) -> ref
@@ -164,7 +171,7 @@ class Mirror:
                 raise TypeError("object arrays cannot cross to the grader")
             arrays.append(v)
             return {"nd": self.ref(v), "i": len(arrays) - 1, "w": bool(v.flags.writeable)}
-        if isinstance(v, Tensor):
+        if isinstance(v, self.tensor_class):
             return {"tensor": self.ref(v), "data": self.encode(v.data, arrays),
                     "grad": self.encode(v.grad, arrays), "rg": bool(v.requires_grad)}
         if isinstance(v, tuple):
@@ -203,8 +210,8 @@ class Mirror:
             data = self.decode(e["data"], arrays)
             grad = self.decode(e["grad"], arrays)
             t = self._obj_of.get(e["tensor"])
-            if not isinstance(t, Tensor):
-                t = Tensor(data, requires_grad=bool(e["rg"]))
+            if not isinstance(t, self.tensor_class):
+                t = self.tensor_class(data, requires_grad=bool(e["rg"]))
                 self._register(e["tensor"], t)
             elif self.fixed_shapes:
                 self._check_shapes(t, data, grad)
@@ -233,7 +240,7 @@ class Mirror:
         raise ValueError("malformed value")
 
     @staticmethod
-    def _check_shapes(t: Tensor, data, grad) -> None:
+    def _check_shapes(t, data, grad) -> None:
         shape = getattr(t.data, "shape", None)
         if not isinstance(data, np.ndarray) or data.shape != shape:
             raise ValueError(f"a Tensor's data was rebound to {_kind(data)}; it was an array of shape {shape}")

@@ -1,7 +1,7 @@
 """The student's process: runs the student's exported code, then answers the judge's calls.
 
 Started by the judge, inside the jail, as
-`python -m tito.course.grading.jailed.sandbox CODE_JSON REQ_FD RESP_FD CELL_TIMEOUT`.
+`python -m tito.course.grading.jailed.sandbox CODE_JSON REQ_FD RESP_FD CELL_TIMEOUT TENSOR_CLASS`.
 Nothing here is trusted by the judge: whatever this process sends back is only data to be checked.
 """
 from __future__ import annotations
@@ -22,16 +22,17 @@ def _describe(exc: BaseException) -> str:
 
 def main() -> None:
     code_path, req_fd, resp_fd, cell_timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    tensor_class = sys.argv[5]
     import numpy as np  # noqa: F401  (loaded before student code, like in a notebook; the jail sets MPLBACKEND)
 
-    from .protocol import SCALARS, Mirror, receive, send
+    from .protocol import SCALARS, Mirror, load_class, receive, send
 
     # Say hello before any student code runs, so the judge can tell a sandbox that could not
     # start (its own problem) from student code that stops the process (the student's).
     send(resp_fd, {"hello": True}, [])
     with open(code_path, encoding="utf-8") as f:
         cells = json.load(f)
-    mirror = Mirror(parity=1)
+    mirror = Mirror(parity=1, tensor_class=load_class(tensor_class))  # from the jail's copy of the package
     ns: dict = {"__name__": "__main__"}
     errors = []
 
