@@ -40,6 +40,7 @@ demo: install
 	$(TITO) nbgrader collect 06_optimizers examples/submissions --force
 	$(TITO) nbgrader autograde 06_optimizers --workers 2
 	$(TITO) nbgrader report 06_optimizers
+	$(TITO) nbgrader analytics 06_optimizers
 	$(TITO) nbgrader feedback 06_optimizers
 
 test: install

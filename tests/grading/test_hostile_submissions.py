@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import site
 import sys
+import tempfile
 import re
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import pytest
 from tests.conftest import REPO
 from tests.grading import hostile
 from tests.grading.dask_cluster import local_cluster
-from tito.course.grading import display, submissions as sub
+from tito.course.grading import display, scores, submissions as sub
 from tito.course.grading.examples import EPS_INSIDE_SQRT
 from tito.course.grading.host import autograde
 from tito.course.grading.report import score_rows
@@ -105,12 +107,25 @@ def check_resources(course: Course, outcomes: dict, keys_before: set, keys_after
         assert "a valid one can need" in message and "160000" in message, message
 
 
-def check_attack_cells(outcomes: dict, attacks) -> None:
+def recorded_scores(course: Course, students) -> dict:
+    """The gradebook's scores (scores.read), from a copy: a course graded by the unprivileged user
+    is its, and a test process writes nothing of it."""
+    snapshot = Path(tempfile.mkdtemp(prefix="tito-gradebook-"))
+    try:
+        shutil.copy(course.root / "gradebook.db", snapshot / "gradebook.db")
+        return scores.read(course, course.module("06"), list(students), snapshot)
+    finally:
+        shutil.rmtree(snapshot)
+
+
+def check_attack_cells(outcomes: dict, recorded: dict, attacks) -> None:
     """The rule both batches (Dask as root, command line unprivileged) must follow cell by cell:
-    an attack built on the untouched student version passes no cell, in the judge or the kernel."""
+    an attack built on the untouched student version passes no cell in the judge, and the
+    gradebook (`recorded`, scores.read) gives it no automatic point."""
     for student in set(attacks) - {"broadcasts"}:
-        o = outcomes[student]
-        assert [(c.grade_id, c.score, c.judge) for c in o.cells if c.score or c.judge] == [], student
+        s = recorded[student]
+        scored = [(g, p) for g, p in s.points.items() if p and g not in s.written]
+        assert (scored, [c.grade_id for c in outcomes[student].cells if c.judge]) == ([], []), student
 
 
 def keyring() -> set[str]:
@@ -306,7 +321,9 @@ def test_every_submission_gets_a_recorded_outcome(batch):
     assert sorted(batch["outcomes"]) == sorted(batch["paths"])
     for student, o in batch["outcomes"].items():
         saved = batch["course"].root / "autograded" / student / "06_optimizers" / "grading.json"
-        assert json.loads(saved.read_text())["score"] == o.score
+        # what grading alone knows; the scores are in the gradebook (the test above)
+        kept = json.loads(saved.read_text())
+        assert kept["status"] == o.status and "score" not in kept and all("score" not in c for c in kept["cells"])
     # Every submission whose code ran, ran jailed; the others record that nothing ran.
     ran = {o.isolation for o in batch["outcomes"].values() if any(c.kernel is not None for c in o.cells)}
     assert ran == ({"bubblewrap, seccomp, cgroup (2500 MB in all, 1 CPU)"} if os.geteuid() == 0 else
@@ -349,7 +366,7 @@ def test_what_a_submission_uses_stays_within_its_own_job(batch):
 
 
 def test_every_attack_scores_nothing_in_any_cell(batch):
-    check_attack_cells(batch["outcomes"], batch["attacks"])
+    check_attack_cells(batch["outcomes"], recorded_scores(batch["course"], batch["outcomes"]), batch["attacks"])
 
 
 def test_no_process_outlives_its_job(batch):
@@ -514,10 +531,11 @@ def _unsafe_markup(page: str) -> list:
 
 def check_display(course: Course, outcomes: dict, full: float) -> None:
     """The display cases of a batch (root or unprivileged): scores, caps, and nothing kept unsafe."""
+    recorded = recorded_scores(course, [s for s in DISPLAY_SCORES if s in outcomes])
     for student, expected in DISPLAY_SCORES.items():
         if student not in outcomes:
             continue
-        assert outcomes[student].score == (full if expected == "full" else expected), (student, outcomes[student])
+        assert recorded[student].automatic == (full if expected == "full" else expected), (student, outcomes[student])
     assert (outcomes["many_cells"].status, outcomes["many_cells"].reason) == (
         "invalid", f"the notebook has {len(nbformat.read(course.release_notebook(course.module('06')), 4).cells) + 60_000:,} cells, more "
         "than the 1,000 a submission may have (max_cells in settings.ini): start again from the student version")

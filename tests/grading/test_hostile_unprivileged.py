@@ -17,7 +17,7 @@ from tests.conftest import REPO, make_course_copy, report_summary
 from tests.grading import hostile, unprivileged
 from tests.grading.test_hostile_submissions import (HONEST, check_attack_cells, check_resources, full_score,
                                                     hostile_cases, keyring, notebooks, place, processes_with,
-                                                    snapshot)
+                                                    recorded_scores, snapshot)
 from tito.course.generate import generate
 from tito.course.grading.host import load_outcome
 from tito.course.settings import Course
@@ -55,12 +55,14 @@ def _grade_unprivileged(laptop: Path) -> dict:
     tito = [str(Path(sys.executable).parent / "tito"), "nbgrader", "autograde", "06"]
     proc = unprivileged.run([*tito, "--workers", "2"], cwd=root, env=env, needed=[REPO, root], timeout=900)
     first = {s: load_outcome(course, root, m, s) for s in paths}
+    first_scores = recorded_scores(course, paths)
     # No CPU quota without root: a job the hog starved is failed, never scored lower; retried once quiet.
     retry = unprivileged.run([*tito, "--retry-failed"], cwd=root, env=env, needed=[REPO, root], timeout=900)
     lingering = processes_with(hostile.MARKER)
     after = snapshot(course, tmpdir)
     outcomes = {s: load_outcome(course, root, m, s) for s in paths}
     return dict(course=course, proc=proc, retry=retry, first=first, outcomes=outcomes, before=before, after=after,
+                first_scores=first_scores, scores=recorded_scores(course, paths),
                 full=full_score(instructor), lingering=lingering, keys=(keys_before, keyring()), attacks=list(attacks))
 
 
@@ -71,8 +73,9 @@ def test_unprivileged_grading_is_jailed_too(unprivileged_batch):
     o = b["outcomes"]
     assert {s: (x.status, x.isolation, x.reason) for s, x in o.items() if x is None or (
         x.status != "invalid" and x.isolation != "bubblewrap, seccomp, memory watch (2500 MB in all), no CPU quota")} == {}
-    assert (o[HONEST].status, o[HONEST].score) == ("graded", b["full"])
-    assert {s: x.score for s, x in o.items() if s not in (HONEST, "broadcasts")} == \
+    recorded = b["scores"]
+    assert (o[HONEST].status, recorded[HONEST].automatic) == ("graded", b["full"])
+    assert {s: recorded[s].automatic for s in o if s not in (HONEST, "broadcasts")} == \
         {s: 0.0 for s in o if s not in (HONEST, "broadcasts")}
     assert {o[s].status for s in ("symlinked", "foldered", "piped")} == {"invalid"}
     assert b["lingering"] == []
@@ -90,11 +93,11 @@ def test_unprivileged_grading_keeps_each_job_to_its_own_resources(unprivileged_b
     check_resources(b["course"], b["outcomes"], *b["keys"])
     busy = "the grading machine was busy"
     first, final = b["first"], b["outcomes"]
-    assert first[HONEST].status == "graded" and first[HONEST].score == b["full"] or \
+    assert first[HONEST].status == "graded" and b["first_scores"][HONEST].automatic == b["full"] or \
         first[HONEST].status == "failed" and busy in first[HONEST].reason, first[HONEST]
     starved = sorted(s for s, o in first.items() if o.status == "failed" and busy in o.reason)
     assert {s: final[s].status for s in starved} == {s: "graded" for s in starved}
-    assert (final[HONEST].status, final[HONEST].score) == ("graded", b["full"])
+    assert (final[HONEST].status, b["scores"][HONEST].automatic) == ("graded", b["full"])
     expected_failures = {s for s, o in first.items() if o.status == "failed" and busy not in o.reason}
     assert {s for s, o in final.items() if o.status == "failed"} == expected_failures
     assert b["retry"].returncode == (3 if expected_failures else 0), b["retry"].stdout[-2000:]
@@ -114,4 +117,5 @@ def test_unprivileged_run_really_ran_unprivileged(unprivileged_batch):
 
 
 def test_every_attack_scores_nothing_in_any_cell(unprivileged_batch):
-    check_attack_cells(unprivileged_batch["outcomes"], unprivileged_batch["attacks"])
+    b = unprivileged_batch
+    check_attack_cells(b["outcomes"], b["scores"], b["attacks"])

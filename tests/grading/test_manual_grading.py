@@ -222,3 +222,49 @@ def test_an_instructor_grades_in_formgrader_and_the_grade_survives_a_regrade_int
     first = page.locator("math").first.bounding_box()
     assert first["height"] > 5 and first["width"] > 5
     assert [u for u in requests if not u.startswith("file:")] == []
+
+
+def test_a_score_changed_in_the_gradebook_is_the_score_in_every_view(regraded, monkeypatch):
+    """A person overrides an automatic score in formgrader (what its API stores: manual_score on
+    the grade): the report, the feedback page, the file for the LMS and autograde's table all
+    read it, through scores.py."""
+    from nbgrader.api import Gradebook
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from tito.commands.nbgrader import scores_table
+    from tito.course.grading.host import load_outcome
+    from tito.main import app
+
+    course, m = regraded["course"], regraded["m"]
+    cell, db = "adam_eps_outside_sqrt", f"sqlite:///{course.root / 'gradebook.db'}"
+    monkeypatch.chdir(course.root)
+    runner = CliRunner()
+
+    def views() -> dict:
+        report = next(r for r in csv.DictReader(io.StringIO(runner.invoke(app, ["nbgrader", "report", "06", "--format",
+                                                                                 "csv"]).output))
+                      if r["student"] == CLASSMATE)
+        (page,) = feedback.generate(course, m, student=CLASSMATE)
+        summary = _text(page.read_text(encoding="utf-8")).split("Part 1")[0]
+        assert runner.invoke(app, ["nbgrader", "export", "06", "--to", "grades.csv"]).exit_code == 0
+        lms = next(line for line in (course.root / "grades.csv").read_text().splitlines() if CLASSMATE in line)
+        console = Console(width=200, record=True)
+        console.print(scores_table(course, m, [load_outcome(course, course.root, m, CLASSMATE)]))
+        table = next(line for line in console.export_text().splitlines() if CLASSMATE in line)
+        return {"report": (report[cell], report["automatic"]),
+                "feedback": re.search(re.escape(cell) + r"\s+.+?\s+(?:Grader: .+?\s+)?(\d+ / 3)", summary).group(1),
+                "lms": lms.split(",")[1], "table": table.split("│")[2].strip()}
+
+    # carol's submission: the judge failed eps inside the square root; her written answers wait for a person
+    assert views() == {"report": ("0.0", "76.0"), "feedback": "0 / 3", "lms": "76.0", "table": "76/92"}
+    with Gradebook(db, course.course_id) as gb:
+        grade = gb.find_grade(cell, m.notebook, m.name, CLASSMATE)
+        grade.manual_score = 3.0  # what formgrader's grade handler stores
+        gb.db.commit()
+    try:
+        assert views() == {"report": ("3.0", "79.0"), "feedback": "3 / 3", "lms": "79.0", "table": "79/92"}
+    finally:
+        with Gradebook(db, course.course_id) as gb:
+            gb.find_grade(cell, m.notebook, m.name, CLASSMATE).manual_score = None
+            gb.db.commit()

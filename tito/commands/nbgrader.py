@@ -13,9 +13,10 @@ from rich.text import Text
 from ..course.generate import generate as generate_module
 from ..course.grading.host import autograde as autograde_module, load_outcome, submitted_students
 from ..course.grading.collect import collect as collect_archive
-from ..course.grading import feedback as feedback_page
+from ..course.grading import analytics as class_analytics, feedback as feedback_page, scores
 from ..course.grading.lms import spreadsheet_text, spreadsheet_writer
 from ..course.grading.report import score_rows
+from ..course.notebooks import write_if_changed
 from ..course.settings import CourseError
 from .common import console, fail, handles_errors, load_course, modules_from
 
@@ -87,14 +88,7 @@ def autograde(module: str = typer.Argument(..., help="Module name or number."),
         task = bar.add_task(f"autograding {m.name}", total=len(students))
         outcomes = autograde_module(course, m, students, workers, on_done=lambda o: bar.advance(task),
                                     jail=not unsafe_no_jail, scheduler=scheduler)
-    t = Table(title=f"{m.name}: automatic scores")
-    for col in ["student", "score", "status", "note"]:
-        t.add_column(col)
-    for o in outcomes:
-        lost = [c.grade_id for c in o.cells if c.score < c.max_score]
-        note = o.reason or (f"lost points in {len(lost)} cell(s): " + ", ".join(lost[:3]) if lost else "")
-        t.add_row(Text(_printable(o.student)), f"{o.score:g}/{o.max_score:g}", o.status, Text(_printable(note)[:120]))
-    console.print(t)
+    console.print(scores_table(course, m, outcomes))
     if unsafe_no_jail:
         console.print("[yellow]Graded without the jail: the submissions' code ran with your permissions.[/]")
     invalid = [o.student for o in outcomes if o.status == "invalid"]
@@ -108,6 +102,23 @@ def autograde(module: str = typer.Argument(..., help="Module name or number."),
                       f"Grade them again with `tito nbgrader autograde {m.name} --retry-failed`.")
     if invalid or failed:
         raise typer.Exit(3)
+
+
+def scores_table(course, m, outcomes) -> Table:
+    """The end of an autograde run: each student's automatic points as the gradebook holds them
+    (a score a person entered in formgrader counts), the outcome's status and a note."""
+    t = Table(title=f"{m.name}: automatic scores")
+    for col in ["student", "score", "status", "note"]:
+        t.add_column(col)
+    recorded = scores.read(course, m, [o.student for o in outcomes])
+    for o in outcomes:
+        s = recorded.get(o.student, scores.Scores(o.student))
+        tests = [g for g in s.points if g not in s.written]
+        lost = [g for g in tests if (s.points[g] or 0.0) < s.max_points[g]]
+        note = o.reason or (f"lost points in {len(lost)} cell(s): " + ", ".join(lost[:3]) if lost else "")
+        t.add_row(Text(_printable(o.student)), f"{s.automatic:g}/{sum(s.max_points[g] for g in tests):g}", o.status,
+                  Text(_printable(note)[:120]))
+    return t
 
 
 @app.command()
@@ -153,6 +164,43 @@ def report(module: str = typer.Argument(..., help="Module name or number."),
     for c in ["total", "automatic", "manual", "pending", "status", *cells]:
         t.add_row(c, *[f"{r[c]:g}" if isinstance(r[c], float) else str(r[c]) for r in rows],
                   end_section=c == "status")
+    console.print(t)
+
+
+@app.command()
+@handles_errors
+def analytics(module: str = typer.Argument(..., help="Module name or number."),
+              format: str = typer.Option("table", "--format", help="table, csv or html"),
+              out: Path = typer.Option(None, "--out", help="Where the html page goes "
+                                                          "(default: reports/<module>/analytics.html).")):
+    """What the class got wrong, from the gradebook: per graded cell the pass rate, the mean points,
+    the discrimination (point-biserial with the rest of the total) and flags: easy, hard, and
+    suspect (failed more by the strongest students: a likely broken test)."""
+    if format not in ("table", "csv", "html"):
+        raise CourseError(f"unknown format {format!r}; use table, csv or html")
+    course = load_course()
+    m = course.module(module)
+    stats = class_analytics.class_stats(course, m)
+    if not stats.totals:
+        raise CourseError(f"no graded submissions for {m.name}: run `tito nbgrader autograde {m.name}` first")
+    if format == "csv":
+        sys.stdout.write(class_analytics.to_csv(stats))
+        return
+    if format == "html":
+        page = out or course.root / "reports" / m.name / "analytics.html"
+        write_if_changed(page, class_analytics.to_html(stats))
+        console.print(f"analytics: {page}")
+        return
+    left = ", ".join(f"{n} {status}" for status, n in sorted(stats.left_out.items())) or "none"
+    console.print(f"{len(stats.totals)} graded submissions (left out: {left}); mean total "
+                  f"{sum(stats.totals) / len(stats.totals):.1f} of {stats.max_total:g}")
+    t = Table(title=f"{m.name}: per graded cell")
+    for col in ["graded cell", "graded", "pass rate", "mean", "discrimination", "flags"]:
+        t.add_column(col, justify="left" if col in ("graded cell", "flags") else "right")
+    for s in stats.cells:
+        t.add_row(s.grade_id, str(s.graded), class_analytics.number(s.pass_rate), class_analytics.number(s.mean),
+                  class_analytics.number(s.discrimination), Text(" ".join(s.flags), style="red" if "suspect" in s.flags
+                                                                  else ""))
     console.print(t)
 
 

@@ -2,8 +2,9 @@
 
 nbgrader's GenerateFeedback renders it with this course's template (templates/feedback):
 - a summary first: every graded cell by id and behaviour (the first line of its docstring),
-  its score, "pending" for a written answer nobody has graded yet, and the judge's message
-  for every lost point (from the outcome, `grading.json`, not from the kernel's output);
+  its score from the gradebook (scores.py), "pending" for a written answer nobody has graded
+  yet, and the judge's message for every lost point (from the outcome, `grading.json`, not
+  from the kernel's output);
 - the notebook after it, each graded cell headed the same way, with the grader's comments;
 - no script and no network: the notebook is the host's copy for display (display.py: markdown
   already sanitised HTML, mathematics MathML, hidden tests one line), sanitised once more here
@@ -23,6 +24,7 @@ from traitlets import Dict
 from ..nbgrader_setup import api, check, nbgrader_config, quiet
 from ..settings import Course, Module
 from ..notebooks import write_if_changed
+from . import scores
 from .host import load_outcome
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -47,23 +49,23 @@ class FeedbackSummary(NbGraderPreprocessor):
         outcome = self.outcomes.get(ids["student"], {"reason": "", "messages": {}})
         cells, rows = {}, []
         with Gradebook(ids["db_url"]) as gb:
-            for cell in nb.cells:
-                md = cell.metadata.get("nbgrader", {})
-                if not md.get("grade_id"):
-                    continue
-                gid, comment = md["grade_id"], (md.get("comment") or "").strip()
-                row = {"grade_id": gid, "comment": comment, "graded": bool(md.get("grade"))}
-                if row["graded"]:
-                    grade = gb.find_grade(gid, ids["notebook"], ids["assignment"], ids["student"])
-                    written = cell.cell_type == "markdown"
-                    pending = grade.needs_manual_grade and grade.manual_score is None
-                    row.update(written=written, points=grade.max_score, score=grade.score, pending=pending,
-                               behaviour="written answer, graded by hand" if written else behaviour(cell.source),
-                               score_text=(f"pending / {grade.max_score:g}" if pending
-                                           else f"{grade.score:g} / {grade.max_score:g}"),
-                               message=outcome["messages"].get(gid, "") if grade.score < grade.max_score else "")
-                    rows.append(row)
-                cells[gid] = row
+            recorded = scores.from_gradebook(gb, ids["assignment"], ids["notebook"], ids["student"]) \
+                or scores.Scores(ids["student"])
+        for cell in nb.cells:
+            md = cell.metadata.get("nbgrader", {})
+            if not md.get("grade_id"):
+                continue
+            gid, comment = md["grade_id"], (md.get("comment") or "").strip()
+            row = {"grade_id": gid, "comment": comment, "graded": bool(md.get("grade"))}
+            if row["graded"]:
+                points, score = recorded.max_points.get(gid, 0.0), recorded.points.get(gid, 0.0)
+                written = cell.cell_type == "markdown"
+                row.update(written=written, points=points, score=score or 0.0, pending=score is None,
+                           behaviour="written answer, graded by hand" if written else behaviour(cell.source),
+                           score_text=f"pending / {points:g}" if score is None else f"{score:g} / {points:g}",
+                           message=outcome["messages"].get(gid, "") if (score or 0.0) < points else "")
+                rows.append(row)
+            cells[gid] = row
         resources["tito_feedback"] = {
             "cells": cells, "rows": rows, "reason": outcome["reason"],
             "pending": sum(r["pending"] for r in rows),
@@ -79,7 +81,7 @@ def _outcomes(course: Course, root: Path, m: Module, students: list[str]) -> dic
         o = load_outcome(course, root, m, student)
         if o is not None:
             out[student] = {"reason": what_happened(o) if o.status != "graded" else "",
-                            "messages": {c.grade_id: c.message for c in o.cells if c.score < c.max_score}}
+                            "messages": {c.grade_id: c.message for c in o.cells if c.message}}
     return out
 
 
@@ -104,11 +106,13 @@ def generate(course: Course, m: Module, course_root: Path | None = None, student
             check(api(course, root, config).generate_feedback(m.name, student, force=True),
                   f"generate_feedback {m.name}")
     folder = root / config.CourseDirectory.feedback_directory
-    for s in sorted(set(students) - set(with_notebook)):  # invalid, or failed before its notebook was kept
+    not_graded = sorted(set(students) - set(with_notebook))  # invalid, or failed before its notebook was kept
+    recorded = scores.read(course, m, not_graded, root)
+    for s in not_graded:
         outcome = load_outcome(course, root, m, s)
         if outcome is not None:
             page = folder / s / m.name / f"{m.notebook}.html"
-            write_if_changed(page, not_graded_page(outcome).encode("utf-8"))
+            write_if_changed(page, not_graded_page(outcome, recorded.get(s)).encode("utf-8"))
     return sorted(folder.glob(f"{student or '*'}/{m.name}/*.html"))
 
 
@@ -127,14 +131,17 @@ def what_happened(outcome) -> str:
     return NOT_GRADED.get(outcome.status, "{reason}").format(reason=outcome.reason.rstrip("."))
 
 
-def not_graded_page(outcome) -> str:
-    """The feedback for a submission that has no graded notebook: what happened, what to do."""
+def not_graded_page(outcome, recorded: scores.Scores | None) -> str:
+    """The feedback for a submission that has no graded notebook: what happened, what to do, and
+    the automatic points the gradebook holds for it."""
     e = html.escape
     what = what_happened(outcome)
+    got = recorded.automatic if recorded else 0.0
+    most = sum(c.max_score for c in outcome.cells)
     return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{e(outcome.module)}: not graded</title>'
             '<style>body { font-family: sans-serif; max-width: 48em; margin: 2em auto; } '
             '.reason { color: #a40000; }</style></head>\n'
             f'<body><section id="summary"><h1>{e(outcome.module)}: not graded</h1>\n'
             f'<p class="reason">{e(what)}</p>\n'
-            f'<p>Automatic tests: {outcome.score:g} / {outcome.max_score:g} until it is graded.</p></section>'
+            f'<p>Automatic tests: {got:g} / {most:g} until it is graded.</p></section>'
             '</body></html>\n')

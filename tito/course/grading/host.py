@@ -1,4 +1,4 @@
-"""The host: the queue of submissions, the gradebook, and the one place scores are decided.
+"""The host: the queue of submissions, and the one place automatic scores are decided and recorded.
 
 Follow one submission through `autograde`:
 1. `read_submission` and `prepare` (here, no student code runs): read the submitted file
@@ -12,9 +12,10 @@ Follow one submission through `autograde`:
 3. `decide` (here): the executed outputs are copied into the copy for display cell by cell,
    as display.py allows them (cell sources and metadata stay the host's), and each graded
    cell scores the minimum of the judge's verdict and the kernel run's.
-4. `record` (here): the Outcome is the record of automatic grading. It is written to
-   `autograded/<student>/<module>/grading.json`, and the gradebook's automatic scores are
-   derived from it; manual scores already in the gradebook are never touched.
+4. `record` (here): the scores go to the gradebook, the one record of scores (scores.py reads
+   it for every view); manual scores already there are never touched. The rest of the Outcome
+   (status, reason, isolation, the verdicts and the judge's messages) is written to
+   `autograded/<student>/<module>/grading.json`.
 Any exception on the way makes that one submission `failed` with the reason; the batch goes on.
 """
 from __future__ import annotations
@@ -50,7 +51,7 @@ OUTCOME_FILE = "grading.json"
 class CellScore:
     grade_id: str
     max_score: float
-    score: float
+    score: float | None  # decided here and recorded in the gradebook; None when read back from grading.json
     kernel: float | None  # points from the kernel run's outputs (None: not run)
     judge: bool | None  # the judge's verdict (None: not judged)
     message: str = ""
@@ -75,13 +76,17 @@ class Outcome:
         return sum(c.max_score for c in self.cells)
 
     def to_json(self) -> str:
-        return json.dumps({**asdict(self), "score": self.score, "max_score": self.max_score}, indent=1) + "\n"
+        """Everything but the scores, which the gradebook holds (a score entered by hand may replace one)."""
+        d = asdict(self)
+        for c in d["cells"]:
+            del c["score"]
+        return json.dumps(d, indent=1) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> "Outcome":
         d = json.loads(text)
-        cells = [CellScore(**c) for c in d.pop("cells")]
-        d.pop("score"), d.pop("max_score")
+        cells = [CellScore(**{**c, "score": None}) for c in d.pop("cells")]
+        d.pop("score", None), d.pop("max_score", None)  # totals written by earlier versions
         return cls(**d, cells=cells)
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import ExportPlugin
 
+from . import scores
+
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -54,9 +56,10 @@ class LmsExportPlugin(ExportPlugin):
                 except MissingEntry:
                     row += [0.0, a.max_score, 0]
                     continue
-                pending = sum(g.needs_manual_grade for nb in sub.notebooks for g in nb.grades)
-                score = max(0.0, sub.score - (sub.late_submission_penalty or 0.0))  # nbgrader's own rule
-                row += [score, a.max_score, pending]
+                recorded = [scores.from_gradebook(gradebook, a.name, nb.name, s.id) for nb in sub.notebooks]
+                total = sum(r.total for r in recorded if r)
+                score = max(0.0, total - (sub.late_submission_penalty or 0.0))  # nbgrader's rule for lateness
+                row += [score, a.max_score, sum(r.pending for r in recorded if r)]
             rows.append(row)
         return header, rows
 

@@ -1,0 +1,184 @@
+"""What the class got wrong: statistics per graded cell, from the gradebook (scores.py).
+
+Only submissions whose outcome is `graded` count: an invalid one says nothing about a cell, and a
+failed one was never scored. Per graded cell:
+- graded: the submissions that have a score for it (a written answer waiting for a person has none);
+- pass rate: the share with the cell's full points; mean: its mean points;
+- discrimination: the point-biserial correlation between passing the cell (1 or 0) and the rest
+  of the total (the student's total without this cell). It uses every student, where the
+  upper-lower 27% index leaves out the middle 46% of the class and, in a class of thirty, moves
+  with one student; the rest of the total keeps a cell from correlating with itself. None when
+  everyone or no one passes, or every other total is the same.
+Flags: `easy` when at least 95% pass, `hard` when at most 5% pass, and `suspect` when the
+discrimination is -0.2 or less: the strongest students fail the cell more often than the
+weakest, which is what a broken test looks like.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from ..settings import Course, Module
+from .lms import spreadsheet_text, spreadsheet_writer
+from .report import score_rows
+
+EASY, HARD, SUSPECT = 0.95, 0.05, -0.2
+
+
+@dataclass
+class CellStats:
+    grade_id: str
+    part: str
+    points: float
+    graded: int
+    pass_rate: float | None
+    mean: float | None
+    discrimination: float | None
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ClassStats:
+    module: str
+    cells: list[CellStats]
+    totals: list[float]  # one per graded submission
+    max_total: float
+    left_out: dict[str, int]  # status -> submissions not counted
+
+
+def point_biserial(passed: list[int], rest: list[float]) -> float | None:
+    """Pearson's correlation of a 0/1 variable with a number; None when either does not vary."""
+    n = len(passed)
+    if n < 2:
+        return None
+    mp, mr = sum(passed) / n, sum(rest) / n
+    sp = sum((p - mp) ** 2 for p in passed)
+    sr = sum((r - mr) ** 2 for r in rest)
+    if sp == 0 or sr == 0:
+        return None
+    return sum((p - mp) * (r - mr) for p, r in zip(passed, rest)) / math.sqrt(sp * sr)
+
+
+def _parts_and_points(course: Course, m: Module) -> tuple[dict[str, str], dict[str, float]]:
+    """Grade id -> the "Part N: ..." heading it sits under, and -> its points (instructor notebook)."""
+    nb = nbformat.read(course.source_notebook(m), as_version=4)
+    parts, points, part = {}, {}, ""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("## Part "):
+            part = cell.source.splitlines()[0][3:].split(" (")[0]
+        md = cell.metadata.get("nbgrader", {})
+        if md.get("grade"):
+            parts[md["grade_id"]], points[md["grade_id"]] = part, float(md.get("points", 0))
+    return parts, points
+
+
+def class_stats(course: Course, m: Module, course_root: Path | None = None) -> ClassStats:
+    cells, rows = score_rows(course, m, course_root)
+    parts, points = _parts_and_points(course, m)
+    graded = [r for r in rows if r["status"] == "graded"]
+    left_out: dict[str, int] = {}
+    for r in rows:
+        if r["status"] != "graded":
+            left_out[r["status"]] = left_out.get(r["status"], 0) + 1
+    stats = []
+    for c in cells:
+        scored = [r for r in graded if r[c] != "pending"]
+        passed = [int(r[c] >= points[c]) for r in scored]
+        rest = [r["total"] - r[c] for r in scored]
+        s = CellStats(c, parts.get(c, ""), points[c], len(scored),
+                      sum(passed) / len(scored) if scored else None,
+                      sum(r[c] for r in scored) / len(scored) if scored else None,
+                      point_biserial(passed, rest))
+        if s.pass_rate is not None and s.pass_rate >= EASY:
+            s.flags.append("easy")
+        if s.pass_rate is not None and s.pass_rate <= HARD:
+            s.flags.append("hard")
+        if s.discrimination is not None and s.discrimination <= SUSPECT:
+            s.flags.append("suspect")
+        stats.append(s)
+    return ClassStats(m.name, stats, [r["total"] for r in graded], sum(points.values()), left_out)
+
+
+def number(x: float | None, digits: int = 2) -> str:
+    return "" if x is None else f"{x:.{digits}f}"
+
+
+def to_csv(stats: ClassStats) -> str:
+    out = io.StringIO()
+    w = spreadsheet_writer(out)
+    w.writerow(["grade_id", "part", "points", "graded", "pass_rate", "mean", "discrimination", "flags"])
+    for s in stats.cells:
+        w.writerow([spreadsheet_text(v) for v in (s.grade_id, s.part, s.points, s.graded, number(s.pass_rate, 4),
+                                                  number(s.mean, 4), number(s.discrimination, 4), " ".join(s.flags))])
+    return out.getvalue()
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def plots(stats: ClassStats) -> dict[str, str]:
+    """The score histogram and the pass rate per cell (grouped by part), as PNG data URLs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {}
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.hist(stats.totals, bins=min(20, max(1, len(set(stats.totals)))), range=(0, stats.max_total), color="#4a72b0")
+    ax.set_xlabel(f"total points (of {stats.max_total:g})")
+    ax.set_ylabel("submissions")
+    out["scores"] = _png(fig)
+    plt.close(fig)
+    cells = [s for s in stats.cells if s.pass_rate is not None]
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.22 * len(cells))))
+    colours = {p: f"C{i % 10}" for i, p in enumerate(dict.fromkeys(s.part for s in cells))}
+    ax.barh(range(len(cells)), [s.pass_rate for s in cells], color=[colours[s.part] for s in cells])
+    ax.set_yticks(range(len(cells)), [s.grade_id for s in cells], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("pass rate")
+    for part, colour in colours.items():
+        ax.bar(0, 0, color=colour, label=part or "(no part)")
+    ax.legend(fontsize=7, loc="lower right")
+    out["pass_rates"] = _png(fig)
+    plt.close(fig)
+    return out
+
+
+def to_html(stats: ClassStats) -> str:
+    """A page of its own: no script, no request (the plots are inline PNG), every text escaped."""
+    e = html.escape
+    images = plots(stats)
+    left = ", ".join(f"{n} {status}" for status, n in sorted(stats.left_out.items())) or "none"
+    rows = "\n".join(
+        f"<tr class=\"{' '.join(s.flags)}\"><td>{e(s.grade_id)}</td><td>{e(s.part)}</td><td>{s.points:g}</td>"
+        f"<td>{s.graded}</td><td>{number(s.pass_rate)}</td><td>{number(s.mean)}</td>"
+        f"<td>{number(s.discrimination)}</td><td>{e(' '.join(s.flags))}</td></tr>" for s in stats.cells)
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{e(stats.module)}: class analytics</title>
+<style>body {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; }} table {{ border-collapse: collapse; }}
+td, th {{ border: 1px solid #ccc; padding: 0.2em 0.5em; }} tr.suspect {{ background: #fdd; }}
+tr.hard {{ background: #ffe9c7; }} tr.easy {{ color: #666; }}</style></head>
+<body><h1>{e(stats.module)}: what the class got wrong</h1>
+<p>{len(stats.totals)} graded submissions (left out: {e(left)}). Pass rate: the share with a cell's full points.
+Discrimination: the point-biserial correlation of passing the cell with the rest of the total.
+Flags: <b>easy</b> (at least {EASY:.0%} pass), <b>hard</b> (at most {HARD:.0%} pass), <b>suspect</b>
+(discrimination {SUSPECT} or less: the strongest students fail it more often, as with a broken test).</p>
+<h2>Scores</h2><img alt="histogram of total scores" src="{images['scores']}">
+<h2>Pass rate per graded cell</h2><img alt="pass rate per graded cell" src="{images['pass_rates']}">
+<h2>Per graded cell</h2>
+<table><tr><th>graded cell</th><th>part</th><th>points</th><th>graded</th><th>pass rate</th><th>mean</th>
+<th>discrimination</th><th>flags</th></tr>
+{rows}
+</table></body></html>
+"""
