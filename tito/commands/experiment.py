@@ -4,18 +4,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from ..course.settings import CourseError
+from .common import console, handles_errors
 
 # The studies import the student's exported package, so they are imported only when a
 # study command runs: a broken export must not break the rest of tito.
 app = typer.Typer(help="Run the optimizer studies with your own tinytorch optimizers.", no_args_is_help=True)
-console = Console()
 
 
 @app.command("list")
+@handles_errors
 def list_studies() -> None:
     """List the studies and their config files."""
     _import_studies()
@@ -32,6 +33,7 @@ def list_studies() -> None:
 
 
 @app.command("run")
+@handles_errors
 def run(
     name: str = typer.Argument(..., help="Study name (see `tito experiment list`)."),
     overrides: list[str] = typer.Argument(None, help="Config overrides as key=value, e.g. optim.lr=0.01."),
@@ -52,13 +54,11 @@ def run(
 
         try:
             record = run_study(name, overrides or [], out_root=out, progress=progress)
-        except ExperimentError as err:
-            console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
-            raise typer.Exit(2) from None
+        except ExperimentError as err:  # a study or a config value that does not exist
+            raise CourseError(str(err)) from None
         except NotImplementedError:
-            console.print("[red]error:[/red] the exported tinytorch code is unfinished (NotImplementedError); "
-                          "complete the module and run `tito module complete 06` first", soft_wrap=True)
-            raise typer.Exit(1) from None
+            raise CourseError("the exported tinytorch code is unfinished (NotImplementedError); complete the module "
+                              "and run `tito module complete 06` first") from None
 
     rows = record.result.summary
     table = Table(title=f"{name} ({record.elapsed_seconds:.1f} s)")
@@ -75,10 +75,8 @@ def _import_studies() -> None:
     try:
         import experiments  # noqa: F401
     except Exception as err:
-        console.print(f"[red]error:[/red] the exported tinytorch package cannot be imported "
-                      f"({type(err).__name__}: {escape(str(err))}); re-export it with `tito module complete` "
-                      "or `tito export --all`", soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise CourseError(f"the exported tinytorch package cannot be imported ({type(err).__name__}: {err}); "
+                          "re-export it with `tito module complete`") from None
 
 
 def _cell(value) -> str:
