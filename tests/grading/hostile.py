@@ -176,8 +176,8 @@ def hoards_memory(processes: int, mb_each: int) -> str:
              f"for i in range(0, {mb_each} << 20, 4096):\\n    m[i] = 1\\nprint(1, flush=True)\\nsys.stdin.read()")
     return f"""\
 import os, subprocess, sys
-_children = [subprocess.Popen([sys.executable, "-c", "{child}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-             for _ in range({processes})]
+_children = [subprocess.Popen([sys.executable, "-S", "-c", "{child}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+             for _ in range({processes})]  # -S: no site-packages to scan, so they start fast on a loaded machine
 try:
     _fd = os.memfd_create("hoard")
     os.write(_fd, b"x" * (256 << 20))

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 import nbformat
-from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
+from nbclient.util import run_sync
 
 from .notebooks import is_export_cell, is_grade_cell, write_if_changed
 from .settings import Course, CourseError, Module
