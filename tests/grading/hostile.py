@@ -172,8 +172,12 @@ def hoards_memory(processes: int, mb_each: int) -> str:
     """Start fresh processes that each touch `mb_each` MB and hold it until all have, and make a
     memfd; print what it got. (Fresh interpreters: a fork of the kernel would meet its own
     address-space limit first.)"""
-    child = (f"import mmap, sys\\nm = mmap.mmap(-1, {mb_each} << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\\n"
-             f"for i in range(0, {mb_each} << 20, 4096):\\n    m[i] = 1\\nprint(1, flush=True)\\nsys.stdin.read()")
+    # Each touches its memory over half a second or more (a pause every 16 MB), so a memory watch
+    # that samples every 0.05 s sees the total pass the limit before all of it is held.
+    child = (f"import mmap, sys, time\\nm = mmap.mmap(-1, {mb_each} << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\\n"
+             f"for i in range(0, {mb_each} << 20, 4096):\\n    m[i] = 1\\n"
+             f"    if i % (16 << 20) == 0:\\n        time.sleep(0.01)\\n"
+             f"print(1, flush=True)\\nsys.stdin.read()")
     return f"""\
 import os, subprocess, sys
 _children = [subprocess.Popen([sys.executable, "-S", "-c", "{child}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)

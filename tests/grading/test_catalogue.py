@@ -234,21 +234,31 @@ def _judge_one(course_root: str, notebook: str, only: list[str] | None, tests_as
             jail.close()
 
 
+def in_processes(fn, course, submissions: dict, *per_submission: list) -> dict:
+    """Student -> fn(course root, the submission as JSON, *its values in per_submission), two
+    fresh processes at a time."""
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return dict(zip(submissions, pool.map(fn, [str(course.root)] * len(submissions),
+                                              [nbformat.writes(nb) for nb in submissions.values()], *per_submission)))
+
+
 def judge_all(course, submissions: dict, only: dict, tests_as_released: bool = False) -> dict:
     """Judge each submission; `only[student]`, where given, names the cells to run."""
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = pool.map(_judge_one, [str(course.root)] * len(submissions),
-                           [nbformat.writes(nb) for nb in submissions.values()],
-                           [only.get(student) for student in submissions], [tests_as_released] * len(submissions))
-        return dict(zip(submissions, results))
+    return in_processes(_judge_one, course, submissions, [only.get(student) for student in submissions],
+                        [tests_as_released] * len(submissions))
+
+
+def release_and_complete(course) -> tuple:
+    """Module 06, its student version, and the student version filled with the reference solution."""
+    m = course.module("06")
+    release = nbformat.read(course.release_notebook(m), as_version=4)
+    return m, release, sub.filled(release, nbformat.read(course.source_notebook(m), as_version=4))
 
 
 @pytest.fixture(scope="module")
 def batch(graded_course, request):
     course = graded_course
-    m = course.module("06")
-    release = nbformat.read(course.release_notebook(m), as_version=4)
-    complete = sub.filled(release, nbformat.read(course.source_notebook(m), as_version=4))
+    m, release, complete = release_and_complete(course)
     bugs = {f"bug-{b['id']}": bug_submission(complete, b) for b in BUGS}
     several_bugs = complete
     for bug_id in PIPELINE_BUGS:

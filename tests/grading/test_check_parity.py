@@ -14,21 +14,18 @@ submissions), as the alternatives are; each cell's verdict still comes from one 
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from tests.conftest import make_course_copy, report_summary
 from tests.grading.test_catalogue import (ALTERNATIVE_GROUPS, BUGS, NO_WORK, UNTOUCHED, alternative_submission,
-                                          bug_submission, judge_all, no_work_submission)
+                                          bug_submission, in_processes, judge_all, no_work_submission,
+                                          release_and_complete)
 from tito.course import student
-from tito.course.grading import submissions as sub
 from tito.course.settings import Course
 
 pytestmark = pytest.mark.slow
@@ -67,19 +64,10 @@ def _check_one(graded_root: str, notebook: str) -> dict[str, bool]:
     return {c.grade_id: c.passed for c in result.cells}
 
 
-def check_all(graded_root: Path, submissions: dict) -> dict[str, dict[str, bool]]:
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        verdicts = pool.map(_check_one, [str(graded_root)] * len(submissions),
-                            [nbformat.writes(nb) for nb in submissions.values()])
-        return dict(zip(submissions, verdicts))
-
-
 @pytest.fixture(scope="module")
 def verdicts(graded_course, request):
     course = graded_course
-    m = course.module("06")
-    release = nbformat.read(course.release_notebook(m), as_version=4)
-    complete = sub.filled(release, nbformat.read(course.source_notebook(m), as_version=4))
+    m, release, complete = release_and_complete(course)
     submissions = {UNTOUCHED: release}
     for i, group in enumerate(packed_bugs()):
         nb = complete
@@ -89,7 +77,7 @@ def verdicts(graded_course, request):
     submissions.update({name: alternative_submission(complete, *group) for name, group in ALTERNATIVE_GROUPS.items()})
     submissions.update({f"no-work-{kind}": no_work_submission(complete, kind) for kind in NO_WORK})
 
-    checked = check_all(course.root, submissions)
+    checked = in_processes(_check_one, course, submissions)
     graded = judge_all(course, submissions, only={})
     released = judge_all(course, submissions, only={}, tests_as_released=True)
     hidden = {c.metadata["nbgrader"]["grade_id"] for c in release.cells
