@@ -225,7 +225,7 @@ def _judge_one(course_root: str, notebook: str, only: list[str] | None, tests_as
         reference.cells = [c for c in reference.cells if not (c.cell_type == "code" and c.metadata.get(
             "nbgrader", {}).get("grade")) or c.metadata["nbgrader"]["grade_id"] in only]
     with tempfile.TemporaryDirectory() as d:
-        jail = Jail(Limits(**course.grading_limits), Path(d))
+        jail = Jail(Limits.from_course(course), Path(d))
         jail.add_package(student_package(course))
         try:
             return Judged(judge(reference, nbformat.reads(notebook, as_version=4), jail,

@@ -141,7 +141,7 @@ def read_submission(course: Course, root: Path, m: Module, student: str,
                     reference) -> nbformat.NotebookNode | Outcome:
     """The submitted notebook, parsed and checked (no lock held: it may be large), or why not."""
     path = submission_path(course, root, m, student)
-    limits = jail_module.Limits(**course.grading_limits)
+    limits = jail_module.Limits.from_course(course)
 
     def invalid(reason: str) -> Outcome:
         return Outcome(student, m.name, "invalid", reason, _zero_cells(reference, reason))

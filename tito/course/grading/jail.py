@@ -68,6 +68,16 @@ class Limits:
     scratch_mb: int
     output_mb: int
 
+    @classmethod
+    def from_course(cls, course) -> "Limits":
+        """The limits of a course's settings.ini."""
+        return cls(**course.grading_limits)
+
+
+# What `check` starts its one jailed `print` with.
+CHECK_LIMITS = Limits(cell_timeout_seconds=60, memory_limit_mb=1024, submission_timeout_seconds=60, max_processes=64,
+                      scratch_mb=16, output_mb=16)
+
 
 def _python_trees() -> list[Path]:
     """Folders the interpreter and its packages live in, outermost first, without repeats."""
@@ -266,9 +276,8 @@ def check() -> None:
         syscalls.compiled()
     except syscalls.FilterError as e:
         raise JailError(f"no syscall filter for the jail: {e}") from None
-    limits = Limits(60, 1024, 60, 64, 16, 16)
     with tempfile.TemporaryDirectory(prefix="tito-jail-check-") as d:
-        jail = Jail(limits, Path(d))
+        jail = Jail(CHECK_LIMITS, Path(d))
         try:
             proc = jail.popen([sys.executable, "-c", "print('ok')"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             out, err = proc.communicate(timeout=60)
