@@ -147,8 +147,9 @@ never leaves a broken package behind.
 **Test cells are the grader's.** The grader puts back every locked cell (the tests and the code
 given to you) exactly as it was handed out, whatever your copy says. `tito module complete` does
 the same and names any such cell you deleted, changed or duplicated; it says complete only
-when every one is as handed out. To get one back, copy it from `{release}`. The measurements, plots and experiments (cells tagged
-`skip-execution`) are yours to run in Jupyter; `tito module complete {number} --demos` runs them too.
+when every one is as handed out. To get one back, copy it from `{release}`.
+The measurements, plots and experiments (cells tagged `skip-execution`) are yours to run in
+Jupyter; `tito module complete {number} --demos` runs them too.
 
 **Hidden tests.** Some graded cells carry more tests that only the grader runs (each such
 cell's docstring has a line starting `Hidden:` that says what they check). `tito module
