@@ -196,7 +196,8 @@ def analytics(module: str = typer.Argument(..., help="Module name or number."),
                   f"{sum(stats.totals) / len(stats.totals):.1f} of {stats.max_total:g}")
     t = Table(title=f"{m.name}: per graded cell")
     for col in ["graded cell", "graded", "pass rate", "mean", "discrimination", "flags"]:
-        t.add_column(col, justify="left" if col in ("graded cell", "flags") else "right")
+        # grade ids whole (folded if they must be), as the grader names them
+        t.add_column(col, justify="left" if col in ("graded cell", "flags") else "right", overflow="fold")
     for s in stats.cells:
         t.add_row(s.grade_id, str(s.graded), class_analytics.number(s.pass_rate), class_analytics.number(s.mean),
                   class_analytics.number(s.discrimination), Text(" ".join(s.flags), style="red" if "suspect" in s.flags
