@@ -109,7 +109,9 @@ def test_the_command_writes_csv_and_a_page_without_script(constructed, monkeypat
     assert result.exit_code == 0, result.output
     rows = {r["grade_id"]: r for r in csv.DictReader(io.StringIO(result.stdout))}
     assert len(rows) == 49
-    assert (rows[BROKEN]["pass_rate"], rows[BROKEN]["mean"], rows[BROKEN]["flags"]) == ("0.3000", "0.9000", "suspect")
+    assert (rows[BROKEN]["pass_rate"], rows[BROKEN]["mean"], rows[BROKEN]["flags"]) == ("0.3", "0.9", "suspect")
+    assert float(rows[BROKEN]["discrimination"]) == pytest.approx(-0.8393, abs=1e-4)
+    assert rows["q_adam_memory"]["pass_rate"] == "" and result.stdout.count('"0.3"') == 0  # numbers unquoted
     page_path = course.root / "reports" / "analytics.html"
     result = runner.invoke(app, ["nbgrader", "analytics", "06", "--format", "html", "--out", str(page_path)])
     assert result.exit_code == 0, result.output

@@ -51,6 +51,15 @@ def test_the_jail_gets_the_declared_files_and_nothing_else(tmp_path):
                                                "tinytorch/core/tensor.py"]
     assert student_package(course)["tinytorch/core/tensor.py"] == (REPO / "tinytorch/core/tensor.py").read_text()
     copy = Course(make_course_copy(tmp_path / "course"))
+    settings = copy.root / "settings.ini"
+    declared = settings.read_text()
+    for files, refusal in [("tinytorch/core/optimizers.py", r"holds a solution \(### BEGIN SOLUTION\)"),
+                           ("tinytorch/../settings.ini", r"not a \.py file of the package folder tinytorch/"),
+                           ("/etc/passwd", r"not a \.py file of the package folder tinytorch/")]:
+        settings.write_text(declared.replace("jail_files = tinytorch/__init__.py", f"jail_files = {files}"))
+        with pytest.raises(CourseError, match=refusal):
+            student_package(Course(copy.root))
+    settings.write_text(declared)
     (copy.root / "tinytorch/core/tensor.py").unlink()
     with pytest.raises(CourseError, match=r"\[package\] jail_files names tinytorch/core/tensor.py, which cannot "
                                           r"be read .*`tito export --all` writes the package"):

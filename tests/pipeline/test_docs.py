@@ -11,7 +11,7 @@ from tito.main import app
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # `tito` and its words: a code block's line, or inline code
-SHOWN = re.compile(r"(?:^|`)(tito(?: [^\s`#|&;]+)+)(?=`|\s*(?:#|$|&&|\|))", re.M)
+SHOWN = re.compile(r"(?:^\s*(?:\$ )?|`|&& )(tito(?: [^\s`#|&;]+)+)(?=`|\s*(?:#|$|&&|\|))", re.M)
 
 
 def shown_commands() -> dict[str, set[str]]:

@@ -112,7 +112,9 @@ def scores_table(course, m, outcomes) -> Table:
         t.add_column(col)
     recorded = scores.read(course, m, [o.student for o in outcomes])
     for o in outcomes:
-        s = recorded.get(o.student, scores.Scores(o.student))
+        # Not in the gradebook: the outcome could not be recorded (its reason says why).
+        s = recorded.get(o.student) or scores.Scores(o.student, {c.grade_id: 0.0 for c in o.cells},
+                                                     {c.grade_id: c.max_score for c in o.cells})
         tests = [g for g in s.points if g not in s.written]
         lost = [g for g in tests if (s.points[g] or 0.0) < s.max_points[g]]
         note = o.reason or (f"lost points in {len(lost)} cell(s): " + ", ".join(lost[:3]) if lost else "")

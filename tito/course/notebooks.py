@@ -68,6 +68,13 @@ def is_export_cell(cell) -> bool:
     return cell.cell_type == "code" and cell.source.lstrip().startswith("#| export")
 
 
+def part_heading(cell) -> str:
+    """"Part 3: Adam and AdamW" for a markdown cell that starts "## Part 3: Adam and AdamW (...)"; else ""."""
+    if cell.cell_type == "markdown" and cell.source.startswith("## Part "):
+        return cell.source.splitlines()[0][3:].split(" (")[0]
+    return ""
+
+
 def is_grade_cell(cell) -> bool:
     """An automatically graded test cell (nbgrader grade cell that is not a solution)."""
     md = cell.metadata.get("nbgrader", {})

@@ -22,7 +22,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.util import run_sync
 
-from .notebooks import is_export_cell, is_grade_cell, write_if_changed
+from .notebooks import is_export_cell, is_grade_cell, part_heading, write_if_changed
 from .settings import Course, CourseError, Module
 
 PROGRESS_FILE = ".tito/progress.json"
@@ -102,8 +102,13 @@ def _grade_id(cell) -> str | None:
 
 
 def _locked_originals(release: nbformat.NotebookNode) -> dict:
-    """Grade id -> cell, for every cell the release locks (nbgrader's generate step marks each one)."""
-    return {_grade_id(c): c for c in release.cells if c.metadata.get("nbgrader", {}).get("locked") and _grade_id(c)}
+    """Grade id -> cell, for every cell the grader restores: by nbgrader's rule (its `is_locked`),
+    a solution cell never, a graded test cell always, any other cell when marked locked. Written
+    out here so that a student who edited no test never waits for nbgrader's import."""
+    def locked(md) -> bool:
+        return not md.get("solution") and bool(md.get("grade") or md.get("locked"))
+
+    return {_grade_id(c): c for c in release.cells if locked(c.metadata.get("nbgrader", {})) and _grade_id(c)}
 
 
 def as_graded(work: nbformat.NotebookNode, release: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[str]]:
@@ -195,21 +200,22 @@ def syntax_errors(nb: nbformat.NotebookNode) -> dict[str, str]:
 
 def missing_names(work: nbformat.NotebookNode, release: nbformat.NotebookNode) -> list[str]:
     """A sentence for each function or class a solution cell of the release defines that no
-    code cell of the working copy defines any more (renamed, or deleted): the tests call it."""
-    def defined(cells) -> set[str]:
-        names = set()
-        for cell in cells:
-            try:
-                tree = ast.parse(cell.source)
-            except SyntaxError:  # named by `syntax_errors`
-                continue
-            names |= {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
-        return names
+    code cell of the working copy defines any more (renamed, or deleted): the tests call it.
+    A cell that does not compile says nothing here: `syntax_errors` names it."""
+    def defined(cell) -> set[str] | None:
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            return None
+        return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
 
-    everywhere = defined(c for c in work.cells if c.cell_type == "code")
+    code = [(c, defined(c)) for c in work.cells if c.cell_type == "code"]
+    unparsed = {_grade_id(c) for c, names in code if names is None}
+    everywhere = set().union(*(names for _, names in code if names is not None))
     return [f"{_cell_name(cell)}: `{name}` is not defined any more (renamed?), and the tests call it by that name"
             for cell in release.cells if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution")
-            for name in sorted(defined([cell]) - everywhere)]
+            and _grade_id(cell) not in unparsed
+            for name in sorted((defined(cell) or set()) - everywhere)]
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -267,14 +273,23 @@ def run_notebook(course: Course, path: Path, demos: bool = False,
                             skip_cells_with_tag="" if demos else "skip-execution",
                             on_cell_executed=on_executed, interrupt_on_timeout=True)
     client.km = client.create_kernel_manager()
+
+    def stop_kernel() -> None:  # before any cell ran: nothing of the student's to lose
+        try:
+            if client.km.has_kernel:
+                run_sync(client.km.shutdown_kernel)(now=True)
+        except Exception:  # the error that brought us here is the one to report
+            pass
+
     try:
         client.start_new_kernel()
     except Exception as e:
+        stop_kernel()
         raise CourseError(f"the notebook's kernel could not start: {type(e).__name__}: {e}") from None
     try:
         nb = client.nb = notebook() if notebook else read_notebook(path)
     except BaseException:
-        run_sync(client.km.shutdown_kernel)(now=True)
+        stop_kernel()
         raise
     # Cell by cell, so that the run stops at the first cell that reaches its time limit: an
     # endless loop would make every later cell that calls the same code wait as long.
@@ -298,8 +313,7 @@ def run_notebook(course: Course, path: Path, demos: bool = False,
     cells, errors, empty, part = [], [], [], ""
     by_count = {c.execution_count: c for c in nb.cells if c.cell_type == "code" and c.get("execution_count")}
     for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "markdown" and cell.source.startswith("## Part "):
-            part = cell.source.splitlines()[0][3:].split(" (")[0]  # "Part 3: Adam and AdamW"
+        part = part_heading(cell) or part
         if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("grade") and ANSWER_STUB in cell.source:
             empty.append((cell.metadata["nbgrader"]["grade_id"], float(cell.metadata["nbgrader"].get("points", 0))))
         if cell.cell_type != "code":

@@ -11,7 +11,9 @@ failed one was never scored. Per graded cell:
   everyone or no one passes, or every other total is the same.
 Flags: `easy` when at least 95% pass, `hard` when at most 5% pass, and `suspect` when the
 discrimination is -0.2 or less: the strongest students fail the cell more often than the
-weakest, which is what a broken test looks like.
+weakest, which is what a broken test looks like. With fewer than 10 graded submissions a
+correlation near -1 or 1 is common by chance, so `suspect` waits for ten. Written answers
+still waiting for a person count 0 in the rest of the total.
 """
 from __future__ import annotations
 
@@ -24,11 +26,14 @@ from pathlib import Path
 
 import nbformat
 
+from ..notebooks import part_heading
 from ..settings import Course, Module
+from .host import instructor_path
 from .lms import spreadsheet_text, spreadsheet_writer
 from .report import score_rows
 
 EASY, HARD, SUSPECT = 0.95, 0.05, -0.2
+SUSPECT_FROM = 10  # graded submissions before a negative discrimination is flagged
 
 
 @dataclass
@@ -65,13 +70,12 @@ def point_biserial(passed: list[int], rest: list[float]) -> float | None:
     return sum((p - mp) * (r - mr) for p, r in zip(passed, rest)) / math.sqrt(sp * sr)
 
 
-def _parts_and_points(course: Course, m: Module) -> tuple[dict[str, str], dict[str, float]]:
+def _parts_and_points(reference: Path) -> tuple[dict[str, str], dict[str, float]]:
     """Grade id -> the "Part N: ..." heading it sits under, and -> its points (instructor notebook)."""
-    nb = nbformat.read(course.source_notebook(m), as_version=4)
+    nb = nbformat.read(reference, as_version=4)
     parts, points, part = {}, {}, ""
     for cell in nb.cells:
-        if cell.cell_type == "markdown" and cell.source.startswith("## Part "):
-            part = cell.source.splitlines()[0][3:].split(" (")[0]
+        part = part_heading(cell) or part
         md = cell.metadata.get("nbgrader", {})
         if md.get("grade"):
             parts[md["grade_id"]], points[md["grade_id"]] = part, float(md.get("points", 0))
@@ -80,7 +84,7 @@ def _parts_and_points(course: Course, m: Module) -> tuple[dict[str, str], dict[s
 
 def class_stats(course: Course, m: Module, course_root: Path | None = None) -> ClassStats:
     cells, rows = score_rows(course, m, course_root)
-    parts, points = _parts_and_points(course, m)
+    parts, points = _parts_and_points(instructor_path(course, Path(course_root or course.root), m))
     graded = [r for r in rows if r["status"] == "graded"]
     left_out: dict[str, int] = {}
     for r in rows:
@@ -99,7 +103,7 @@ def class_stats(course: Course, m: Module, course_root: Path | None = None) -> C
             s.flags.append("easy")
         if s.pass_rate is not None and s.pass_rate <= HARD:
             s.flags.append("hard")
-        if s.discrimination is not None and s.discrimination <= SUSPECT:
+        if s.discrimination is not None and s.discrimination <= SUSPECT and s.graded >= SUSPECT_FROM:
             s.flags.append("suspect")
         stats.append(s)
     return ClassStats(m.name, stats, [r["total"] for r in graded], sum(points.values()), left_out)
@@ -113,9 +117,10 @@ def to_csv(stats: ClassStats) -> str:
     out = io.StringIO()
     w = spreadsheet_writer(out)
     w.writerow(["grade_id", "part", "points", "graded", "pass_rate", "mean", "discrimination", "flags"])
-    for s in stats.cells:
-        w.writerow([spreadsheet_text(v) for v in (s.grade_id, s.part, s.points, s.graded, number(s.pass_rate, 4),
-                                                  number(s.mean, 4), number(s.discrimination, 4), " ".join(s.flags))])
+    for s in stats.cells:  # numbers as numbers (a blank where there is none), text quoted
+        w.writerow([spreadsheet_text(s.grade_id), spreadsheet_text(s.part), s.points, s.graded,
+                    *("" if x is None else round(x, 4) for x in (s.pass_rate, s.mean, s.discrimination)),
+                    " ".join(s.flags)])
     return out.getvalue()
 
 
@@ -173,7 +178,8 @@ tr.hard {{ background: #ffe9c7; }} tr.easy {{ color: #666; }}</style></head>
 <p>{len(stats.totals)} graded submissions (left out: {e(left)}). Pass rate: the share with a cell's full points.
 Discrimination: the point-biserial correlation of passing the cell with the rest of the total.
 Flags: <b>easy</b> (at least {EASY:.0%} pass), <b>hard</b> (at most {HARD:.0%} pass), <b>suspect</b>
-(discrimination {SUSPECT} or less: the strongest students fail it more often, as with a broken test).</p>
+(discrimination {SUSPECT} or less, from {SUSPECT_FROM} graded submissions: the strongest students fail it more
+often, as with a broken test).</p>
 <h2>Scores</h2><img alt="histogram of total scores" src="{images['scores']}">
 <h2>Pass rate per graded cell</h2><img alt="pass rate per graded cell" src="{images['pass_rates']}">
 <h2>Per graded cell</h2>

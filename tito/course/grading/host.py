@@ -35,12 +35,13 @@ import nbformat
 from nbconvert.exporters import NotebookExporter
 
 from ..nbgrader_setup import api, nbgrader_config, quiet, tools_on_path
-from ..notebooks import dumps, is_grade_cell, write_if_changed
+from ..notebooks import SOLUTION_BEGIN, dumps, is_grade_cell, write_if_changed
 from ..settings import Course, CourseError, Module
 from . import jail as jail_module
 from .cluster import Cluster
 from .display import DisplayLimits, for_display, outputs_for_display, without_hidden_tests
 from .files import read_regular
+from .jailed.protocol import load_class
 from .job import Job, JobResult, run_in_process
 from .preprocessors import duplicated_ids
 
@@ -69,6 +70,10 @@ class Outcome:
 
     @property
     def score(self) -> float:
+        """The points decided in this run (an outcome read back from grading.json has none: read
+        the gradebook through scores.py)."""
+        if any(c.score is None for c in self.cells):
+            raise ValueError("this outcome holds no scores; the gradebook does (scores.py)")
         return sum(c.score for c in self.cells)
 
     @property
@@ -200,14 +205,26 @@ def prepare(course: Course, root: Path, m: Module, student: str, submitted,
 
 
 def student_package(course: Course) -> dict[str, str]:
-    """The package files the course gives to the jail (settings.ini [package] jail_files), by path."""
+    """The package files the course gives to the jail (settings.ini [package] jail_files), by path.
+
+    Each must lie inside the package folder and hold no solution marker: a line of settings must
+    not be able to hand the reference solutions to every submission."""
+    package = course.directory("package").resolve()
     out = {}
     for rel in course.jail_files:
+        path = (course.root / rel).resolve()
+        if not path.is_relative_to(package) or path.suffix != ".py":
+            raise CourseError(f"settings.ini [package] jail_files names {rel}, which is not a .py file of the "
+                              f"package folder {package.name}/")
         try:
-            out[rel] = read_regular(course.root / rel, 16 << 20).decode("utf-8")
+            text = read_regular(course.root / rel, 16 << 20).decode("utf-8")
         except (OSError, ValueError) as e:
             raise CourseError(f"settings.ini [package] jail_files names {rel}, which cannot be read ({e}): "
                               "`tito export --all` writes the package") from None
+        if SOLUTION_BEGIN in text:
+            raise CourseError(f"settings.ini [package] jail_files names {rel}, which holds a solution "
+                              f"({SOLUTION_BEGIN}): it must not go to the jail")
+        out[path.relative_to(package.parent).as_posix()] = text
     return out
 
 
@@ -328,7 +345,6 @@ def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=Non
         write_if_changed(kept, dumps(notebook))
     elif kept.is_file() or kept.is_symlink():  # from an earlier run: the feedback says why there is none now
         kept.unlink()
-    write_if_changed(out / OUTCOME_FILE, outcome.to_json())
 
     tools_on_path()
     final = {c.grade_id: c.score for c in outcome.cells}
@@ -352,6 +368,8 @@ def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=Non
             # entered by hand (formgrader) is never touched, so a re-grade keeps it.
             g.needs_manual_grade = g.auto_score is None and g.manual_score is None
         gb.db.commit()
+    # Last: an outcome on disk always goes with the scores the gradebook holds for it.
+    write_if_changed(out / OUTCOME_FILE, outcome.to_json())
 
 
 # -- the queue -------------------------------------------------------------------------------
@@ -398,6 +416,11 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
     instructor_text = instructor_path(course, root, m).read_text(encoding="utf-8")
     reference = nbformat.reads(instructor_text, as_version=4)
     package = student_package(course)
+    tensor_class = course.tensor_class
+    try:
+        load_class(tensor_class)
+    except (ValueError, ImportError, AttributeError) as e:
+        raise CourseError(f"settings.ini [package] tensor_class {tensor_class!r} cannot be imported here: {e}") from None
     lock = threading.Lock()  # nbgrader's gradebook and folders: one writer at a time
 
     def grade(student: str) -> Outcome:
@@ -433,7 +456,7 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
             write_if_changed(autograded_dir(course, root, m, student) / f"{m.notebook}.ipynb", dumps(shown))
         # The kernel run gets no hidden test: the judge runs them from the instructor notebook.
         job = Job(student, m.name, dumps(without_hidden_tests(prepared)), instructor_text, package,
-                  course.tensor_class, course.grading_limits, jail)
+                  tensor_class, course.grading_limits, jail)
         result = run_job(job)
         try:
             return decide(student, m, reference, shown, notes, result, course.display_limits)

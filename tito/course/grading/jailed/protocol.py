@@ -129,7 +129,9 @@ SCALARS = (type(None), bool, int, float, str)
 
 def load_class(spec: str) -> type:
     """The class a "module:Class" names (the course's tensor class), imported now."""
-    module, _, name = spec.partition(":")
+    module, colon, name = spec.partition(":")
+    if not (colon and module and name.isidentifier()):
+        raise ValueError(f"{spec!r} is not module:Class")
     return getattr(importlib.import_module(module), name)
 
 
