@@ -234,18 +234,18 @@ def _judge_one(course_root: str, notebook: str, only: list[str] | None, tests_as
             jail.close()
 
 
-def in_processes(fn, course, submissions: dict, *per_submission: list) -> dict:
-    """Student -> fn(course root, the submission as JSON, *its values in per_submission), two
-    fresh processes at a time."""
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+def in_processes(fn, course, submissions: dict, *per_submission: list, workers: int = 2) -> dict:
+    """Student -> fn(course root, the submission as JSON, *its values in per_submission), in
+    `workers` fresh processes."""
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         return dict(zip(submissions, pool.map(fn, [str(course.root)] * len(submissions),
                                               [nbformat.writes(nb) for nb in submissions.values()], *per_submission)))
 
 
-def judge_all(course, submissions: dict, only: dict, tests_as_released: bool = False) -> dict:
+def judge_all(course, submissions: dict, only: dict, tests_as_released: bool = False, workers: int = 2) -> dict:
     """Judge each submission; `only[student]`, where given, names the cells to run."""
     return in_processes(_judge_one, course, submissions, [only.get(student) for student in submissions],
-                        [tests_as_released] * len(submissions))
+                        [tests_as_released] * len(submissions), workers=workers)
 
 
 def release_and_complete(course) -> tuple:

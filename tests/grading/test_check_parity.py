@@ -77,9 +77,11 @@ def verdicts(graded_course, request):
     submissions.update({name: alternative_submission(complete, *group) for name, group in ALTERNATIVE_GROUPS.items()})
     submissions.update({f"no-work-{kind}": no_work_submission(complete, kind) for kind in NO_WORK})
 
-    checked = in_processes(_check_one, course, submissions)
-    graded = judge_all(course, submissions, only={})
-    released = judge_all(course, submissions, only={}, tests_as_released=True)
+    # One process at a time: the suite's other worker may be running a hostile batch whose
+    # memory and CPU cases need the machine's second core within their cells' time limits.
+    checked = in_processes(_check_one, course, submissions, workers=1)
+    graded = judge_all(course, submissions, only={}, workers=1)
+    released = judge_all(course, submissions, only={}, tests_as_released=True, workers=1)
     hidden = {c.metadata["nbgrader"]["grade_id"] for c in release.cells
               if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"
               and student.has_hidden_tests(c.source)}
