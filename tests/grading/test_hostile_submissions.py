@@ -82,13 +82,17 @@ def hostile_cases(course: Course, tmpdir: Path) -> dict:
         # What a submission uses of the machine: kernel objects, CPU and memory, the judge's trust.
         "kernel_state": hostile.with_attack(release, hostile.kernel_state()),
         "hogs_cpu": hostile.with_attack(release, hostile.hogs_cpu(HOG_SECONDS), kernel_only=True),
-        "hoards_memory": hostile.with_attack(release, hostile.hoards_memory(4, 900), kernel_only=True),
+        HOARD: hostile.with_attack(release, hostile.hoards_memory(4, 900), kernel_only=True),
         # (the only one with work done: the rest of the complete solution)
         "broadcasts": sub.replace_region(complete, "cosine_annealing_lr_impl", "return np.ones((20_000_000, 1))"),
     }
 
 
 HOG_SECONDS = 25  # long enough to overlap other jobs of the batch
+# Jobs start in the order of the students' names. The hoard needs CPU to touch its memory within
+# its cell's time limit, and without root nothing caps the hog: the hoard's name puts it late in the
+# queue, after the hog's job has ended, where "hoards_memory" would start next to "hogs_cpu".
+HOARD = "uses_memory"
 DENIED = {name: "EPERM" for name in ["add_key", "keyctl_search", "io_uring_setup", "memfd_create", "shmget", "flock"]}
 
 
@@ -97,10 +101,10 @@ def check_resources(course: Course, outcomes: dict, keys_before: set, keys_after
     the keyrings, the memory hoard stopped and recorded, the CPU hog running, a broadcast refused."""
     assert _printed_json(course, "kernel_state", "kernel state: ") == [DENIED]
     assert keys_after == keys_before
-    hoard = outcomes["hoards_memory"]
+    hoard = outcomes[HOARD]
     assert hoard.status == "graded" and "the kernel run held more than memory_limit_mb" in hoard.reason, hoard
-    assert _printed(course, "hoards_memory", "memfd: ") in ([1], [])  # EPERM (none if the kernel was stopped)
-    assert all(n < 4 for n in _printed(course, "hoards_memory", "processes that held their memory: "))
+    assert _printed(course, HOARD, "memfd: ") in ([1], [])  # EPERM (none if the kernel was stopped)
+    assert all(n < 4 for n in _printed(course, HOARD, "processes that held their memory: "))
     assert _printed(course, "hogs_cpu", "busy processes: ")[0] >= 30
     for grade_id in ("cosine_annealing_values", "cosine_annealing_beyond_t_max"):
         message = _cell(outcomes["broadcasts"], grade_id).message
@@ -362,7 +366,7 @@ def test_what_a_submission_uses_stays_within_its_own_job(batch):
     CPU (the honest classmate, graded meanwhile, keeps full marks), a broadcast reply refused."""
     check_resources(batch["course"], batch["outcomes"], *batch["keys"])
     if os.geteuid() == 0:  # the control group's own peak: never above the limit
-        assert 0 < batch["outcomes"]["hoards_memory"].memory_mb["kernel"] <= 2500
+        assert 0 < batch["outcomes"][HOARD].memory_mb["kernel"] <= 2500
 
 
 def test_every_attack_scores_nothing_in_any_cell(batch):

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO, make_course_copy, report_summary
 from tests.grading import hostile, unprivileged
-from tests.grading.test_hostile_submissions import (HONEST, check_attack_cells, check_resources, full_score,
+from tests.grading.test_hostile_submissions import (HOARD, HONEST, check_attack_cells, check_resources, full_score,
                                                     hostile_cases, keyring, notebooks, place, processes_with,
                                                     recorded_scores, snapshot)
 from tito.course.generate import generate
@@ -105,7 +105,7 @@ def test_unprivileged_grading_keeps_each_job_to_its_own_resources(unprivileged_b
     assert regraded == {s for s, o in first.items() if o.status == "failed"}  # the failed ones, only them
     report_summary(request.config, "unprivileged batch with a CPU hog",
                    f"{len(starved)} job(s) failed as starved ({', '.join(starved) or 'none'}), "
-                   f"all graded by --retry-failed; memory hoard peak {final['hoards_memory'].memory_mb}")
+                   f"all graded by --retry-failed; memory hoard peak {final[HOARD].memory_mb}")
 
 
 def test_unprivileged_run_really_ran_unprivileged(unprivileged_batch):
