@@ -34,6 +34,15 @@ class StudyResult:
     figures: dict[str, Figure] = field(default_factory=dict)
 
 
+def summary_text(value) -> str:
+    """A summary-table entry as shown (terminal and notebook): floats to 4 significant digits."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def child_seeds(seed: int, names: list[str]) -> dict[str, np.random.SeedSequence]:
     """Independent, named random streams from one seed.
 

@@ -17,7 +17,10 @@ only when complete, so a failure never leaves a half-written run behind.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
+import html
+import io
 import json
 import math
 import os
@@ -37,7 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from . import bias_correction, clipping, momentum, optimizers
-from .common import Progress, StudyResult, no_progress
+from .common import Progress, StudyResult, no_progress, summary_text
 from .data import DATASETS
 from .errors import ConfigError, ExperimentError
 
@@ -69,6 +72,22 @@ class RunRecord:
     result: StudyResult
     elapsed_seconds: float
     directory: Path | None  # None when nothing was saved
+
+    def _repr_html_(self) -> str:
+        """In Jupyter: the summary table and the figures, as `tito experiment run` prints and saves them."""
+        rows = self.result.summary
+
+        def cells(tag: str, values) -> str:
+            return "".join(f"<{tag}>{html.escape(summary_text(v))}</{tag}>" for v in values)
+
+        table = "".join([f"<tr>{cells('th', rows[0])}</tr>"] + [f"<tr>{cells('td', row.values())}</tr>" for row in rows])
+        images = []
+        for fig in self.result.figures.values():
+            png = io.BytesIO()
+            fig.savefig(png, format="png", dpi=100)
+            images.append(f'<img src="data:image/png;base64,{base64.b64encode(png.getvalue()).decode()}">')
+        title = html.escape(f"{self.study} ({self.elapsed_seconds:.1f} s)")
+        return f"<p><b>{title}</b></p><table>{table}</table>" + "".join(images)
 
 
 def get_study(name: str) -> Study:

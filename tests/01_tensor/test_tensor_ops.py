@@ -496,17 +496,3 @@ def test_parameters_walk_nested_modules_in_order_and_once():
 def test_sequential_applies_layers_in_order():
     model = Sequential(lambda x: x * 2, lambda x: x + 1)
     assert model(Tensor([3.0])).item() == 7.0
-
-
-def test_describe_difference_names_the_largest_difference_and_where_it_is():
-    from tinytorch.core.tensor import describe_difference
-
-    assert describe_difference(np.array([0.1, 0.2, 0.3 + 1e-9]), [0.1, 0.2, 0.3]) == \
-        " (largest difference 1e-09 at index 2: 0.300000001, expected 0.3)"
-    assert describe_difference(np.array([[1.0, 2.0], [3.0, np.nan]]), [[1, 2], [3, 4]]) == \
-        " (largest difference inf at index (1, 1): nan, expected 4.0)"
-    assert describe_difference(0.5, 0.25) == " (largest difference 0.25: 0.5, expected 0.25)"
-    assert describe_difference([0.001, 0.002], 0.001) == " (largest difference 0.001 at index 1: 0.002, expected 0.001)"
-    assert describe_difference(None, [1.0]) == " (got None)"
-    assert describe_difference("x", 1.0) == " (got a str, not numbers)"
-    assert describe_difference(np.zeros(3), np.zeros(2)) == " (shape (3,), expected shape (2,))"

@@ -10,10 +10,13 @@ default tests replay exactly the same inputs through tinytorch without torch.
 
 The same replay functions are used by the live tests when torch is importable.
 
-WarmupCosineLR has no exact counterpart in torch: ``LinearLR`` refuses a start factor of 0
-and ``SequentialLR(LinearLR, CosineAnnealingLR)`` keeps oscillating after ``total_steps``.
-Its reference is torch's ``LambdaLR`` driven by the float64 closed form of the schedule
-(``lr = base_lr * factor(epoch)``); ``main`` prints how far the torch alternatives are off.
+WarmupCosineLR has no single counterpart in torch, so its reference is composed from torch's
+own schedulers with ``SequentialLR``, none of which shares code with the module's solution:
+a linear ramp from 0 (``LambdaLR`` with factor ``epoch / warmup_steps``; ``LinearLR`` refuses a
+start factor of 0), then ``CosineAnnealingLR(T_max=total_steps - warmup_steps, eta_min)``, then
+the constant ``eta_min`` (``LambdaLR`` with factor ``eta_min / base_lr``) from ``total_steps``
+on, where a bare cosine would rise again. ``main`` records how far that composition, and
+``SequentialLR(LinearLR, CosineAnnealingLR)``, are from the closed form.
 """
 
 import json
@@ -197,12 +200,17 @@ def _torch_scheduler(case, optimizer):
         return None
     kwargs = spec["kwargs"]
     if spec["name"] == "WarmupCosineLR":
-        lambdas = [
-            (lambda e, b=g["lr"]: warmup_cosine_closed_form(b, e, **kwargs) / b)
-            for g in optimizer.param_groups
-        ]
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+        return _torch_warmup_cosine(optimizer, **kwargs)
     return getattr(torch.optim.lr_scheduler, spec["name"])(optimizer, **kwargs)
+
+
+def _torch_warmup_cosine(optimizer, warmup_steps, total_steps, eta_min=0.0):
+    """Warm-up from 0, cosine to eta_min, then eta_min: three torch schedulers in sequence."""
+    sched = torch.optim.lr_scheduler
+    ramp = sched.LambdaLR(optimizer, lambda epoch: epoch / warmup_steps)
+    cosine = sched.CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps, eta_min=eta_min)
+    floor = sched.LambdaLR(optimizer, [lambda epoch, b=g["initial_lr"]: eta_min / b for g in optimizer.param_groups])
+    return sched.SequentialLR(optimizer, [ramp, cosine, floor], milestones=[warmup_steps, total_steps])
 
 
 def _norm_type(clip):
@@ -268,20 +276,19 @@ def torch_mlp_trajectory(case, data, steps=MLP_STEPS):
 # ---------------------------------------------------------------- report on WarmupCosineLR
 
 def _warmup_alternatives(base=0.1, warmup=20, total=150, eta_min=0.001, epochs=STEPS):
-    """Max abs difference to the closed form of LambdaLR and SequentialLR(LinearLR, Cosine)."""
+    """Max abs difference to the closed form of the reference composition and of SequentialLR(LinearLR, Cosine)."""
     exact = np.array([warmup_cosine_closed_form(base, e, warmup, total, eta_min) for e in range(epochs + 1)])
     out = {}
     p = [torch.zeros(1, requires_grad=True)]
 
     opt = torch.optim.SGD(p, lr=base)
-    lam = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda e: warmup_cosine_closed_form(base, e, warmup, total, eta_min) / base)
+    reference = _torch_warmup_cosine(opt, warmup, total, eta_min)
     got = [opt.param_groups[0]["lr"]]
     for _ in range(epochs):
         opt.step()
-        lam.step()
+        reference.step()
         got.append(opt.param_groups[0]["lr"])
-    out["LambdaLR"] = float(np.max(np.abs(np.array(got) - exact)))
+    out["SequentialLR(LambdaLR ramp, CosineAnnealingLR, LambdaLR floor)"] = float(np.max(np.abs(np.array(got) - exact)))
 
     opt = torch.optim.SGD(p, lr=base)
     # LinearLR rejects start_factor=0; use the smallest it accepts in spirit.
@@ -333,7 +340,7 @@ def main():
         "shapes": SHAPES,
         "trajectory_cases": cases,
         "mlp_cases": mlps,
-        "warmup_cosine_reference": "torch LambdaLR with the float64 closed form; alternatives' max abs "
+        "warmup_cosine_reference": "torch SequentialLR(LambdaLR ramp, CosineAnnealingLR, LambdaLR floor); max abs "
                                    f"difference to the closed form: {alternatives}",
     }
     arrays["meta"] = np.array(json.dumps(meta))

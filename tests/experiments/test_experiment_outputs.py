@@ -1,4 +1,5 @@
 """Run folders: their contents, bit-identical metrics for equal configs, and no half-written folder on failure."""
+import html
 import json
 import re
 
@@ -40,6 +41,17 @@ def test_figures_have_labelled_axes_and_legends():
         for ax in fig.axes:
             assert ax.get_xlabel() and ax.get_ylabel(), f"unlabelled axes in {ax.get_title()!r}"
             assert ax.get_legend() is not None
+
+
+def test_a_record_shows_its_summary_and_figures_in_a_notebook():
+    """What the notebook's experiment cells display: the summary table, then each figure as an inline PNG."""
+    record = run_study("momentum", SMALL_MOMENTUM, out_root=None)
+    page = record._repr_html_()
+    rows = re.findall(r"<tr>(.*?)</tr>", page)
+    assert re.findall(r"<th>(.*?)</th>", rows[0]) == [html.escape(k) for k in record.result.summary[0]]  # "<=" escaped
+    assert [re.findall(r"<td>(.*?)</td>", r)[0] for r in rows[1:]] == ["gradient descent", "momentum 0.9"]
+    assert page.count('<img src="data:image/png;base64,iVBORw0KGgo') == len(record.result.figures) == 1
+    assert "<script" not in page
 
 
 def test_out_root_none_saves_nothing(tmp_path, monkeypatch):

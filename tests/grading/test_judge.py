@@ -8,7 +8,7 @@ import pytest
 from tito.course.grading import judge as judge_module
 from tito.course.grading import submissions as sub
 from tito.course.grading.jail import Jail, Limits
-from tito.course.grading.judge import SandboxSetupError, StudentProcess, judge
+from tito.course.grading.judge import MachineError, SandboxSetupError, StudentProcess, SupportCellError, judge
 from tito.course.grading.host import student_package
 from tito.course.settings import Course
 
@@ -108,6 +108,21 @@ def test_a_sandbox_that_cannot_start_is_the_graders_problem_not_a_zero(jail, mon
     monkeypatch.setattr(judge_module.sys, "executable", "/nonexistent/python")
     with pytest.raises(SandboxSetupError, match="could not start"):
         judge(REFERENCE, REFERENCE, jail, tensor_class=COURSE.tensor_class)
+
+
+def test_a_broken_test_support_cell_is_the_graders_problem_not_a_zero(jail):
+    broken = sub.set_source(REFERENCE, "test_support", "raise KeyError('helpers')\n")
+    with pytest.raises(SupportCellError, match="test-support cells raised KeyError") as e:
+        judge(broken, REFERENCE, jail, tensor_class=COURSE.tensor_class)
+    assert isinstance(e.value, MachineError)  # the job fails and nothing is scored
+
+
+def test_every_graded_cell_gets_its_own_copy_of_the_support_helpers(jail):
+    """A graded cell that rebinds a helper (in the namespace the helpers see) changes nothing for the next one."""
+    source = next(c.source for c in REFERENCE.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "gd_step_values")
+    spoiled = sub.set_source(REFERENCE, "gd_step_values", source + "\ncheck_close.__globals__['check_close'] = None\n")
+    report = judge(spoiled, REFERENCE, jail, tensor_class=COURSE.tensor_class)
+    assert [v.grade_id for v in report.verdicts if not v.passed] == []
 
 
 def test_a_solution_region_outside_a_function_is_refused():

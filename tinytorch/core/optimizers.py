@@ -34,10 +34,8 @@ class Optimizer:
 
     def __init__(self, params, defaults):
         if isinstance(params, Tensor):
-            raise TypeError(
-                "params argument given to the optimizer should be an iterable of Tensors or dicts, "
-                f"but got {type(params).__name__}"
-            )
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            f"but got {type(params).__name__}")
         self.defaults = dict(defaults)
         self.state = {}
         self.param_groups = []
@@ -63,10 +61,8 @@ class Optimizer:
         if isinstance(params, Tensor):
             params = [params]
         elif isinstance(params, set):
-            raise TypeError(
-                "optimizer parameters need to be organized in ordered collections, but the ordering "
-                "of tensors in sets will change between runs. Please use a list instead."
-            )
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering "
+                            "of tensors in sets will change between runs. Please use a list instead.")
         params = list(params)
         for p in params:
             if not isinstance(p, Tensor):
@@ -99,10 +95,8 @@ class Optimizer:
             if grad is None:
                 continue
             if grad.shape != p.data.shape:
-                raise ValueError(
-                    f"gradient of parameter {self._index[id(p)]} has shape {grad.shape}, "
-                    f"but the parameter has shape {p.data.shape}"
-                )
+                raise ValueError(f"gradient of parameter {self._index[id(p)]} has shape {grad.shape}, "
+                                 f"but the parameter has shape {p.data.shape}")
             key = (p.data.shape, p.data.dtype.str)
             if key not in self._scratch:
                 self._scratch[key] = np.empty_like(p.data)
@@ -110,14 +104,10 @@ class Optimizer:
 
     def state_dict(self):
         """{"state": {index: {name: value}}, "param_groups": [{..., "params": [index, ...]}]}, arrays copied."""
-        state = {
-            self._index[id(p)]: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
-            for p, s in self.state.items()
-        }
-        groups = [
-            {**{k: v for k, v in g.items() if k != "params"}, "params": [self._index[id(p)] for p in g["params"]]}
-            for g in self.param_groups
-        ]
+        state = {self._index[id(p)]: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+                 for p, s in self.state.items()}
+        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [self._index[id(p)] for p in g["params"]]}
+                  for g in self.param_groups]
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
@@ -128,17 +118,13 @@ class Optimizer:
         by_index = {}
         for group, saved in zip(self.param_groups, saved_groups):
             if len(group["params"]) != len(saved["params"]):
-                raise ValueError(
-                    "loaded state dict contains a parameter group that doesn't match the size of optimizer's group"
-                )
+                raise ValueError("loaded state dict contains a parameter group that doesn't match the size of optimizer's group")
             by_index.update(zip(saved["params"], group["params"]))
         self.state = {}
         for index, saved_state in state_dict["state"].items():
             p = by_index[index]
-            self.state[p] = {
-                k: (np.array(v, dtype=p.data.dtype) if isinstance(v, np.ndarray) else v)
-                for k, v in saved_state.items()
-            }
+            self.state[p] = {k: (np.array(v, dtype=p.data.dtype) if isinstance(v, np.ndarray) else v)
+                             for k, v in saved_state.items()}
         for group, saved in zip(self.param_groups, saved_groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
 
@@ -194,11 +180,8 @@ class SGD(Optimizer):
         loss = None if closure is None else closure()
         for group in self.param_groups:
             for p, grad, state, scratch in self._updates(group):
-                sgd_step(
-                    p.data, grad, state,
-                    lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
-                    weight_decay=group["weight_decay"], nesterov=group["nesterov"], scratch=scratch,
-                )
+                sgd_step(p.data, grad, state, lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
+                         weight_decay=group["weight_decay"], nesterov=group["nesterov"], scratch=scratch)
         return loss
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #adam_step_impl
@@ -270,11 +253,8 @@ class Adam(Optimizer):
                     state["step"] = 0
                     state["exp_avg"] = np.zeros_like(p.data)
                     state["exp_avg_sq"] = np.zeros_like(p.data)
-                kernel(
-                    p.data, grad, state,
-                    lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                    weight_decay=group["weight_decay"], scratch=scratch,
-                )
+                kernel(p.data, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                       weight_decay=group["weight_decay"], scratch=scratch)
         return loss
 
 
@@ -305,10 +285,8 @@ def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False) ->
     else:
         total = sum(float(np.sum(np.abs(g) ** norm_type)) for g in grads) ** (1.0 / norm_type)
     if error_if_nonfinite and not math.isfinite(total):
-        raise RuntimeError(
-            f"The total norm of order {norm_type} for gradients is non-finite, so it cannot be clipped. "
-            "To scale the gradients by the non-finite norm anyway, set error_if_nonfinite=False"
-        )
+        raise RuntimeError(f"The total norm of order {norm_type} for gradients is non-finite, so it cannot be clipped. "
+                           "To scale the gradients by the non-finite norm anyway, set error_if_nonfinite=False")
     clip_coef = max_norm / (total + 1e-6)
     if clip_coef < 1.0:
         for g in grads:

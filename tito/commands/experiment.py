@@ -42,6 +42,7 @@ def run(
     """Run one study, save config, commit, metrics and plots, and print a summary."""
     _import_studies()
     from experiments import ExperimentError, run_study
+    from experiments.common import summary_text
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
@@ -65,7 +66,7 @@ def run(
     for column in rows[0]:
         table.add_column(column, justify="left" if isinstance(rows[0][column], str) else "right")
     for row in rows:
-        table.add_row(*(_cell(v) for v in row.values()))
+        table.add_row(*(summary_text(v) for v in row.values()))
     console.print(table)
     console.print(f"saved to {record.directory}", soft_wrap=True, highlight=False)
 
@@ -78,10 +79,3 @@ def _import_studies() -> None:
         raise CourseError(f"the exported tinytorch package cannot be imported ({type(err).__name__}: {err}); "
                           "re-export it with `tito module complete`") from None
 
-
-def _cell(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)

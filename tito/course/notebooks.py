@@ -75,6 +75,15 @@ def part_heading(cell) -> str:
     return ""
 
 
+def is_test_support_cell(cell) -> bool:
+    """Instructor code the graded cells share (check helpers, data, a training loop): a locked code
+    cell that is neither graded, nor a solution, nor exported. The judge runs its own copy of every
+    such cell before each graded cell."""
+    md = cell.metadata.get("nbgrader", {})
+    return (cell.cell_type == "code" and bool(md.get("locked")) and not md.get("grade") and not md.get("solution")
+            and not is_export_cell(cell))
+
+
 def is_grade_cell(cell) -> bool:
     """An automatically graded test cell (nbgrader grade cell that is not a solution)."""
     md = cell.metadata.get("nbgrader", {})

@@ -3,8 +3,10 @@
 The trusted namespace is built from the instructor notebook's exported cells; every
 function that holds a solution region is then replaced by a proxy that calls the
 student's version in a jailed process (jailed/sandbox.py) and mirrors the results back
-(jailed/protocol.py). The test cells come from the instructor notebook too, hidden tests
-included, so nothing the student wrote or edited decides how their code is judged.
+(jailed/protocol.py). Each graded cell runs in a fresh copy of that namespace, after the
+notebook's test-support cells (shared helpers). The test and support cells come from the
+instructor notebook too, hidden tests included, so nothing the student wrote or edited
+decides how their code is judged.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 import nbformat
 import numpy as np
 
-from ..notebooks import SOLUTION_BEGIN, is_export_cell, is_grade_cell
+from ..notebooks import SOLUTION_BEGIN, is_export_cell, is_grade_cell, is_test_support_cell
 from .jail import JAILED_PACKAGE, Jail, JailError
 from .jailed.protocol import Mirror, WireError, load_class, receive, send
 from .processes import starvation
@@ -205,6 +207,10 @@ class MachineError(Exception):
     """A problem of the grading machine, not of the submission: the job fails, nothing is scored."""
 
 
+class SupportCellError(MachineError):
+    """The instructor notebook's test-support cells raised: nothing can be judged, and it is not the student's doing."""
+
+
 class SandboxSetupError(MachineError):
     """The sandbox failed before any student code ran."""
 
@@ -244,6 +250,8 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, j
     ref_exports = [c for c in reference.cells if is_export_cell(c)]
     names = student_functions(ref_exports)
     grade_cells = [c for c in reference.cells if is_grade_cell(c) and c.cell_type == "code"]
+    support = [compile(c.source, f"<test support {c.get('id')}>", "exec") for c in reference.cells
+               if is_test_support_cell(c)]
     student_cells = [c.source for c in submission.cells if is_export_cell(c) and not is_grade_cell(c)]
 
     trusted: dict = {"__name__": "__reference__"}
@@ -257,12 +265,23 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, j
         trusted[name] = _proxy(sp, name, clock, trusted[name].__annotations__.get("return", ...))
     # Messages print every float with the digits that identify it (as the notebook does).
     with np.printoptions(floatmode="unique"):
-        return _run_cells(grade_cells, trusted, sp, clock, cell_timeout, deadline)
+        return _run_cells(grade_cells, support, trusted, sp, clock, cell_timeout, deadline)
 
 
-def _run_cells(grade_cells, trusted: dict, sp: StudentProcess, clock: dict, cell_timeout: float,
+def _namespace(trusted: dict, support: list) -> dict:
+    """A fresh copy of the trusted namespace with the test-support cells run in it."""
+    namespace = dict(trusted)
+    try:
+        for code in support:
+            exec(code, namespace)
+    except Exception as e:
+        raise SupportCellError(f"the instructor notebook's test-support cells raised {type(e).__name__}: {e}") from None
+    return namespace
+
+
+def _run_cells(grade_cells, support: list, trusted: dict, sp: StudentProcess, clock: dict, cell_timeout: float,
                deadline: float) -> JudgeReport:
-    """Each graded cell in a fresh copy of the trusted namespace; the student's process is closed after."""
+    """Each graded cell in its own namespace (support cells, then the cell); the student's process is closed after."""
     verdicts = []
     try:
         for c in grade_cells:
@@ -273,7 +292,8 @@ def _run_cells(grade_cells, trusted: dict, sp: StudentProcess, clock: dict, cell
                                             "not run: the submission used up submission_timeout_seconds"))
                 continue
             try:
-                exec(compile(c.source, f"<test {md['grade_id']}>", "exec"), dict(trusted))
+                namespace = _namespace(trusted, support)
+                exec(compile(c.source, f"<test {md['grade_id']}>", "exec"), namespace)
                 verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), True))
             except MachineError:
                 raise  # not the student's doing: the submission is recorded as failed, with why
