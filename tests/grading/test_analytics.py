@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from tests.conftest import make_course_copy
 from tito.course.generate import generate
 from tito.course.grading import analytics
-from tito.course.grading.host import OUTCOME_FILE, CellScore, Outcome, autograded_dir
+from tito.course.grading.host import OUTCOME_FILE, CellScore, Outcome
 from tito.course.nbgrader_setup import nbgrader_config
 from tito.course.settings import Course
 from tito.main import app
@@ -65,7 +65,7 @@ def constructed(tmp_path_factory):
             status = "invalid" if student == "invalid" else "graded"
             outcome = Outcome(student, m.name, status, "" if status == "graded" else "not a notebook",
                               [CellScore(gid, 0.0, s, s, s > 0) for gid, s in scored.items()])
-            out = autograded_dir(course, course.root, m, student)
+            out = course.student_folder("autograded", m, student)
             out.mkdir(parents=True)
             (out / OUTCOME_FILE).write_text(outcome.to_json())
         gb.db.commit()

@@ -55,6 +55,30 @@ def test_nbgrader_config_reads_the_same_settings(tmp_path):
     assert c.CourseDirectory.db_url == f"sqlite:///{tmp_path.resolve() / 'gradebook.db'}"
 
 
+def test_every_grading_path_is_made_by_the_course_in_nbgraders_layout(tmp_path):
+    from tito.course.nbgrader_setup import nbgrader_config
+
+    course, root = Course(), tmp_path.resolve()
+    m, c = course.module("06"), nbgrader_config(course, tmp_path).CourseDirectory
+    notebook = f"{m.notebook}.ipynb"
+    assert course.submission_notebook(m, "ada", tmp_path) == root / c.submitted_directory / "ada" / m.name / notebook
+    assert course.student_folder("autograded", m, "ada", tmp_path) == root / c.autograded_directory / "ada" / m.name
+    assert course.student_folder("feedback", m, "ada", tmp_path) == root / c.feedback_directory / "ada" / m.name
+    assert course.source_notebook(m, tmp_path) == root / c.source_directory / m.name / notebook
+    assert course.source_notebook(m) == course.directory("source") / m.name / notebook
+    assert c.db_url == f"sqlite:///{course.gradebook(tmp_path)}"
+    (root / "submitted" / "ada" / m.name).mkdir(parents=True)
+    (root / "submitted" / "bob" / "01_tensor").mkdir(parents=True)
+    assert course.students("submitted", m, tmp_path) == ["ada"]
+    # Nothing else spells the layout out: nbgrader's folder traits and the gradebook's file
+    # name appear only where the course hands them to nbgrader.
+    spelled = [str(p.relative_to(course.root)) for p in (course.root / "tito").rglob("*.py")
+               if p.name not in ("settings.py", "nbgrader_setup.py")
+               and any(word in p.read_text(encoding="utf-8") for word in
+                       ("_directory", "gradebook.db", "CourseDirectory"))]
+    assert spelled == []
+
+
 @pytest.mark.parametrize("args", [["--help"], ["module", "--help"], ["nbgrader", "autograde", "--help"],
                                   ["system", "doctor", "--help"], ["test", "--help"], ["export", "--help"],
                                   ["experiment", "--help"]])

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from ..course.generate import generate as generate_module
-from ..course.grading.host import autograde as autograde_module, load_outcome, submitted_students
+from ..course.grading.host import autograde as autograde_module, load_outcome
 from ..course.grading.collect import collect as collect_archive
 from ..course.grading import analytics as class_analytics, feedback as feedback_page, scores
 from ..course.grading.lms import spreadsheet_text, spreadsheet_writer
@@ -75,7 +75,7 @@ def autograde(module: str = typer.Argument(..., help="Module name or number."),
     """
     course = load_course()
     m = course.module(module)
-    students = student or submitted_students(course, course.root, m)
+    students = student or course.students("submitted", m)
     if not students:
         raise CourseError(f"no submissions for {m.name} in {course.directory('submitted')}")
     if retry_failed:
@@ -242,23 +242,12 @@ def export(module: str = typer.Argument(None, help="Module name or number; every
            to: Path = typer.Option(Path("grades.csv"), "--to", help="CSV file to write (replaced as a whole).")):
     """Grades for an LMS import: one CSV row per student with the id, then each module's total
     (automatic + manual), its maximum, and how many written answers still wait for grading."""
-    from nbgrader.api import Gradebook
-
-    from ..course.grading.lms import LmsExportPlugin
-    from ..course.nbgrader_setup import nbgrader_config, tools_on_path
+    from ..course.grading.lms import export_grades
 
     course = load_course()
     names = [course.module(module).name] if module else [m.name for m in course.modules]
-    tools_on_path()
-    with Gradebook(nbgrader_config(course).CourseDirectory.db_url, course.course_id) as gb:
-        missing = [n for n in names if n not in {a.name for a in gb.assignments}]
-        if missing:
-            raise CourseError(f"the gradebook has no assignment {', '.join(missing)}: run "
-                              f"`tito nbgrader generate {missing[0]}` and autograde first")
-        plugin = LmsExportPlugin(to=str(to), assignment=names)
-        _, rows = plugin.rows(gb)
-        plugin.export(gb)
-    console.print(f"grades of {len(rows)} student(s) for {', '.join(names)}: {to}")
+    students = export_grades(course, names, to)
+    console.print(f"grades of {students} student(s) for {', '.join(names)}: {to}")
 
 
 @app.command()
@@ -273,7 +262,7 @@ def formgrader(port: int = typer.Option(8888, "--port", help="Port on 127.0.0.1.
     from ..course.grading.formgrader import server_argv
 
     course = load_course()
-    if not (course.root / "gradebook.db").is_file():
+    if not course.gradebook().is_file():
         raise CourseError("no gradebook yet: run `tito nbgrader generate 06` and `tito nbgrader autograde 06` first")
     token = token or secrets.token_urlsafe(16)
     argv = server_argv(course, port, token)

@@ -5,12 +5,13 @@ import typer
 from rich.table import Table
 
 from ..course.doctor import run_checks
-from .common import console
+from .common import console, handles_errors
 
 app = typer.Typer(no_args_is_help=True)
 
 
 @app.command()
+@handles_errors
 def doctor():
     """Check Python, the installed dependencies and the repository layout; say how to fix problems."""
     checks = run_checks()

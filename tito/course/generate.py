@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from .export import build_source_notebook
-from .nbgrader_setup import api, check, nbgrader_config, quiet
+from .nbgrader_setup import api, check, quiet
 from .settings import Course, Module
 
 
@@ -18,12 +18,11 @@ def generate(course: Course, m: Module, course_root: Path | None = None) -> Path
     """
     src, _ = build_source_notebook(course, m)
     root = Path(course_root or course.root).resolve()
-    cfg = nbgrader_config(course, root).CourseDirectory
     if root != course.root:
-        dest = root / cfg.source_directory / m.name / src.name
+        dest = course.source_notebook(m, root)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)
-    release_dir = root / cfg.release_directory / m.name
+    release_dir = root / course.directory("release").name / m.name
     # nbgrader deletes the old student version before writing the new one; keep a copy so
     # that a failed generation leaves the previous one in place.
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,7 +29,7 @@ def nbgrader_config(course: Course, course_root: Path | None = None) -> Config:
                        ("submitted_directory", "submitted"), ("autograded_directory", "autograded"),
                        ("feedback_directory", "feedback")]:
         setattr(c.CourseDirectory, trait, course.directory(key).name)
-    c.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
+    c.CourseDirectory.db_url = gradebook_url(course, root)
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__"]
     c.ClearSolutions.code_stub = {"python": STUDENT_CODE_STUB}
     c.Execute.timeout = course.cell_timeout
@@ -47,6 +47,18 @@ def nbgrader_config(course: Course, course_root: Path | None = None) -> Config:
     c.ExecutePreprocessor.kernel_name = "python3"
     c.Execute.kernel_name = "python3"
     return c
+
+
+def gradebook_url(course: Course, course_root: Path | None = None) -> str:
+    return f"sqlite:///{course.gradebook(course_root)}"
+
+
+def gradebook(course: Course, course_root: Path | None = None):
+    """The course's nbgrader Gradebook (a context manager that commits nothing by itself)."""
+    from nbgrader.api import Gradebook
+
+    tools_on_path()
+    return Gradebook(gradebook_url(course, course_root), course.course_id)
 
 
 def tools_on_path() -> None:

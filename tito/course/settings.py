@@ -7,6 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 SETTINGS_FILE = "settings.ini"
+GRADEBOOK_FILE = "gradebook.db"  # nbgrader's, under the grading state's root
 
 
 class CourseError(Exception):
@@ -132,9 +133,32 @@ class Course:
         names = ", ".join(m.name for m in self.modules)
         raise CourseError(f"unknown module {key!r}; the modules are: {names}")
 
-    # Paths of one module's notebooks in the nbgrader layout <dir>/<assignment>/<notebook>.ipynb
-    def source_notebook(self, m: Module) -> Path:
-        return self.directory("source") / m.name / f"{m.notebook}.ipynb"
+    # Paths of one module's notebooks in the nbgrader layout <dir>/<assignment>/<notebook>.ipynb.
+    # The grading state (the instructor notebooks nbgrader reads, submitted/, autograded/,
+    # feedback/ and the gradebook) lives under a root: the repository, unless a test points
+    # elsewhere. Every path of it is made here.
+    def state_root(self, root: Path | None = None) -> Path:
+        return Path(root or self.root).resolve()
+
+    def gradebook(self, root: Path | None = None) -> Path:
+        """The nbgrader gradebook: the one record of scores."""
+        return self.state_root(root) / GRADEBOOK_FILE
+
+    def source_notebook(self, m: Module, root: Path | None = None) -> Path:
+        """The instructor notebook (tests and hidden tests) that nbgrader and the grader read."""
+        return self.state_root(root) / self.directory("source").name / m.name / f"{m.notebook}.ipynb"
+
+    def student_folder(self, key: str, m: Module, student: str, root: Path | None = None) -> Path:
+        """<root>/<submitted, autograded or feedback>/<student>/<module>/"""
+        return self.state_root(root) / self.directory(key).name / student / m.name
+
+    def submission_notebook(self, m: Module, student: str, root: Path | None = None) -> Path:
+        return self.student_folder("submitted", m, student, root) / f"{m.notebook}.ipynb"
+
+    def students(self, key: str, m: Module, root: Path | None = None) -> list[str]:
+        """The students with a folder for `m` under submitted/ (or autograded/, feedback/)."""
+        folder = self.state_root(root) / self.directory(key).name
+        return sorted(p.name for p in folder.iterdir() if (p / m.name).is_dir()) if folder.is_dir() else []
 
     def release_notebook(self, m: Module) -> Path:
         return self.directory("release") / m.name / f"{m.notebook}.ipynb"

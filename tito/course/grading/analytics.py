@@ -28,7 +28,6 @@ import nbformat
 
 from ..notebooks import part_heading
 from ..settings import Course, Module
-from .host import instructor_path
 from .lms import spreadsheet_text, spreadsheet_writer
 from .report import score_rows
 
@@ -84,7 +83,7 @@ def _parts_and_points(reference: Path) -> tuple[dict[str, str], dict[str, float]
 
 def class_stats(course: Course, m: Module, course_root: Path | None = None) -> ClassStats:
     cells, rows = score_rows(course, m, course_root)
-    parts, points = _parts_and_points(instructor_path(course, Path(course_root or course.root), m))
+    parts, points = _parts_and_points(course.source_notebook(m, course_root))
     graded = [r for r in rows if r["status"] == "graded"]
     left_out: dict[str, int] = {}
     for r in rows:

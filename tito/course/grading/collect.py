@@ -10,7 +10,6 @@ import zipfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from ..nbgrader_setup import nbgrader_config
 from ..notebooks import write_if_changed
 from ..settings import Course, CourseError, Module
 from .files import Refused, kind_refusal, read_regular, too_large
@@ -106,13 +105,12 @@ def collect(course: Course, m: Module, archive: Path, force: bool = False,
     Returns (imported student ids, skipped members with the reason). An existing
     submission is kept unless `force`.
     """
-    root = Path(course_root or course.root).resolve()
-    cfg = nbgrader_config(course, root).CourseDirectory
+    root = course.state_root(course_root)
     imported, skipped, seen = [], [], set()
     with _members(Path(archive), course.grading_limits["output_mb"] << 20) as members:
         for name, read in members:
             student, reason = _student_of(PurePosixPath(name), seen)
-            dest = root / cfg.submitted_directory / (student or ".") / m.name / f"{m.notebook}.ipynb"
+            dest = course.submission_notebook(m, student or ".", root)
             if student and dest.exists() and not force:
                 reason = f"{student} already has a submission (use --force to replace it)"
             if reason is None:

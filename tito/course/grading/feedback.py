@@ -90,30 +90,30 @@ def generate(course: Course, m: Module, course_root: Path | None = None, student
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import GetGrades
 
-    root = Path(course_root or course.root)
+    root = course.state_root(course_root)
     config = nbgrader_config(course, root)
-    autograded = root / config.CourseDirectory.autograded_directory
-    students = [student] if student else sorted(p.parent.name for p in autograded.glob(f"*/{m.name}"))
+    students = [student] if student else course.students("autograded", m, root)
     config.GenerateFeedback.preprocessors = [GetGrades, FeedbackSummary, CSSHTMLHeaderPreprocessor]
     config.FeedbackSummary.outcomes = _outcomes(course, root, m, students)
     # nbgrader's API always asks for the template named "feedback": this course's is found first.
     config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES)]
     config.HTMLExporter.filters = {"sanitize": "tito.course.grading.display.sanitize",
                                    "mathml": "tito.course.grading.display.mathml"}
-    with_notebook = [s for s in students if (autograded / s / m.name / f"{m.notebook}.ipynb").is_file()]
+    with_notebook = [s for s in students
+                     if (course.student_folder("autograded", m, s, root) / f"{m.notebook}.ipynb").is_file()]
     if with_notebook:
         with quiet():
             check(api(course, root, config).generate_feedback(m.name, student, force=True),
                   f"generate_feedback {m.name}")
-    folder = root / config.CourseDirectory.feedback_directory
     not_graded = sorted(set(students) - set(with_notebook))  # invalid, or failed before its notebook was kept
     recorded = scores.read(course, m, not_graded, root)
     for s in not_graded:
         outcome = load_outcome(course, root, m, s)
         if outcome is not None:
-            page = folder / s / m.name / f"{m.notebook}.html"
+            page = course.student_folder("feedback", m, s, root) / f"{m.notebook}.html"
             write_if_changed(page, not_graded_page(outcome, recorded.get(s)).encode("utf-8"))
-    return sorted(folder.glob(f"{student or '*'}/{m.name}/*.html"))
+    return sorted(course.student_folder("feedback", m, s, root) / f"{m.notebook}.html" for s in students
+                  if (course.student_folder("feedback", m, s, root) / f"{m.notebook}.html").is_file())
 
 
 NOT_GRADED = {

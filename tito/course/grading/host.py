@@ -34,7 +34,7 @@ from typing import Callable
 import nbformat
 from nbconvert.exporters import NotebookExporter
 
-from ..nbgrader_setup import api, nbgrader_config, quiet, tools_on_path
+from ..nbgrader_setup import api, gradebook, nbgrader_config, quiet
 from ..notebooks import SOLUTION_BEGIN, dumps, is_grade_cell, write_if_changed
 from ..settings import Course, CourseError, Module
 from . import jail as jail_module
@@ -95,32 +95,9 @@ class Outcome:
         return cls(**d, cells=cells)
 
 
-# -- paths -------------------------------------------------------------------------------
-
-def _dirs(course: Course, root: Path):
-    return nbgrader_config(course, root).CourseDirectory
-
-
-def submission_path(course: Course, root: Path, m: Module, student: str) -> Path:
-    return root / _dirs(course, root).submitted_directory / student / m.name / f"{m.notebook}.ipynb"
-
-
-def autograded_dir(course: Course, root: Path, m: Module, student: str) -> Path:
-    return root / _dirs(course, root).autograded_directory / student / m.name
-
-
-def instructor_path(course: Course, root: Path, m: Module) -> Path:
-    return root / _dirs(course, root).source_directory / m.name / f"{m.notebook}.ipynb"
-
-
-def submitted_students(course: Course, course_root: Path, m: Module) -> list[str]:
-    root = course_root / _dirs(course, course_root).submitted_directory
-    return sorted(p.name for p in root.iterdir() if (p / m.name).is_dir()) if root.is_dir() else []
-
-
 def load_outcome(course: Course, course_root: Path, m: Module, student: str) -> Outcome | None:
     """The recorded outcome, or None when there is none (or it cannot be read as one)."""
-    path = autograded_dir(course, course_root, m, student) / OUTCOME_FILE
+    path = course.student_folder("autograded", m, student, course_root) / OUTCOME_FILE
     try:
         return Outcome.from_json(read_regular(path, 16 << 20).decode("utf-8"))
     except (OSError, ValueError, TypeError, KeyError):
@@ -145,7 +122,7 @@ def _nbgrader_error(result: dict) -> str:
 def read_submission(course: Course, root: Path, m: Module, student: str,
                     reference) -> nbformat.NotebookNode | Outcome:
     """The submitted notebook, parsed and checked (no lock held: it may be large), or why not."""
-    path = submission_path(course, root, m, student)
+    path = course.submission_notebook(m, student, root)
     limits = jail_module.Limits.from_course(course)
 
     def invalid(reason: str) -> Outcome:
@@ -199,7 +176,7 @@ def prepare(course: Course, root: Path, m: Module, student: str, submitted,
     if not result.get("success"):
         reason = "nbgrader could not prepare the submission: " + _nbgrader_error(result)
         return Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason))
-    path = autograded_dir(course, root, m, student) / f"{m.notebook}.ipynb"
+    path = course.student_folder("autograded", m, student, root) / f"{m.notebook}.ipynb"
     prepared = nbformat.read(path, as_version=4)
     return prepared, [f"duplicated cell {d!r}: one copy graded" for d in duplicated_ids(submitted)]
 
@@ -332,10 +309,10 @@ def decide(student: str, m: Module, reference, shown, notes: list[str], result: 
 
 def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=None) -> None:
     """Write the outcome, the notebook for feedback, and the gradebook's automatic scores."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
     from nbgrader.utils import determine_grade, is_grade
 
-    out = autograded_dir(course, root, m, outcome.student)
+    out = course.student_folder("autograded", m, outcome.student, root)
     if out.is_symlink():
         raise CourseError(f"{out} is a symbolic link, not a folder of autograded files")
     if (out / OUTCOME_FILE).is_dir():  # kept, not deleted: whatever it holds is somebody's
@@ -346,12 +323,10 @@ def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=Non
     elif kept.is_file() or kept.is_symlink():  # from an earlier run: the feedback says why there is none now
         kept.unlink()
 
-    tools_on_path()
     final = {c.grade_id: c.score for c in outcome.cells}
     answers = {c.metadata["nbgrader"]["grade_id"]: c for c in (notebook.cells if notebook is not None else [])
                if is_grade(c)}
-    cfg = _dirs(course, root)
-    with Gradebook(cfg.db_url, course.course_id) as gb:
+    with gradebook(course, root) as gb:
         gb.update_or_create_student(outcome.student)
         try:
             gb.find_submission(m.name, outcome.student)
@@ -376,14 +351,13 @@ def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=Non
 
 def check_ready(course: Course, root: Path, m: Module) -> None:
     """Refuse at once when the module was never generated (no instructor notebook or gradebook entry)."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
-    ref = instructor_path(course, root, m)
+    ref = course.source_notebook(m, root)
     hint = f"run `tito nbgrader generate {m.name}` first"
     if not ref.is_file():
         raise CourseError(f"no instructor notebook at {ref}: {hint}")
-    tools_on_path()
-    with quiet(), Gradebook(_dirs(course, root).db_url, course.course_id) as gb:
+    with quiet(), gradebook(course, root) as gb:
         try:
             gb.find_assignment(m.name)
         except MissingEntry:
@@ -413,7 +387,7 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
         except jail_module.JailError as e:
             raise CourseError(f"{e}. Without a jail, submitted code can change any file the grading user "
                               "can write; pass --unsafe-no-jail only for submissions you trust.") from None
-    instructor_text = instructor_path(course, root, m).read_text(encoding="utf-8")
+    instructor_text = course.source_notebook(m, root).read_text(encoding="utf-8")
     reference = nbformat.reads(instructor_text, as_version=4)
     package = student_package(course)
     tensor_class = course.tensor_class
@@ -453,7 +427,7 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
                 return prepared, None
             prepared, notes = prepared
             shown = for_display(prepared, reference, course.display_limits)
-            write_if_changed(autograded_dir(course, root, m, student) / f"{m.notebook}.ipynb", dumps(shown))
+            write_if_changed(course.student_folder("autograded", m, student, root) / f"{m.notebook}.ipynb", dumps(shown))
         # The kernel run gets no hidden test: the judge runs them from the instructor notebook.
         job = Job(student, m.name, dumps(without_hidden_tests(prepared)), instructor_text, package,
                   tensor_class, course.grading_limits, jail)

@@ -19,6 +19,8 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import ExportPlugin
 
+from ..nbgrader_setup import gradebook as course_gradebook
+from ..settings import Course, CourseError
 from . import scores
 
 
@@ -73,3 +75,16 @@ class LmsExportPlugin(ExportPlugin):
             w.writerows([[spreadsheet_text(v) for v in row] for row in rows])
         partial.replace(dest)
         self.log.info("Exported %d students to %s", len(rows), dest)
+
+
+def export_grades(course: Course, modules: list[str], to: Path) -> int:
+    """Write `to` (CSV, replaced as a whole) for `modules`; returns the number of students."""
+    with course_gradebook(course) as gb:
+        missing = [n for n in modules if n not in {a.name for a in gb.assignments}]
+        if missing:
+            raise CourseError(f"the gradebook has no assignment {', '.join(missing)}: run "
+                              f"`tito nbgrader generate {missing[0]}` and autograde first")
+        plugin = LmsExportPlugin(to=str(to), assignment=modules)
+        _, rows = plugin.rows(gb)
+        plugin.export(gb)
+    return len(rows)

@@ -5,11 +5,10 @@ from pathlib import Path
 
 import nbformat
 
-from ..nbgrader_setup import nbgrader_config
 from ..notebooks import is_grade_cell
 from ..settings import Course, CourseError, Module
 from . import scores
-from .host import load_outcome, submitted_students
+from .host import load_outcome
 
 
 def written_answers(notebook) -> list[str]:
@@ -26,15 +25,14 @@ def score_rows(course: Course, m: Module, course_root: Path | None = None) -> tu
     the automatic and manual sums, how many answers are pending, the total and the status:
     the scores from the gradebook (scores.py), the status and its reason from the outcome.
     """
-    root = Path(course_root or course.root).resolve()
-    cfg = nbgrader_config(course, root).CourseDirectory
-    ref_path = root / cfg.source_directory / m.name / f"{m.notebook}.ipynb"
+    root = course.state_root(course_root)
+    ref_path = course.source_notebook(m, root)
     if not ref_path.is_file():
         raise CourseError(f"no instructor notebook at {ref_path}: run `tito nbgrader generate {m.name}` first")
     ref = nbformat.read(ref_path, as_version=4)
     cells = [c.metadata["nbgrader"]["grade_id"] for c in ref.cells if is_grade_cell(c)]
     written = written_answers(ref)
-    students = submitted_students(course, root, m)
+    students = course.students("submitted", m, root)
     recorded = scores.read(course, m, students, root)
     rows = []
     for student in students:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..nbgrader_setup import nbgrader_config, quiet, tools_on_path
+from ..nbgrader_setup import gradebook, quiet
 from ..settings import Course, Module
 
 
@@ -68,10 +68,6 @@ def from_gradebook(gb, assignment: str, notebook: str, student: str) -> Scores |
 
 def read(course: Course, m: Module, students: list[str], course_root: Path | None = None) -> dict[str, Scores]:
     """The scores of each of `students` that the gradebook has (the others are left out)."""
-    from nbgrader.api import Gradebook
-
-    root = Path(course_root or course.root)
-    tools_on_path()
-    with quiet(), Gradebook(nbgrader_config(course, root).CourseDirectory.db_url, course.course_id) as gb:
+    with quiet(), gradebook(course, course_root) as gb:
         found = {s: from_gradebook(gb, m.name, m.notebook, s) for s in students}
     return {s: scores for s, scores in found.items() if scores is not None}
