@@ -1,6 +1,7 @@
 """Importing submissions from an LMS download: layouts, bad entries, no overwrite without --force."""
 import io
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -182,3 +183,17 @@ def test_collect_exits_0_when_all_is_collected_and_1_with_a_reason_when_nothing_
     piped = subprocess.run(tito[:-1] + [str(fifo)], cwd=root, capture_output=True, text=True, timeout=60,
                            env={**os.environ, "COLUMNS": "200"})
     assert (piped.returncode, piped.stderr.strip()) == (1, f"error: cannot read {fifo}: not a regular file: a named pipe")
+
+
+@pytest.mark.parametrize("command, says", [
+    ("feedback", r"no feedback was written for 06_optimizers: autograde the submissions first"),
+    ("report", r"no instructor notebook at \S+: run `tito nbgrader generate 06_optimizers` first"),
+    ("analytics", r"no instructor notebook at \S+: run `tito nbgrader generate 06_optimizers` first"),
+])
+def test_a_command_that_needs_grades_before_autograde_says_what_to_run_first(course_root, command, says):
+    """In a course copy nothing was generated or graded in: a one-line error, no traceback, exit 1."""
+    tito = Path(sys.executable).parent / "tito"
+    proc = subprocess.run([str(tito), "nbgrader", command, "06"], cwd=course_root, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "COLUMNS": "400"})
+    assert (proc.returncode, proc.stdout) == (1, ""), proc.stderr
+    assert re.fullmatch(f"error: {says}", proc.stderr.strip()), proc.stderr

@@ -150,7 +150,7 @@ def report(module: str = typer.Argument(..., help="Module name or number."),
     m = course.module(module)
     cells, rows = score_rows(course, m)
     if not rows:
-        raise CourseError(f"no graded submissions for {m.name}")
+        raise CourseError(f"no graded submissions for {m.name}: run `tito nbgrader autograde {m.name}` first")
     cols = ["student", "total", "automatic", "manual", "pending", "status", *cells]
     if format == "csv":
         w = spreadsheet_writer(sys.stdout, fieldnames=cols, extrasaction="ignore")
