@@ -2,6 +2,9 @@
 import pytest
 from typer.testing import CliRunner
 
+from dataclasses import asdict
+
+from tito.course.grading.jail import Limits
 from tito.course.settings import Course, CourseError, find_root
 from tito.main import app
 
@@ -40,7 +43,9 @@ def test_outside_the_repository_the_error_names_the_expected_root(tmp_path, monk
 
 def test_grading_limits_come_from_settings_ini():
     course = Course()
-    assert (course.cell_timeout, course.memory_limit_mb, course.submission_timeout) == (60, 3072, 900)
+    limits = Limits.from_course(course)
+    assert (course.cell_timeout, limits.memory_limit_mb, limits.submission_timeout_seconds) == (60, 3072, 900)
+    assert asdict(limits) == course.grading_limits
 
 
 def test_nbgrader_config_reads_the_same_settings(tmp_path):

@@ -36,18 +36,18 @@ def run_checks(start: Path | None = None) -> list[Check]:
                             "python -m ipykernel install --sys-prefix"))
     except Exception as e:  # doctor reports, never crashes
         checks.append(Check("python3 kernel", False, str(e), FIX_INSTALL))
-    from .grading import jail
-
-    try:
-        jail.check()
-        checks.append(Check("grading jail", True, "bubblewrap (user, PID and network namespaces)"))
-    except jail.JailError as e:
-        checks.append(Check("grading jail", False, str(e), "sudo apt-get install bubblewrap"))
     try:
         course = Course(start)
     except CourseError as e:
         return checks + [Check("repository", False, str(e), "cd into the repository root")]
     checks.append(Check("repository", True, str(course.root)))
+    from .grading import jail
+
+    try:
+        jail.check(jail.Limits.from_course(course))
+        checks.append(Check("grading jail", True, "bubblewrap (user, PID and network namespaces)"))
+    except jail.JailError as e:
+        checks.append(Check("grading jail", False, str(e), "sudo apt-get install bubblewrap"))
     for key in ["modules", "package", "source", "release"]:
         d = course.directory(key)
         checks.append(Check(f"{key}/ folder", d.is_dir(), str(d.relative_to(course.root)),

@@ -61,20 +61,13 @@ class Course:
 
     @property
     def cell_timeout(self) -> int:
-        return self._ini["grading"].getint("cell_timeout_seconds")
+        """The grader's time limit per cell ([grading] cell_timeout_seconds)."""
+        return self.grading_limits["cell_timeout_seconds"]
 
     @property
     def student_cell_timeout(self) -> int:
         """The time limit of each cell `tito module complete` runs ([student] cell_timeout_seconds)."""
         return self._ini.getint("student", "cell_timeout_seconds", fallback=self.cell_timeout)
-
-    @property
-    def memory_limit_mb(self) -> int:
-        return self._ini["grading"].getint("memory_limit_mb")
-
-    @property
-    def submission_timeout(self) -> int:
-        return self._ini["grading"].getint("submission_timeout_seconds")
 
     @property
     def grading_limits(self) -> dict[str, int]:

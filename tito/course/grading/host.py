@@ -383,7 +383,7 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
     workers = workers or (cluster.threads if cluster else 1)
     if jail:
         try:
-            jail_module.check()
+            jail_module.check(jail_module.Limits.from_course(course))
         except jail_module.JailError as e:
             raise CourseError(f"{e}. Without a jail, submitted code can change any file the grading user "
                               "can write; pass --unsafe-no-jail only for submissions you trust.") from None
@@ -430,7 +430,7 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
             write_if_changed(course.student_folder("autograded", m, student, root) / f"{m.notebook}.ipynb", dumps(shown))
         # The kernel run gets no hidden test: the judge runs them from the instructor notebook.
         job = Job(student, m.name, dumps(without_hidden_tests(prepared)), instructor_text, package,
-                  tensor_class, course.grading_limits, jail)
+                  tensor_class, asdict(jail_module.Limits.from_course(course)), jail)
         result = run_job(job)
         try:
             return decide(student, m, reference, shown, notes, result, course.display_limits)

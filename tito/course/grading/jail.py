@@ -74,11 +74,6 @@ class Limits:
         return cls(**course.grading_limits)
 
 
-# What `check` starts its one jailed `print` with.
-CHECK_LIMITS = Limits(cell_timeout_seconds=60, memory_limit_mb=1024, submission_timeout_seconds=60, max_processes=64,
-                      scratch_mb=16, output_mb=16)
-
-
 def _python_trees() -> list[Path]:
     """Folders the interpreter and its packages live in, outermost first, without repeats."""
     trees = {Path(p).resolve() for p in (sys.base_prefix, sys.prefix, Path(sys.executable).resolve().parent.parent)}
@@ -266,8 +261,8 @@ def _grouped() -> bool:
 
 
 @functools.cache
-def check() -> None:
-    """Raise JailError unless a jail can be made here (tried once per process)."""
+def check(limits: Limits) -> None:
+    """Raise JailError unless a jail with `limits` can be made here (tried once per process)."""
     missing = [t for t in ("bwrap", "unshare", "prlimit") if shutil.which(t, path="/usr/sbin:/usr/bin:/sbin:/bin") is None]
     if missing:
         raise JailError(f"{', '.join(missing)} not found: install them with `apt-get install bubblewrap "
@@ -277,7 +272,7 @@ def check() -> None:
     except syscalls.FilterError as e:
         raise JailError(f"no syscall filter for the jail: {e}") from None
     with tempfile.TemporaryDirectory(prefix="tito-jail-check-") as d:
-        jail = Jail(CHECK_LIMITS, Path(d))
+        jail = Jail(limits, Path(d))
         try:
             proc = jail.popen([sys.executable, "-c", "print('ok')"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             out, err = proc.communicate(timeout=60)
@@ -289,10 +284,3 @@ def check() -> None:
                         "`sysctl user.max_user_namespaces` is above 0 (and, on some kernels, "
                         "kernel.unprivileged_userns_clone=1 or kernel.apparmor_restrict_unprivileged_userns=0)")
 
-
-def available() -> bool:
-    try:
-        check()
-        return True
-    except JailError:
-        return False
