@@ -1,4 +1,4 @@
-"""tito nbgrader generate|autograde|feedback|report|collect|export|formgrader"""
+"""tito nbgrader generate|autograde|verify|feedback|report|analytics|collect|export|formgrader"""
 from __future__ import annotations
 
 import sys
@@ -205,6 +205,49 @@ def analytics(module: str = typer.Argument(..., help="Module name or number."),
                   class_analytics.number(s.discrimination), Text(" ".join(s.flags), style="red" if "suspect" in s.flags
                                                                   else ""))
     console.print(t)
+
+
+@app.command()
+@handles_errors
+def verify(module: str = typer.Argument(..., help="Module name or number."),
+           sample: int = typer.Option(0, "--sample", min=0,
+                                      help="Grade this many recorded outcomes again in fresh jobs and compare every cell."),
+           seed: int = typer.Option(0, "--seed", help="Which sample: the same seed picks the same students."),
+           workers: int = typer.Option(None, "--workers", min=1, help="Submissions graded again at once.")):
+    """Check the recorded outcomes against what would grade them now: the ones graded with another
+    instructor notebook, package, configuration or grader, or whose submitted file changed since
+    (the students a test fix affects); with --sample K, grade K of them again in a copy of the
+    grading state (nothing recorded changes) and report every cell whose verdict differs.
+
+    Exits 0 when every outcome is current and every one graded again is identical, 3 when not,
+    1 on a problem with the course or the command.
+    """
+    from ..course.grading import verify as check
+
+    course = load_course()
+    m = course.module(module)
+    recorded = check.outcomes(course, m)
+    if not recorded:
+        raise CourseError(f"no outcomes for {m.name}: run `tito nbgrader autograde {m.name}` first")
+    stale = check.stale(course, m, recorded)
+    if stale:
+        t = Table(title=f"{m.name}: outcomes graded with something else than now")
+        t.add_column("student")
+        t.add_column("changed since grading")
+        for s in stale:
+            t.add_row(Text(_printable(s.student)), "; ".join(check.WHAT.get(k, "no digests recorded (graded before "
+                                                                             "they were kept)") for k in s.changed))
+        console.print(t)
+    console.print(f"{len(recorded) - len(stale)} of {len(recorded)} outcome(s) graded with what grades {m.name} now")
+    differing = {}
+    if sample:
+        picked = check.sample(list(recorded), sample, seed)
+        with console.status(f"grading {len(picked)} submission(s) again"):
+            differing = {s: d for s, d in check.regrade(course, m, recorded, picked, workers=workers).items() if d}
+        for s in picked:
+            console.print(Text(f"{_printable(s)}: " + ("; ".join(differing[s]) if s in differing else "identical")))
+    if stale or differing:
+        raise typer.Exit(3)
 
 
 @app.command()

@@ -21,6 +21,7 @@ Any exception on the way makes that one submission `failed` with the reason; the
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import re
@@ -67,6 +68,8 @@ class Outcome:
     cells: list[CellScore] = field(default_factory=list)
     isolation: str = ""  # the jail the submission's code ran in
     memory_mb: dict[str, float] = field(default_factory=dict)  # stage -> the most its processes held at once
+    # What graded it (grading_digests) and the submission as received ("submission"): sha256 hex digests.
+    digests: dict[str, str] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -95,6 +98,30 @@ class Outcome:
         return cls(**d, cells=cells)
 
 
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def grading_digests(course: Course, m: Module, course_root: Path | None = None, jail: bool = True) -> dict[str, str]:
+    """Digests of what grades a submission of `m` now: the instructor notebook (tests and hidden
+    tests), the package files given to the jail, the configuration (limits, jail, the class that
+    crosses it) and the grader's own code. An outcome keeps them, so `verify` can tell which
+    outcomes a change would touch."""
+    config = {"limits": asdict(jail_module.Limits.from_course(course)), "jail": jail, "tensor_class": course.tensor_class}
+    return {"instructor": digest(course.source_notebook(m, course_root).read_bytes()),
+            "package": digest(json.dumps(student_package(course), sort_keys=True).encode()),
+            "config": digest(json.dumps(config, sort_keys=True).encode()),
+            "grader": grader_digest()}
+
+
+def grader_digest() -> str:
+    """The grader's version: a digest of the sources of tito/course/grading (and its templates)."""
+    here = Path(__file__).parent
+    files = sorted(p for p in here.rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".tpl", ".css", ".json")
+                   and "__pycache__" not in p.parts)
+    return digest(b"".join(str(p.relative_to(here)).encode() + b"\0" + digest(p.read_bytes()).encode() for p in files))
+
+
 def load_outcome(course: Course, course_root: Path, m: Module, student: str) -> Outcome | None:
     """The recorded outcome, or None when there is none (or it cannot be read as one)."""
     path = course.student_folder("autograded", m, student, course_root) / OUTCOME_FILE
@@ -120,13 +147,17 @@ def _nbgrader_error(result: dict) -> str:
 
 
 def read_submission(course: Course, root: Path, m: Module, student: str,
-                    reference) -> nbformat.NotebookNode | Outcome:
-    """The submitted notebook, parsed and checked (no lock held: it may be large), or why not."""
+                    reference) -> tuple[nbformat.NotebookNode, str] | Outcome:
+    """(the submitted notebook, parsed and checked, and the digest of its bytes), or why not
+    (with the digest when there were bytes). No lock held: it may be large."""
     path = course.submission_notebook(m, student, root)
     limits = jail_module.Limits.from_course(course)
 
+    received = ""  # the digest of the bytes read, once there are some
+
     def invalid(reason: str) -> Outcome:
-        return Outcome(student, m.name, "invalid", reason, _zero_cells(reference, reason))
+        return Outcome(student, m.name, "invalid", reason, _zero_cells(reference, reason),
+                       digests={"submission": received} if received else {})
 
     try:
         for folder in (path.parent.parent, path.parent):
@@ -137,6 +168,7 @@ def read_submission(course: Course, root: Path, m: Module, student: str,
         return invalid(f"no submission at {path.relative_to(root)}")
     except OSError as e:
         return invalid(f"the submission cannot be read: {e}")
+    received = digest(raw)
     try:
         submitted = nbformat.reads(raw.decode("utf-8"), as_version=4)
         cells, most = len(submitted.get("cells", [])), course.display_limits.max_cells
@@ -153,7 +185,7 @@ def read_submission(course: Course, root: Path, m: Module, student: str,
         if not isinstance(md, dict) or not isinstance(md.get("grade_id", ""), str):
             return invalid(f"cell {i} ({cell.get('id', '?')}) has nbgrader metadata of the wrong shape: "
                            "start again from the student version, or copy your answers into it")
-    return submitted
+    return submitted, received
 
 
 def _invalid_unicode(nb) -> str:
@@ -396,6 +428,7 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
     except (ValueError, ImportError, AttributeError) as e:
         raise CourseError(f"settings.ini [package] tensor_class {tensor_class!r} cannot be imported here: {e}") from None
     lock = threading.Lock()  # nbgrader's gradebook and folders: one writer at a time
+    graded_by = grading_digests(course, m, root, jail)
 
     def grade(student: str) -> Outcome:
         """Every exception becomes this submission's `failed` outcome: the batch always goes on."""
@@ -405,6 +438,7 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
         except Exception as e:
             outcome = _failed(student, f"the grader failed on this submission ({type(e).__name__}: "
                                        f"{str(e)[:200]})", outcome)
+        outcome.digests = {**graded_by, **outcome.digests}
         with lock:
             try:
                 record(course, root, m, outcome, notebook)
@@ -415,12 +449,18 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
 
     def _failed(student: str, reason: str, outcome: Outcome | None) -> Outcome:
         return Outcome(student, m.name, "failed", valid_text(reason), _zero_cells(reference, reason),
-                       outcome.isolation if outcome else "")
+                       outcome.isolation if outcome else "", digests=outcome.digests if outcome else {})
 
     def _grade(student: str) -> tuple[Outcome, nbformat.NotebookNode | None]:
         submitted = read_submission(course, root, m, student, reference)
         if isinstance(submitted, Outcome):
             return submitted, None
+        submitted, received = submitted
+        outcome, notebook = _grade_read(student, submitted)
+        outcome.digests = {"submission": received}
+        return outcome, notebook
+
+    def _grade_read(student: str, submitted) -> tuple[Outcome, nbformat.NotebookNode | None]:
         with lock:  # nbgrader's copy (hidden tests, raw markdown) is replaced before the lock is let go
             prepared = prepare(course, root, m, student, submitted, reference)
             if isinstance(prepared, Outcome):
