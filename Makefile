@@ -41,6 +41,7 @@ demo: install
 	$(TITO) nbgrader autograde 06_optimizers --workers 2
 	$(TITO) nbgrader report 06_optimizers
 	$(TITO) nbgrader analytics 06_optimizers
+	$(TITO) nbgrader similarity 06_optimizers
 	$(TITO) nbgrader verify 06_optimizers --sample 1
 	$(TITO) nbgrader feedback 06_optimizers
 

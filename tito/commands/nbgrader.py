@@ -1,4 +1,4 @@
-"""tito nbgrader generate|autograde|verify|feedback|report|analytics|collect|export|formgrader"""
+"""tito nbgrader generate|autograde|verify|feedback|report|analytics|similarity|collect|export|formgrader"""
 from __future__ import annotations
 
 import sys
@@ -205,6 +205,37 @@ def analytics(module: str = typer.Argument(..., help="Module name or number."),
                   class_analytics.number(s.discrimination), Text(" ".join(s.flags), style="red" if "suspect" in s.flags
                                                                   else ""))
     console.print(t)
+
+
+@app.command()
+@handles_errors
+def similarity(module: str = typer.Argument(..., help="Module name or number."),
+               threshold: float = typer.Option(None, "--threshold", min=0.0, max=1.0,
+                                               help="List a pair when either side has at least this share of its "
+                                                    "code in shared fragments (default 0.5)."),
+               out: Path = typer.Option(None, "--out", help="Where the html page goes "
+                                                           "(default: reports/<module>/similarity.html).")):
+    """Similar submissions: the pairs of students whose code shares long fragments (renamed names and
+    reordered statements do not hide them; the student version's code never counts), in a table
+    and on an HTML page that shows each listed pair's code with the shared fragments marked."""
+    from ..course.grading import similarity as similar
+
+    course = load_course()
+    m = course.module(module)
+    report = similar.similarity(course, m, similar.THRESHOLD if threshold is None else threshold)
+    t = Table(title=f"{m.name}: similar submissions")
+    for col in ["student", "student", "share of the first", "share of the second", "shared tokens"]:
+        t.add_column(col, justify="left" if col == "student" else "right")
+    for p in report.flagged:
+        t.add_row(Text(_printable(p.a)), Text(_printable(p.b)), f"{p.share_a:.2f}", f"{p.share_b:.2f}", str(p.tokens))
+    console.print(t)
+    for student, why in sorted(report.skipped.items()):
+        console.print(Text(f"not compared: {_printable(student)}: {_printable(why)}"))
+    console.print(f"{len(report.compared)} submissions compared, {len(report.pairs)} pairs; "
+                  f"{len(report.flagged)} at or above {report.threshold:g}")
+    page = out or course.root / "reports" / m.name / "similarity.html"
+    write_if_changed(page, similar.to_html(report))
+    console.print(f"similarity: {page}")
 
 
 @app.command()
