@@ -1,6 +1,6 @@
 """The student-bug catalogue and the correct alternatives, graded as the grader grades them.
 
-tests/grading/catalogue/bugs.yaml lists realistic wrong answers and alternatives.yaml correct
+modules/06_optimizers/mistakes.yaml lists realistic wrong answers and alternatives.yaml correct
 answers written differently from the reference. Each entry becomes a submission: the student
 version with the reference solution filled in and the entry's region(s) replaced. Every bug
 must fail a cell named for it in the judge (whose verdict is what costs the points: the kernel
@@ -37,7 +37,7 @@ from tito.course.settings import Course
 from tests.conftest import report_summary
 
 CATALOGUE = Path(__file__).parent / "catalogue"
-BUGS = yaml.safe_load((CATALOGUE / "bugs.yaml").read_text(encoding="utf-8"))
+BUGS = yaml.safe_load(Course().module("06").mistakes.read_text(encoding="utf-8"))["mistakes"]
 ALTERNATIVES = yaml.safe_load((CATALOGUE / "alternatives.yaml").read_text(encoding="utf-8"))
 BUG_IDS = [b["id"] for b in BUGS]
 ALTERNATIVE_IDS = [a["id"] for a in ALTERNATIVES]
@@ -198,6 +198,7 @@ class Judged:
     def __init__(self, report):
         self.status = "graded"
         self.cells = [_JudgedCell(v.grade_id, v.points, v.passed, v.message) for v in report.verdicts]
+        self.diagnosis = report.diagnosis
 
 
 class _JudgedCell:
@@ -229,7 +230,8 @@ def _judge_one(course_root: str, notebook: str, only: list[str] | None, tests_as
         jail.add_package(student_package(course))
         try:
             return Judged(judge(reference, nbformat.reads(notebook, as_version=4), jail,
-                                tensor_class=course.tensor_class))
+                                tensor_class=course.tensor_class,
+                                mistakes=course.module("06").mistakes.read_text(encoding="utf-8")))
         finally:
             jail.close()
 
@@ -279,9 +281,11 @@ def batch(graded_course, request):
     seconds = time.monotonic() - start
 
     caught = sum(bool(_caught(outcomes[f"bug-{b['id']}"], b)) for b in BUGS)
+    named = sum(_named(outcomes[f"bug-{b['id']}"], b) for b in BUGS)
     accepted = sum(_full_marks(outcomes[GROUP_OF[a["id"]]]) for a in ALTERNATIVES)
     zero = sum(_points(outcomes[f"no-work-{kind}"]) == 0.0 for kind in NO_WORK)
-    line = (f"{caught}/{len(BUGS)} bugs caught, {accepted}/{len(ALTERNATIVES)} alternatives accepted, "
+    line = (f"{caught}/{len(BUGS)} bugs caught, {named}/{len(BUGS)} named by the diagnosis, "
+            f"{accepted}/{len(ALTERNATIVES)} alternatives accepted, "
             f"{zero}/{len(NO_WORK)} no-work submissions at 0, "
             f"untouched student version {outcomes[UNTOUCHED].score:g}/{outcomes[UNTOUCHED].max_score:g}; "
             f"{len(pipeline)} submissions through the pipeline and {len(judged)} through the judge "
@@ -292,6 +296,52 @@ def batch(graded_course, request):
 
 def _points(outcome) -> float:
     return sum(c.score for c in outcome.cells)
+
+
+def _named(outcome, bug) -> bool:
+    """The diagnosis names the bug in its own region, and nothing anywhere else."""
+    return list(outcome.diagnosis) == [bug["region"]] and bug["id"] in outcome.diagnosis[bug["region"]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bug", BUGS, ids=[b["id"] for b in BUGS])
+def test_the_diagnosis_names_the_bug_in_its_region_and_nothing_else(batch, bug):
+    diagnosis = batch["outcomes"][f"bug-{bug['id']}"].diagnosis
+    assert _named(batch["outcomes"][f"bug-{bug['id']}"], bug), diagnosis
+    # Named with another only when the two give the same numbers on every probe.
+    assert len(diagnosis[bug["region"]]) == 1 or sorted(diagnosis[bug["region"]]) in (
+        ["sgd-buffer-starts-at-zero", "sgd-dampening-on-first-step"],
+        ["adam-bias-correction-t-minus-one", "adam-step-from-zero"])
+
+
+@pytest.mark.slow
+def test_the_pipeline_records_the_diagnosis_of_a_submission_with_several_bugs(batch):
+    outcome = batch["outcomes"][PIPELINE_BUGS_STUDENT]
+    bugs = [next(b for b in BUGS if b["id"] == bug_id) for bug_id in PIPELINE_BUGS]
+    assert sorted(outcome.diagnosis) == sorted(b["region"] for b in bugs)
+    assert all(b["id"] in outcome.diagnosis[b["region"]] for b in bugs), outcome.diagnosis
+
+
+def test_the_diagnosis_names_nothing_for_the_alternatives_or_the_reference():
+    """Trusted, without a jail: every alternative (and the reference) behaves like the reference."""
+    from tito.course.grading import diagnosis
+    from tito.course.notebooks import is_export_cell
+
+    course = Course()
+    m = course.module("06")
+    reference = nbformat.read(course.source_notebook(m), as_version=4)
+    catalogue = diagnosis.load(m.mistakes.read_text(encoding="utf-8"))
+    names = diagnosis.region_functions(reference)
+    for alternative in [{"id": "reference", "replace": {}}, *ALTERNATIVES]:
+        nb = reference
+        for grade_id, code in alternative["replace"].items():
+            nb = sub.replace_region(nb, grade_id, code)
+        namespace: dict = {}
+        for cell in nb.cells:
+            if is_export_cell(cell):
+                exec(cell.source, namespace)
+        found = diagnosis.diagnose(reference, catalogue, {n: namespace[n] for n in names.values()})
+        assert found == {}, (alternative["id"], found)
 
 
 @pytest.mark.slow

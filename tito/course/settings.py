@@ -22,6 +22,7 @@ class Module:
     notebook: str  # notebook id inside the assignment ("optimizers")
     export: Path  # exported package file, absolute
     depends: tuple[str, ...]
+    mistakes: Path | None = None  # the catalogue of known mistakes (diagnosis.py), absolute
 
     @property
     def number(self) -> str:
@@ -114,6 +115,7 @@ class Course:
                 notebook=sec["notebook"],
                 export=self.root / sec["export"],
                 depends=tuple(sec.get("depends", "").split()),
+                mistakes=self.root / sec["mistakes"] if sec.get("mistakes") else None,
             ))
         return out
 

@@ -70,6 +70,9 @@ class Outcome:
     memory_mb: dict[str, float] = field(default_factory=dict)  # stage -> the most its processes held at once
     # What graded it (grading_digests) and the submission as received ("submission"): sha256 hex digests.
     digests: dict[str, str] = field(default_factory=dict)
+    # Solution region (grade id) -> ids of the catalogued mistakes its function behaves like; [] for
+    # "differs from the reference, like no known mistake" (diagnosis.py).
+    diagnosis: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -379,6 +382,28 @@ def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=Non
     write_if_changed(out / OUTCOME_FILE, outcome.to_json())
 
 
+def known_mistakes(mistakes: str, reference) -> dict[str, set[str]]:
+    """Solution region -> the ids of its catalogued mistakes (what a job's diagnosis may name)."""
+    from .diagnosis import load
+
+    if not mistakes:
+        return {}
+    regions = {c.metadata["nbgrader"]["grade_id"] for c in reference.cells if c.metadata.get("nbgrader", {}).get("solution")}
+    out: dict[str, set[str]] = {r: set() for r in regions}
+    for mistake in load(mistakes).mistakes:
+        if mistake["region"] in out:
+            out[mistake["region"]].add(str(mistake["id"]))
+    return out
+
+
+def checked_diagnosis(found, known: dict[str, set[str]]) -> dict[str, list[str]]:
+    """The job's diagnosis, kept only in the shape a valid one has: known regions and known ids."""
+    if not isinstance(found, dict):
+        return {}
+    return {region: sorted(i for i in set(ids) if i in known[region]) for region, ids in found.items()
+            if region in known and isinstance(ids, list) and all(isinstance(i, str) for i in ids)}
+
+
 # -- the queue -------------------------------------------------------------------------------
 
 def check_ready(course: Course, root: Path, m: Module) -> None:
@@ -429,6 +454,8 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
         raise CourseError(f"settings.ini [package] tensor_class {tensor_class!r} cannot be imported here: {e}") from None
     lock = threading.Lock()  # nbgrader's gradebook and folders: one writer at a time
     graded_by = grading_digests(course, m, root, jail)
+    mistakes = m.mistakes.read_text(encoding="utf-8") if m.mistakes else ""
+    known = known_mistakes(mistakes, reference)
 
     def grade(student: str) -> Outcome:
         """Every exception becomes this submission's `failed` outcome: the batch always goes on."""
@@ -470,10 +497,13 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
             write_if_changed(course.student_folder("autograded", m, student, root) / f"{m.notebook}.ipynb", dumps(shown))
         # The kernel run gets no hidden test: the judge runs them from the instructor notebook.
         job = Job(student, m.name, dumps(without_hidden_tests(prepared)), instructor_text, package,
-                  tensor_class, asdict(jail_module.Limits.from_course(course)), jail)
+                  tensor_class, asdict(jail_module.Limits.from_course(course)), jail, mistakes)
         result = run_job(job)
         try:
-            return decide(student, m, reference, shown, notes, result, course.display_limits)
+            outcome, notebook = decide(student, m, reference, shown, notes, result, course.display_limits)
+            if outcome.status == "graded":
+                outcome.diagnosis = checked_diagnosis(result.diagnosis, known)
+            return outcome, notebook
         except Exception as e:  # data the job returned that the host cannot use: this one fails, not the batch
             reason = f"the grading job returned unusable data ({type(e).__name__}: {str(e)[:200]})"
             return Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation), None

@@ -49,6 +49,7 @@ class Job:
     tensor_class: str  # "module:Class" of the package whose objects cross the jail as data
     limits: dict[str, int]  # the fields of jail.Limits
     jail: bool = True  # False only with --unsafe-no-jail
+    mistakes: str = ""  # the module's catalogue of known mistakes (YAML), for the judge's diagnosis
 
 
 @dataclass
@@ -63,6 +64,7 @@ class JobResult:
     memory_mb: dict[str, float] = field(default_factory=dict)  # stage -> the most its processes held at once
     memory_limit_hit: list[str] = field(default_factory=list)  # stages killed for passing memory_limit_mb
     kernel_busy: str = ""  # the kernel run was starved of CPU: its timed-out cells may be the machine's doing
+    diagnosis: dict[str, list[str]] = field(default_factory=dict)  # region -> known mistakes it behaves like
 
 
 def _kernel_run(jail: Jail, notebook: str, deadline: float) -> tuple[str, str, str]:
@@ -112,7 +114,7 @@ def run(job: Job) -> JobResult:
                                                                                   job.notebook.encode()), deadline)
             kernel_done = time.monotonic()
             report = judge(nbformat.reads(job.instructor, as_version=4), nbformat.reads(job.notebook, as_version=4),
-                           judge_jail, deadline, tensor_class=job.tensor_class)
+                           judge_jail, deadline, tensor_class=job.tensor_class, mistakes=job.mistakes)
         except (MachineError, JailError) as e:
             return JobResult("", "", [], [], kernel_jail.isolation, failure=str(e))
         finally:
@@ -123,7 +125,8 @@ def run(job: Job) -> JobResult:
         return JobResult(executed, note, [asdict(v) for v in report.verdicts], report.student_cell_errors,
                          judge_jail.isolation, seconds=seconds,
                          memory_mb={stage: round(j.peak_memory_mb, 1) for stage, j in jails.items()},
-                         memory_limit_hit=[stage for stage, j in jails.items() if j.memory_hit], kernel_busy=busy)
+                         memory_limit_hit=[stage for stage, j in jails.items() if j.memory_hit], kernel_busy=busy,
+                         diagnosis=report.diagnosis)
 
 
 def run_in_process(job: Job, program: tuple[str, ...] = ("-m", "tito.course.grading.job")) -> JobResult:

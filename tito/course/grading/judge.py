@@ -69,6 +69,8 @@ class CellVerdict:
 class JudgeReport:
     verdicts: list[CellVerdict]
     student_cell_errors: list[str] = field(default_factory=list)
+    # solution cell grade id -> ids of the known mistakes its function behaves like ([]: none known)
+    diagnosis: dict[str, list[str]] = field(default_factory=dict)
 
 
 class StudentProcess:
@@ -241,11 +243,13 @@ def _proxy(sp: StudentProcess, name: str, clock: dict, returns=...):
 
 
 def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, jail: Jail,
-          deadline: float = float("inf"), *, tensor_class: str) -> JudgeReport:
+          deadline: float = float("inf"), *, tensor_class: str, mistakes: str = "") -> JudgeReport:
     """Score every graded test cell of `reference` against the student code in `submission`.
 
     Cells not finished by `deadline` (the submission's time limit, time.monotonic()) fail.
     Objects of `tensor_class` ("module:Class", settings.ini [package]) cross the jail as data.
+    With a catalogue of known `mistakes` (YAML text, diagnosis.py) and a cell failed, each
+    solution region's function is probed and the mistake it behaves like named.
     """
     ref_exports = [c for c in reference.cells if is_export_cell(c)]
     names = student_functions(ref_exports)
@@ -265,7 +269,29 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, j
         trusted[name] = _proxy(sp, name, clock, trusted[name].__annotations__.get("return", ...))
     # Messages print every float with the digits that identify it (as the notebook does).
     with np.printoptions(floatmode="unique"):
-        return _run_cells(grade_cells, support, trusted, sp, clock, cell_timeout, deadline)
+        try:
+            report = _run_cells(grade_cells, support, trusted, sp, clock, cell_timeout, deadline)
+            if mistakes and not sp.broken and not all(v.passed for v in report.verdicts) \
+                    and time.monotonic() < deadline:
+                report.diagnosis = _diagnose(reference, mistakes, {n: trusted[n] for n in names}, clock,
+                                             cell_timeout, deadline)
+            if sp.machine_busy:
+                raise MachineBusy(sp.machine_busy)
+            return report
+        finally:
+            sp.close()
+
+
+def _diagnose(reference, mistakes: str, student: dict, clock: dict, cell_timeout: float,
+              deadline: float) -> dict[str, list[str]]:
+    from . import diagnosis
+
+    def before_region() -> None:  # each region's probes get a cell's time, within the submission's
+        clock["deadline"] = min(time.monotonic() + cell_timeout, deadline)
+
+    found = diagnosis.diagnose(reference, diagnosis.load(mistakes), student, passthrough=(MachineError,),
+                               before_region=before_region)
+    return {region: d["ids"] for region, d in found.items()}
 
 
 def _namespace(trusted: dict, support: list) -> dict:
@@ -281,28 +307,26 @@ def _namespace(trusted: dict, support: list) -> dict:
 
 def _run_cells(grade_cells, support: list, trusted: dict, sp: StudentProcess, clock: dict, cell_timeout: float,
                deadline: float) -> JudgeReport:
-    """Each graded cell in its own namespace (support cells, then the cell); the student's process is closed after."""
+    """Each graded cell in its own namespace (support cells, then the cell)."""
     verdicts = []
-    try:
-        for c in grade_cells:
-            md = c.metadata["nbgrader"]
-            clock["deadline"] = min(time.monotonic() + cell_timeout, deadline)
-            if time.monotonic() >= deadline:
-                verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), False,
-                                            "not run: the submission used up submission_timeout_seconds"))
-                continue
-            try:
-                namespace = _namespace(trusted, support)
-                exec(compile(c.source, f"<test {md['grade_id']}>", "exec"), namespace)
-                verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), True))
-            except MachineError:
-                raise  # not the student's doing: the submission is recorded as failed, with why
-            except Exception as e:
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), False,
-                                            f"{type(e).__name__}: {msg}"[:500]))
-            if sp.machine_busy:
-                raise MachineBusy(sp.machine_busy)
-        return JudgeReport(verdicts, sp.cell_errors)
-    finally:
-        sp.close()
+    for c in grade_cells:
+        md = c.metadata["nbgrader"]
+        clock["deadline"] = min(time.monotonic() + cell_timeout, deadline)
+        if time.monotonic() >= deadline:
+            verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), False,
+                                        "not run: the submission used up submission_timeout_seconds"))
+            continue
+        try:
+            namespace = _namespace(trusted, support)
+            exec(compile(c.source, f"<test {md['grade_id']}>", "exec"), namespace)
+            verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), True))
+        except MachineError:
+            raise  # not the student's doing: the submission is recorded as failed, with why
+        except Exception as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), False,
+                                        f"{type(e).__name__}: {msg}"[:500]))
+        if sp.machine_busy:
+            raise MachineBusy(sp.machine_busy)
+    return JudgeReport(verdicts, sp.cell_errors)
+

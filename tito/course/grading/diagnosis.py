@@ -1,0 +1,133 @@
+"""The known mistake behind a failure: each solution region matched against the module's catalogue.
+
+The catalogue (`mistakes.yaml` beside the module's source, settings.ini `mistakes`) holds, per
+solution region, a probe: instructor code that calls the region's function on fixed inputs and
+returns what it observed (arrays, numbers, whether an array was updated in place). The judge
+runs each probe with the student's function, through its proxy, so the student's code runs in
+the jail, and with the reference function. Where the two differ, it runs the probe with every
+catalogued wrong version of that region (the reference notebook with the region's body
+replaced: instructor code, run here) and names the mistake whose observations the student's
+match, every number to the catalogue's tolerance. Exactly one must match: with none, or with
+several, the diagnosis is "no known mistake", since a wrong name is worse than none.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import yaml
+
+from ..notebooks import is_export_cell
+from . import submissions as sub
+
+NO_KNOWN_MISTAKE = "no known mistake"
+
+
+@dataclass
+class Catalogue:
+    rtol: float
+    atol: float
+    probes: dict[str, str]  # region (solution cell grade id) -> code that defines probe(function)
+    mistakes: list[dict]  # id, mistake, region, index (optional), code, ...
+
+
+def load(text: str) -> Catalogue:
+    data = yaml.safe_load(text)
+    tolerance = data.get("tolerance", {})
+    return Catalogue(float(tolerance.get("rtol", 1e-9)), float(tolerance.get("atol", 1e-12)),
+                     dict(data.get("probes", {})), list(data.get("mistakes", [])))
+
+
+def observe(probe: str, function, namespace: dict, passthrough: tuple = ()) -> list:
+    """What `probe` observes of `function`; an exception it raises is observed by its type.
+    Exceptions of the types in `passthrough` (the grader's own) are raised, never observed."""
+    ns = dict(namespace)
+    exec(compile(probe, "<probe>", "exec"), ns)
+    try:
+        return list(ns["probe"](function))
+    except passthrough:
+        raise
+    except Exception as e:
+        return [f"raised {type(e).__name__}"]
+
+
+def same(a: list, b: list, rtol: float, atol: float) -> bool:
+    """Two observations alike: the same length; numbers and arrays close (same shapes, nan equal
+    to nan), everything else equal."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        numeric = [isinstance(v, (np.ndarray, float, int)) and not isinstance(v, bool) for v in (x, y)]
+        if all(numeric):
+            if np.shape(x) != np.shape(y) or not np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True):
+                return False
+        elif any(numeric) or type(x) is not type(y) or x != y:
+            return False
+    return True
+
+
+def region_functions(reference) -> dict[str, str]:
+    """Solution cell grade id -> the name of the function its (first) region sits in."""
+    from .judge import student_functions
+
+    out = {}
+    for cell in reference.cells:
+        md = cell.metadata.get("nbgrader", {})
+        if is_export_cell(cell) and md.get("solution"):
+            names = student_functions([cell])
+            if names:
+                out[md["grade_id"]] = names[0]
+    return out
+
+
+def _module(nb, overrides: dict) -> dict:
+    """A namespace of `nb`'s exported cells, then `overrides` (the student's other functions)."""
+    namespace: dict = {"__name__": "__diagnosis__"}
+    for cell in nb.cells:
+        if is_export_cell(cell):
+            exec(compile(cell.source, "<reference>", "exec"), namespace)
+    namespace.update(overrides)
+    return namespace
+
+
+def diagnose(reference, catalogue: Catalogue, student: dict, passthrough: tuple = (),
+             before_region=None) -> dict[str, dict]:
+    """For every region whose student function observes differently from the reference: the
+    catalogued mistakes it matches, {"ids": [...], "mistake": "..."}; several only when they
+    give the same observations (the same mistake written two ways), none as NO_KNOWN_MISTAKE.
+
+    `student` maps a function name to the student's (the judge's proxies). A region is compared
+    with the reference, and with each wrong version, calling the student's own other functions
+    (AdamW's reference calls the student's Adam), so a mistake is named in its own region only.
+    `before_region` is called before each region's probe (the judge sets its time limit there).
+    """
+    names = region_functions(reference)
+    out = {}
+    for region, name in names.items():
+        probe = catalogue.probes.get(region)
+        if probe is None or name not in student:
+            continue
+        others = {n: student[n] for n in names.values() if n != name and n in student}
+        if before_region:
+            before_region()
+        expected = _module(reference, others)
+        theirs = observe(probe, student[name], expected, passthrough)
+        if same(theirs, observe(probe, expected[name], expected, passthrough), catalogue.rtol, catalogue.atol):
+            continue
+        matches = []
+        for mistake in (m for m in catalogue.mistakes if m["region"] == region):
+            wrong = _module(sub.replace_region(reference, region, mistake["code"], mistake.get("index", 0)), others)
+            if same(theirs, observe(probe, wrong[name], wrong, passthrough), catalogue.rtol, catalogue.atol):
+                matches.append(mistake)
+        out[region] = {"ids": [m["id"] for m in matches],
+                       "mistake": " or ".join(m["mistake"] for m in matches) or NO_KNOWN_MISTAKE}
+    # A region that matches no known mistake and calls another region's function that differs
+    # too may differ only through that call (state a wrong Adam keeps): it is not named.
+    callers = {region: set(_calls(reference, names[region])) for region in out}
+    wrong = {names[r] for r in out}
+    return {r: d for r, d in out.items() if d["ids"] or not (callers[r] & (wrong - {names[r]}))}
+
+
+def _calls(reference, name: str) -> list[str]:
+    """The global names the reference function `name` uses."""
+    return list(_module(reference, {})[name].__code__.co_names)
