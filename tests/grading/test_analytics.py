@@ -13,6 +13,7 @@ import io
 
 import numpy as np
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from tests.conftest import make_course_copy
@@ -26,6 +27,11 @@ from tito.main import app
 pytestmark = pytest.mark.slow  # generates a course (nbgrader)
 EASY, HARD, BROKEN = "gd_step_values", "clip_inf_norm", "adam_eps_outside_sqrt"
 STUDENTS = [f"s{i:02d}" for i in range(10)]
+# The grader's diagnosis of some outcomes: three students with eps inside the square root, one of
+# them also with per-tensor clipping, and one Adam like no known mistake; the invalid one is not counted.
+DIAGNOSIS = {"s00": {"adam_step_impl": ["adam-eps-inside-sqrt"]}, "s01": {"adam_step_impl": ["adam-eps-inside-sqrt"]},
+             "s02": {"adam_step_impl": ["adam-eps-inside-sqrt"], "clip_grad_norm_impl": ["clip-per-tensor"]},
+             "s03": {"adam_step_impl": []}, "invalid": {"adam_step_impl": ["adam-eps-inside-sqrt"]}}
 
 
 def passes(cell: str, k: int, ability: int) -> bool:
@@ -64,7 +70,8 @@ def constructed(tmp_path_factory):
             expected[student] = scored
             status = "invalid" if student == "invalid" else "graded"
             outcome = Outcome(student, m.name, status, "" if status == "graded" else "not a notebook",
-                              [CellScore(gid, 0.0, s, s, s > 0) for gid, s in scored.items()])
+                              [CellScore(gid, 0.0, s, s, s > 0) for gid, s in scored.items()],
+                              diagnosis=DIAGNOSIS.get(student, {}))
             out = course.student_folder("autograded", m, student)
             out.mkdir(parents=True)
             (out / OUTCOME_FILE).write_text(outcome.to_json())
@@ -95,6 +102,9 @@ def test_the_statistics_are_the_constructed_ones(constructed):
     written = [s for s in stats.cells if s.grade_id.startswith("q_")]
     assert len(written) == 4 and all((s.graded, s.pass_rate, s.flags) == (0, None, []) for s in written)
     assert [s.grade_id for s in stats.cells if "suspect" in s.flags] == [BROKEN]
+    eps, per_tensor = (next(b["mistake"] for b in yaml.safe_load(m.mistakes.read_text())["mistakes"] if b["id"] == i)
+                       for i in ("adam-eps-inside-sqrt", "clip-per-tensor"))
+    assert stats.mistakes == [("adam_step", eps, 3), ("adam_step", "no known mistake", 1), ("clip_grad_norm", per_tensor, 1)]
 
 
 def test_the_command_writes_csv_and_a_page_without_script(constructed, monkeypatch, browser):
@@ -105,6 +115,7 @@ def test_the_command_writes_csv_and_a_page_without_script(constructed, monkeypat
     assert table.exit_code == 0, table.output
     said = " ".join(table.output.split())
     assert "10 graded submissions (left out: 1 invalid)" in said and "suspect" in said
+    assert "adam_step: no known mistake: 1 student" in said and said.count(": 3 students") == 1
     result = runner.invoke(app, ["nbgrader", "analytics", "06", "--format", "csv"])
     assert result.exit_code == 0, result.output
     rows = {r["grade_id"]: r for r in csv.DictReader(io.StringIO(result.stdout))}
@@ -123,5 +134,6 @@ def test_the_command_writes_csv_and_a_page_without_script(constructed, monkeypat
     browser.screenshot(path=str(page_path.with_suffix(".png")), full_page=True)  # kept beside the page
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
     assert browser.locator("tr.suspect td").first.inner_text() == BROKEN
+    assert browser.locator("li").all_inner_texts()[1] == "adam_step: no known mistake: 1 student"
     for image in browser.locator("img").all():
         assert image.evaluate("i => i.complete && i.naturalWidth > 100")

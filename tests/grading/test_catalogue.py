@@ -403,3 +403,7 @@ def test_feedback_html_shows_the_diagnostic_message(batch):
     (path,) = feedback.generate(course, m, student=student)
     text = html.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
     assert bug["message"] in text[:text.index("Part 1")]  # in the summary, from the judge
+    clip = next(b for b in BUGS if b["id"] == "clip-per-tensor")
+    summary = " ".join(text[:text.index("Part 1")].split())
+    assert f"Your clip_grad_norm behaves like a known mistake: {clip['mistake']}." in summary
+    assert "Your adam_step behaves like a known mistake: " in summary and "Your adamw_step" not in summary

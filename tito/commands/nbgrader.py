@@ -205,6 +205,8 @@ def analytics(module: str = typer.Argument(..., help="Module name or number."),
                   class_analytics.number(s.discrimination), Text(" ".join(s.flags), style="red" if "suspect" in s.flags
                                                                   else ""))
     console.print(t)
+    for fn, what, n in stats.mistakes:  # the grader's diagnosis, counted over the class
+        console.print(Text(f"{fn}: {_printable(what)}: {n} student{'s' if n != 1 else ''}"))
 
 
 @app.command()

@@ -21,6 +21,7 @@ import base64
 import html
 import io
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ import nbformat
 
 from ..notebooks import part_heading
 from ..settings import Course, Module
+from . import diagnosis
+from .host import load_outcome
 from .lms import spreadsheet_text, spreadsheet_writer
 from .report import score_rows
 
@@ -54,6 +57,8 @@ class ClassStats:
     totals: list[float]  # one per graded submission
     max_total: float
     left_out: dict[str, int]  # status -> submissions not counted
+    # (function, what it behaves like, students), most common first: the diagnosis of graded outcomes
+    mistakes: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def point_biserial(passed: list[int], rest: list[float]) -> float | None:
@@ -105,7 +110,22 @@ def class_stats(course: Course, m: Module, course_root: Path | None = None) -> C
         if s.discrimination is not None and s.discrimination <= SUSPECT and s.graded >= SUSPECT_FROM:
             s.flags.append("suspect")
         stats.append(s)
-    return ClassStats(m.name, stats, [r["total"] for r in graded], sum(points.values()), left_out)
+    return ClassStats(m.name, stats, [r["total"] for r in graded], sum(points.values()), left_out,
+                      _mistakes(course, m, [r["student"] for r in graded], course_root))
+
+
+def _mistakes(course: Course, m: Module, students: list[str], course_root: Path | None) -> list[tuple[str, str, int]]:
+    """How many graded students' functions behave like each known mistake (or like none)."""
+    if m.mistakes is None:
+        return []
+    catalogue = diagnosis.load(m.mistakes.read_text(encoding="utf-8"))
+    names = diagnosis.region_functions(nbformat.read(course.source_notebook(m, course_root), as_version=4))
+    counts: Counter = Counter()
+    for student in students:
+        outcome = load_outcome(course, course.state_root(course_root), m, student)
+        if outcome is not None:
+            counts.update((names[r], what) for r, what in diagnosis.described(outcome.diagnosis, catalogue, names).items())
+    return [(fn, what, n) for (fn, what), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
 def number(x: float | None, digits: int = 2) -> str:
@@ -156,6 +176,14 @@ def plots(stats: ClassStats) -> dict[str, str]:
     ax.legend(fontsize=7, loc="lower right")
     out["pass_rates"] = _png(fig)
     plt.close(fig)
+    if stats.mistakes:
+        fig, ax = plt.subplots(figsize=(7, max(2, 0.3 * len(stats.mistakes))))
+        ax.barh(range(len(stats.mistakes)), [n for _, _, n in stats.mistakes], color="#b05a4a")
+        ax.set_yticks(range(len(stats.mistakes)), [f"{fn}: {what}"[:70] for fn, what, _ in stats.mistakes], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("students")
+        out["mistakes"] = _png(fig)
+        plt.close(fig)
     return out
 
 
@@ -164,6 +192,11 @@ def to_html(stats: ClassStats) -> str:
     e = html.escape
     images = plots(stats)
     left = ", ".join(f"{n} {status}" for status, n in sorted(stats.left_out.items())) or "none"
+    mistakes = ("<h2>The most common mistakes</h2><p>The known mistake each graded submission's functions "
+                "behave like (the grader's diagnosis).</p>"
+                f"<img alt=\"the most common mistakes\" src=\"{images['mistakes']}\"><ul>"
+                + "".join(f"<li>{e(fn)}: {e(what)}: {n} student{'s' if n != 1 else ''}</li>" for fn, what, n in stats.mistakes)
+                + "</ul>") if stats.mistakes else ""
     rows = "\n".join(
         f"<tr class=\"{' '.join(s.flags)}\"><td>{e(s.grade_id)}</td><td>{e(s.part)}</td><td>{s.points:g}</td>"
         f"<td>{s.graded}</td><td>{number(s.pass_rate)}</td><td>{number(s.mean)}</td>"
@@ -181,7 +214,7 @@ Flags: <b>easy</b> (at least {EASY:.0%} pass), <b>hard</b> (at most {HARD:.0%} p
 often, as with a broken test).</p>
 <h2>Scores</h2><img alt="histogram of total scores" src="{images['scores']}">
 <h2>Pass rate per graded cell</h2><img alt="pass rate per graded cell" src="{images['pass_rates']}">
-<h2>Per graded cell</h2>
+{mistakes}<h2>Per graded cell</h2>
 <table><tr><th>graded cell</th><th>part</th><th>points</th><th>graded</th><th>pass rate</th><th>mean</th>
 <th>discrimination</th><th>flags</th></tr>
 {rows}

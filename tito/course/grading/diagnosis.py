@@ -131,3 +131,22 @@ def diagnose(reference, catalogue: Catalogue, student: dict, passthrough: tuple 
 def _calls(reference, name: str) -> list[str]:
     """The global names the reference function `name` uses."""
     return list(_module(reference, {})[name].__code__.co_names)
+
+
+def described(found: dict[str, list[str]], catalogue: Catalogue, names: dict[str, str]) -> dict[str, str]:
+    """Region -> what its function behaves like, in words (the catalogue's `mistake` lines)."""
+    text = {m["id"]: m["mistake"] for m in catalogue.mistakes}
+    return {region: " or ".join(text[i] for i in ids if i in text) or NO_KNOWN_MISTAKE
+            for region, ids in found.items() if region in names}
+
+
+def sentences(found: dict[str, list[str]], catalogue: Catalogue, names: dict[str, str]) -> list[str]:
+    """What the feedback page says of each diagnosed region, in one sentence each."""
+    out = []
+    for region, what in described(found, catalogue, names).items():
+        if what == NO_KNOWN_MISTAKE:
+            out.append(f"Your {names[region]} gives other numbers than the reference, and like no known mistake: "
+                       "compare it with the equations above it.")
+        else:
+            out.append(f"Your {names[region]} behaves like a known mistake: {what}.")
+    return out

@@ -17,6 +17,8 @@ import ast
 import html
 from pathlib import Path
 
+import nbformat
+
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Dict
@@ -24,7 +26,7 @@ from traitlets import Dict
 from ..nbgrader_setup import api, check, nbgrader_config, quiet
 from ..settings import Course, Module
 from ..notebooks import write_if_changed
-from . import scores
+from . import diagnosis, scores
 from .host import load_outcome
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -46,7 +48,7 @@ class FeedbackSummary(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         ids = resources["nbgrader"]
-        outcome = self.outcomes.get(ids["student"], {"reason": "", "messages": {}})
+        outcome = self.outcomes.get(ids["student"], {"reason": "", "messages": {}, "diagnosis": []})
         cells, rows = {}, []
         with Gradebook(ids["db_url"]) as gb:
             recorded = scores.from_gradebook(gb, ids["assignment"], ids["notebook"], ids["student"]) \
@@ -67,7 +69,7 @@ class FeedbackSummary(NbGraderPreprocessor):
                 rows.append(row)
             cells[gid] = row
         resources["tito_feedback"] = {
-            "cells": cells, "rows": rows, "reason": outcome["reason"],
+            "cells": cells, "rows": rows, "reason": outcome["reason"], "diagnosis": outcome.get("diagnosis", []),
             "pending": sum(r["pending"] for r in rows),
             "automatic": sum(r["score"] for r in rows if not r["written"]),
             "automatic_max": sum(r["points"] for r in rows if not r["written"]),
@@ -77,12 +79,23 @@ class FeedbackSummary(NbGraderPreprocessor):
 
 def _outcomes(course: Course, root: Path, m: Module, students: list[str]) -> dict:
     out = {}
+    said = _diagnosis_sentences(course, root, m)
     for student in students:
         o = load_outcome(course, root, m, student)
         if o is not None:
             out[student] = {"reason": what_happened(o) if o.status != "graded" else "",
-                            "messages": {c.grade_id: c.message for c in o.cells if c.message}}
+                            "messages": {c.grade_id: c.message for c in o.cells if c.message},
+                            "diagnosis": said(o.diagnosis) if o.status == "graded" else []}
     return out
+
+
+def _diagnosis_sentences(course: Course, root: Path, m: Module):
+    """A function from an outcome's diagnosis to the sentences the page says of it."""
+    if m.mistakes is None:
+        return lambda found: []
+    catalogue = diagnosis.load(m.mistakes.read_text(encoding="utf-8"))
+    names = diagnosis.region_functions(nbformat.read(course.source_notebook(m, root), as_version=4))
+    return lambda found: diagnosis.sentences(found, catalogue, names)
 
 
 def generate(course: Course, m: Module, course_root: Path | None = None, student: str | None = None) -> list[Path]:
