@@ -57,6 +57,7 @@ bench: install
 	$(BIN)/python benchmarks/wire.py
 	$(BIN)/python benchmarks/autograde.py
 	$(BIN)/python benchmarks/student_check.py
+	$(BIN)/python benchmarks/diagnosis.py
 
 clean-demo:
 	rm -rf submitted autograded feedback gradebook.db .tito
