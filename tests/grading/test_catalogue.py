@@ -226,7 +226,9 @@ def _judge_one(course_root: str, notebook: str, only: list[str] | None, tests_as
         reference.cells = [c for c in reference.cells if not (c.cell_type == "code" and c.metadata.get(
             "nbgrader", {}).get("grade")) or c.metadata["nbgrader"]["grade_id"] in only]
     with tempfile.TemporaryDirectory() as d:
-        jail = Jail(Limits.from_course(course), Path(d))
+        # At the course's own time limit per cell (settings.ini, 60 s): the course copy's 15 s is
+        # for the pipeline's runaway cases, and a 200-step training cell needs more on a busy machine.
+        jail = Jail(Limits(**{**course.grading_limits, "cell_timeout_seconds": Course().cell_timeout}), Path(d))
         jail.add_package(student_package(course))
         try:
             return Judged(judge(reference, nbformat.reads(notebook, as_version=4), jail,

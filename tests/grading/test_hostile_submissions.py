@@ -543,12 +543,13 @@ def check_display(course: Course, outcomes: dict, full: float) -> None:
     assert (outcomes["many_cells"].status, outcomes["many_cells"].reason) == (
         "invalid", f"the notebook has {len(nbformat.read(course.release_notebook(course.module('06')), 4).cells) + 60_000:,} cells, more "
         "than the 1,000 a submission may have (max_cells in settings.ini): start again from the student version")
+    appended = len(nbformat.read(course.release_notebook(course.module("06")), 4).cells)  # the cell after the last
     assert (outcomes["lone_surrogate"].status, outcomes["lone_surrogate"].reason) == (
-        "invalid", "the notebook is not valid Unicode: cell 107 (lone-surrogate) holds a lone surrogate (\\udXXX), "
-        "text that Jupyter cannot save; remove it and hand the notebook in again")
+        "invalid", f"the notebook is not valid Unicode: cell {appended} (lone-surrogate) holds a lone surrogate "
+        "(\\udXXX), text that Jupyter cannot save; remove it and hand the notebook in again")
     assert (outcomes["bad_metadata"].status, outcomes["bad_metadata"].reason) == (
-        "invalid", "cell 107 (odd) has nbgrader metadata of the wrong shape: start again from the student version, "
-        "or copy your answers into it")
+        "invalid", f"cell {appended} (odd) has nbgrader metadata of the wrong shape: start again from the student "
+        "version, or copy your answers into it")
     if "floods" in outcomes:
         floods, size = _autograded(course, "floods")
         outputs = [o.get("text") for c in floods.cells if c.cell_type == "code" for o in c.outputs]

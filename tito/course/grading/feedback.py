@@ -79,7 +79,7 @@ class FeedbackSummary(NbGraderPreprocessor):
 
 def _outcomes(course: Course, root: Path, m: Module, students: list[str]) -> dict:
     out = {}
-    said = _diagnosis_sentences(course, root, m)
+    said = _diagnosis_sentences(course, root, m) if students else None
     for student in students:
         o = load_outcome(course, root, m, student)
         if o is not None:
