@@ -6,9 +6,11 @@ returns what it observed (arrays, numbers, whether an array was updated in place
 runs each probe with the student's function, through its proxy, so the student's code runs in
 the jail, and with the reference function. Where the two differ, it runs the probe with every
 catalogued wrong version of that region (the reference notebook with the region's body
-replaced: instructor code, run here) and names the mistake whose observations the student's
-match, every number to the catalogue's tolerance. Exactly one must match: with none, or with
-several, the diagnosis is "no known mistake", since a wrong name is worse than none.
+replaced: instructor code, run here) and names the mistakes whose observations the student's
+match, every number to the catalogue's tolerance. Two are named only when they give the same
+numbers (the same mistake written two ways); with none, the diagnosis is "no known mistake": a
+wrong name is worse than none. A function still raising the student version's
+NotImplementedError is not written yet: nothing is said.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from ..notebooks import is_export_cell
 from . import submissions as sub
 
 NO_KNOWN_MISTAKE = "no known mistake"
+NOT_WRITTEN = "raised NotImplementedError"  # what the student version's stub observes
 
 
 @dataclass
@@ -112,6 +115,8 @@ def diagnose(reference, catalogue: Catalogue, student: dict, passthrough: tuple 
             before_region()
         expected = _module(reference, others)
         theirs = observe(probe, student[name], expected, passthrough)
+        if theirs == [NOT_WRITTEN]:  # the student version's stub: nothing written to diagnose
+            continue
         if same(theirs, observe(probe, expected[name], expected, passthrough), catalogue.rtol, catalogue.atol):
             continue
         matches = []
