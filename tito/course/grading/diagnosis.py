@@ -56,17 +56,19 @@ def observe(probe: str, function, namespace: dict, passthrough: tuple = ()) -> l
 
 def same(a: list, b: list, rtol: float, atol: float) -> bool:
     """Two observations alike: the same length; numbers and arrays close (same shapes, nan equal
-    to nan), everything else equal."""
-    if len(a) != len(b):
+    to nan), everything else equal. Values that cannot be compared (whatever a student's code
+    left in its state) are not alike: they never raise here."""
+    try:
+        return len(a) == len(b) and all(_alike(x, y, rtol, atol) for x, y in zip(a, b))
+    except Exception:
         return False
-    for x, y in zip(a, b):
-        numeric = [isinstance(v, (np.ndarray, float, int)) and not isinstance(v, bool) for v in (x, y)]
-        if all(numeric):
-            if np.shape(x) != np.shape(y) or not np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True):
-                return False
-        elif any(numeric) or type(x) is not type(y) or x != y:
-            return False
-    return True
+
+
+def _alike(x, y, rtol: float, atol: float) -> bool:
+    numeric = [isinstance(v, (np.ndarray, float, int)) and not isinstance(v, bool) for v in (x, y)]
+    if all(numeric):
+        return np.shape(x) == np.shape(y) and bool(np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True))
+    return not any(numeric) and type(x) is type(y) and bool(x == y)
 
 
 def region_functions(reference) -> dict[str, str]:
