@@ -1,4 +1,6 @@
 """The diagnosis's comparison of observations: exact where it must be, and never raising on odd values."""
+import copy
+
 import numpy as np
 
 from tito.course.grading.diagnosis import same
@@ -17,4 +19,4 @@ def test_values_a_student_left_that_cannot_be_compared_match_nothing_and_raise_n
     odd = [[np.zeros(2), np.ones(2)], {"a": np.zeros(3)}, np.array([{}, 1], dtype=object)]
     for value in odd:
         assert not same([value], [np.zeros(2)], 1e-9, 1e-12)
-        assert not same([value], [value], 1e-9, 1e-12)  # not comparable, so not alike, even with itself
+        assert not same([value], [copy.deepcopy(value)], 1e-9, 1e-12)  # not comparable, so not alike, even with a copy
