@@ -75,7 +75,8 @@ def test_check_close_passes_equal_values_and_refuses_other_shapes_empty_arrays_n
         check_close(np.array([1.05, -1.9]), np.array([0.95, -1.9]), "param", " It moved uphill.")
     assert str(e.value) == ("param is [ 1.05 -1.9 ], expected [ 0.95 -1.9 ]. It moved uphill. "
                             "(largest difference 0.1 at index 0: 1.05, expected 0.95)")
-    for wrong in (np.array([0.95, -1.9, 0.0]), np.array([]), np.array([np.nan, -1.9]), None, {"a": 1}, "0.95"):
+    for wrong in (np.array([0.95, -1.9, 0.0]), np.array([]), np.array([np.nan, -1.9]), None, {"a": 1}, "0.95",
+                  np.array([0.95 + 1j, -1.9 + 1j]), ["0.95", "-1.9"]):  # complex or text: not real numbers
         with pytest.raises(AssertionError):
             check_close(wrong, [0.95, -1.9], "param")
     with pytest.raises(AssertionError):

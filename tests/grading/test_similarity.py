@@ -106,3 +106,15 @@ def test_the_command_prints_the_listed_pairs_and_writes_the_page(report, tmp_pat
     assert "not compared: junk: NotJSONError" in said
     page = (copy / "reports" / "06_optimizers" / "similarity.html").read_text(encoding="utf-8")
     assert page.count("<h2>") == 3 + 1  # the three listed pairs, and what was not compared
+
+
+def test_one_common_idiom_is_not_a_copy(report):
+    """A submission that is a single idiom shares all of it with many students: below MIN_SHARED, never listed."""
+    from tito.course.grading.similarity import MIN_SHARED, compare
+
+    _, _, _, r = report
+    reference = next(p.code_a if p.a == "reference" else p.code_b for p in r.pairs if "reference" in (p.a, p.b))
+    idiom = 'buf = state.get("momentum_buffer")\nif buf is None:\n    buf = state["momentum_buffer"] = d_p.copy()'
+    (pair,) = compare({"idiom": idiom, "reference": reference}, "").pairs
+    assert pair.share_a == 1.0 and pair.tokens < MIN_SHARED
+    assert compare({"idiom": idiom, "reference": reference}, "").flagged == []

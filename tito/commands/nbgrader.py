@@ -226,7 +226,7 @@ def similarity(module: str = typer.Argument(..., help="Module name or number."),
     m = course.module(module)
     report = similar.similarity(course, m, similar.THRESHOLD if threshold is None else threshold)
     t = Table(title=f"{m.name}: similar submissions")
-    for col in ["student", "student", "share of the first", "share of the second", "shared tokens"]:
+    for col in ["student", "student", "share of the first", "share of the second", "shared characters"]:
         t.add_column(col, justify="left" if col == "student" else "right")
     for p in report.flagged:
         t.add_row(Text(_printable(p.a)), Text(_printable(p.b)), f"{p.share_a:.2f}", f"{p.share_b:.2f}", str(p.tokens))

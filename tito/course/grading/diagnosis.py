@@ -24,6 +24,7 @@ from . import submissions as sub
 
 NO_KNOWN_MISTAKE = "no known mistake"
 NOT_WRITTEN = "raised NotImplementedError"  # what the student version's stub observes
+UNANSWERED = ["raised StudentError"]  # the judge could not get an answer from the student's code
 
 
 @dataclass
@@ -96,7 +97,7 @@ def _module(nb, overrides: dict) -> dict:
 
 
 def diagnose(reference, catalogue: Catalogue, student: dict, passthrough: tuple = (),
-             before_region=None) -> dict[str, dict]:
+             before_region=None, stop=None) -> dict[str, dict]:
     """For every region whose student function observes differently from the reference: the
     catalogued mistakes it matches, {"ids": [...], "mistake": "..."}; several only when they
     give the same observations (the same mistake written two ways), none as NO_KNOWN_MISTAKE.
@@ -104,7 +105,9 @@ def diagnose(reference, catalogue: Catalogue, student: dict, passthrough: tuple 
     `student` maps a function name to the student's (the judge's proxies). A region is compared
     with the reference, and with each wrong version, calling the student's own other functions
     (AdamW's reference calls the student's Adam), so a mistake is named in its own region only.
-    `before_region` is called before each region's probe (the judge sets its time limit there).
+    `before_region` is called before each region's probe (the judge sets its time limit there);
+    `stop()` true ends the diagnosis. A region where the student's code could not answer (the
+    judge's StudentError: a time limit, a process that could not start) is not diagnosed.
     """
     names = region_functions(reference)
     out = {}
@@ -115,11 +118,16 @@ def diagnose(reference, catalogue: Catalogue, student: dict, passthrough: tuple 
         others = {n: student[n] for n in names.values() if n != name and n in student}
         if before_region:
             before_region()
+        if stop and stop():
+            break
         expected = _module(reference, others)
         theirs = observe(probe, student[name], expected, passthrough)
         if theirs == [NOT_WRITTEN]:  # the student version's stub: nothing written to diagnose
             continue
-        if same(theirs, observe(probe, expected[name], expected, passthrough), catalogue.rtol, catalogue.atol):
+        reference_seen = observe(probe, expected[name], expected, passthrough)
+        if UNANSWERED in (theirs, reference_seen) or (stop and stop()):
+            continue  # no answer in time: nothing can be told of this region
+        if same(theirs, reference_seen, catalogue.rtol, catalogue.atol):
             continue
         matches = []
         for mistake in (m for m in catalogue.mistakes if m["region"] == region):

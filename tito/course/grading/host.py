@@ -110,7 +110,8 @@ def grading_digests(course: Course, m: Module, course_root: Path | None = None, 
     tests), the package files given to the jail, the configuration (limits, jail, the class that
     crosses it) and the grader's own code. An outcome keeps them, so `verify` can tell which
     outcomes a change would touch."""
-    config = {"limits": asdict(jail_module.Limits.from_course(course)), "jail": jail, "tensor_class": course.tensor_class}
+    config = {"limits": asdict(jail_module.Limits.from_course(course)), "jail": jail, "tensor_class": course.tensor_class,
+              "display": asdict(course.display_limits)}
     return {"instructor": digest(course.source_notebook(m, course_root).read_bytes()),
             "package": digest(json.dumps(student_package(course), sort_keys=True).encode()),
             "config": digest(json.dumps(config, sort_keys=True).encode()),
@@ -118,11 +119,13 @@ def grading_digests(course: Course, m: Module, course_root: Path | None = None, 
 
 
 def grader_digest() -> str:
-    """The grader's version: a digest of the sources of tito/course/grading (and its templates)."""
+    """The grader's version: a digest of the sources of tito/course/grading (and its templates) and
+    of tito/course/notebooks.py (which cells are graded, solutions, support)."""
     here = Path(__file__).parent
     files = sorted(p for p in here.rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".tpl", ".css", ".json")
-                   and "__pycache__" not in p.parts)
-    return digest(b"".join(str(p.relative_to(here)).encode() + b"\0" + digest(p.read_bytes()).encode() for p in files))
+                   and "__pycache__" not in p.parts) + [here.parent / "notebooks.py"]
+    return digest(b"".join(str(p.relative_to(here.parent)).encode() + b"\0" + digest(p.read_bytes()).encode()
+                           for p in files))
 
 
 def load_outcome(course: Course, course_root: Path, m: Module, student: str) -> Outcome | None:

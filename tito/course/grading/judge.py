@@ -271,26 +271,29 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, j
     with np.printoptions(floatmode="unique"):
         try:
             report = _run_cells(grade_cells, support, trusted, sp, clock, cell_timeout, deadline)
-            if mistakes and not sp.broken and not all(v.passed for v in report.verdicts) \
-                    and time.monotonic() < deadline:
-                report.diagnosis = _diagnose(reference, mistakes, {n: trusted[n] for n in names}, clock,
-                                             cell_timeout, deadline)
-            if sp.machine_busy:
-                raise MachineBusy(sp.machine_busy)
+            if mistakes and not all(v.passed for v in report.verdicts):
+                try:
+                    report.diagnosis = _diagnose(reference, mistakes, {n: trusted[n] for n in names}, sp, clock,
+                                                 cell_timeout, deadline)
+                except MachineError:  # too busy to diagnose: the verdicts, all decided, stand without it
+                    report.diagnosis = {}
             return report
         finally:
             sp.close()
 
 
-def _diagnose(reference, mistakes: str, student: dict, clock: dict, cell_timeout: float,
+def _diagnose(reference, mistakes: str, student: dict, sp: StudentProcess, clock: dict, cell_timeout: float,
               deadline: float) -> dict[str, list[str]]:
     from . import diagnosis
 
     def before_region() -> None:  # each region's probes get a cell's time, within the submission's
         clock["deadline"] = min(time.monotonic() + cell_timeout, deadline)
 
+    def stop() -> bool:  # the submission's time is up, or its code cannot be run any more
+        return bool(sp.broken or sp.machine_busy) or time.monotonic() >= min(clock["deadline"], deadline)
+
     found = diagnosis.diagnose(reference, diagnosis.load(mistakes), student, passthrough=(MachineError,),
-                               before_region=before_region)
+                               before_region=before_region, stop=stop)
     return {region: d["ids"] for region, d in found.items()}
 
 

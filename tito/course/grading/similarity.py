@@ -3,11 +3,12 @@
 What a student wrote is every line of their notebook's code that the release notebook does not
 hold: the release's code (signatures, docstrings, stubs, provided lines, examples) is boilerplate
 and never counts, line by line and again as fingerprints. copydetect fingerprints each student's code by
-winnowing, as MOSS does: hashes of every K-token run of the token stream with names, strings and
-numbers normalised (renamed variables do not hide a copy), a minimum kept in every window of W
-hashes, matched wherever they stand (reordered statements do not hide one either). Every pair is
-compared; a pair is listed when either side has at least `threshold` of its tokens in fragments
-the other also has.
+winnowing, as MOSS does: hashes of every K-character run of the code with names and strings
+normalised by copydetect's tokenizer (renamed variables do not hide a copy; numbers stay as
+written), a minimum kept in every window of W hashes, matched wherever they stand (reordered
+statements do not hide one either). Every pair is compared; a pair is listed when either side
+has at least `threshold` of its code in fragments the other also has, and they share at least
+MIN_SHARED characters.
 
 The submissions are data: read as regular files up to the size limit, parsed as notebooks, and
 every byte of their code is escaped and then passed through display.sanitize before the page
@@ -30,9 +31,11 @@ from ..settings import Course, CourseError, Module
 from .display import sanitize
 from .files import read_regular
 
-K = 25  # tokens in a fingerprinted run (copydetect's noise threshold)
-WINDOW = 6  # hashes per winnowing window: any shared run of K + WINDOW - 1 = 30 tokens is found
-THRESHOLD = 0.5  # the share of one side's tokens in shared fragments from which a pair is listed
+K = 25  # characters of the normalised code in a fingerprinted run (copydetect's noise threshold)
+WINDOW = 6  # hashes per winnowing window: any shared run of K + WINDOW - 1 = 30 characters is found
+THRESHOLD = 0.5  # the share of one side's code in shared fragments from which a pair is listed
+MIN_SHARED = 200  # characters of shared fragments below which a pair is never listed (one common idiom)
+MAX_CODE = 200_000  # characters of a student's own code compared at most; a longer one is named, not compared
 
 
 @dataclass
@@ -41,7 +44,7 @@ class Pair:
     b: str
     share_a: float  # of a's tokens, the share in fragments b also has
     share_b: float
-    tokens: int  # tokens in shared fragments (of a)
+    tokens: int  # characters of the normalised code in shared fragments (of a)
     code_a: str
     code_b: str
     copied_a: list[tuple[int, int]]  # character ranges of a's code in shared fragments
@@ -62,7 +65,7 @@ class Report:
 
     @property
     def flagged(self) -> list[Pair]:
-        return [p for p in self.pairs if p.share >= self.threshold]
+        return [p for p in self.pairs if p.share >= self.threshold and p.tokens >= MIN_SHARED]
 
 
 def written_code(submission, release) -> str:
@@ -123,7 +126,11 @@ def similarity(course: Course, m: Module, threshold: float = THRESHOLD, course_r
         try:
             nb = nbformat.reads(read_regular(course.submission_notebook(m, student, course_root), limit)
                                 .decode("utf-8"), as_version=4)
-            codes[student] = written_code(nb, release)
+            code = written_code(nb, release)
+            if len(code) > MAX_CODE:
+                skipped[student] = f"{len(code):,} characters of its own code, more than the {MAX_CODE:,} compared"
+                continue
+            codes[student] = code
         except Exception as e:  # unreadable, too large or not a notebook: named, never compared
             skipped[student] = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
     if len(codes) < 2:
@@ -151,11 +158,11 @@ def to_html(report: Report) -> str:
             "strong { background: #ffd54f; font-weight: normal; } pre { line-height: 1.35; }</style></head><body>"
             f"<h1>{e(report.module)}: similar submissions</h1>"
             f"<p>{len(report.compared)} submissions compared, {len(report.pairs)} pairs; listed: the "
-            f"{len(report.flagged)} pair(s) where either side has at least {report.threshold:.0%} of its tokens in "
-            f"fragments of {K + WINDOW - 1} tokens or more that the other has too (names, strings and numbers "
-            "normalised; the student version's code left out). Shared fragments are in bold.</p>"
-            "<table><tr><th>student</th><th>student</th><th>share of the first</th><th>share of the second</th>"
-            f"<th>shared tokens</th></tr>{rows}</table>{sections}"
+            f"{len(report.flagged)} pair(s) where either side has at least {report.threshold:.0%} of its code in "
+            f"fragments of {K + WINDOW - 1} characters or more that the other has too, {MIN_SHARED} characters at "
+            "least (names and strings normalised; the student version's code left out). Shared fragments are in "
+            "bold.</p><table><tr><th>student</th><th>student</th><th>share of the first</th>"
+            f"<th>share of the second</th><th>shared characters</th></tr>{rows}</table>{sections}"
             + (f"<h2>Not compared</h2><ul>{skipped}</ul>" if skipped else "") + "</body></html>\n")
 
 

@@ -72,14 +72,23 @@ def regrade(course: Course, m: Module, recorded: dict[str, Outcome], students: l
     root = course.state_root(course_root)
     if not course.gradebook(root).is_file():
         raise CourseError(f"no gradebook at {course.gradebook(root)}: nothing was graded")
+    unread = {s: ["not graded again: its submission is not a regular file (see its outcome)"] for s in students
+              if not _regular(course.submission_notebook(m, s, root), root)}
+    graded = [s for s in students if s not in unread]
     with tempfile.TemporaryDirectory(prefix="tito-verify-") as tmp:
         copy = Path(tmp)
         _copy(course.source_notebook(m, root), course.source_notebook(m, copy))
         _copy(course.gradebook(root), course.gradebook(copy))
-        for s in students:
+        for s in graded:
             _copy(course.submission_notebook(m, s, root), course.submission_notebook(m, s, copy))
-        again = {o.student: o for o in autograde(course, m, students, workers, course_root=copy)}
-    return {s: differences(recorded[s], again[s]) for s in students}
+        again = {o.student: o for o in autograde(course, m, graded, workers, course_root=copy)} if graded else {}
+    return {**unread, **{s: differences(recorded[s], again[s]) for s in graded}}
+
+
+def _regular(path: Path, root: Path) -> bool:
+    """A regular file, with no symbolic link on the way down from `root` (as grading reads it)."""
+    steps = [path, *path.parents[:len(path.relative_to(root).parts) - 1]]
+    return path.is_file() and not any(p.is_symlink() for p in steps)
 
 
 def _copy(src: Path, dest: Path) -> None:
