@@ -272,6 +272,9 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, j
         try:
             report = _run_cells(grade_cells, support, trusted, sp, clock, cell_timeout, deadline)
             if mistakes and not all(v.passed for v in report.verdicts):
+                # In a fresh process: what the graded cells left in the student's module state
+                # (a cache, a counter) must not decide which mistake the probes see.
+                sp.stop()
                 try:
                     report.diagnosis = _diagnose(reference, mistakes, {n: trusted[n] for n in names}, sp, clock,
                                                  cell_timeout, deadline)
