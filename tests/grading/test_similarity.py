@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import make_course_copy
-from tests.grading.test_catalogue import ALTERNATIVE_GROUPS, alternative_submission
+from tests.grading.catalogue_runs import ALTERNATIVE_GROUPS, alternative_submission
 from tito.course.grading import submissions as sub
 from tito.course.grading.similarity import THRESHOLD, similarity, to_html
 from tito.course.settings import Course
