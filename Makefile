@@ -8,7 +8,7 @@ TITO   := $(BIN)/tito
 # Tools that the installed packages call by name (nbgrader runs `alembic`) come from the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test test-fast bench clean-demo
+.PHONY: install demo lint test test-fast bench clean-demo
 
 $(STAMP): pyproject.toml
 	@# The grading jail runs submitted code under bubblewrap (Debian package bubblewrap): required
@@ -45,7 +45,12 @@ demo: install
 	$(TITO) nbgrader verify 06_optimizers --sample 1
 	$(TITO) nbgrader feedback 06_optimizers
 
-test: install
+# ruff (pyproject.toml [tool.ruff]): the code the project writes is linted and formatted.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # The edit-test loop: everything that starts no kernel and no jail.

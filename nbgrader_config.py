@@ -4,6 +4,7 @@
 same configuration directly. Every value comes from settings.ini (see
 tito/course/nbgrader_setup.py), so nothing is written twice.
 """
+
 from pathlib import Path
 
 from tito.course.nbgrader_setup import nbgrader_config

@@ -13,6 +13,7 @@ catalogue's submissions, cycled) in a fresh temporary course copy:
 It prints seconds per submission per worker and the scaling efficiency, and fails if any
 tito configuration's per-cell scores differ from another's. The repository is not touched.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,10 @@ def submissions(course: Course, n: int) -> dict[str, nbformat.NotebookNode]:
     m = course.module("06")
     release = nbformat.read(course.release_notebook(m), as_version=4)
     complete = sub.filled(release, nbformat.read(course.source_notebook(m), as_version=4))
-    pool = [nbformat.read(p, as_version=4) for p in sorted((REPO / "examples" / "submissions").glob("*.ipynb"))]
+    pool = [
+        nbformat.read(p, as_version=4)
+        for p in sorted((REPO / "examples" / "submissions").glob("*.ipynb"))
+    ]
     for bug in yaml.safe_load((CATALOGUE / "bugs.yaml").read_text(encoding="utf-8")):
         pool.append(sub.replace_region(complete, bug["region"], bug["code"], bug.get("index", 0)))
     return {f"s{i:02d}": pool[i % len(pool)] for i in range(n)}
@@ -73,14 +77,27 @@ def grade(n: int, how: str, workers: int = 1, scheduler: str = "") -> tuple[floa
         start = time.perf_counter()
         if how == "nbgrader":
             config = nbgrader_config(course)
-            config.Autograde.exporter_class = NotebookExporter  # the course refuses this path by default
+            config.Autograde.exporter_class = (
+                NotebookExporter  # the course refuses this path by default
+            )
             with quiet():
-                for student in subs:  # nbgrader's own autograde, executing the notebook in its kernel
+                for (
+                    student
+                ) in subs:  # nbgrader's own autograde, executing the notebook in its kernel
                     api(course, config=config).autograde(m.name, student, force=True, create=True)
             return time.perf_counter() - start, {}
-        run_job = (lambda job: run_in_process(job, (str(UNBOUNDED_JOB),))) if how == "unbounded" else None
-        outcomes = autograde(course, m, list(subs), workers=workers, scheduler=scheduler, jail=how != "unjailed",
-                             run_job=run_job)
+        run_job = (
+            (lambda job: run_in_process(job, (str(UNBOUNDED_JOB),))) if how == "unbounded" else None
+        )
+        outcomes = autograde(
+            course,
+            m,
+            list(subs),
+            workers=workers,
+            scheduler=scheduler,
+            jail=how != "unjailed",
+            run_job=run_job,
+        )
         elapsed = time.perf_counter() - start
         return elapsed, {o.student: [c.score for c in o.cells] for o in outcomes}
 
@@ -93,14 +110,43 @@ class LoopbackCluster:
         dask = str(Path(sys.executable).parent / "dask")
         scheduler_file = self.folder / "scheduler.json"
         quiet_io = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                        "--scheduler-file", str(scheduler_file)], **quiet_io)]
+        self.procs = [
+            subprocess.Popen(
+                [
+                    dask,
+                    "scheduler",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--no-dashboard",
+                    "--scheduler-file",
+                    str(scheduler_file),
+                ],
+                **quiet_io,
+            )
+        ]
         while not scheduler_file.exists():
             time.sleep(0.2)
         self.address = json.loads(scheduler_file.read_text())["address"]
-        self.procs += [subprocess.Popen([dask, "worker", self.address, "--nthreads", "1", "--no-dashboard",
-                                         "--host", "127.0.0.1", "--local-directory", str(self.folder / f"w{i}")],
-                                        **quiet_io) for i in range(workers)]
+        self.procs += [
+            subprocess.Popen(
+                [
+                    dask,
+                    "worker",
+                    self.address,
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--local-directory",
+                    str(self.folder / f"w{i}"),
+                ],
+                **quiet_io,
+            )
+            for i in range(workers)
+        ]
         from distributed import Client
 
         with Client(self.address, timeout=30) as client:
@@ -121,26 +167,37 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=40)
     args = parser.parse_args()
     n = args.submissions
-    rows = [("plain nbgrader autograde", 1, *grade(n, "nbgrader")),
-            ("tito, --workers 1", 1, *grade(n, "tito", 1)),
-            ("tito, 1, --unsafe-no-jail", 1, *grade(n, "unjailed", 1)),
-            ("tito, 1, no filter/bounds", 1, *grade(n, "unbounded", 1)),
-            ("tito, --workers 2", 2, *grade(n, "tito", 2))]
+    rows = [
+        ("plain nbgrader autograde", 1, *grade(n, "nbgrader")),
+        ("tito, --workers 1", 1, *grade(n, "tito", 1)),
+        ("tito, 1, --unsafe-no-jail", 1, *grade(n, "unjailed", 1)),
+        ("tito, 1, no filter/bounds", 1, *grade(n, "unbounded", 1)),
+        ("tito, --workers 2", 2, *grade(n, "tito", 2)),
+    ]
     with LoopbackCluster(2) as cluster:
         rows.append(("tito on Dask, 2 workers", 2, *grade(n, "tito", 2, cluster.address)))
     print(f"cores: {os.cpu_count()}, submissions: {n}")
     peer = rows[0][2] / n
     for name, workers, seconds, _ in rows:
         per = seconds * workers / n
-        print(f"{name:26s} {seconds:7.1f} s  {per:5.2f} s per submission per worker  "
-              f"({per / peer:.2f}x plain nbgrader)")
+        print(
+            f"{name:26s} {seconds:7.1f} s  {per:5.2f} s per submission per worker  "
+            f"({per / peer:.2f}x plain nbgrader)"
+        )
     one, unjailed, unbounded = rows[1][2], rows[2][2], rows[3][2]
-    print(f"the jail costs {(one - unjailed) / n:.2f} s per submission ({one / unjailed:.2f}x unconfined)")
-    print(f"the syscall filter and per-jail bounds cost {(one - unbounded) / n:.2f} s per submission "
-          f"({one / unbounded:.2f}x without them)")
+    print(
+        f"the jail costs {(one - unjailed) / n:.2f} s per submission "
+        f"({one / unjailed:.2f}x unconfined)"
+    )
+    print(
+        f"the syscall filter and per-jail bounds cost {(one - unbounded) / n:.2f} s per submission "
+        f"({one / unbounded:.2f}x without them)"
+    )
     for name, workers, seconds, _ in rows[4:]:
-        print(f"{name}: speedup {one / seconds:.2f}x over --workers 1, scaling efficiency "
-              f"{one / seconds / workers:.0%}")
+        print(
+            f"{name}: speedup {one / seconds:.2f}x over --workers 1, scaling efficiency "
+            f"{one / seconds / workers:.0%}"
+        )
     scores = [r[3] for r in rows[1:]]
     if any(s != scores[0] for s in scores):
         raise SystemExit("per-cell scores differ between configurations")

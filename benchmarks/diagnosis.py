@@ -7,6 +7,7 @@ root), so some cells fail and the judge probes every solution region through the
 catalogued wrong versions of the one region that differs. Each run is a fresh jail; the two
 variants alternate. A submission that passes every cell is not probed and pays nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,11 @@ def main() -> None:
     reference = nbformat.read(course.source_notebook(m), as_version=4)
     mistakes = m.mistakes.read_text(encoding="utf-8")
     bug = next(b for b in yaml.safe_load(mistakes)["mistakes"] if b["id"] == MISTAKE)
-    submission = sub.replace_region(sub.filled(nbformat.read(course.release_notebook(m), as_version=4), reference),
-                                    bug["region"], bug["code"])
+    submission = sub.replace_region(
+        sub.filled(nbformat.read(course.release_notebook(m), as_version=4), reference),
+        bug["region"],
+        bug["code"],
+    )
     seconds: dict[str, list[float]] = {"judge": [], "judge + diagnosis": []}
     for _ in range(args.runs):
         for name, catalogue in (("judge", ""), ("judge + diagnosis", mistakes)):
@@ -45,7 +49,13 @@ def main() -> None:
                 jail = Jail(Limits.from_course(course), Path(d))
                 jail.add_package(student_package(course))
                 start = time.perf_counter()
-                report = judge(reference, submission, jail, tensor_class=course.tensor_class, mistakes=catalogue)
+                report = judge(
+                    reference,
+                    submission,
+                    jail,
+                    tensor_class=course.tensor_class,
+                    mistakes=catalogue,
+                )
                 seconds[name].append(time.perf_counter() - start)
                 jail.close()
             if catalogue and report.diagnosis != {bug["region"]: [MISTAKE]}:
@@ -54,7 +64,10 @@ def main() -> None:
     print(f"{args.runs} runs each, one failing submission of {m.name} ({MISTAKE})")
     print(f"{'variant':20s} {'median s':>9s} {'fastest s':>10s} {'ratio':>6s}")
     for name, values in seconds.items():
-        print(f"{name:20s} {statistics.median(values):9.2f} {min(values):10.2f} {statistics.median(values) / base:6.2f}")
+        print(
+            f"{name:20s} {statistics.median(values):9.2f} {min(values):10.2f} "
+            f"{statistics.median(values) / base:6.2f}"
+        )
 
 
 if __name__ == "__main__":

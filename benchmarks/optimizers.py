@@ -59,9 +59,11 @@ class NaiveAdam:
 def tinytorch_cases(count, size):
     """name -> (op, impl, step, reset); reset (untimed) restores the gradients before a clip."""
     cases = []
-    for op, make in [("SGD", lambda ps: SGD(ps, lr=LR, momentum=MOMENTUM)),
-                     ("Adam", lambda ps: Adam(ps, lr=LR)),
-                     ("AdamW", lambda ps: AdamW(ps, lr=LR, weight_decay=WD))]:
+    for op, make in [
+        ("SGD", lambda ps: SGD(ps, lr=LR, momentum=MOMENTUM)),
+        ("Adam", lambda ps: Adam(ps, lr=LR)),
+        ("AdamW", lambda ps: AdamW(ps, lr=LR, weight_decay=WD)),
+    ]:
         params = [Parameter(a) for a in _arrays(count, size, 0)]
         for p, g in zip(params, _arrays(count, size, 1)):
             p.grad = g
@@ -87,11 +89,16 @@ def tinytorch_cases(count, size):
 
 def torch_cases(count, size):
     cases = []
-    variants = [("torch single", {"foreach": False}), ("torch foreach", {"foreach": True}),
-                ("torch fused", {"fused": True})]
-    for op, cls, kwargs in [("SGD", torch.optim.SGD, {"lr": LR, "momentum": MOMENTUM}),
-                            ("Adam", torch.optim.Adam, {"lr": LR}),
-                            ("AdamW", torch.optim.AdamW, {"lr": LR, "weight_decay": WD})]:
+    variants = [
+        ("torch single", {"foreach": False}),
+        ("torch foreach", {"foreach": True}),
+        ("torch fused", {"fused": True}),
+    ]
+    for op, cls, kwargs in [
+        ("SGD", torch.optim.SGD, {"lr": LR, "momentum": MOMENTUM}),
+        ("Adam", torch.optim.Adam, {"lr": LR}),
+        ("AdamW", torch.optim.AdamW, {"lr": LR, "weight_decay": WD}),
+    ]:
         for impl, flags in variants:
             params = [torch.tensor(a, requires_grad=True) for a in _arrays(count, size, 0)]
             for p, g in zip(params, _arrays(count, size, 1)):
@@ -113,8 +120,14 @@ def torch_cases(count, size):
             for p, g in zip(params, saved):
                 p.grad.copy_(g)
 
-    cases.append(("clip", "torch clip_grad_norm_",
-                  lambda: torch.nn.utils.clip_grad_norm_(params, MAX_NORM), reset))
+    cases.append(
+        (
+            "clip",
+            "torch clip_grad_norm_",
+            lambda: torch.nn.utils.clip_grad_norm_(params, MAX_NORM),
+            reset,
+        )
+    )
     return cases
 
 
@@ -151,8 +164,14 @@ def main():
     parser.add_argument("--repeats", type=int, default=None, help="repetitions per workload")
     args = parser.parse_args()
 
-    print(f"numpy {np.__version__}; " + (f"torch {torch.__version__}, {torch.get_num_threads()} threads"
-                                          if torch else "torch not installed: tinytorch only"))
+    print(
+        f"numpy {np.__version__}; "
+        + (
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+            if torch
+            else "torch not installed: tinytorch only"
+        )
+    )
     results = {}
     for workload, (count, size) in WORKLOADS.items():
         repeats = args.repeats or (5 if args.quick else (30 if count == 10 else 100))
@@ -162,19 +181,28 @@ def main():
         print(f"  {'operation':<6} {'implementation':<22} {'ms':>9}   ratio to torch")
         for (op, impl), seconds in results[workload].items():
             refs = ["torch clip_grad_norm_"] if op == "clip" else ["torch foreach", "torch fused"]
-            ratios = ", ".join(f"{ref.removeprefix('torch ')} {seconds / results[workload][(op, ref)]:.2f}x"
-                               for ref in refs if (op, ref) in results[workload])
+            ratios = ", ".join(
+                f"{ref.removeprefix('torch ')} {seconds / results[workload][(op, ref)]:.2f}x"
+                for ref in refs
+                if (op, ref) in results[workload]
+            )
             print(f"  {op:<6} {impl:<22} {seconds * 1e3:9.3f}   {ratios}")
 
     if torch:
         print("\nTargets (tinytorch / torch, 10x1e6 float32):")
         for workload, op, ref, limit in TARGETS:
-            ours, theirs = results[workload].get((op, "tinytorch")), results[workload].get((op, ref))
+            ours, theirs = (
+                results[workload].get((op, "tinytorch")),
+                results[workload].get((op, ref)),
+            )
             if theirs is None:
                 print(f"  {op:<5} vs {ref:<22} <= {limit:.1f}x: reference not available")
                 continue
             ratio = ours / theirs
-            print(f"  {op:<5} vs {ref:<22} <= {limit:.1f}x: {ratio:5.2f}x  {'met' if ratio <= limit else 'MISSED'}")
+            print(
+                f"  {op:<5} vs {ref:<22} <= {limit:.1f}x: {ratio:5.2f}x  "
+                f"{'met' if ratio <= limit else 'MISSED'}"
+            )
 
 
 if __name__ == "__main__":

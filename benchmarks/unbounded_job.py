@@ -5,6 +5,7 @@ filter, the control groups' memory and CPU limits and the watches on the trusted
 bubblewrap loads a filter that allows every call, as root only the pids controller is used
 (as before), and no memory or CPU watch runs. Never used for grading.
 """
+
 from __future__ import annotations
 
 import sys

@@ -7,6 +7,7 @@ function updates in place, so the array crosses both ways (the call and the mirr
 as in an optimizer step. Reports the median and the 90th percentile round trip, next to the
 same function called in this process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=3000)
     args = parser.parse_args()
-    limits = Limits(cell_timeout_seconds=60, memory_limit_mb=2000, submission_timeout_seconds=600,
-                    max_processes=64, scratch_mb=64, output_mb=16)
+    limits = Limits(
+        cell_timeout_seconds=60,
+        memory_limit_mb=2000,
+        submission_timeout_seconds=600,
+        max_processes=64,
+        scratch_mb=64,
+        output_mb=16,
+    )
     param = np.zeros(10_000)
     namespace: dict = {}
     exec(STUDENT, namespace)
@@ -42,9 +49,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         jail = Jail(limits, Path(d))
         jail.add_package(student_package(Course()))
-        sp = StudentProcess([STUDENT], cell_timeout=60, jail=jail, tensor_class=Course().tensor_class)
+        sp = StudentProcess(
+            [STUDENT], cell_timeout=60, jail=jail, tensor_class=Course().tensor_class
+        )
         try:
-            sp.call("step", (param, 0.1), {"momentum": 0.9, "nesterov": True}, deadline=1e18)  # starts it
+            sp.call(
+                "step", (param, 0.1), {"momentum": 0.9, "nesterov": True}, deadline=1e18
+            )  # starts it
             wire = []
             for _ in range(args.calls):
                 t = time.perf_counter()
@@ -60,7 +71,9 @@ def main() -> None:
         return statistics.quantiles(xs, n=10)[8] * 1e3 if q == 90 else statistics.median(xs) * 1e3
 
     print(f"calls: {args.calls}, array: 1e4 float64 updated in place")
-    print(f"jailed student process: median {ms(wire, 50):.3f} ms, p90 {ms(wire, 90):.3f} ms per call")
+    print(
+        f"jailed student process: median {ms(wire, 50):.3f} ms, p90 {ms(wire, 90):.3f} ms per call"
+    )
     print(f"same function in this process: median {ms(local, 50):.4f} ms")
 
 

@@ -13,6 +13,7 @@ higher. The shipped config (lr 0.01, beta2 0.9999) is in the second regime.
 Both runs use the package's own Adam. The uncorrected run differs only in its
 starting state, see `disable_bias_correction`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,7 +24,15 @@ from omegaconf import MISSING, DictConfig
 
 from tinytorch.core.optimizers import Adam
 
-from .common import Progress, StudyResult, child_seeds, mlp, new_figure, no_progress, train_classifier
+from .common import (
+    Progress,
+    StudyResult,
+    child_seeds,
+    mlp,
+    new_figure,
+    no_progress,
+    train_classifier,
+)
 from .data import digits_split
 from .errors import ConfigError
 from .schema import DigitsData, MLPModel, Train
@@ -78,7 +87,8 @@ def run(cfg: DictConfig, progress: Progress = no_progress) -> StudyResult:
     o = cfg.optim
     if bias_corrections(o.beta1, o.beta2, UNCORRECTED_START_STEP + 1) != (1.0, 1.0):
         raise ConfigError(
-            f"optim.beta1={o.beta1} / optim.beta2={o.beta2} are too close to 1: beta**{UNCORRECTED_START_STEP} "
+            f"optim.beta1={o.beta1} / optim.beta2={o.beta2} are too close to 1: "
+            f"beta**{UNCORRECTED_START_STEP} "
             "does not underflow to 0, so the uncorrected run would still be corrected"
         )
     seeds = child_seeds(cfg.seed, ["data", "init", "batches"])
@@ -92,11 +102,19 @@ def run(cfg: DictConfig, progress: Progress = no_progress) -> StudyResult:
         if not corrected:
             disable_bias_correction(optimizer)
         history = train_classifier(
-            model, optimizer, split,
-            epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
-            rng=np.random.default_rng(seeds["batches"]), progress=progress, label=name,
+            model,
+            optimizer,
+            split,
+            epochs=cfg.train.epochs,
+            batch_size=cfg.train.batch_size,
+            rng=np.random.default_rng(seeds["batches"]),
+            progress=progress,
+            label=name,
         )
-        runs[name] = {k: getattr(history, k) for k in ("step_loss", "epoch_loss", "val_accuracy", "diverged_at_step")}
+        runs[name] = {
+            k: getattr(history, k)
+            for k in ("step_loss", "epoch_loss", "val_accuracy", "diverged_at_step")
+        }
 
     with_c, without_c = runs["with correction"], runs["without correction"]
     summary = [
@@ -116,8 +134,12 @@ def figures(runs: dict) -> dict:
     fig = new_figure(11, 4)
     ax_step, ax_epoch = fig.subplots(1, 2)
     for name, r in runs.items():
-        ax_step.plot(np.arange(1, len(r["step_loss"]) + 1), r["step_loss"], linewidth=0.8, label=name)
-        ax_epoch.plot(np.arange(1, len(r["epoch_loss"]) + 1), r["epoch_loss"], marker="o", label=name)
+        ax_step.plot(
+            np.arange(1, len(r["step_loss"]) + 1), r["step_loss"], linewidth=0.8, label=name
+        )
+        ax_epoch.plot(
+            np.arange(1, len(r["epoch_loss"]) + 1), r["epoch_loss"], marker="o", label=name
+        )
     ax_step.set_xlabel("step (mini-batch)")
     ax_step.set_ylabel("training loss (cross-entropy)")
     ax_step.set_yscale("log")

@@ -4,10 +4,11 @@ Everything here trains with the course package itself (`tinytorch.core.tensor`
 for the model and autograd, `tinytorch.core.optimizers` for the updates); the
 studies add only configuration, bookkeeping and plots.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -78,7 +79,9 @@ class History:
 
     step_loss: list[float] = field(default_factory=list)
     step_grad_norm: list[float] = field(default_factory=list)  # before clipping
-    step_applied_norm: list[float] = field(default_factory=list)  # after clipping (what the optimizer used)
+    step_applied_norm: list[float] = field(
+        default_factory=list
+    )  # after clipping (what the optimizer used)
     step_lr: list[float] = field(default_factory=list)
     epoch_loss: list[float] = field(default_factory=list)
     epoch_grad_norm: list[float] = field(default_factory=list)

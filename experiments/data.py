@@ -10,6 +10,7 @@ downloaded: the file ships inside the scikit-learn wheel.
 Gaussian: the two-dimensional synthetic set of the momentum study, drawn from a
 numpy Generator.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,14 +53,19 @@ def digits_split(val_size: int, rng: np.random.Generator, dataset: str = "digits
     """Shuffle the digits with `rng` and hold out `val_size` images for validation."""
     x, y = DATASETS[dataset]()
     if not 0 < val_size < len(y):
-        raise DatasetError(f"data.val_size must be between 1 and {len(y) - 1} for {dataset}, got {val_size}")
+        raise DatasetError(
+            f"data.val_size must be between 1 and {len(y) - 1} for {dataset}, got {val_size}"
+        )
     order = rng.permutation(len(y))
     val, train = order[:val_size], order[val_size:]
     return Split(x[train], y[train], x[val], y[val])
 
 
-def gaussian_halfplane(n: int, mean: tuple[float, float], variance: tuple[float, float], rng: np.random.Generator):
-    """`n` points from N(mean, diag(variance)) in float64, labelled 1 where the second coordinate is > 0.
+def gaussian_halfplane(
+    n: int, mean: tuple[float, float], variance: tuple[float, float], rng: np.random.Generator
+):
+    """`n` points from N(mean, diag(variance)) in float64, labelled 1 where the second coordinate is
+    > 0.
 
     The labels come from the sign of a coordinate, so the classes are linearly
     separable and the logistic loss has infimum 0 (it is approached, never reached).

@@ -13,6 +13,7 @@ counts the iterations each method needs to bring it below `target_gap`. The
 plot shows log10 |loss_i - loss_final| per iteration, loss_final being the
 method's own last loss.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -55,9 +56,18 @@ def logistic_loss(w: Parameter, b: Parameter, x: Tensor, signs: Tensor) -> Tenso
     return ((-margins).exp() + 1.0).log().mean()
 
 
-def train_logistic(x: np.ndarray, y: np.ndarray, *, lr: float, momentum: float, iterations: int,
-                   progress: Progress = no_progress, label: str = "") -> list[float]:
-    """Full-batch SGD from zero weights; returns the loss before each of `iterations` steps and after the last."""
+def train_logistic(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    lr: float,
+    momentum: float,
+    iterations: int,
+    progress: Progress = no_progress,
+    label: str = "",
+) -> list[float]:
+    """Full-batch SGD from zero weights; returns the loss before each of `iterations` steps and
+    after the last."""
     w = Parameter(np.zeros((x.shape[1], 1)))
     b = Parameter(np.zeros(1))
     optimizer = SGD([w, b], lr=lr, momentum=momentum)
@@ -82,12 +92,28 @@ def iterations_to(losses: list[float], gap: float) -> int | None:
 
 def run(cfg: DictConfig, progress: Progress = no_progress) -> StudyResult:
     d = cfg.data
-    x, y = gaussian_halfplane(d.n_samples, tuple(d.mean), tuple(d.variance), np.random.default_rng(cfg.seed))
+    x, y = gaussian_halfplane(
+        d.n_samples, tuple(d.mean), tuple(d.variance), np.random.default_rng(cfg.seed)
+    )
     runs = {}
-    for name, momentum in (("gradient descent", 0.0), (f"momentum {cfg.optim.momentum:g}", cfg.optim.momentum)):
-        losses = train_logistic(x, y, lr=cfg.optim.lr, momentum=momentum, iterations=cfg.iterations,
-                                progress=progress, label=name)
-        runs[name] = {"momentum": momentum, "loss": losses, "iterations_to_target": iterations_to(losses, cfg.target_gap)}
+    for name, momentum in (
+        ("gradient descent", 0.0),
+        (f"momentum {cfg.optim.momentum:g}", cfg.optim.momentum),
+    ):
+        losses = train_logistic(
+            x,
+            y,
+            lr=cfg.optim.lr,
+            momentum=momentum,
+            iterations=cfg.iterations,
+            progress=progress,
+            label=name,
+        )
+        runs[name] = {
+            "momentum": momentum,
+            "loss": losses,
+            "iterations_to_target": iterations_to(losses, cfg.target_gap),
+        }
     summary = [
         {
             "method": name,

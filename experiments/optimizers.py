@@ -6,6 +6,7 @@ and every one runs under the same warm-up + cosine schedule, stepped once per
 batch. Recorded per epoch: training loss, validation accuracy, mean gradient
 norm and learning rate.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,7 +17,16 @@ from omegaconf import MISSING, DictConfig
 
 from tinytorch.core.optimizers import SGD, Adam, AdamW, WarmupCosineLR
 
-from .common import Progress, StudyResult, child_seeds, mlp, new_figure, no_progress, steps_per_epoch, train_classifier
+from .common import (
+    Progress,
+    StudyResult,
+    child_seeds,
+    mlp,
+    new_figure,
+    no_progress,
+    steps_per_epoch,
+    train_classifier,
+)
 from .data import digits_split
 from .schema import DigitsData, MLPModel, Train
 
@@ -87,24 +97,45 @@ def run(cfg: DictConfig, progress: Progress = no_progress) -> StudyResult:
             eta_min=cfg.schedule.eta_min,
         )
         history = train_classifier(
-            model, optimizer, split,
-            epochs=cfg.train.epochs, batch_size=cfg.train.batch_size,
-            rng=np.random.default_rng(seeds["batches"]), scheduler=scheduler,
-            progress=progress, label=name,
+            model,
+            optimizer,
+            split,
+            epochs=cfg.train.epochs,
+            batch_size=cfg.train.batch_size,
+            rng=np.random.default_rng(seeds["batches"]),
+            scheduler=scheduler,
+            progress=progress,
+            label=name,
         )
-        runs[name] = {k: getattr(history, k) for k in ("epoch_loss", "val_accuracy", "epoch_grad_norm", "epoch_lr", "diverged_at_step")}
+        runs[name] = {
+            k: getattr(history, k)
+            for k in (
+                "epoch_loss",
+                "val_accuracy",
+                "epoch_grad_norm",
+                "epoch_lr",
+                "diverged_at_step",
+            )
+        }
 
     summary = []
     for name, r in runs.items():
         reached = [e + 1 for e, a in enumerate(r["val_accuracy"]) if a >= cfg.target_accuracy]
-        summary.append({
-            "optimizer": name,
-            "final train loss": r["epoch_loss"][-1],
-            "final val accuracy": r["val_accuracy"][-1],
-            "best val accuracy": max(r["val_accuracy"]),
-            f"first epoch >= {cfg.target_accuracy:.0%}": reached[0] if reached else None,
-        })
-    metrics = {"runs": runs, "steps_per_epoch": per_epoch, "n_train": len(split.y_train), "n_val": len(split.y_val)}
+        summary.append(
+            {
+                "optimizer": name,
+                "final train loss": r["epoch_loss"][-1],
+                "final val accuracy": r["val_accuracy"][-1],
+                "best val accuracy": max(r["val_accuracy"]),
+                f"first epoch >= {cfg.target_accuracy:.0%}": reached[0] if reached else None,
+            }
+        )
+    metrics = {
+        "runs": runs,
+        "steps_per_epoch": per_epoch,
+        "n_train": len(split.y_train),
+        "n_val": len(split.y_val),
+    }
     return StudyResult(metrics, summary, figures(runs, cfg.target_accuracy))
 
 

@@ -15,6 +15,7 @@ A saved run is one folder, runs/<study>/<timestamp>/, holding
 The folder is written under a hidden temporary name and renamed into place
 only when complete, so a failure never leaves a half-written run behind.
 """
+
 from __future__ import annotations
 
 import base64
@@ -57,10 +58,26 @@ class Study:
 STUDIES = {
     s.name: s
     for s in [
-        Study("optimizers", "MLP on 8x8 digits: SGD+momentum vs Adam vs AdamW, warm-up + cosine", optimizers),
-        Study("bias_correction", "Adam with vs without bias correction, early training loss", bias_correction),
-        Study("clipping", "Large learning rate with vs without global-norm gradient clipping", clipping),
-        Study("momentum", "Gradient descent vs momentum on logistic regression, 2-D Gaussian data", momentum),
+        Study(
+            "optimizers",
+            "MLP on 8x8 digits: SGD+momentum vs Adam vs AdamW, warm-up + cosine",
+            optimizers,
+        ),
+        Study(
+            "bias_correction",
+            "Adam with vs without bias correction, early training loss",
+            bias_correction,
+        ),
+        Study(
+            "clipping",
+            "Large learning rate with vs without global-norm gradient clipping",
+            clipping,
+        ),
+        Study(
+            "momentum",
+            "Gradient descent vs momentum on logistic regression, 2-D Gaussian data",
+            momentum,
+        ),
     ]
 }
 
@@ -74,18 +91,24 @@ class RunRecord:
     directory: Path | None  # None when nothing was saved
 
     def _repr_html_(self) -> str:
-        """In Jupyter: the summary table and the figures, as `tito experiment run` prints and saves them."""
+        """In Jupyter: the summary table and the figures, as `tito experiment run` prints and saves
+        them."""
         rows = self.result.summary
 
         def cells(tag: str, values) -> str:
             return "".join(f"<{tag}>{html.escape(summary_text(v))}</{tag}>" for v in values)
 
-        table = "".join([f"<tr>{cells('th', rows[0])}</tr>"] + [f"<tr>{cells('td', row.values())}</tr>" for row in rows])
+        table = "".join(
+            [f"<tr>{cells('th', rows[0])}</tr>"]
+            + [f"<tr>{cells('td', row.values())}</tr>" for row in rows]
+        )
         images = []
         for fig in self.result.figures.values():
             png = io.BytesIO()
             fig.savefig(png, format="png", dpi=100)
-            images.append(f'<img src="data:image/png;base64,{base64.b64encode(png.getvalue()).decode()}">')
+            images.append(
+                f'<img src="data:image/png;base64,{base64.b64encode(png.getvalue()).decode()}">'
+            )
         title = html.escape(f"{self.study} ({self.elapsed_seconds:.1f} s)")
         return f"<p><b>{title}</b></p><table>{table}</table>" + "".join(images)
 
@@ -98,8 +121,10 @@ def get_study(name: str) -> Study:
 
 # ---------------------------------------------------------------- configuration
 
+
 def _schema_keys(schema, prefix: str = "") -> dict[str, str]:
-    """Every leaf key of a schema dataclass with a readable type name: {"optim.lr": "float", ...}."""
+    """Every leaf key of a schema dataclass with a readable type name: {"optim.lr": "float",
+    ...}."""
     keys = {}
     for name, tp in typing.get_type_hints(schema).items():
         if dataclasses.is_dataclass(tp):
@@ -117,17 +142,26 @@ def _accepted(schema, key: str | None) -> str:
     return ", ".join(f"{k} ({keys[k]})" for k in siblings)
 
 
-def _config_error(study: Study, err: OmegaConfBaseException, source: str, default_key: str | None = None) -> ConfigError:
+def _config_error(
+    study: Study, err: OmegaConfBaseException, source: str, default_key: str | None = None
+) -> ConfigError:
     schema = study.module.Config
     key = err.full_key or default_key
     if isinstance(err, ConfigKeyError):
-        return ConfigError(f"unknown config key '{key}' in {source} for study '{study.name}'; "
-                           f"accepted keys: {_accepted(schema, key)}")
+        return ConfigError(
+            f"unknown config key '{key}' in {source} for study '{study.name}'; "
+            f"accepted keys: {_accepted(schema, key)}"
+        )
     keys = _schema_keys(schema)
     base = key.split("[", 1)[0] if key else None
-    expected = f"expected {keys[base]}" if base in keys else f"accepted keys: {_accepted(schema, key)}"
+    expected = (
+        f"expected {keys[base]}" if base in keys else f"accepted keys: {_accepted(schema, key)}"
+    )
     reason = str(err.msg).splitlines()[0] if err.msg else type(err).__name__
-    return ConfigError(f"invalid value for config key '{key}' in {source} for study '{study.name}': {reason}; {expected}")
+    return ConfigError(
+        f"invalid value for config key '{key}' in {source} for study '{study.name}': "
+        f"{reason}; {expected}"
+    )
 
 
 def load_config(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -136,7 +170,10 @@ def load_config(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictC
     schema = study.module.Config
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override '{item}' is not of the form key=value; accepted keys: {_accepted(schema, None)}")
+            raise ConfigError(
+                f"override '{item}' is not of the form key=value; "
+                f"accepted keys: {_accepted(schema, None)}"
+            )
     path = CONFIG_DIR / f"{name}.yaml"
     cfg = OmegaConf.structured(schema)
     OmegaConf.set_struct(cfg, True)  # unknown keys are errors, not additions
@@ -148,12 +185,18 @@ def load_config(name: str, overrides: list[str] | tuple[str, ...] = ()) -> DictC
         try:
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
         except OmegaConfBaseException as err:
-            raise _config_error(study, err, f"override '{item}'", default_key=item.split("=", 1)[0]) from None
+            raise _config_error(
+                study, err, f"override '{item}'", default_key=item.split("=", 1)[0]
+            ) from None
         except yaml.YAMLError as err:
-            raise ConfigError(f"override '{item}' is not valid YAML after the '=': {err.problem}") from None
+            raise ConfigError(
+                f"override '{item}' is not valid YAML after the '=': {err.problem}"
+            ) from None
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        raise ConfigError(f"config for study '{name}' has no value for: {', '.join(missing)} (set them in {path})")
+        raise ConfigError(
+            f"config for study '{name}' has no value for: {', '.join(missing)} (set them in {path})"
+        )
     _check_ranges(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
@@ -175,7 +218,10 @@ RULES = {
     "val_size": (_positive, "a positive integer"),
     "n_samples": (_positive, "a positive integer"),
     "iterations": (_positive, "a positive integer"),
-    "hidden": (lambda v: len(v) > 0 and all(h > 0 for h in v), "a non-empty list of positive layer widths"),
+    "hidden": (
+        lambda v: len(v) > 0 and all(h > 0 for h in v),
+        "a non-empty list of positive layer widths",
+    ),
     "lr": (_positive, "a positive number"),
     "eps": (_positive, "a positive number"),
     "max_norm": (_positive, "a positive number"),
@@ -207,10 +253,13 @@ def _check_ranges(cfg: DictConfig, prefix: str = "") -> None:
 
 # ---------------------------------------------------------------- running and saving
 
+
 def git_commit(repo: Path = Path(__file__).resolve().parent.parent) -> str:
     """The commit checked out in the repository holding this package, or "unknown"."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 else "unknown"
@@ -231,11 +280,20 @@ def _plain(value):
 
 def metrics_json(result: StudyResult) -> str:
     """The text of metrics.json; equal configs give byte-identical text."""
-    return json.dumps(_plain({"summary": result.summary, **result.metrics}), indent=1, allow_nan=False) + "\n"
+    return (
+        json.dumps(_plain({"summary": result.summary, **result.metrics}), indent=1, allow_nan=False)
+        + "\n"
+    )
 
 
-def save_run(study: str, cfg: DictConfig, result: StudyResult, out_root: Path, started: datetime,
-             elapsed: float) -> Path:
+def save_run(
+    study: str,
+    cfg: DictConfig,
+    result: StudyResult,
+    out_root: Path,
+    started: datetime,
+    elapsed: float,
+) -> Path:
     """Write the run into a temporary folder under out_root/study and rename it into place."""
     parent = Path(out_root) / study
     parent.mkdir(parents=True, exist_ok=True)
@@ -274,8 +332,12 @@ def _rename_into_place(tmp: Path, parent: Path, stamp: str) -> Path:
     raise ExperimentError(f"no free run folder name for {stamp} in {parent}")
 
 
-def run_study(name: str, overrides: list[str] | tuple[str, ...] = (), out_root: str | Path | None = "runs",
-              progress: Progress = no_progress) -> RunRecord:
+def run_study(
+    name: str,
+    overrides: list[str] | tuple[str, ...] = (),
+    out_root: str | Path | None = "runs",
+    progress: Progress = no_progress,
+) -> RunRecord:
     """Run one study; save it under out_root/<name>/ unless out_root is None.
 
     Config and data problems raise ExperimentError before anything is written.
@@ -285,5 +347,7 @@ def run_study(name: str, overrides: list[str] | tuple[str, ...] = (), out_root: 
     t0 = time.perf_counter()
     result = STUDIES[name].module.run(cfg, progress)
     elapsed = time.perf_counter() - t0
-    directory = None if out_root is None else save_run(name, cfg, result, Path(out_root), started, elapsed)
+    directory = (
+        None if out_root is None else save_run(name, cfg, result, Path(out_root), started, elapsed)
+    )
     return RunRecord(name, cfg, result, elapsed, directory)

@@ -3,6 +3,7 @@
 The dataclasses give OmegaConf the keys and their types (so a misspelt key or
 `optim.lr=abc` is refused); every value lives in the YAML files under configs/.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

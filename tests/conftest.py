@@ -1,4 +1,5 @@
 """Shared fixtures: a throw-away copy of the course for tests that generate, grade or export."""
+
 from __future__ import annotations
 
 import configparser
@@ -20,7 +21,8 @@ os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
 
 
 def make_course_copy(dest: Path, **grading) -> Path:
-    """Copy what a course needs (settings, sources, pyproject) into `dest`; override [grading] values.
+    """Copy what a course needs (settings, sources, pyproject) into `dest`; override [grading]
+    values.
 
     Generated folders are not copied: each test regenerates what it uses, so the copy
     also checks that generation works from the sources alone.
@@ -47,8 +49,14 @@ def graded_course(tmp_path_factory):
     from tito.course.generate import generate
     from tito.course.settings import Course
 
-    root = make_course_copy(tmp_path_factory.mktemp("course"), cell_timeout_seconds=15, memory_limit_mb=2500,
-                            submission_timeout_seconds=400, max_processes=64, scratch_mb=64)
+    root = make_course_copy(
+        tmp_path_factory.mktemp("course"),
+        cell_timeout_seconds=15,
+        memory_limit_mb=2500,
+        submission_timeout_seconds=400,
+        max_processes=64,
+        scratch_mb=64,
+    )
     course = Course(root)
     generate(course, course.module("06"))
     return course

@@ -1,4 +1,5 @@
 """tito: the course command line (students and instructors)."""
+
 import sys
 
 # jsonschema registers an IRI format checker when rfc3987_syntax is installed, and that

@@ -64,8 +64,16 @@ BINARY = {
     "div": lambda a, b: a / b,
 }
 
-SHAPE_PAIRS = [((3, 4), (3, 4)), ((3, 4), (4,)), ((3, 1), (1, 4)), ((2, 3, 4), (3, 1)), ((), (2, 3)), ((2, 1, 3), (4, 1)),
-               ((3, 4), (1, 1)), ((1, 3, 1), (2, 1, 4))]
+SHAPE_PAIRS = [
+    ((3, 4), (3, 4)),
+    ((3, 4), (4,)),
+    ((3, 1), (1, 4)),
+    ((2, 3, 4), (3, 1)),
+    ((), (2, 3)),
+    ((2, 1, 3), (4, 1)),
+    ((3, 4), (1, 1)),
+    ((1, 3, 1), (2, 1, 4)),
+]
 
 
 @pytest.mark.parametrize("op", BINARY)
@@ -74,10 +82,21 @@ def test_binary_op_with_broadcasting(op, shapes):
     check_gradients(BINARY[op], normal(*shapes[0]), positive(*shapes[1]))
 
 
-@pytest.mark.parametrize("fn", [
-    lambda x: 2.5 + x, lambda x: x + 2.5, lambda x: 2.5 - x, lambda x: x - 2.5,
-    lambda x: 2.5 * x, lambda x: x * 2.5, lambda x: 2.5 / x, lambda x: x / 2.5, lambda x: -x,
-], ids=["radd", "add", "rsub", "sub", "rmul", "mul", "rtruediv", "truediv", "neg"])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: 2.5 + x,
+        lambda x: x + 2.5,
+        lambda x: 2.5 - x,
+        lambda x: x - 2.5,
+        lambda x: 2.5 * x,
+        lambda x: x * 2.5,
+        lambda x: 2.5 / x,
+        lambda x: x / 2.5,
+        lambda x: -x,
+    ],
+    ids=["radd", "add", "rsub", "sub", "rmul", "mul", "rtruediv", "truediv", "neg"],
+)
 def test_ops_with_a_python_scalar(fn):
     check_gradients(fn, positive(2, 3))
 
@@ -92,10 +111,19 @@ def test_power_with_scalar_exponent(p):
     check_gradients(lambda x: x**p, positive(2, 3))
 
 
-@pytest.mark.parametrize("shapes", [
-    ((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((4,), (4,)),
-    ((2, 3, 4), (4, 5)), ((2, 3, 4), (1, 4, 5)), ((3, 4), (2, 4, 5)),
-], ids=str)
+@pytest.mark.parametrize(
+    "shapes",
+    [
+        ((3, 4), (4, 5)),
+        ((4,), (4, 5)),
+        ((3, 4), (4,)),
+        ((4,), (4,)),
+        ((2, 3, 4), (4, 5)),
+        ((2, 3, 4), (1, 4, 5)),
+        ((3, 4), (2, 4, 5)),
+    ],
+    ids=str,
+)
 def test_matmul(shapes):
     check_gradients(lambda a, b: a @ b, normal(*shapes[0]), normal(*shapes[1]))
 
@@ -107,29 +135,50 @@ def test_reductions(method, axis, keepdims):
     check_gradients(lambda x: getattr(x, method)(axis=axis, keepdims=keepdims), normal(2, 3, 4))
 
 
-@pytest.mark.parametrize("name,make", [
-    ("exp", normal), ("log", positive), ("relu", away_from_zero), ("sigmoid", normal), ("tanh", normal),
-])
+@pytest.mark.parametrize(
+    "name,make",
+    [
+        ("exp", normal),
+        ("log", positive),
+        ("relu", away_from_zero),
+        ("sigmoid", normal),
+        ("tanh", normal),
+    ],
+)
 def test_elementwise_functions(name, make):
     check_gradients(lambda x: getattr(x, name)(), make(3, 4))
 
 
-@pytest.mark.parametrize("fn", [
-    lambda x: x.reshape(4, 6),
-    lambda x: x.reshape((-1,)),
-    lambda x: x.transpose(0, 2),
-    lambda x: x.transpose(-1, -2),
-    lambda x: x.permute(1, 2, 0),
-    lambda x: x.T,
-], ids=["reshape", "flatten", "transpose02", "transpose_neg", "permute", "T"])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: x.reshape(4, 6),
+        lambda x: x.reshape((-1,)),
+        lambda x: x.transpose(0, 2),
+        lambda x: x.transpose(-1, -2),
+        lambda x: x.permute(1, 2, 0),
+        lambda x: x.T,
+    ],
+    ids=["reshape", "flatten", "transpose02", "transpose_neg", "permute", "T"],
+)
 def test_shape_ops(fn):
     check_gradients(fn, normal(2, 3, 4))
 
 
-@pytest.mark.parametrize("index", [
-    1, -1, slice(None, None, -1), (slice(None), 2), (Ellipsis, 0), (np.array([0, 0, 2]),),
-    np.array([[True, False, True, False]] * 3), (np.array([0, 2, 2]), np.array([1, 3, 1])),
-], ids=["int", "negative", "reversed", "column", "ellipsis", "repeated", "mask", "pairs"])
+@pytest.mark.parametrize(
+    "index",
+    [
+        1,
+        -1,
+        slice(None, None, -1),
+        (slice(None), 2),
+        (Ellipsis, 0),
+        (np.array([0, 0, 2]),),
+        np.array([[True, False, True, False]] * 3),
+        (np.array([0, 2, 2]), np.array([1, 3, 1])),
+    ],
+    ids=["int", "negative", "reversed", "column", "ellipsis", "repeated", "mask", "pairs"],
+)
 def test_indexing(index):
     check_gradients(lambda x: x[index], normal(3, 4))
 
@@ -145,13 +194,19 @@ def test_cross_entropy():
 
 def test_cross_entropy_with_large_logits():
     labels = np.array([1, 0])
-    check_gradients(lambda z: cross_entropy(z, labels), normal(2, 3) + np.array([[500.0], [-700.0]]))
+    check_gradients(
+        lambda z: cross_entropy(z, labels), normal(2, 3) + np.array([[500.0], [-700.0]])
+    )
 
 
 def test_two_layer_network_through_its_input():
     rng_model = np.random.default_rng(3)
-    model = Sequential(Linear(3, 5, rng=rng_model, dtype=np.float64), Tensor.tanh,
-                       Linear(5, 2, rng=rng_model, dtype=np.float64), Tensor.sigmoid)
+    model = Sequential(
+        Linear(3, 5, rng=rng_model, dtype=np.float64),
+        Tensor.tanh,
+        Linear(5, 2, rng=rng_model, dtype=np.float64),
+        Tensor.sigmoid,
+    )
     check_gradients(model, normal(4, 3))
 
 
@@ -165,6 +220,7 @@ def test_network_weights_via_functional_form():
 
 # ----- property-based: random broadcastable shapes -----
 
+
 @settings(max_examples=40, deadline=None)
 @given(
     shapes=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3),
@@ -174,7 +230,9 @@ def test_network_weights_via_functional_form():
 def test_binary_ops_on_any_broadcastable_shapes(shapes, op, seed):
     r = np.random.default_rng(seed)
     a = r.normal(size=shapes.input_shapes[0])
-    b = r.uniform(0.5, 2.0, size=shapes.input_shapes[1]) * r.choice([-1.0, 1.0], size=shapes.input_shapes[1])
+    b = r.uniform(0.5, 2.0, size=shapes.input_shapes[1]) * r.choice(
+        [-1.0, 1.0], size=shapes.input_shapes[1]
+    )
     check_gradients(BINARY[op], a, b, seed=seed)
 
 

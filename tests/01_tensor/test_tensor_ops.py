@@ -11,11 +11,19 @@ import numpy as np
 import pytest
 
 from tinytorch.core.tensor import (
-    Linear, Module, Parameter, Sequential, Tensor, _unbroadcast, cross_entropy, mse_loss, no_grad,
+    Linear,
+    Module,
+    Parameter,
+    Sequential,
+    Tensor,
+    _unbroadcast,
+    cross_entropy,
+    mse_loss,
+    no_grad,
 )
 
-
 # ----- construction and dtype rules -----
+
 
 def test_python_numbers_and_lists_become_float32():
     assert Tensor(3).dtype == np.float32
@@ -53,7 +61,10 @@ def test_shape_dtype_ndim_size_item_and_numpy():
 
 def test_repr_shows_values_then_non_default_dtype_then_requires_grad():
     assert repr(Tensor([1.0, 2.0])) == "Tensor([1., 2.])"
-    assert repr(Tensor(np.array([0.5]), requires_grad=True)) == "Tensor([0.5], dtype=float64, requires_grad=True)"
+    assert (
+        repr(Tensor(np.array([0.5]), requires_grad=True))
+        == "Tensor([0.5], dtype=float64, requires_grad=True)"
+    )
     assert repr(Parameter(np.zeros((2, 2)))) == (
         "Parameter([[0., 0.],\n           [0., 0.]], dtype=float64, requires_grad=True)"
     )
@@ -76,13 +87,16 @@ def test_non_numeric_data_is_rejected():
 
 
 def test_integer_data_cannot_require_grad():
-    with pytest.raises(TypeError, match=r"only floating tensors can require gradients; got dtype int64"):
+    with pytest.raises(
+        TypeError, match=r"only floating tensors can require gradients; got dtype int64"
+    ):
         Tensor(np.arange(3), requires_grad=True)
     with pytest.raises(TypeError, match=r"got dtype int32"):
         Parameter(np.arange(3, dtype=np.int32))
 
 
 # ----- hand-computed forward values and gradients -----
+
 
 def test_product_plus_square_has_hand_computed_gradients():
     x = Tensor(3.0, requires_grad=True)
@@ -224,7 +238,7 @@ def test_python_and_numpy_scalars_keep_float32():
     x = Tensor(np.ones(2, dtype=np.float32))
     assert (x * np.float64(2.0)).dtype == np.float32
     assert (2.0 / x).dtype == np.float32
-    assert (x**np.float64(2.0)).dtype == np.float32
+    assert (x ** np.float64(2.0)).dtype == np.float32
 
 
 def test_ndarray_on_the_left_gives_a_tensor():
@@ -237,6 +251,7 @@ def test_ndarray_on_the_left_gives_a_tensor():
 
 
 # ----- the gradient contract -----
+
 
 def test_backward_accumulates_across_calls():
     x = Tensor([1.0, 2.0], requires_grad=True)
@@ -307,27 +322,37 @@ def test_grad_assignment_casts_to_the_data_dtype():
 
 def test_grad_assignment_of_wrong_shape_names_both_shapes():
     p = Parameter(np.zeros((2, 3)))
-    with pytest.raises(ValueError, match=re.escape("gradient shape (3, 2) does not match tensor shape (2, 3)")):
+    with pytest.raises(
+        ValueError, match=re.escape("gradient shape (3, 2) does not match tensor shape (2, 3)")
+    ):
         p.grad = np.zeros((3, 2))
-    with pytest.raises(ValueError, match=re.escape("gradient shape () does not match tensor shape (2, 3)")):
+    with pytest.raises(
+        ValueError, match=re.escape("gradient shape () does not match tensor shape (2, 3)")
+    ):
         p.grad = 1.0
 
 
 def test_grad_assignment_of_non_numeric_data_is_rejected():
     p = Parameter(np.zeros(1))
-    with pytest.raises(TypeError, match="cannot assign a gradient of dtype <U1 to a tensor of dtype float64"):
+    with pytest.raises(
+        TypeError, match="cannot assign a gradient of dtype <U1 to a tensor of dtype float64"
+    ):
         p.grad = np.array(["a"])
 
 
 def test_backward_on_non_scalar_without_gradient_is_an_error():
     x = Tensor([1.0, 2.0], requires_grad=True)
-    with pytest.raises(RuntimeError, match=re.escape("needs a one-element output; this output has shape (2,)")):
+    with pytest.raises(
+        RuntimeError, match=re.escape("needs a one-element output; this output has shape (2,)")
+    ):
         (x * 2).backward()
 
 
 def test_backward_with_gradient_of_wrong_shape_is_an_error():
     x = Tensor([1.0, 2.0], requires_grad=True)
-    with pytest.raises(ValueError, match=re.escape("gradient shape (3,) does not match output shape (2,)")):
+    with pytest.raises(
+        ValueError, match=re.escape("gradient shape (3,) does not match output shape (2,)")
+    ):
         (x * 2).backward(np.ones(3))
 
 
@@ -349,6 +374,7 @@ def test_tensor_exponent_is_rejected():
 
 
 # ----- no_grad and detach -----
+
 
 def test_no_grad_records_nothing_and_restores_on_exit():
     w = Tensor([1.0], requires_grad=True)
@@ -387,6 +413,7 @@ def test_detach_shares_data_and_cuts_the_graph():
 
 # ----- losses -----
 
+
 def test_mse_loss_of_hand_computed_values():
     pred = Tensor([1.0, 2.0, 4.0], requires_grad=True)
     loss = mse_loss(pred, np.array([1.0, 0.0, 1.0]))
@@ -396,7 +423,9 @@ def test_mse_loss_of_hand_computed_values():
 
 
 def test_mse_loss_refuses_to_broadcast_mismatched_shapes():
-    with pytest.raises(ValueError, match=re.escape("pred shape (4, 1) and target shape (4,) differ")):
+    with pytest.raises(
+        ValueError, match=re.escape("pred shape (4, 1) and target shape (4,) differ")
+    ):
         mse_loss(Tensor(np.zeros((4, 1))), Tensor(np.zeros(4)))
 
 
@@ -418,7 +447,9 @@ def test_cross_entropy_of_equal_logits_is_log_classes():
 
 def test_cross_entropy_is_stable_for_huge_logits():
     z = Tensor(np.array([[1000.0, 0.0], [-1000.0, 1000.0]]), requires_grad=True)
-    with np.errstate(over="raise", invalid="raise", divide="raise"):  # exp(-2000) may underflow to 0
+    with np.errstate(
+        over="raise", invalid="raise", divide="raise"
+    ):  # exp(-2000) may underflow to 0
         loss = cross_entropy(z, [0, 0])
         loss.backward()
     assert loss.item() == 1000.0  # (0 + 2000) / 2
@@ -429,11 +460,17 @@ def test_cross_entropy_rejects_bad_labels_and_logits():
     z = Tensor(np.zeros((2, 3)))
     with pytest.raises(TypeError, match="expects integer class labels; got dtype float64"):
         cross_entropy(z, np.array([0.0, 1.0]))
-    with pytest.raises(ValueError, match=re.escape("labels shape (3,) does not match 2 rows of logits")):
+    with pytest.raises(
+        ValueError, match=re.escape("labels shape (3,) does not match 2 rows of logits")
+    ):
         cross_entropy(z, np.array([0, 1, 2]))
-    with pytest.raises(ValueError, match=re.escape("labels must lie in [0, 3); got values from 0 to 3")):
+    with pytest.raises(
+        ValueError, match=re.escape("labels must lie in [0, 3); got values from 0 to 3")
+    ):
         cross_entropy(z, np.array([0, 3]))
-    with pytest.raises(ValueError, match=re.escape("labels must lie in [0, 3); got values from -1 to 1")):
+    with pytest.raises(
+        ValueError, match=re.escape("labels must lie in [0, 3); got values from -1 to 1")
+    ):
         cross_entropy(z, np.array([-1, 1]))
     with pytest.raises(ValueError, match=re.escape("expects logits of shape (N, C); got (3,)")):
         cross_entropy(Tensor(np.zeros(3)), np.array([0]))
@@ -441,9 +478,12 @@ def test_cross_entropy_rejects_bad_labels_and_logits():
 
 # ----- layers and parameters -----
 
+
 def test_linear_uses_pytorch_layout_and_he_initialisation():
     layer = Linear(4, 3, rng=np.random.default_rng(7))
-    expected = np.random.default_rng(7).normal(0.0, np.sqrt(2.0 / 4), size=(3, 4)).astype(np.float32)
+    expected = (
+        np.random.default_rng(7).normal(0.0, np.sqrt(2.0 / 4), size=(3, 4)).astype(np.float32)
+    )
     assert layer.weight.shape == (3, 4) and layer.weight.dtype == np.float32
     assert np.array_equal(layer.weight.data, expected)
     assert np.array_equal(layer.bias.data, np.zeros(3, dtype=np.float32))

@@ -31,7 +31,9 @@ def make_mlp(rng, sizes, activations):
 def assert_same_grads(model, torch_params):
     for i, (p, tp) in enumerate(zip(model.parameters(), torch_params)):
         assert p.grad.dtype == np.float64
-        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=0, atol=ATOL, err_msg=f"parameter {i}")
+        np.testing.assert_allclose(
+            p.grad, tp.grad.numpy(), rtol=0, atol=ATOL, err_msg=f"parameter {i}"
+        )
 
 
 def test_relu_mlp_with_cross_entropy_matches_torch():
@@ -73,7 +75,11 @@ def test_tanh_sigmoid_mlp_with_mse_matches_torch():
 
 def test_composite_expression_with_broadcasting_matches_torch():
     rng = np.random.default_rng(2)
-    a_np, b_np, c_np = rng.normal(size=(2, 3, 4)), rng.uniform(0.5, 2, size=(3, 1)), rng.normal(size=(4,))
+    a_np, b_np, c_np = (
+        rng.normal(size=(2, 3, 4)),
+        rng.uniform(0.5, 2, size=(3, 1)),
+        rng.normal(size=(4,)),
+    )
     a, b, c = (Tensor(v, requires_grad=True) for v in (a_np, b_np, c_np))
     ta, tb, tc = (torch.tensor(v, requires_grad=True) for v in (a_np, b_np, c_np))
 

@@ -37,7 +37,10 @@ def test_two_layer_mlp_learns_the_quadrant_problem():
     assert accuracy > 0.9, f"accuracy {accuracy:.3f} after 400 steps"
     assert losses[-1] < 0.5 * losses[0]
     # The updates were in place: every parameter is still the array it started as, in float32.
-    assert all(p.data is a and p.data.dtype == np.float32 for p, a in zip(model.parameters(), params_before))
+    assert all(
+        p.data is a and p.data.dtype == np.float32
+        for p, a in zip(model.parameters(), params_before)
+    )
 
 
 def test_linear_regression_converges_to_least_squares():

@@ -12,6 +12,7 @@ that the notebook still holds exactly what this prints.
 Every optimizer run starts from p = [0.7, -1.3, 2.1] and takes 5 steps on the gradient
 p * (p * p + 1) + 0.1 * t (step t = 1, 2, ...), as in the visible trajectory tests.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,13 +37,22 @@ SGD_GRID = [
 # Adam and AdamW: weight decay zero and not, beta1 zero, a huge eps.
 ADAM_GRID = [
     {"lr": 0.01, "betas": [b1, 0.999], "eps": eps, "weight_decay": wd}
-    for wd in (0.0, 0.05) for b1 in (0.9, 0.0) for eps in (1e-8, 1.0)
+    for wd in (0.0, 0.05)
+    for b1 in (0.9, 0.0)
+    for eps in (1e-8, 1.0)
 ]
 # clip_grad_norm: every norm type with a threshold of 0, one that clips and one that does not.
-CLIP_GRID = [{"norm_type": norm_type, "max_norm": max_norm}
-             for norm_type in (1.0, 2.0, 3.0, "inf") for max_norm in (0.0, 2.0, 1e9)]
+CLIP_GRID = [
+    {"norm_type": norm_type, "max_norm": max_norm}
+    for norm_type in (1.0, 2.0, 3.0, "inf")
+    for max_norm in (0.0, 2.0, 1e9)
+]
 CLIP_SHAPES = [(2, 2), (4,), (3,)]
-CLIP_GRADS = [[[0.5, -7.0], [2.0, 0.125]], None, [9.0, -0.25, 3.0]]  # the middle parameter has no gradient
+CLIP_GRADS = [
+    [[0.5, -7.0], [2.0, 0.125]],
+    None,
+    [9.0, -0.25, 3.0],
+]  # the middle parameter has no gradient
 # Schedules at their boundaries, 6 epochs each (rates before each epoch's scheduler.step()).
 SCHEDULES = [
     ["StepLR", {"step_size": 1, "gamma": 0.5}],

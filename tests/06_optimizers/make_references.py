@@ -42,8 +42,14 @@ SGD_CASES = [
     ("sgd_nesterov", {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
     ("sgd_weight_decay", {"lr": 0.1, "weight_decay": 0.01}),
     ("sgd_momentum_weight_decay", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01}),
-    ("sgd_nesterov_weight_decay", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.05}),
-    ("sgd_momentum_dampening_weight_decay", {"lr": 0.05, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.02}),
+    (
+        "sgd_nesterov_weight_decay",
+        {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.05},
+    ),
+    (
+        "sgd_momentum_dampening_weight_decay",
+        {"lr": 0.05, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.02},
+    ),
 ]
 ADAM_CASES = [
     ("adam_default", {}),
@@ -65,7 +71,8 @@ def _case(name, optimizer, kwargs, groups=None, scheduler=None, clip=None, none_
         "name": name,
         "optimizer": optimizer,
         "kwargs": kwargs,
-        "groups": groups,  # None: one plain list of parameters; else [{"params": [indices], **options}]
+        # None: one plain list of parameters; else [{"params": [indices], **options}]
+        "groups": groups,
         "scheduler": scheduler,  # None or {"name": ..., "kwargs": {...}}
         "clip": clip,  # None or {"max_norm": ..., "norm_type": ...}
         "none_grads": none_grads,
@@ -81,13 +88,22 @@ def trajectory_cases():
         _case("adam_none_grads", "Adam", {"lr": 0.01}, none_grads=True),
         _case("adamw_none_grads", "AdamW", {"lr": 0.01, "weight_decay": 0.1}, none_grads=True),
         _case(
-            "sgd_param_groups", "SGD", {"lr": 0.05},
-            groups=[{"params": [0], "lr": 0.1, "momentum": 0.9},
-                    {"params": [1], "momentum": 0.5, "nesterov": True, "weight_decay": 0.1}],
+            "sgd_param_groups",
+            "SGD",
+            {"lr": 0.05},
+            groups=[
+                {"params": [0], "lr": 0.1, "momentum": 0.9},
+                {"params": [1], "momentum": 0.5, "nesterov": True, "weight_decay": 0.1},
+            ],
         ),
         _case(
-            "adam_param_groups", "Adam", {"lr": 0.01},
-            groups=[{"params": [0]}, {"params": [1], "lr": 0.05, "betas": [0.8, 0.95], "weight_decay": 0.01}],
+            "adam_param_groups",
+            "Adam",
+            {"lr": 0.01},
+            groups=[
+                {"params": [0]},
+                {"params": [1], "lr": 0.05, "betas": [0.8, 0.95], "weight_decay": 0.01},
+            ],
         ),
     ]
     # Schedulers drive SGD with momentum over two groups with different base rates.
@@ -98,27 +114,56 @@ def trajectory_cases():
         ("exponentiallr", "ExponentialLR", {"gamma": 0.98}),
         ("cosine", "CosineAnnealingLR", {"T_max": 200}),
         ("cosine_beyond_tmax", "CosineAnnealingLR", {"T_max": 45, "eta_min": 0.001}),
-        ("warmup_cosine", "WarmupCosineLR", {"warmup_steps": 20, "total_steps": 150, "eta_min": 0.001}),
+        (
+            "warmup_cosine",
+            "WarmupCosineLR",
+            {"warmup_steps": 20, "total_steps": 150, "eta_min": 0.001},
+        ),
         ("warmup_cosine_eta0", "WarmupCosineLR", {"warmup_steps": 10, "total_steps": 100}),
     ]
     cases += [
-        _case(f"sched_{n}", "SGD", {"lr": 0.1, "momentum": 0.5}, groups=two_groups,
-              scheduler={"name": s, "kwargs": k})
+        _case(
+            f"sched_{n}",
+            "SGD",
+            {"lr": 0.1, "momentum": 0.5},
+            groups=two_groups,
+            scheduler={"name": s, "kwargs": k},
+        )
         for n, s, k in sched
     ]
     cases += [
-        _case("sgd_nesterov_steplr_clip", "SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True},
-              scheduler={"name": "StepLR", "kwargs": {"step_size": 50, "gamma": 0.5}},
-              clip={"max_norm": 1.0, "norm_type": 2.0}),
-        _case("adam_warmup_cosine_clip", "Adam", {"lr": 0.05},
-              scheduler={"name": "WarmupCosineLR", "kwargs": {"warmup_steps": 10, "total_steps": 150, "eta_min": 1e-4}},
-              clip={"max_norm": 2.0, "norm_type": 2.0}),
-        _case("adamw_cosine_clip_inf", "AdamW", {"lr": 0.02, "weight_decay": 0.1},
-              scheduler={"name": "CosineAnnealingLR", "kwargs": {"T_max": 60}},
-              clip={"max_norm": 0.5, "norm_type": "inf"}),
-        _case("sgd_momentum_exponential_clip_none_grads", "SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01},
-              scheduler={"name": "ExponentialLR", "kwargs": {"gamma": 0.99}},
-              clip={"max_norm": 1.5, "norm_type": 2.0}, none_grads=True),
+        _case(
+            "sgd_nesterov_steplr_clip",
+            "SGD",
+            {"lr": 0.1, "momentum": 0.9, "nesterov": True},
+            scheduler={"name": "StepLR", "kwargs": {"step_size": 50, "gamma": 0.5}},
+            clip={"max_norm": 1.0, "norm_type": 2.0},
+        ),
+        _case(
+            "adam_warmup_cosine_clip",
+            "Adam",
+            {"lr": 0.05},
+            scheduler={
+                "name": "WarmupCosineLR",
+                "kwargs": {"warmup_steps": 10, "total_steps": 150, "eta_min": 1e-4},
+            },
+            clip={"max_norm": 2.0, "norm_type": 2.0},
+        ),
+        _case(
+            "adamw_cosine_clip_inf",
+            "AdamW",
+            {"lr": 0.02, "weight_decay": 0.1},
+            scheduler={"name": "CosineAnnealingLR", "kwargs": {"T_max": 60}},
+            clip={"max_norm": 0.5, "norm_type": "inf"},
+        ),
+        _case(
+            "sgd_momentum_exponential_clip_none_grads",
+            "SGD",
+            {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01},
+            scheduler={"name": "ExponentialLR", "kwargs": {"gamma": 0.99}},
+            clip={"max_norm": 1.5, "norm_type": 2.0},
+            none_grads=True,
+        ),
     ]
     return cases
 
@@ -126,16 +171,24 @@ def trajectory_cases():
 def mlp_cases():
     return [
         _case("mlp_tanh_mse_adam", "Adam", {"lr": 0.01}),
-        _case("mlp_relu_ce_sgd_nesterov_cosine_clip", "SGD",
-              {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
-              scheduler={"name": "CosineAnnealingLR", "kwargs": {"T_max": 50, "eta_min": 0.01}},
-              clip={"max_norm": 1.0, "norm_type": 2.0}),
-        _case("mlp_tanh_mse_adamw_warmup", "AdamW", {"lr": 0.02, "weight_decay": 0.1},
-              scheduler={"name": "WarmupCosineLR", "kwargs": {"warmup_steps": 5, "total_steps": 40}}),
+        _case(
+            "mlp_relu_ce_sgd_nesterov_cosine_clip",
+            "SGD",
+            {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
+            scheduler={"name": "CosineAnnealingLR", "kwargs": {"T_max": 50, "eta_min": 0.01}},
+            clip={"max_norm": 1.0, "norm_type": 2.0},
+        ),
+        _case(
+            "mlp_tanh_mse_adamw_warmup",
+            "AdamW",
+            {"lr": 0.02, "weight_decay": 0.1},
+            scheduler={"name": "WarmupCosineLR", "kwargs": {"warmup_steps": 5, "total_steps": 40}},
+        ),
     ]
 
 
 # ---------------------------------------------------------------- inputs (numpy only)
+
 
 def make_trajectory_inputs(seed=SEED, steps=STEPS):
     rng = np.random.default_rng(seed)
@@ -164,8 +217,17 @@ def make_mlp_inputs(seed=SEED + 1):
     b2_reg = rng.uniform(-0.35, 0.35, (1,))
     w2_cls = rng.uniform(-0.35, 0.35, (c, h))
     b2_cls = rng.uniform(-0.35, 0.35, (c,))
-    return {"x": x, "y_reg": y_reg, "labels": labels, "w1": w1, "b1": b1,
-            "w2_reg": w2_reg, "b2_reg": b2_reg, "w2_cls": w2_cls, "b2_cls": b2_cls}
+    return {
+        "x": x,
+        "y_reg": y_reg,
+        "labels": labels,
+        "w1": w1,
+        "b1": b1,
+        "w2_reg": w2_reg,
+        "b2_reg": b2_reg,
+        "w2_cls": w2_cls,
+        "b2_cls": b2_cls,
+    }
 
 
 def warmup_cosine_closed_form(base_lr, epoch, warmup_steps, total_steps, eta_min=0.0):
@@ -178,6 +240,7 @@ def warmup_cosine_closed_form(base_lr, epoch, warmup_steps, total_steps, eta_min
 
 
 # ---------------------------------------------------------------- torch replay
+
 
 def _torch_optimizer(case, params):
     kwargs = dict(case["kwargs"])
@@ -209,8 +272,12 @@ def _torch_warmup_cosine(optimizer, warmup_steps, total_steps, eta_min=0.0):
     sched = torch.optim.lr_scheduler
     ramp = sched.LambdaLR(optimizer, lambda epoch: epoch / warmup_steps)
     cosine = sched.CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps, eta_min=eta_min)
-    floor = sched.LambdaLR(optimizer, [lambda epoch, b=g["initial_lr"]: eta_min / b for g in optimizer.param_groups])
-    return sched.SequentialLR(optimizer, [ramp, cosine, floor], milestones=[warmup_steps, total_steps])
+    floor = sched.LambdaLR(
+        optimizer, [lambda epoch, b=g["initial_lr"]: eta_min / b for g in optimizer.param_groups]
+    )
+    return sched.SequentialLR(
+        optimizer, [ramp, cosine, floor], milestones=[warmup_steps, total_steps]
+    )
 
 
 def _norm_type(clip):
@@ -218,8 +285,11 @@ def _norm_type(clip):
 
 
 def torch_trajectory(case, inputs, steps=STEPS):
-    """Replay ``inputs`` through torch.optim; returns flattened params, lrs and clip norms per step."""
-    params = [torch.tensor(p.copy(), dtype=torch.float64, requires_grad=True) for p in inputs["params"]]
+    """Replay ``inputs`` through torch.optim; returns flattened params, lrs and clip norms per
+    step."""
+    params = [
+        torch.tensor(p.copy(), dtype=torch.float64, requires_grad=True) for p in inputs["params"]
+    ]
     opt = _torch_optimizer(case, params)
     sched = _torch_scheduler(case, opt)
     flat = [np.concatenate([p.detach().numpy().ravel() for p in params])]
@@ -231,13 +301,19 @@ def torch_trajectory(case, inputs, steps=STEPS):
             p.grad = None if missing else torch.tensor(inputs["grads"][i][t].copy())
         if case["clip"] is not None:
             c = case["clip"]
-            norms.append(float(torch.nn.utils.clip_grad_norm_(params, c["max_norm"], _norm_type(c))))
+            norms.append(
+                float(torch.nn.utils.clip_grad_norm_(params, c["max_norm"], _norm_type(c)))
+            )
         opt.step()
         if sched is not None:
             sched.step()
         flat.append(np.concatenate([p.detach().numpy().ravel() for p in params]))
         lrs.append([g["lr"] for g in opt.param_groups])
-    return {"params": np.array(flat), "lrs": np.array(lrs, dtype=np.float64), "norms": np.array(norms)}
+    return {
+        "params": np.array(flat),
+        "lrs": np.array(lrs, dtype=np.float64),
+        "norms": np.array(norms),
+    }
 
 
 def torch_mlp_trajectory(case, data, steps=MLP_STEPS):
@@ -275,9 +351,13 @@ def torch_mlp_trajectory(case, data, steps=MLP_STEPS):
 
 # ---------------------------------------------------------------- report on WarmupCosineLR
 
+
 def _warmup_alternatives(base=0.1, warmup=20, total=150, eta_min=0.001, epochs=STEPS):
-    """Max abs difference to the closed form of the reference composition and of SequentialLR(LinearLR, Cosine)."""
-    exact = np.array([warmup_cosine_closed_form(base, e, warmup, total, eta_min) for e in range(epochs + 1)])
+    """Max abs difference to the closed form of the reference composition and of
+    SequentialLR(LinearLR, Cosine)."""
+    exact = np.array(
+        [warmup_cosine_closed_form(base, e, warmup, total, eta_min) for e in range(epochs + 1)]
+    )
     out = {}
     p = [torch.zeros(1, requires_grad=True)]
 
@@ -288,11 +368,15 @@ def _warmup_alternatives(base=0.1, warmup=20, total=150, eta_min=0.001, epochs=S
         opt.step()
         reference.step()
         got.append(opt.param_groups[0]["lr"])
-    out["SequentialLR(LambdaLR ramp, CosineAnnealingLR, LambdaLR floor)"] = float(np.max(np.abs(np.array(got) - exact)))
+    out["SequentialLR(LambdaLR ramp, CosineAnnealingLR, LambdaLR floor)"] = float(
+        np.max(np.abs(np.array(got) - exact))
+    )
 
     opt = torch.optim.SGD(p, lr=base)
     # LinearLR rejects start_factor=0; use the smallest it accepts in spirit.
-    lin = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1e-12, end_factor=1.0, total_iters=warmup)
+    lin = torch.optim.lr_scheduler.LinearLR(
+        opt, start_factor=1e-12, end_factor=1.0, total_iters=warmup
+    )
     cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - warmup, eta_min=eta_min)
     seq = torch.optim.lr_scheduler.SequentialLR(opt, [lin, cos], milestones=[warmup])
     got = [opt.param_groups[0]["lr"]]
@@ -307,6 +391,7 @@ def _warmup_alternatives(base=0.1, warmup=20, total=150, eta_min=0.001, epochs=S
 def main():
     torch.set_default_dtype(torch.float64)
     import warnings
+
     warnings.filterwarnings("ignore", category=UserWarning)  # scheduler-order / deprecation chatter
 
     arrays = {}
@@ -340,14 +425,17 @@ def main():
         "shapes": SHAPES,
         "trajectory_cases": cases,
         "mlp_cases": mlps,
-        "warmup_cosine_reference": "torch SequentialLR(LambdaLR ramp, CosineAnnealingLR, LambdaLR floor); max abs "
-                                   f"difference to the closed form: {alternatives}",
+        "warmup_cosine_reference": "torch SequentialLR(LambdaLR ramp, CosineAnnealingLR, "
+        "LambdaLR floor); max abs "
+        f"difference to the closed form: {alternatives}",
     }
     arrays["meta"] = np.array(json.dumps(meta))
     REFERENCE_FILE.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(REFERENCE_FILE, **arrays)
-    print(f"wrote {REFERENCE_FILE} ({REFERENCE_FILE.stat().st_size / 1e6:.2f} MB), "
-          f"{len(cases)} trajectory cases, {len(mlps)} MLP cases, torch {torch.__version__}")
+    print(
+        f"wrote {REFERENCE_FILE} ({REFERENCE_FILE.stat().st_size / 1e6:.2f} MB), "
+        f"{len(cases)} trajectory cases, {len(mlps)} MLP cases, torch {torch.__version__}"
+    )
     print("WarmupCosineLR alternatives, max abs difference to the closed form:", alternatives)
 
 

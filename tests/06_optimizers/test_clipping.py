@@ -93,7 +93,9 @@ def test_non_finite_norm_is_returned_when_not_asked_to_raise():
 # ---------------------------------------------------------------- properties
 
 finite = st.floats(min_value=-1e3, max_value=1e3, allow_nan=False)
-grad_lists = st.lists(arrays(np.float64, st.integers(1, 6), elements=finite), min_size=1, max_size=4)
+grad_lists = st.lists(
+    arrays(np.float64, st.integers(1, 6), elements=finite), min_size=1, max_size=4
+)
 max_norms = st.floats(min_value=1e-3, max_value=1e3)
 norm_types = st.sampled_from([2.0, math.inf])
 

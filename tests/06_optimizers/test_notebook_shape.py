@@ -4,6 +4,7 @@ The figures asked of the source: at most 1,700 lines, graded test cells of at mo
 average, points unchanged. The support cells' helpers are checked here on their own, since every
 graded cell's verdict goes through them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,21 +25,34 @@ def test_the_source_is_at_most_1700_lines_and_graded_cells_at_most_12_on_average
     graded = [c for c in nb.cells if is_grade_cell(c)]
     lines = SOURCE.read_text(encoding="utf-8").count("\n")
     mean = sum(len(c.source.splitlines()) for c in graded) / len(graded)
-    print(f"\n{SOURCE.name}: {lines} lines; {len(graded)} graded cells, {mean:.1f} lines on average")
+    print(
+        f"\n{SOURCE.name}: {lines} lines; {len(graded)} graded cells, {mean:.1f} lines on average"
+    )
     assert lines <= 1700
     assert mean <= 12.0
-    points = [c.metadata["nbgrader"]["points"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    points = [
+        c.metadata["nbgrader"]["points"]
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+    ]
     assert (len(graded), sum(points)) == (45, 100)  # 92 automatic + 8 for the written answers
 
 
 def test_support_cells_are_locked_instructor_code_that_the_student_version_keeps_unchanged():
     course = Course(REPO)
     m = course.module("06")
-    source = {c.metadata["nbgrader"]["grade_id"]: c for c in read_source(SOURCE).cells if is_test_support_cell(c)}
+    source = {
+        c.metadata["nbgrader"]["grade_id"]: c
+        for c in read_source(SOURCE).cells
+        if is_test_support_cell(c)
+    }
     assert sorted(source) == ["test_support", "test_support_training"]
     assert not any(is_export_cell(c) or is_grade_cell(c) for c in source.values())
-    released = {c.metadata["nbgrader"]["grade_id"]: c
-                for c in nbformat.read(course.release_notebook(m), as_version=4).cells if is_test_support_cell(c)}
+    released = {
+        c.metadata["nbgrader"]["grade_id"]: c
+        for c in nbformat.read(course.release_notebook(m), as_version=4).cells
+        if is_test_support_cell(c)
+    }
     assert {g: c.source for g, c in released.items()} == {g: c.source for g, c in source.items()}
     assert all(c.metadata["nbgrader"].get("checksum") for c in released.values())
 
@@ -47,6 +61,7 @@ def test_support_cells_are_locked_instructor_code_that_the_student_version_keeps
 def support():
     """The namespace the judge gives a graded cell: the package's names, then the support cells."""
     from tinytorch.core import optimizers
+
     namespace = {"np": np, **{k: v for k, v in vars(optimizers).items() if not k.startswith("_")}}
     for cell in read_source(SOURCE).cells:
         if is_test_support_cell(cell):
@@ -56,27 +71,46 @@ def support():
 
 def test_describe_difference_names_the_largest_difference_and_where_it_is(support):
     describe_difference = support["describe_difference"]
-    assert describe_difference(np.array([0.1, 0.2, 0.3 + 1e-9]), [0.1, 0.2, 0.3]) == \
-        " (largest difference 1e-09 at index 2: 0.300000001, expected 0.3)"
-    assert describe_difference(np.array([[1.0, 2.0], [3.0, np.nan]]), [[1, 2], [3, 4]]) == \
-        " (largest difference inf at index (1, 1): nan, expected 4.0)"
+    assert (
+        describe_difference(np.array([0.1, 0.2, 0.3 + 1e-9]), [0.1, 0.2, 0.3])
+        == " (largest difference 1e-09 at index 2: 0.300000001, expected 0.3)"
+    )
+    assert (
+        describe_difference(np.array([[1.0, 2.0], [3.0, np.nan]]), [[1, 2], [3, 4]])
+        == " (largest difference inf at index (1, 1): nan, expected 4.0)"
+    )
     assert describe_difference(0.5, 0.25) == " (largest difference 0.25: 0.5, expected 0.25)"
-    assert describe_difference([0.001, 0.002], 0.001) == " (largest difference 0.001 at index 1: 0.002, expected 0.001)"
+    assert (
+        describe_difference([0.001, 0.002], 0.001)
+        == " (largest difference 0.001 at index 1: 0.002, expected 0.001)"
+    )
     assert describe_difference(None, [1.0]) == " (got None)"
     assert describe_difference("x", 1.0) == " (got a str, not numbers)"
     assert describe_difference(np.zeros(3), np.zeros(2)) == " (shape (3,), expected shape (2,))"
 
 
-def test_check_close_passes_equal_values_and_refuses_other_shapes_empty_arrays_nan_and_non_numbers(support):
+def test_check_close_passes_equal_values_and_refuses_other_shapes_empty_arrays_nan_and_non_numbers(
+    support,
+):
     check_close = support["check_close"]
     check_close(np.array([0.95, -1.9]), [0.95, -1.9], "param")
     check_close([0.001, 0.001], 0.001, "the rates")  # a number is compared with every element
     with pytest.raises(AssertionError) as e:
         check_close(np.array([1.05, -1.9]), np.array([0.95, -1.9]), "param", " It moved uphill.")
-    assert str(e.value) == ("param is [ 1.05 -1.9 ], expected [ 0.95 -1.9 ]. It moved uphill. "
-                            "(largest difference 0.1 at index 0: 1.05, expected 0.95)")
-    for wrong in (np.array([0.95, -1.9, 0.0]), np.array([]), np.array([np.nan, -1.9]), None, {"a": 1}, "0.95",
-                  np.array([0.95 + 1j, -1.9 + 1j]), ["0.95", "-1.9"]):  # complex or text: not real numbers
+    assert str(e.value) == (
+        "param is [ 1.05 -1.9 ], expected [ 0.95 -1.9 ]. It moved uphill. "
+        "(largest difference 0.1 at index 0: 1.05, expected 0.95)"
+    )
+    for wrong in (
+        np.array([0.95, -1.9, 0.0]),
+        np.array([]),
+        np.array([np.nan, -1.9]),
+        None,
+        {"a": 1},
+        "0.95",
+        np.array([0.95 + 1j, -1.9 + 1j]),
+        ["0.95", "-1.9"],
+    ):  # complex or text: not real numbers
         with pytest.raises(AssertionError):
             check_close(wrong, [0.95, -1.9], "param")
     with pytest.raises(AssertionError):
@@ -97,9 +131,15 @@ def test_check_trajectory_names_the_first_step_and_element_off_and_counts_nan_as
     check_trajectory = support["check_trajectory"]
     theirs = [[1.0, 2.0], [3.0, 4.0]]
     check_trajectory("SGD", np.array(theirs) + 1e-13, theirs)
-    with pytest.raises(AssertionError, match=r"^SGD leaves PyTorch's trajectory at step 2, element 1: nan instead of 4.0"):
+    with pytest.raises(
+        AssertionError,
+        match=r"^SGD leaves PyTorch's trajectory at step 2, element 1: nan instead of 4.0",
+    ):
         check_trajectory("SGD", [[1.0, 2.0], [3.0, np.nan]], theirs)
-    with pytest.raises(AssertionError, match=r"^StepLR leaves PyTorch's rates at epoch 0: 0.2 instead of 0.1 \(off by 0.1\)"):
+    with pytest.raises(
+        AssertionError,
+        match=r"^StepLR leaves PyTorch's rates at epoch 0: 0.2 instead of 0.1 \(off by 0.1\)",
+    ):
         check_trajectory("StepLR", [0.2, 0.1], [0.1, 0.1], what="rates", unit="epoch", first=0)
     with pytest.raises(AssertionError, match="values of shape"):
         check_trajectory("SGD", [[1.0, 2.0]], theirs)
@@ -107,7 +147,11 @@ def test_check_trajectory_names_the_first_step_and_element_off_and_counts_nan_as
 
 def test_the_helpers_drive_the_package_as_the_graded_cells_expect(support):
     param, state = support["sgd_steps"]([[1.0, 1.0, 1.0], [0.5, 0.5, 0.5]], momentum=0.9)
-    assert param.tolist() == pytest.approx([0.76, -2.24, 0.26]) and state["momentum_buffer"].tolist() == [1.4] * 3
+    assert (
+        param.tolist() == pytest.approx([0.76, -2.24, 0.26])
+        and state["momentum_buffer"].tolist() == [1.4] * 3
+    )
     assert support["trajectory"](support["SGD"], 2, lr=0.1).shape == (2, 3)
-    assert support["scheduler_rates"](lambda opt: support["StepLR"](opt, step_size=2, gamma=0.5), 5) == \
-        [0.1, 0.1, 0.05, 0.05, 0.025]
+    assert support["scheduler_rates"](
+        lambda opt: support["StepLR"](opt, step_size=2, gamma=0.5), 5
+    ) == [0.1, 0.1, 0.05, 0.05, 0.025]

@@ -1,4 +1,5 @@
-"""After the first step, a step() or clip_grad_norm allocates no new arrays (measured with tracemalloc).
+"""After the first step, a step() or clip_grad_norm allocates no new arrays (measured with
+tracemalloc).
 
 A property of the reference kernels, not of the graded contract: a kernel that allocates but
 computes the right values earns full marks, so `tito test` leaves these tests out (marker
@@ -28,8 +29,10 @@ BOUND = NBYTES // 10
 
 def params_with_grads(seed=0):
     rng = np.random.default_rng(seed)
-    params = [Parameter(rng.standard_normal(N).astype(np.float32)),
-              Parameter(rng.standard_normal((100, N // 100)).astype(np.float32))]
+    params = [
+        Parameter(rng.standard_normal(N).astype(np.float32)),
+        Parameter(rng.standard_normal((100, N // 100)).astype(np.float32)),
+    ]
     for p in params:
         p.grad = rng.standard_normal(p.data.shape).astype(np.float32)
     return params
@@ -55,21 +58,32 @@ def test_the_measurement_sees_a_single_temporary():
     assert growth >= 2 * NBYTES
 
 
-@pytest.mark.parametrize("make", [
-    pytest.param(lambda ps: SGD(ps, lr=0.01), id="sgd"),
-    pytest.param(lambda ps: SGD(ps, lr=0.01, momentum=0.9, weight_decay=1e-4, nesterov=True), id="sgd_nesterov_wd"),
-    pytest.param(lambda ps: SGD(ps, lr=0.01, momentum=0.9, dampening=0.1, weight_decay=1e-4), id="sgd_dampening_wd"),
-    pytest.param(lambda ps: Adam(ps, lr=1e-3), id="adam"),
-    pytest.param(lambda ps: Adam(ps, lr=1e-3, weight_decay=1e-2), id="adam_l2"),
-    pytest.param(lambda ps: AdamW(ps, lr=1e-3, weight_decay=1e-2), id="adamw"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda ps: SGD(ps, lr=0.01), id="sgd"),
+        pytest.param(
+            lambda ps: SGD(ps, lr=0.01, momentum=0.9, weight_decay=1e-4, nesterov=True),
+            id="sgd_nesterov_wd",
+        ),
+        pytest.param(
+            lambda ps: SGD(ps, lr=0.01, momentum=0.9, dampening=0.1, weight_decay=1e-4),
+            id="sgd_dampening_wd",
+        ),
+        pytest.param(lambda ps: Adam(ps, lr=1e-3), id="adam"),
+        pytest.param(lambda ps: Adam(ps, lr=1e-3, weight_decay=1e-2), id="adam_l2"),
+        pytest.param(lambda ps: AdamW(ps, lr=1e-3, weight_decay=1e-2), id="adamw"),
+    ],
+)
 def test_step_allocates_no_arrays_after_the_first(make):
     params = params_with_grads()
     opt = make(params)
     opt.step()  # creates the state buffers and the scratch array
     opt.step()
     growth = peak_growth(opt.step)
-    assert growth < BOUND, f"a step allocated {growth} bytes at its peak (one parameter is {NBYTES} bytes)"
+    assert growth < BOUND, (
+        f"a step allocated {growth} bytes at its peak (one parameter is {NBYTES} bytes)"
+    )
 
 
 @pytest.mark.parametrize("norm_type", [2.0, math.inf])
@@ -78,4 +92,6 @@ def test_clip_grad_norm_allocates_no_arrays(norm_type, max_norm):
     params = params_with_grads()
     clip_grad_norm(params, max_norm, norm_type)
     growth = peak_growth(lambda: clip_grad_norm(params, max_norm, norm_type))
-    assert growth < BOUND, f"clip_grad_norm allocated {growth} bytes at its peak (one gradient is {NBYTES} bytes)"
+    assert growth < BOUND, (
+        f"clip_grad_norm allocated {growth} bytes at its peak (one gradient is {NBYTES} bytes)"
+    )

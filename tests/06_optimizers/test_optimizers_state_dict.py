@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from tinytorch.core.optimizers import (
-    SGD, Adam, AdamW, CosineAnnealingLR, ExponentialLR, StepLR, WarmupCosineLR, clip_grad_norm,
+    SGD,
+    Adam,
+    AdamW,
+    CosineAnnealingLR,
+    ExponentialLR,
+    StepLR,
+    WarmupCosineLR,
+    clip_grad_norm,
 )
 from tinytorch.core.tensor import Parameter
 
@@ -12,15 +19,30 @@ SHAPES = [(3, 4), (5,), (2, 2)]
 STEPS, SAVE_AT = 30, 13
 
 SETUPS = [
-    pytest.param(lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True),
-                 lambda o: StepLR(o, step_size=5, gamma=0.5), id="sgd_nesterov_steplr"),
-    pytest.param(lambda ps: SGD([{"params": ps[:1]}, {"params": ps[1:], "lr": 0.01, "dampening": 0.3}],
-                                lr=0.1, momentum=0.8),
-                 lambda o: ExponentialLR(o, gamma=0.97), id="sgd_two_groups_exponential"),
-    pytest.param(lambda ps: Adam(ps, lr=0.05, weight_decay=0.01),
-                 lambda o: CosineAnnealingLR(o, T_max=12, eta_min=0.001), id="adam_cosine"),
-    pytest.param(lambda ps: AdamW(ps, lr=0.05, betas=(0.8, 0.99)),
-                 lambda o: WarmupCosineLR(o, warmup_steps=5, total_steps=25, eta_min=0.001), id="adamw_warmup"),
+    pytest.param(
+        lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True),
+        lambda o: StepLR(o, step_size=5, gamma=0.5),
+        id="sgd_nesterov_steplr",
+    ),
+    pytest.param(
+        lambda ps: SGD(
+            [{"params": ps[:1]}, {"params": ps[1:], "lr": 0.01, "dampening": 0.3}],
+            lr=0.1,
+            momentum=0.8,
+        ),
+        lambda o: ExponentialLR(o, gamma=0.97),
+        id="sgd_two_groups_exponential",
+    ),
+    pytest.param(
+        lambda ps: Adam(ps, lr=0.05, weight_decay=0.01),
+        lambda o: CosineAnnealingLR(o, T_max=12, eta_min=0.001),
+        id="adam_cosine",
+    ),
+    pytest.param(
+        lambda ps: AdamW(ps, lr=0.05, betas=(0.8, 0.99)),
+        lambda o: WarmupCosineLR(o, warmup_steps=5, total_steps=25, eta_min=0.001),
+        id="adamw_warmup",
+    ),
 ]
 
 

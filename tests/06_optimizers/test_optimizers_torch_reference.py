@@ -1,4 +1,5 @@
-"""Whole trajectories of tinytorch.core.optimizers against torch.optim (float64, max abs diff <= 1e-12).
+"""Whole trajectories of tinytorch.core.optimizers against torch.optim (float64, max abs diff <=
+1e-12).
 
 The frozen references in ``references/torch_references.npz`` were produced by
 ``make_references.py`` with torch; the default suite replays the stored inputs through
@@ -16,7 +17,14 @@ import numpy as np
 import pytest
 
 from tinytorch.core.optimizers import (
-    SGD, Adam, AdamW, CosineAnnealingLR, ExponentialLR, StepLR, WarmupCosineLR, clip_grad_norm,
+    SGD,
+    Adam,
+    AdamW,
+    CosineAnnealingLR,
+    ExponentialLR,
+    StepLR,
+    WarmupCosineLR,
+    clip_grad_norm,
 )
 from tinytorch.core.tensor import Parameter, Tensor, cross_entropy, mse_loss
 
@@ -33,11 +41,17 @@ INPUTS = {
     "grads": [REF[f"inputs__grads{i}"] for i in range(len(META["shapes"]))],
     "none_mask": REF["inputs__none_mask"],
 }
-MLP_DATA = {key.removeprefix("mlp__"): value for key, value in REF.items() if key.startswith("mlp__")}
+MLP_DATA = {
+    key.removeprefix("mlp__"): value for key, value in REF.items() if key.startswith("mlp__")
+}
 
 OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW}
-SCHEDULERS = {"StepLR": StepLR, "ExponentialLR": ExponentialLR,
-              "CosineAnnealingLR": CosineAnnealingLR, "WarmupCosineLR": WarmupCosineLR}
+SCHEDULERS = {
+    "StepLR": StepLR,
+    "ExponentialLR": ExponentialLR,
+    "CosineAnnealingLR": CosineAnnealingLR,
+    "WarmupCosineLR": WarmupCosineLR,
+}
 
 
 def _options(options):
@@ -83,7 +97,11 @@ def tinytorch_trajectory(case, inputs, steps):
             sched.step()
         flat.append(_flat(params))
         lrs.append([g["lr"] for g in opt.param_groups])
-    return {"params": np.array(flat), "lrs": np.array(lrs, dtype=np.float64), "norms": np.array(norms)}
+    return {
+        "params": np.array(flat),
+        "lrs": np.array(lrs, dtype=np.float64),
+        "norms": np.array(norms),
+    }
 
 
 def _mlp_forward(case, params, data):
@@ -119,7 +137,11 @@ def _assert_trajectories_match(got, expected, keys):
     for key in keys:
         assert got[key].shape == expected[key].shape, key
         diff = np.max(np.abs(got[key] - expected[key])) if got[key].size else 0.0
-        worst = np.unravel_index(np.argmax(np.abs(got[key] - expected[key])), got[key].shape) if got[key].size else ()
+        worst = (
+            np.unravel_index(np.argmax(np.abs(got[key] - expected[key])), got[key].shape)
+            if got[key].size
+            else ()
+        )
         assert diff <= TOL, f"{key}: max abs diff {diff:.3e} > {TOL} (first at step/index {worst})"
 
 
@@ -153,6 +175,7 @@ def test_references_cover_every_optimizer_and_scheduler():
 
 # ---------------------------------------------------------------- live comparison (torch only)
 
+
 @pytest.fixture(scope="module")
 def torch_replay():
     pytest.importorskip("torch")
@@ -182,17 +205,27 @@ def test_inputs_regenerate_identically(torch_replay):
     for stored, new in zip(INPUTS["params"] + INPUTS["grads"], fresh["params"] + fresh["grads"]):
         assert np.array_equal(stored, new)
     assert np.array_equal(INPUTS["none_mask"], fresh["none_mask"])
-    assert [c["name"] for c in torch_replay.trajectory_cases()] == [c["name"] for c in TRAJECTORY_CASES]
+    assert [c["name"] for c in torch_replay.trajectory_cases()] == [
+        c["name"] for c in TRAJECTORY_CASES
+    ]
 
 
 def test_the_notebooks_hidden_grids_hold_what_torch_computes():
     """The option grids in the notebook's hidden tests are torch's current answers."""
     pytest.importorskip("torch")
-    spec = importlib.util.spec_from_file_location("make_grid_literals_06", HERE / "make_grid_literals.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_grid_literals_06", HERE / "make_grid_literals.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    source = (HERE.parents[1] / "modules" / "06_optimizers" / "optimizers_dev.py").read_text(encoding="utf-8")
-    stored = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.walk(ast.parse(source))
-              if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-              and node.targets[0].id.endswith(("_GRID", "_BOUNDARIES"))}
+    source = (HERE.parents[1] / "modules" / "06_optimizers" / "optimizers_dev.py").read_text(
+        encoding="utf-8"
+    )
+    stored = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id.endswith(("_GRID", "_BOUNDARIES"))
+    }
     assert stored == module.grids()

@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from tinytorch.core.optimizers import (
-    SGD, Adam, AdamW, Optimizer, adam_step, adamw_step, gradient_descent_step, sgd_step,
+    SGD,
+    Adam,
+    AdamW,
+    Optimizer,
+    adam_step,
+    adamw_step,
+    gradient_descent_step,
+    sgd_step,
 )
 from tinytorch.core.tensor import Parameter
 
@@ -37,6 +44,7 @@ def assert_exact(got, expected):
 
 # ---------------------------------------------------------------- gradient_descent_step
 
+
 def test_gradient_descent_step_moves_against_the_gradient():
     p = param(3.0, -1.0)
     p.grad = np.array([2.0, -4.0])
@@ -60,6 +68,7 @@ def test_gradient_descent_step_updates_in_place():
 
 
 # ---------------------------------------------------------------- SGD, hand-computed
+
 
 def test_sgd_plain_step():
     p = param(1.0)
@@ -124,10 +133,18 @@ def test_sgd_without_momentum_keeps_no_momentum_buffer():
 
 def test_sgd_group_keys_follow_pytorch():
     opt = SGD([param(1.0)], lr=0.1)
-    assert set(opt.param_groups[0]) == {"params", "lr", "momentum", "dampening", "weight_decay", "nesterov"}
+    assert set(opt.param_groups[0]) == {
+        "params",
+        "lr",
+        "momentum",
+        "dampening",
+        "weight_decay",
+        "nesterov",
+    }
 
 
 # ---------------------------------------------------------------- Adam / AdamW, hand-computed
+
 
 def test_adam_first_step_moves_exactly_lr():
     # with bias correction m_hat = g and v_hat = g^2, so with eps = 0 the step is lr * sign(g)
@@ -220,6 +237,7 @@ def test_adamw_differs_from_adam_with_l2():
 
 # ---------------------------------------------------------------- kernels called directly
 
+
 def test_sgd_step_kernel_updates_arrays_in_place():
     p, g, state = np.array([1.0]), np.array([1.0]), {}
     kwargs = dict(lr=0.5, momentum=0.5, dampening=0.0, weight_decay=0.0, nesterov=True)
@@ -242,8 +260,17 @@ def test_adam_step_kernel_counts_steps_from_one():
 def test_adamw_step_kernel_decays_then_updates():
     p, g = np.array([2.0]), np.array([0.5])
     state = {"step": 0, "exp_avg": np.zeros(1), "exp_avg_sq": np.zeros(1)}
-    adamw_step(p, g, state, lr=0.125, beta1=0.9, beta2=0.999, eps=0.0, weight_decay=2.0,
-               scratch=np.empty_like(p))
+    adamw_step(
+        p,
+        g,
+        state,
+        lr=0.125,
+        beta1=0.9,
+        beta2=0.999,
+        eps=0.0,
+        weight_decay=2.0,
+        scratch=np.empty_like(p),
+    )
     assert_exact(p, [1.375])
     assert np.array_equal(g, [0.5])
 
@@ -251,7 +278,9 @@ def test_adamw_step_kernel_decays_then_updates():
 # ---------------------------------------------------------------- edge cases
 
 ALL = [
-    pytest.param(lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True), id="sgd"),
+    pytest.param(
+        lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True), id="sgd"
+    ),
     pytest.param(lambda ps: Adam(ps, lr=0.1, weight_decay=0.1), id="adam"),
     pytest.param(lambda ps: AdamW(ps, lr=0.1), id="adamw"),
 ]
@@ -379,7 +408,10 @@ def test_gradient_shape_mismatch_raises_naming_the_index(make):
     opt = make(params)
     for p in params:
         p.grad = np.ones_like(p.data)
-    params[1].grad.shape = (3, 2)  # Tensor may validate assignment, so reshape the stored array in place
+    params[1].grad.shape = (
+        3,
+        2,
+    )  # Tensor may validate assignment, so reshape the stored array in place
     with pytest.raises(ValueError, match=r"\b1\b"):
         opt.step()
 
@@ -421,22 +453,31 @@ def test_step_does_not_mutate_gradients(make):
 
 # ---------------------------------------------------------------- validation in PyTorch's words
 
-@pytest.mark.parametrize("build, message", [
-    (lambda p: SGD(p, lr=-0.1), "Invalid learning rate: -0.1"),
-    (lambda p: SGD(p, lr=0.1, momentum=-0.5), "Invalid momentum value: -0.5"),
-    (lambda p: SGD(p, lr=0.1, weight_decay=-0.01), "Invalid weight_decay value: -0.01"),
-    (lambda p: SGD(p, lr=0.1, nesterov=True), "Nesterov momentum requires a momentum and zero dampening"),
-    (lambda p: SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
-     "Nesterov momentum requires a momentum and zero dampening"),
-    (lambda p: Adam(p, lr=-1.0), "Invalid learning rate: -1.0"),
-    (lambda p: Adam(p, eps=-1e-8), "Invalid epsilon value: -1e-08"),
-    (lambda p: Adam(p, betas=(1.0, 0.999)), "Invalid beta parameter at index 0: 1.0"),
-    (lambda p: Adam(p, betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
-    (lambda p: Adam(p, weight_decay=-0.5), "Invalid weight_decay value: -0.5"),
-    (lambda p: AdamW(p, lr=-0.1), "Invalid learning rate: -0.1"),
-    (lambda p: AdamW(p, betas=(0.9, 1.0)), "Invalid beta parameter at index 1: 1.0"),
-    (lambda p: AdamW(p, weight_decay=-1.0), "Invalid weight_decay value: -1.0"),
-])
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda p: SGD(p, lr=-0.1), "Invalid learning rate: -0.1"),
+        (lambda p: SGD(p, lr=0.1, momentum=-0.5), "Invalid momentum value: -0.5"),
+        (lambda p: SGD(p, lr=0.1, weight_decay=-0.01), "Invalid weight_decay value: -0.01"),
+        (
+            lambda p: SGD(p, lr=0.1, nesterov=True),
+            "Nesterov momentum requires a momentum and zero dampening",
+        ),
+        (
+            lambda p: SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
+            "Nesterov momentum requires a momentum and zero dampening",
+        ),
+        (lambda p: Adam(p, lr=-1.0), "Invalid learning rate: -1.0"),
+        (lambda p: Adam(p, eps=-1e-8), "Invalid epsilon value: -1e-08"),
+        (lambda p: Adam(p, betas=(1.0, 0.999)), "Invalid beta parameter at index 0: 1.0"),
+        (lambda p: Adam(p, betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
+        (lambda p: Adam(p, weight_decay=-0.5), "Invalid weight_decay value: -0.5"),
+        (lambda p: AdamW(p, lr=-0.1), "Invalid learning rate: -0.1"),
+        (lambda p: AdamW(p, betas=(0.9, 1.0)), "Invalid beta parameter at index 1: 1.0"),
+        (lambda p: AdamW(p, weight_decay=-1.0), "Invalid weight_decay value: -1.0"),
+    ],
+)
 def test_invalid_hyperparameters_are_rejected_in_pytorch_words(build, message):
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         build([param(1.0)])

@@ -1,4 +1,5 @@
-"""Learning-rate schedulers: PyTorch's initial step, exact closed forms, bounds (hypothesis), no drift."""
+"""Learning-rate schedulers: PyTorch's initial step, exact closed forms, bounds (hypothesis), no
+drift."""
 
 import math
 
@@ -8,8 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinytorch.core.optimizers import (
-    SGD, CosineAnnealingLR, ExponentialLR, StepLR, WarmupCosineLR,
-    cosine_annealing_lr, exponential_lr, step_lr, warmup_cosine_lr,
+    SGD,
+    CosineAnnealingLR,
+    ExponentialLR,
+    StepLR,
+    WarmupCosineLR,
+    cosine_annealing_lr,
+    exponential_lr,
+    step_lr,
+    warmup_cosine_lr,
 )
 from tinytorch.core.tensor import Parameter
 
@@ -41,6 +49,7 @@ def warmup_cosine(base, epoch, warmup, total, eta_min):
 
 
 # ---------------------------------------------------------------- construction
+
 
 def test_construction_performs_the_initial_step():
     opt = sgd(0.5, 0.25)
@@ -83,6 +92,7 @@ def test_get_last_lr_has_no_side_effects():
 
 # ---------------------------------------------------------------- exact values
 
+
 def test_step_lr_decays_every_step_size_epochs():
     got = lrs_over(StepLR(sgd(0.5), step_size=3, gamma=0.5), 7)[:, 0]
     assert got.tolist() == [0.5, 0.5, 0.5, 0.25, 0.25, 0.25, 0.125, 0.125]
@@ -103,20 +113,38 @@ def test_cosine_annealing_hits_eta_min_at_t_max_and_comes_back_after():
     # PyTorch's closed form is periodic: it rises again after T_max and is back at base at 2*T_max
     got = lrs_over(CosineAnnealingLR(sgd(1.0), T_max=4, eta_min=0.0), 8)[:, 0]
     s = math.sqrt(0.5) / 2
-    np.testing.assert_allclose(got, [1.0, 0.5 + s, 0.5, 0.5 - s, 0.0, 0.5 - s, 0.5, 0.5 + s, 1.0],
-                               rtol=0, atol=1e-15)
+    np.testing.assert_allclose(
+        got, [1.0, 0.5 + s, 0.5, 0.5 - s, 0.0, 0.5 - s, 0.5, 0.5 + s, 1.0], rtol=0, atol=1e-15
+    )
 
 
 def test_warmup_cosine_values():
     got = lrs_over(WarmupCosineLR(sgd(1.0), warmup_steps=4, total_steps=8, eta_min=0.125), 11)[:, 0]
     mid = 0.125 + 0.875 / 2
     np.testing.assert_allclose(
-        got, [0.0, 0.25, 0.5, 0.75, 1.0, cosine(1, 1, 4, 0.125), mid, cosine(1, 3, 4, 0.125),
-              0.125, 0.125, 0.125, 0.125],
-        rtol=0, atol=1e-16)
+        got,
+        [
+            0.0,
+            0.25,
+            0.5,
+            0.75,
+            1.0,
+            cosine(1, 1, 4, 0.125),
+            mid,
+            cosine(1, 3, 4, 0.125),
+            0.125,
+            0.125,
+            0.125,
+            0.125,
+        ],
+        rtol=0,
+        atol=1e-16,
+    )
 
 
-@pytest.mark.parametrize("epoch, expected", [(0, 0.5), (2, 0.5), (3, 0.25), (8, 0.125), (9, 0.0625)])
+@pytest.mark.parametrize(
+    "epoch, expected", [(0, 0.5), (2, 0.5), (3, 0.25), (8, 0.125), (9, 0.0625)]
+)
 def test_step_lr_kernel(epoch, expected):
     assert step_lr(0.5, epoch, step_size=3, gamma=0.5) == expected
 
@@ -136,8 +164,12 @@ def test_warmup_cosine_lr_kernel():
     assert warmup_cosine_lr(1.0, 0, warmup_steps=10, total_steps=30, eta_min=0.1) == 0.0
     assert warmup_cosine_lr(1.0, 5, warmup_steps=10, total_steps=30, eta_min=0.1) == 0.5
     assert warmup_cosine_lr(1.0, 10, warmup_steps=10, total_steps=30, eta_min=0.1) == 1.0
-    assert warmup_cosine_lr(1.0, 20, warmup_steps=10, total_steps=30, eta_min=0.1) == pytest.approx(0.55, rel=1e-15)
-    assert warmup_cosine_lr(1.0, 30, warmup_steps=10, total_steps=30, eta_min=0.1) == pytest.approx(0.1, rel=1e-15)
+    assert warmup_cosine_lr(1.0, 20, warmup_steps=10, total_steps=30, eta_min=0.1) == pytest.approx(
+        0.55, rel=1e-15
+    )
+    assert warmup_cosine_lr(1.0, 30, warmup_steps=10, total_steps=30, eta_min=0.1) == pytest.approx(
+        0.1, rel=1e-15
+    )
     assert warmup_cosine_lr(1.0, 1000, warmup_steps=10, total_steps=30, eta_min=0.1) == 0.1
 
 
@@ -185,14 +217,22 @@ def test_cosine_annealing_stays_within_eta_min_and_base(base, frac, t_max, epoch
 
 
 @settings(max_examples=50, deadline=None)
-@given(base=bases, frac=fractions, warmup=st.integers(0, 20), span=st.integers(1, 50), extra=st.integers(0, 30))
+@given(
+    base=bases,
+    frac=fractions,
+    warmup=st.integers(0, 20),
+    span=st.integers(1, 50),
+    extra=st.integers(0, 30),
+)
 def test_warmup_cosine_stays_within_bounds(base, frac, warmup, span, extra):
     eta_min = base * frac
     total = warmup + span
-    got = lrs_over(WarmupCosineLR(sgd(base), warmup_steps=warmup, total_steps=total, eta_min=eta_min),
-                   total + extra)[:, 0]
+    got = lrs_over(
+        WarmupCosineLR(sgd(base), warmup_steps=warmup, total_steps=total, eta_min=eta_min),
+        total + extra,
+    )[:, 0]
     assert np.all(got[:warmup] >= 0.0) and np.all(got <= base * (1 + 1e-15))
-    assert np.all(np.diff(got[:warmup + 1]) >= 0)  # warm-up increases
+    assert np.all(np.diff(got[: warmup + 1]) >= 0)  # warm-up increases
     assert np.all(got[warmup:] >= eta_min * (1 - 1e-15))
     assert np.all(got[total:] == got[total])  # constant after total_steps
     exact = [warmup_cosine(base, e, warmup, total, eta_min) for e in range(total + extra + 1)]
@@ -201,12 +241,16 @@ def test_warmup_cosine_stays_within_bounds(base, frac, warmup, span, extra):
 
 # ---------------------------------------------------------------- validation
 
-@pytest.mark.parametrize("build", [
-    lambda o: StepLR(o, step_size=0),
-    lambda o: CosineAnnealingLR(o, T_max=0),
-    lambda o: WarmupCosineLR(o, warmup_steps=10, total_steps=10),
-    lambda o: WarmupCosineLR(o, warmup_steps=11, total_steps=10),
-])
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda o: StepLR(o, step_size=0),
+        lambda o: CosineAnnealingLR(o, T_max=0),
+        lambda o: WarmupCosineLR(o, warmup_steps=10, total_steps=10),
+        lambda o: WarmupCosineLR(o, warmup_steps=11, total_steps=10),
+    ],
+)
 def test_invalid_schedule_parameters_are_rejected(build):
     with pytest.raises(ValueError):
         build(sgd(0.1))

@@ -1,10 +1,15 @@
 """Adam without bias correction through the package's own kernel: a huge starting step counter."""
+
 import math
 
 import numpy as np
 
 from experiments import load_config
-from experiments.bias_correction import UNCORRECTED_START_STEP, bias_corrections, disable_bias_correction
+from experiments.bias_correction import (
+    UNCORRECTED_START_STEP,
+    bias_corrections,
+    disable_bias_correction,
+)
 from tinytorch.core.optimizers import Adam
 from tinytorch.core.tensor import Parameter
 
@@ -26,7 +31,8 @@ def test_first_step_is_the_uncorrected_update():
     p.grad = g.copy()
     opt.step()
     # Uncorrected: m = (1 - beta1) g, v = (1 - beta2) g^2, step = lr * m / (sqrt(v) + eps)
-    # = lr * 0.1 / sqrt(0.0001) * sign(g) = 10 lr sign(g) (up to eps), ten times the corrected first step.
+    # = lr * 0.1 / sqrt(0.0001) * sign(g) = 10 lr sign(g) (up to eps), ten times the corrected first
+    # step.
     m, v = (1 - beta1) * g, (1 - beta2) * g * g
     expected = np.array([1.0, -2.0]) - lr * m / (np.sqrt(v) + eps)
     np.testing.assert_allclose(p.data, expected, rtol=1e-15, atol=0)

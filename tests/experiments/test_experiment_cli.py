@@ -1,4 +1,6 @@
-"""`tito experiment list|run`: thin commands over experiments.run, with exit codes scripts can trust."""
+"""`tito experiment list|run`: thin commands over experiments.run, with exit codes scripts can
+trust."""
+
 import json
 
 from typer.testing import CliRunner
@@ -37,12 +39,17 @@ def test_bad_input_exits_1_with_the_message_on_stderr_and_writes_nothing(tmp_pat
     for a command line it cannot parse."""
     result = runner.invoke(app, ["run", "momentum", "optim.lr=abc", "--out", str(tmp_path)])
     assert result.exit_code == 1
-    assert "invalid value for config key 'optim.lr'" in " ".join(result.stderr.split()) and result.stdout.strip() == ""
+    assert (
+        "invalid value for config key 'optim.lr'" in " ".join(result.stderr.split())
+        and result.stdout.strip() == ""
+    )
     assert not tmp_path.joinpath("momentum").exists()
 
     result = runner.invoke(app, ["run", "nope", "--out", str(tmp_path)])
     assert result.exit_code == 1
-    assert "unknown study 'nope'; accepted studies: optimizers, bias_correction, clipping, momentum" in \
-        " ".join(result.stderr.split())
+    assert (
+        "unknown study 'nope'; accepted studies: optimizers, bias_correction, clipping, momentum"
+        in " ".join(result.stderr.split())
+    )
     assert runner.invoke(app, ["run"]).exit_code == 2  # no study named: a usage error
     assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,7 @@
 The digits studies run at their full shipped size (each takes a few seconds),
 so these are the numbers a student sees, not a tuned miniature.
 """
+
 import numpy as np
 import pytest
 
@@ -29,7 +30,8 @@ def test_optimizer_comparison_records_the_warmup_cosine_schedule(optimizers_reco
     for name in ("sgd", "adam", "adamw"):
         lrs = optimizers_record.result.metrics["runs"][name]["epoch_lr"]
         base, k = cfg.optim[name].lr, optimizers_record.result.metrics["steps_per_epoch"]
-        # The warm-up lasts one epoch of k steps from rate 0, so the last step of epoch 1 used base * (k - 1) / k.
+        # The warm-up lasts one epoch of k steps from rate 0, so the last step of epoch 1 used base
+        # * (k - 1) / k.
         assert lrs[0] == pytest.approx(base * (k - 1) / k, rel=1e-12)
         # Cosine decay from epoch 2 on: strictly decreasing towards eta_min = 0.
         assert all(a > b for a, b in zip(lrs[1:], lrs[2:]))
@@ -48,7 +50,8 @@ def test_unclipped_gradient_norm_spikes_while_clipped_stays_within_the_threshold
     record = run_study("clipping", out_root=None)
     runs, max_norm = record.result.metrics["runs"], record.config.clip.max_norm
     unclipped, clipped = runs["unclipped"], runs["clipped"]
-    # Without clipping the raw gradient norm spikes far above the threshold and the network collapses.
+    # Without clipping the raw gradient norm spikes far above the threshold and the network
+    # collapses.
     assert max(unclipped["step_grad_norm"]) > 10 * max_norm
     assert unclipped["val_accuracy"][-1] < 0.2
     # With clipping every applied gradient has norm <= max_norm, and the network trains.

@@ -1,4 +1,6 @@
-"""Run folders: their contents, bit-identical metrics for equal configs, and no half-written folder on failure."""
+"""Run folders: their contents, bit-identical metrics for equal configs, and no half-written folder
+on failure."""
+
 import html
 import json
 import re
@@ -19,7 +21,12 @@ def test_a_run_folder_holds_config_commit_metrics_and_plots(tmp_path):
     folder = record.directory
     assert folder.parent == tmp_path / "momentum"
     assert re.fullmatch(r"\d{8}-\d{6}", folder.name)
-    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "metrics.json", "momentum.png", "run.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "config.yaml",
+        "metrics.json",
+        "momentum.png",
+        "run.json",
+    ]
 
     saved = OmegaConf.load(folder / "config.yaml")
     assert saved.iterations == 30 and saved.data.n_samples == 200 and saved.optim.momentum == 0.9
@@ -30,7 +37,9 @@ def test_a_run_folder_holds_config_commit_metrics_and_plots(tmp_path):
 
     metrics = json.loads((folder / "metrics.json").read_text())
     assert [row["method"] for row in metrics["summary"]] == ["gradient descent", "momentum 0.9"]
-    assert len(metrics["runs"]["gradient descent"]["loss"]) == 31  # before each of 30 steps, and after the last
+    assert (
+        len(metrics["runs"]["gradient descent"]["loss"]) == 31
+    )  # before each of 30 steps, and after the last
 
     assert (folder / "momentum.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -44,13 +53,21 @@ def test_figures_have_labelled_axes_and_legends():
 
 
 def test_a_record_shows_its_summary_and_figures_in_a_notebook():
-    """What the notebook's experiment cells display: the summary table, then each figure as an inline PNG."""
+    """What the notebook's experiment cells display: the summary table, then each figure as an
+    inline PNG."""
     record = run_study("momentum", SMALL_MOMENTUM, out_root=None)
     page = record._repr_html_()
     rows = re.findall(r"<tr>(.*?)</tr>", page)
-    assert re.findall(r"<th>(.*?)</th>", rows[0]) == [html.escape(k) for k in record.result.summary[0]]  # "<=" escaped
-    assert [re.findall(r"<td>(.*?)</td>", r)[0] for r in rows[1:]] == ["gradient descent", "momentum 0.9"]
-    assert page.count('<img src="data:image/png;base64,iVBORw0KGgo') == len(record.result.figures) == 1
+    assert re.findall(r"<th>(.*?)</th>", rows[0]) == [
+        html.escape(k) for k in record.result.summary[0]
+    ]  # "<=" escaped
+    assert [re.findall(r"<td>(.*?)</td>", r)[0] for r in rows[1:]] == [
+        "gradient descent",
+        "momentum 0.9",
+    ]
+    assert (
+        page.count('<img src="data:image/png;base64,iVBORw0KGgo') == len(record.result.figures) == 1
+    )
     assert "<script" not in page
 
 
@@ -65,7 +82,9 @@ def test_equal_configs_give_bit_identical_metrics(tmp_path):
     first = run_study("clipping", SMALL_CLIPPING, out_root=tmp_path)
     second = run_study("clipping", SMALL_CLIPPING, out_root=tmp_path)
     assert first.directory != second.directory  # two runs in the same second get two folders
-    assert (first.directory / "metrics.json").read_bytes() == (second.directory / "metrics.json").read_bytes()
+    assert (first.directory / "metrics.json").read_bytes() == (
+        second.directory / "metrics.json"
+    ).read_bytes()
     # ...and a different seed really changes them, so the comparison above can fail.
     third = run_study("clipping", [*SMALL_CLIPPING, "seed=1"], out_root=None)
     assert metrics_json(third.result) != (first.directory / "metrics.json").read_text()

@@ -24,6 +24,7 @@ from tests.grading import hostile
 from tito.course.grading import display, scores
 from tito.course.grading import submissions as sub
 from tito.course.settings import Course
+
 HONEST = "complete"
 
 # Student cells that try to make failing tests pass inside the kernel.
@@ -61,24 +62,33 @@ def notebooks(course: Course):
 
 
 def hostile_cases(course: Course, tmpdir: Path) -> dict:
-    """Submissions whose code attacks the grader; none of them but `broadcasts` has done the work."""
+    """Submissions whose code attacks the grader; none of them but `broadcasts` has done the
+    work."""
     m, release, instructor, complete = notebooks(course)
     root = course.root
     return {
         "plants_code": hostile.with_attack(release, hostile.plants_code(REPO, root)),
-        "writes_course": hostile.with_attack(release, hostile.writes_course(root, course.source_notebook(m), HONEST,
-                                                                            tmpdir)),
+        "writes_course": hostile.with_attack(
+            release, hostile.writes_course(root, course.source_notebook(m), HONEST, tmpdir)
+        ),
         "lingers": hostile.with_attack(release, hostile.lingers(root, HONEST)),
         "loopback": hostile.loopback(release, instructor),
-        "reads_files": hostile.reads_files(release, [
-            root / "submitted" / HONEST / m.name / f"{m.notebook}.ipynb", course.source_notebook(m)]),
+        "reads_files": hostile.reads_files(
+            release,
+            [
+                root / "submitted" / HONEST / m.name / f"{m.notebook}.ipynb",
+                course.source_notebook(m),
+            ],
+        ),
         "signals": hostile.with_attack(release, hostile.signals_everyone()),
         # What a submission uses of the machine: kernel objects, CPU and memory, the judge's trust.
         "kernel_state": hostile.with_attack(release, hostile.kernel_state()),
         "hogs_cpu": hostile.with_attack(release, hostile.hogs_cpu(HOG_SECONDS), kernel_only=True),
         HOARD: hostile.with_attack(release, hostile.hoards_memory(4, 900), kernel_only=True),
         # (the only one with work done: the rest of the complete solution)
-        "broadcasts": sub.replace_region(complete, "cosine_annealing_lr_impl", "return np.ones((20_000_000, 1))"),
+        "broadcasts": sub.replace_region(
+            complete, "cosine_annealing_lr_impl", "return np.ones((20_000_000, 1))"
+        ),
     }
 
 
@@ -87,17 +97,26 @@ HOG_SECONDS = 12  # long enough to overlap other jobs of the batch
 # its cell's time limit, and without root nothing caps the hog: the hoard's name puts it late in the
 # queue, after the hog's job has ended, where "hoards_memory" would start next to "hogs_cpu".
 HOARD = "uses_memory"
-DENIED = {name: "EPERM" for name in ["add_key", "keyctl_search", "io_uring_setup", "memfd_create", "shmget", "flock"]}
+DENIED = {
+    name: "EPERM"
+    for name in ["add_key", "keyctl_search", "io_uring_setup", "memfd_create", "shmget", "flock"]
+}
 
 
 def check_resources(course: Course, outcomes: dict, keys_before: set, keys_after: set) -> None:
     """What the resource cases must show, as root or not: kernel state denied and nothing left in
-    the keyrings, the memory hoard stopped and recorded, the CPU hog running, a broadcast refused."""
+    the keyrings, the memory hoard stopped and recorded, the CPU hog running, a broadcast
+    refused."""
     assert printed_json(course, "kernel_state", "kernel state: ") == [DENIED]
     assert keys_after == keys_before
     hoard = outcomes[HOARD]
-    assert hoard.status == "graded" and "the kernel run held more than memory_limit_mb" in hoard.reason, hoard
-    assert printed_numbers(course, HOARD, "memfd: ") in ([1], [])  # EPERM (none if the kernel was stopped)
+    assert (
+        hoard.status == "graded" and "the kernel run held more than memory_limit_mb" in hoard.reason
+    ), hoard
+    assert printed_numbers(course, HOARD, "memfd: ") in (
+        [1],
+        [],
+    )  # EPERM (none if the kernel was stopped)
     assert all(n < 4 for n in printed_numbers(course, HOARD, "processes that held their memory: "))
     assert printed_numbers(course, "hogs_cpu", "busy processes: ")[0] >= 30
     for grade_id in ("cosine_annealing_values", "cosine_annealing_beyond_t_max"):
@@ -123,12 +142,16 @@ def check_attack_cells(outcomes: dict, recorded: dict, attacks) -> None:
     for student in set(attacks) - {"broadcasts"}:
         s = recorded[student]
         scored = [(g, p) for g, p in s.points.items() if p and g not in s.written]
-        assert (scored, [c.grade_id for c in outcomes[student].cells if c.judge]) == ([], []), student
+        assert (scored, [c.grade_id for c in outcomes[student].cells if c.judge]) == ([], []), (
+            student
+        )
 
 
 def keyring() -> set[str]:
     """The keys this user can see (/proc/keys)."""
-    return set(Path("/proc/keys").read_text().splitlines()) if Path("/proc/keys").exists() else set()
+    return (
+        set(Path("/proc/keys").read_text().splitlines()) if Path("/proc/keys").exists() else set()
+    )
 
 
 def hidden_lines(instructor) -> list[str]:
@@ -139,22 +162,37 @@ def hidden_lines(instructor) -> list[str]:
         inside = False
         for line in cell.source.split("\n"):
             inside = (inside or display.HIDDEN_BEGIN in line) and display.HIDDEN_END not in line
-            if inside and display.HIDDEN_BEGIN not in line and len(line.strip()) >= 12 and line.strip() not in visible:
+            if (
+                inside
+                and display.HIDDEN_BEGIN not in line
+                and len(line.strip()) >= 12
+                and line.strip() not in visible
+            ):
                 lines.append(line.strip())
     return lines
 
 
 # What a submission says (markup, floods, odd characters, too many cells): display cases, with
 # the score each must get (the complete solution's when its code is the complete solution).
-DISPLAY_SCORES = {"scripted": "full", "floods": "full", "lone_surrogate": 0.0, "prints_inputs": 0.0, "bad_metadata": 0.0,
-                  "many_cells": 0.0}
+DISPLAY_SCORES = {
+    "scripted": "full",
+    "floods": "full",
+    "lone_surrogate": 0.0,
+    "prints_inputs": 0.0,
+    "bad_metadata": 0.0,
+    "many_cells": 0.0,
+}
 
 
 def display_cases(release, instructor, complete) -> dict:
-    return {"scripted": hostile.scripted(complete), "floods": hostile.floods(complete),
-            "lone_surrogate": hostile.lone_surrogate(complete), "bad_metadata": hostile.bad_metadata(complete),
-            "prints_inputs": hostile.prints_inputs(release, hidden_lines(instructor)),
-            "many_cells": hostile.many_cells(release)}
+    return {
+        "scripted": hostile.scripted(complete),
+        "floods": hostile.floods(complete),
+        "lone_surrogate": hostile.lone_surrogate(complete),
+        "bad_metadata": hostile.bad_metadata(complete),
+        "prints_inputs": hostile.prints_inputs(release, hidden_lines(instructor)),
+        "many_cells": hostile.many_cells(release),
+    }
 
 
 def place(course: Course, cases: dict, not_files: bool = True) -> dict[str, Path]:
@@ -184,16 +222,27 @@ def place(course: Course, cases: dict, not_files: bool = True) -> dict[str, Path
 
 # -- what must not change ------------------------------------------------------------------
 
+
 def _hashes(root: Path, skip=()) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()
-            and not p.relative_to(root).as_posix().startswith(skip)}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+        and not p.is_symlink()
+        and not p.relative_to(root).as_posix().startswith(skip)
+    }
 
 
 def _environment() -> dict[str, tuple]:
-    """Size and modification time of every file of the Python environment and the checkout's code."""
+    """Size and modification time of every file of the Python environment and the checkout's
+    code."""
     out = {}
-    for top in [Path(site.getsitepackages()[0]), Path(sys.prefix) / "bin", REPO / "tito", REPO / "tinytorch"]:
+    for top in [
+        Path(site.getsitepackages()[0]),
+        Path(sys.prefix) / "bin",
+        REPO / "tito",
+        REPO / "tinytorch",
+    ]:
         for folder, _, files in os.walk(top):
             for f in files:
                 st = os.lstat(os.path.join(folder, f))
@@ -202,15 +251,23 @@ def _environment() -> dict[str, tuple]:
 
 
 def snapshot(course: Course, tmpdir: Path) -> dict:
-    return {"course": _hashes(course.root, skip=("autograded/", "gradebook.db", "feedback/")),
-            "environment": _environment(), "tmp": sorted(p.name for p in tmpdir.iterdir())}
+    return {
+        "course": _hashes(course.root, skip=("autograded/", "gradebook.db", "feedback/")),
+        "environment": _environment(),
+        "tmp": sorted(p.name for p in tmpdir.iterdir()),
+    }
 
 
 def processes_with(marker: str) -> list[str]:
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmdline = (
+                Path(f"/proc/{pid}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
         except OSError:
             continue
         if marker in cmdline:
@@ -219,8 +276,11 @@ def processes_with(marker: str) -> list[str]:
 
 
 def full_score(instructor) -> float:
-    return sum(float(c.metadata["nbgrader"]["points"]) for c in instructor.cells
-               if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")
+    return sum(
+        float(c.metadata["nbgrader"]["points"])
+        for c in instructor.cells
+        if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"
+    )
 
 
 def cell_of(outcome, grade_id):
@@ -228,20 +288,38 @@ def cell_of(outcome, grade_id):
 
 
 def printed_json(course: Course, student: str, prefix: str) -> list:
-    nb = nbformat.read(course.root / "autograded" / student / "06_optimizers" / "optimizers.ipynb", as_version=4)
-    return [json.loads(line.split(prefix, 1)[1]) for c in nb.cells if c.cell_type == "code" for o in c.outputs
-            if o.get("name") == "stdout" for line in o.text.splitlines() if line.startswith(prefix)]
+    nb = nbformat.read(
+        course.root / "autograded" / student / "06_optimizers" / "optimizers.ipynb", as_version=4
+    )
+    return [
+        json.loads(line.split(prefix, 1)[1])
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.get("name") == "stdout"
+        for line in o.text.splitlines()
+        if line.startswith(prefix)
+    ]
 
 
 def printed_numbers(course: Course, student: str, prefix: str) -> list[int]:
     """Numbers a cell printed after `prefix`, from the notebook kept for feedback."""
-    nb = nbformat.read(course.root / "autograded" / student / "06_optimizers" / "optimizers.ipynb", as_version=4)
-    return [int(line.split(prefix)[1]) for c in nb.cells if c.cell_type == "code" for o in c.outputs
-            if o.get("name") == "stdout" for line in o.text.splitlines() if line.startswith(prefix)]
-
+    nb = nbformat.read(
+        course.root / "autograded" / student / "06_optimizers" / "optimizers.ipynb", as_version=4
+    )
+    return [
+        int(line.split(prefix)[1])
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.get("name") == "stdout"
+        for line in o.text.splitlines()
+        if line.startswith(prefix)
+    ]
 
 
 # -- what a submission says: display, hidden tests, floods, odd characters -----------------------
+
 
 def autograded_notebook(course: Course, student: str):
     """The notebook kept for display (what formgrader and the feedback page render) and its size."""
@@ -257,11 +335,27 @@ def unsafe_markup(page: str) -> list:
 
     class Parser(HTMLParser):
         def handle_starttag(self, tag, attrs):
-            if tag in ("script", "iframe", "svg", "style", "object", "embed", "link", "meta", "base", "form"):
+            if tag in (
+                "script",
+                "iframe",
+                "svg",
+                "style",
+                "object",
+                "embed",
+                "link",
+                "meta",
+                "base",
+                "form",
+            ):
                 found.append(tag)
             for name, value in attrs:
-                if name.startswith("on") or name in ("style", "class", "id") and tag != "div" or \
-                        name in ("href", "src") and not re.match(r"(https?:|mailto:|data:image/(png|jpeg);)", value or ""):
+                if (
+                    name.startswith("on")
+                    or name in ("style", "class", "id")
+                    and tag != "div"
+                    or name in ("href", "src")
+                    and not re.match(r"(https?:|mailto:|data:image/(png|jpeg);)", value or "")
+                ):
                     found.append(f"{tag} {name}={value!r}")
 
     Parser().feed(page)
@@ -269,32 +363,60 @@ def unsafe_markup(page: str) -> list:
 
 
 def check_display(course: Course, outcomes: dict, full: float) -> None:
-    """The display cases of a batch (root or unprivileged): scores, caps, and nothing kept unsafe."""
+    """The display cases of a batch (root or unprivileged): scores, caps, and nothing kept
+    unsafe."""
     recorded = recorded_scores(course, [s for s in DISPLAY_SCORES if s in outcomes])
     for student, expected in DISPLAY_SCORES.items():
         if student not in outcomes:
             continue
-        assert recorded[student].automatic == (full if expected == "full" else expected), (student, outcomes[student])
+        assert recorded[student].automatic == (full if expected == "full" else expected), (
+            student,
+            outcomes[student],
+        )
     assert (outcomes["many_cells"].status, outcomes["many_cells"].reason) == (
-        "invalid", f"the notebook has {len(nbformat.read(course.release_notebook(course.module('06')), 4).cells) + 60_000:,} cells, more "
-        "than the 1,000 a submission may have (max_cells in settings.ini): start again from the student version")
-    appended = len(nbformat.read(course.release_notebook(course.module("06")), 4).cells)  # the cell after the last
+        "invalid",
+        "the notebook has "
+        f"{len(nbformat.read(course.release_notebook(course.module('06')), 4).cells) + 60_000:,}"
+        " cells, more "
+        "than the 1,000 a submission may have (max_cells in settings.ini): "
+        "start again from the student version",
+    )
+    appended = len(
+        nbformat.read(course.release_notebook(course.module("06")), 4).cells
+    )  # the cell after the last
     assert (outcomes["lone_surrogate"].status, outcomes["lone_surrogate"].reason) == (
-        "invalid", f"the notebook is not valid Unicode: cell {appended} (lone-surrogate) holds a lone surrogate "
-        "(\\udXXX), text that Jupyter cannot save; remove it and hand the notebook in again")
+        "invalid",
+        f"the notebook is not valid Unicode: cell {appended} (lone-surrogate) "
+        "holds a lone surrogate "
+        "(\\udXXX), text that Jupyter cannot save; remove it and hand the notebook in again",
+    )
     assert (outcomes["bad_metadata"].status, outcomes["bad_metadata"].reason) == (
-        "invalid", f"cell {appended} (odd) has nbgrader metadata of the wrong shape: start again from the student "
-        "version, or copy your answers into it")
+        "invalid",
+        f"cell {appended} (odd) has nbgrader metadata of the wrong shape: "
+        "start again from the student "
+        "version, or copy your answers into it",
+    )
     if "floods" in outcomes:
         floods, size = autograded_notebook(course, "floods")
         outputs = [o.get("text") for c in floods.cells if c.cell_type == "code" for o in c.outputs]
-        assert "x" * 20_000 + "\n… [39,980,001 more characters not shown (max_output_chars)]" in outputs
+        assert (
+            "x" * 20_000 + "\n… [39,980,001 more characters not shown (max_output_chars)]"
+            in outputs
+        )
         assert "… 900 more outputs not shown (max_outputs_per_cell)" in outputs
         assert size < 1 << 20
-    printed = [line for c in autograded_notebook(course, "prints_inputs")[0].cells if c.cell_type == "code"
-               for o in c.outputs if o.get("name") == "stdout" for line in o.text.splitlines()]
+    printed = [
+        line
+        for c in autograded_notebook(course, "prints_inputs")[0].cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.get("name") == "stdout"
+        for line in o.text.splitlines()
+    ]
     assert "hidden lines seen: 0" in printed
-    assert any(line.startswith("read: ") and "/job/in/submission.ipynb" in line for line in printed), printed
+    assert any(
+        line.startswith("read: ") and "/job/in/submission.ipynb" in line for line in printed
+    ), printed
     instructor = nbformat.read(course.source_notebook(course.module("06")), as_version=4)
     hidden = hidden_lines(instructor)
     for folder in sorted((course.root / "autograded").glob("*/06_optimizers")):

@@ -1,4 +1,5 @@
 """Headless Chromium (Debian's, driven by Playwright) and formgrader for the browser tests."""
+
 from __future__ import annotations
 
 import contextlib
@@ -19,7 +20,9 @@ def browser(request, tmp_path):
     """Headless Debian Chromium driven by Playwright (no browser download); a page per test."""
     executable = shutil.which("chromium")
     if executable is None:
-        pytest.skip("no chromium on this machine (`apt-get install chromium`; make install does it as root)")
+        pytest.skip(
+            "no chromium on this machine (`apt-get install chromium`; make install does it as root)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -34,14 +37,29 @@ def browser(request, tmp_path):
 
 @contextlib.contextmanager
 def formgrader(course):
-    """`tito nbgrader formgrader` for the course on a free loopback port; yields (base URL, token)."""
-    shutil.copy(Path(__file__).parents[2] / "nbgrader_config.py", course.root / "nbgrader_config.py")
+    """`tito nbgrader formgrader` for the course on a free loopback port; yields (base URL,
+    token)."""
+    shutil.copy(
+        Path(__file__).parents[2] / "nbgrader_config.py", course.root / "nbgrader_config.py"
+    )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     token = "formgrader-test"
-    server = subprocess.Popen([str(Path(sys.executable).parent / "tito"), "nbgrader", "formgrader", "--port", str(port),
-                               "--token", token], cwd=course.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "tito"),
+            "nbgrader",
+            "formgrader",
+            "--port",
+            str(port),
+            "--token",
+            token,
+        ],
+        cwd=course.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -50,7 +68,9 @@ def formgrader(course):
                 urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5).close()
                 break
             except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read().decode()[-2000:]
+                assert server.poll() is None and time.monotonic() < deadline, (
+                    server.stderr.read().decode()[-2000:]
+                )
                 time.sleep(0.3)
         yield base, token
     finally:
@@ -59,7 +79,8 @@ def formgrader(course):
 
 
 def formgrader_api(base, token, path, method="GET"):
-    request = urllib.request.Request(f"{base}/formgrader/api/{path}", method=method,
-                                     headers={"Authorization": f"token {token}"})
+    request = urllib.request.Request(
+        f"{base}/formgrader/api/{path}", method=method, headers={"Authorization": f"token {token}"}
+    )
     with urllib.request.urlopen(request, timeout=120) as response:
         return json.loads(response.read())

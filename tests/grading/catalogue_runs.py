@@ -97,7 +97,8 @@ CONSTANT_STEP = {  # parameters move by a constant, Adam counts its steps, rates
     "warmup_cosine_lr": "return base_lr",
 }
 EMPTY = "np.empty((0, 1))"
-EMPTY_ARRAYS = {  # empty arrays wherever an array or a number is expected (an empty comparison passes)
+# empty arrays wherever an array or a number is expected (an empty comparison passes)
+EMPTY_ARRAYS = {
     "gradient_descent_step": f"param.data = {EMPTY}\nparam.grad = {EMPTY}",
     "sgd_step": f'state["momentum_buffer"] = {EMPTY}',
     "adam_step": f'state["step"] += 1\nstate["exp_avg"] = state["exp_avg_sq"] = {EMPTY}',
@@ -141,7 +142,8 @@ def no_work_submission(complete, kind: str):
 
 
 def release_and_complete(course) -> tuple:
-    """Module 06, its student version, and the student version filled with the reference solution."""
+    """Module 06, its student version, and the student version filled with the reference
+    solution."""
     m = course.module("06")
     release = nbformat.read(course.release_notebook(m), as_version=4)
     return m, release, sub.filled(release, nbformat.read(course.source_notebook(m), as_version=4))
@@ -155,7 +157,9 @@ class Judged:
 
     def __init__(self, report):
         self.status = "graded"
-        self.cells = [_JudgedCell(v.grade_id, v.points, v.passed, v.message) for v in report.verdicts]
+        self.cells = [
+            _JudgedCell(v.grade_id, v.points, v.passed, v.message) for v in report.verdicts
+        ]
         self.diagnosis = report.diagnosis
 
 
@@ -190,7 +194,9 @@ def judge_one(course_root: str, notebook: str, only: list[str] | None, as_releas
                 c.source = released[c.metadata["nbgrader"]["grade_id"]].source
     if only is not None:
         reference.cells = [
-            c for c in reference.cells if not _graded(c) or c.metadata["nbgrader"]["grade_id"] in only
+            c
+            for c in reference.cells
+            if not _graded(c) or c.metadata["nbgrader"]["grade_id"] in only
         ]
     with tempfile.TemporaryDirectory() as d:
         # At the course's own time limit per cell (settings.ini): the course copy's short limit
@@ -212,7 +218,9 @@ def judge_one(course_root: str, notebook: str, only: list[str] | None, as_releas
             jail.close()
 
 
-_CHECK_COURSE: Course | None = None  # one per worker process: the check writes its workspace and export
+_CHECK_COURSE: Course | None = (
+    None  # one per worker process: the check writes its workspace and export
+)
 
 
 def check_one(graded_root: str, notebook: str) -> dict[str, bool]:
@@ -242,8 +250,6 @@ def run_all(course, tasks: dict[str, tuple]) -> dict:
     """key -> the result of each task, ("judge", notebook, only, as_released) or ("check",
     notebook), two fresh processes at a time."""
     root = str(course.root)
-    work = [
-        (kind, (root, nbformat.writes(nb), *rest)) for kind, nb, *rest in tasks.values()
-    ]
+    work = [(kind, (root, nbformat.writes(nb), *rest)) for kind, nb, *rest in tasks.values()]
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         return dict(zip(tasks, pool.map(_run, work)))

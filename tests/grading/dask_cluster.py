@@ -4,6 +4,7 @@ Workers get the environment they are given (the tests set TMPDIR, where each job
 makes its scratch folder; the scheduler keeps its own, where Dask puts its scratch space),
 and no process writes bytecode next to the sources, which the hostile tests watch for changes.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,19 +26,50 @@ def local_cluster(folder: Path, workers: int, env: dict | None = None):
     scheduler_env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     env = {**scheduler_env, **(env or {})}
     scheduler_file = folder / "scheduler.json"
-    procs = [subprocess.Popen(_dask("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                    "--scheduler-file", str(scheduler_file)),
-                              env=scheduler_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = [
+        subprocess.Popen(
+            _dask(
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(scheduler_file),
+            ),
+            env=scheduler_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     try:
         deadline = time.monotonic() + 60
         while not scheduler_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         address = json.loads(scheduler_file.read_text())["address"]
-        started = [subprocess.Popen(_dask("worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                                          "--host", "127.0.0.1", "--name", f"w{i}", "--local-directory",
-                                          str(folder / f"w{i}")),
-                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                   for i in range(workers)]
+        started = [
+            subprocess.Popen(
+                _dask(
+                    "worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                    "--name",
+                    f"w{i}",
+                    "--local-directory",
+                    str(folder / f"w{i}"),
+                ),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for i in range(workers)
+        ]
         procs += started
         from distributed import Client
 

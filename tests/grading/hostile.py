@@ -5,6 +5,7 @@ it runs in both stages (nbgrader's kernel and the judge's student process); the 
 that need a process of their own in the kernel stage add one ungraded kernel cell.
 The attacks try the host's real paths, so they would succeed against an unconfined grader.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,7 +37,8 @@ def _export(code: str) -> str:
 
 
 def plants_code(repo: Path, course_root: Path) -> str:
-    """Write into site-packages (a module and a .pth) and append to installed grading and course code."""
+    """Write into site-packages (a module and a .pth) and append to installed grading and course
+    code."""
     site_packages = Path(site.getsitepackages()[0])
     targets = {
         str(site_packages / "tito_hostile.py"): "STOLEN = True\n",
@@ -50,19 +52,30 @@ def plants_code(repo: Path, course_root: Path) -> str:
     return TRY + f"for _t, _x in {targets!r}.items():\n    _try(lambda: open(_t, 'a').write(_x))\n"
 
 
-def writes_course(course_root: Path, instructor_notebook: Path, classmate: str, tmpdir: Path) -> str:
-    """Overwrite the course's settings, gradebook, instructor notebook, a classmate's files, the temp folder."""
-    targets = [course_root / "settings.ini", course_root / "gradebook.db", instructor_notebook,
-               course_root / "submitted" / classmate / "06_optimizers" / "optimizers.ipynb",
-               course_root / "autograded" / classmate / "06_optimizers" / "grading.json"]
-    return TRY + f"""\
+def writes_course(
+    course_root: Path, instructor_notebook: Path, classmate: str, tmpdir: Path
+) -> str:
+    """Overwrite the course's settings, gradebook, instructor notebook, a classmate's files, the
+    temp folder."""
+    targets = [
+        course_root / "settings.ini",
+        course_root / "gradebook.db",
+        instructor_notebook,
+        course_root / "submitted" / classmate / "06_optimizers" / "optimizers.ipynb",
+        course_root / "autograded" / classmate / "06_optimizers" / "grading.json",
+    ]
+    return (
+        TRY
+        + f"""\
 import glob, os
 for _t in {[str(t) for t in targets]!r} + glob.glob({str(tmpdir)!r} + "/**", recursive=True):
     _try(lambda: open(_t, "w").write("{{}}") if not os.path.isdir(_t) else None)
-_try(lambda: open({str(tmpdir / 'tito-hostile')!r}, "w").write("x"))
+_try(lambda: open({str(tmpdir / "tito-hostile")!r}, "w").write("x"))
 _try(lambda: open("/tmp/tito-hostile", "w").write("x"))
-_try(lambda: os.makedirs({str(course_root / 'autograded' / classmate / '06_optimizers' / 'grading.json')!r}))
+_try(lambda: os.makedirs(
+    {str(course_root / "autograded" / classmate / "06_optimizers" / "grading.json")!r}))
 """
+    )
 
 
 def lingers(course_root: Path, classmate: str) -> str:
@@ -79,14 +92,19 @@ if os.fork() == 0:
 
 
 def reads_proc_count() -> str:
-    """Print how many processes this stage can see (the test reads it from the feedback notebook)."""
+    """Print how many processes this stage can see (the test reads it from the feedback
+    notebook)."""
     return "import os\nprint('visible processes:', sum(p.isdigit() for p in os.listdir('/proc')))\n"
 
 
 def signals_everyone() -> str:
-    """SIGKILL every process id it may signal: the grader's, the other jobs', the kernel's own client."""
-    return "import os, signal\nfor _pid in range(2, 65536):\n    if _pid != os.getpid():\n" \
-           "        try:\n            os.kill(_pid, signal.SIGKILL)\n        except OSError:\n            pass\n"
+    """SIGKILL every process id it may signal: the grader's, the other jobs', the kernel's own
+    client."""
+    return (
+        "import os, signal\nfor _pid in range(2, 65536):\n    if _pid != os.getpid():\n"
+        "        try:\n            os.kill(_pid, signal.SIGKILL)\n"
+        "        except OSError:\n            pass\n"
+    )
 
 
 def counts_limits() -> str:
@@ -94,7 +112,8 @@ def counts_limits() -> str:
     return """\
 import os, time
 _children = []
-while len(_children) < 1000:  # a bound of its own, so that a broken jail fails the test, not the machine
+# a bound of its own, so that a broken jail fails the test, not the machine
+while len(_children) < 1000:
     try:
         _pid = os.fork()
     except OSError:
@@ -123,6 +142,7 @@ print('scratch MB:', _mb)
 
 # -- what a submission uses: kernel state, CPU and memory shared with other jobs ---------------
 
+
 def kernel_state() -> str:
     """Try the kernel objects that jails would otherwise share; print each call's result."""
     return """\
@@ -132,10 +152,12 @@ _libc = ctypes.CDLL(None, use_errno=True)
 def _call(name, *args):
     r = _libc.syscall(pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name), *args)
     return errno.errorcode.get(ctypes.get_errno(), str(r)) if r == -1 else "ok"
-_found = {"add_key": _call("add_key", b"user", b"tito-hidden-tests", b"grids", 5, -3),  # -3: the user keyring
+# -3: the user keyring
+_found = {"add_key": _call("add_key", b"user", b"tito-hidden-tests", b"grids", 5, -3),
           "keyctl_search": _call("keyctl", 10, -3, b"user", b"tito-hidden-tests", 0),
           "io_uring_setup": _call("io_uring_setup", 4, ctypes.create_string_buffer(120)),
-          "memfd_create": _call("memfd_create", b"hoard", 0), "shmget": _call("shmget", 0, 1 << 20, 0o1600)}
+          "memfd_create": _call("memfd_create", b"hoard", 0),
+          "shmget": _call("shmget", 0, 1 << 20, 0o1600)}
 try:
     fcntl.flock(open(os.path.join(sys.prefix, "pyvenv.cfg"), "rb"), fcntl.LOCK_EX | fcntl.LOCK_NB)
     _found["flock"] = "ok"
@@ -174,21 +196,27 @@ def hoards_memory(processes: int, mb_each: int) -> str:
     address-space limit first.)"""
     # Each touches its memory over half a second or more (a pause every 16 MB), so a memory watch
     # that samples every 0.05 s sees the total pass the limit before all of it is held.
-    child = (f"import mmap, sys, time\\nm = mmap.mmap(-1, {mb_each} << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\\n"
-             f"for i in range(0, {mb_each} << 20, 4096):\\n    m[i] = 1\\n"
-             f"    if i % (16 << 20) == 0:\\n        time.sleep(0.01)\\n"
-             f"print(1, flush=True)\\nsys.stdin.read()")
+    child = (
+        f"import mmap, sys, time\\n"
+        f"m = mmap.mmap(-1, {mb_each} << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\\n"
+        f"for i in range(0, {mb_each} << 20, 4096):\\n    m[i] = 1\\n"
+        f"    if i % (16 << 20) == 0:\\n        time.sleep(0.01)\\n"
+        f"print(1, flush=True)\\nsys.stdin.read()"
+    )
     return f"""\
 import os, subprocess, sys
-_children = [subprocess.Popen([sys.executable, "-S", "-c", "{child}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-             for _ in range({processes})]  # -S: no site-packages to scan, so they start fast on a loaded machine
+# -S: no site-packages to scan, so they start fast on a loaded machine
+_children = [subprocess.Popen([sys.executable, "-S", "-c", "{child}"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+             for _ in range({processes})]
 try:
     _fd = os.memfd_create("hoard")
     os.write(_fd, b"x" * (256 << 20))
     print("memfd: ok")
 except OSError as _e:
     print("memfd:", _e.errno)
-_held = sum(_c.stdout.read(1) == b"1" for _c in _children)  # every child has touched its memory, or died
+# every child has touched its memory, or died
+_held = sum(_c.stdout.read(1) == b"1" for _c in _children)
 print("processes that held their memory:", _held)
 for _c in _children:  # now let them go
     _c.stdin.close()
@@ -198,9 +226,13 @@ for _c in _children:  # now let them go
 
 # -- payloads: solution code fetched from somewhere it must not come from ---------------------
 
+
 def solution_text(instructor) -> str:
-    return "\n".join(c.source for c in instructor.cells
-                     if is_export_cell(c) and c.metadata.get("nbgrader", {}).get("solution"))
+    return "\n".join(
+        c.source
+        for c in instructor.cells
+        if is_export_cell(c) and c.metadata.get("nbgrader", {}).get("solution")
+    )
 
 
 def _with_payload(nb, fetch: str):
@@ -210,10 +242,15 @@ def _with_payload(nb, fetch: str):
     every function is redefined with working code right after its stub.
     """
     nb = sub.insert_code_cell(nb, None, _export(TRY + fetch))
-    solution_ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
-                    if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"]
+    solution_ids = [
+        c.metadata["nbgrader"]["grade_id"]
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"
+    ]
     for gid in solution_ids:
-        nb = sub.insert_code_cell(nb, gid, _export("_code = _try(_payload)\nif _code:\n    exec(_code, globals())\n"))
+        nb = sub.insert_code_cell(
+            nb, gid, _export("_code = _try(_payload)\nif _code:\n    exec(_code, globals())\n")
+        )
     return nb
 
 
@@ -250,12 +287,14 @@ def reads_files(untouched, paths: list[Path]):
 import json, os
 def _payload():
     _paths = {[str(p) for p in paths]!r}
-    _paths += ["/proc/" + _p + "/root" + _q for _p in os.listdir("/proc") if _p.isdigit() for _q in list(_paths)]
+    _paths += ["/proc/" + _p + "/root" + _q
+               for _p in os.listdir("/proc") if _p.isdigit() for _q in list(_paths)]
     for _p in _paths:
         _nb = _try(lambda: json.load(open(_p)))
         if _nb:
             return "\\n".join("".join(c["source"]) for c in _nb["cells"]
-                              if c["cell_type"] == "code" and "### BEGIN SOLUTION" in "".join(c["source"]))
+                              if c["cell_type"] == "code"
+                              and "### BEGIN SOLUTION" in "".join(c["source"]))
 """
     return _with_payload(untouched, fetch)
 
@@ -267,8 +306,15 @@ def with_attack(nb, attack: str, kernel_only: bool = False):
 
 def without_grade_cells(nb):
     nb = nbformat.from_dict(nb)
-    nb.cells = [c for c in nb.cells if not (c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"
-                                            and not c.metadata["nbgrader"].get("solution"))]
+    nb.cells = [
+        c
+        for c in nb.cells
+        if not (
+            c.metadata.get("nbgrader", {}).get("grade")
+            and c.cell_type == "code"
+            and not c.metadata["nbgrader"].get("solution")
+        )
+    ]
     return nb
 
 
@@ -282,34 +328,46 @@ Momentum answer <img src=x onerror="{PWN}"> <script>{PWN}</script>
 <iframe src="javascript:{PWN}"></iframe> <b onmouseover="{PWN}">bold</b>
 <img src="http://203.0.113.7/tracker.png"> <div style="background:url(http://203.0.113.7/bg)">styled</div>
 
-$\\href{{javascript:{PWN}}}{{x}}$ and $\\style{{color:red}}{{y}}$ and $\\text{{<img src=x onerror=\\"{PWN}\\">}}$
+$\\href{{javascript:{PWN}}}{{x}}$ and $\\style{{color:red}}{{y}}$ and \
+$\\text{{<img src=x onerror=\\"{PWN}\\">}}$
 
 </div></div><script>{PWN}</script> ![attached](attachment:pwn.svg)
 """
 SCRIPTED_OUTPUTS = f"""\
 from IPython.display import display, HTML, Javascript, SVG
-print({'<script>' + PWN + '</script>'!r})
+print({"<script>" + PWN + "</script>"!r})
 display(HTML({'<img src=x onerror="' + PWN + '">'!r}))
 display(Javascript({PWN!r}))
 display(SVG({'<svg xmlns="http://www.w3.org/2000/svg" onload="' + PWN + '"></svg>'!r}))
-display({{'image/png': {'"><img src=x onerror="' + PWN + '">'!r}, 'text/plain': 'forged image'}}, raw=True)
-raise ValueError({'<script>' + PWN + '</script>'!r})
+display({{'image/png': {'"><img src=x onerror="' + PWN + '">'!r},
+         'text/plain': 'forged image'}}, raw=True)
+raise ValueError({"<script>" + PWN + "</script>"!r})
 """
 
 
 def scripted(complete):
-    """The complete solution, with script in every written answer, in outputs, an attachment and metadata."""
+    """The complete solution, with script in every written answer, in outputs, an attachment and
+    metadata."""
     nb = nbformat.from_dict(complete)
     for cell in nb.cells:
         if cell.cell_type == "markdown" and cell.metadata.get("nbgrader", {}).get("solution"):
             cell.source = SCRIPTED_MARKDOWN
-            cell.attachments = {"pwn.svg": {"image/svg+xml": f'<svg xmlns="http://www.w3.org/2000/svg" onload="{PWN}"/>'}}
+            cell.attachments = {
+                "pwn.svg": {
+                    "image/svg+xml": f'<svg xmlns="http://www.w3.org/2000/svg" onload="{PWN}"/>'
+                }
+            }
             cell.metadata["tags"] = ['"><script>alert(1)</script>']
     nb = sub.insert_code_cell(nb, None, SCRIPTED_OUTPUTS)
     # A raw cell that would put a fake grading button before the real one in formgrader.
-    nb.cells.insert(1, nbformat.v4.new_raw_cell('<div class="nbgrader_cell"><span id="q_adam_memory"></span>'
-                                                '<button class="full-credit" id="fake-credit">No credit</button></div>',
-                                                id="fake-grading"))
+    nb.cells.insert(
+        1,
+        nbformat.v4.new_raw_cell(
+            '<div class="nbgrader_cell"><span id="q_adam_memory"></span>'
+            '<button class="full-credit" id="fake-credit">No credit</button></div>',
+            id="fake-grading",
+        ),
+    )
     nb.metadata["title"] = f"</title><script>{PWN}</script>"
     nb.metadata["kernelspec"]["display_name"] = f"<script>{PWN}</script>"
     return nb
@@ -319,11 +377,15 @@ def prints_inputs(untouched, hidden_lines: list[str]):
     """A kernel cell that reads every file of the job it can find and prints how many hidden test
     lines it saw (it knows them by their SHA-256 only, so its own source holds none)."""
     digests = sorted(hashlib.sha256(line.encode()).hexdigest() for line in hidden_lines)
-    return sub.insert_code_cell(untouched, None, f"""\
+    return sub.insert_code_cell(
+        untouched,
+        None,
+        f"""\
 import hashlib, os, sys
 _hidden = set({digests!r})
 _read, _seen = [], set()
-_python = (sys.prefix, sys.base_prefix)  # the environment, bound read-only (under /tmp in a checkout there)
+# the environment, bound read-only (under /tmp in a checkout there)
+_python = (sys.prefix, sys.base_prefix)
 for _top in ["/job", os.getcwd(), "/tmp"]:
     for _folder, _dirs, _files in os.walk(_top):
         _dirs[:] = [d for d in _dirs if not os.path.join(_folder, d).startswith(_python)]
@@ -341,19 +403,24 @@ for _top in ["/job", os.getcwd(), "/tmp"]:
                     _seen.add(_digest)
 print("read:", sorted(_read))
 print("hidden lines seen:", len(_seen))
-""")
+""",
+    )
 
 
 def floods(complete):
     """The complete solution printing a 40 MB line and 1,000 outputs (150,000: test_host.py)."""
     nb = sub.insert_code_cell(complete, None, "print('x' * 40_000_000)")
-    return sub.insert_code_cell(nb, None, "from IPython.display import display\nfor _i in range(1000):\n    display(_i)")
+    return sub.insert_code_cell(
+        nb, None, "from IPython.display import display\nfor _i in range(1000):\n    display(_i)"
+    )
 
 
 def bad_metadata(complete):
     """The complete solution with nbgrader metadata of a shape nbgrader's own steps cannot read."""
     nb = nbformat.from_dict(complete)
-    nb.cells.append(nbformat.v4.new_markdown_cell("note", id="odd", metadata={"nbgrader": {"grade_id": ["x"]}}))
+    nb.cells.append(
+        nbformat.v4.new_markdown_cell("note", id="odd", metadata={"nbgrader": {"grade_id": ["x"]}})
+    )
     return nb
 
 
@@ -365,7 +432,8 @@ def many_cells(untouched):
 
 
 def lone_surrogate(complete) -> bytes:
-    """The complete solution with a lone surrogate in a markdown cell (a JSON escape; not valid Unicode)."""
+    """The complete solution with a lone surrogate in a markdown cell (a JSON escape; not valid
+    Unicode)."""
     nb = nbformat.from_dict(complete)
     nb.cells.append(nbformat.v4.new_markdown_cell("SURROGATE-HERE", id="lone-surrogate"))
     return nbformat.writes(nb).replace("SURROGATE-HERE", "a\\ud800b").encode("utf-8")

@@ -6,6 +6,7 @@ every one passes `gd_step_values`, none passes `clip_inf_norm`, only the three w
 k is passed by the students of ability at least 1 + k % 9. The written answers wait for a person.
 An eleventh submission is invalid and must be left out.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,10 +29,15 @@ pytestmark = pytest.mark.slow  # generates a course (nbgrader)
 EASY, HARD, BROKEN = "gd_step_values", "clip_inf_norm", "adam_eps_outside_sqrt"
 STUDENTS = [f"s{i:02d}" for i in range(10)]
 # The grader's diagnosis of some outcomes: three students with eps inside the square root, one of
-# them also with per-tensor clipping, and one Adam like no known mistake; the invalid one is not counted.
-DIAGNOSIS = {"s00": {"adam_step_impl": ["adam-eps-inside-sqrt"]}, "s01": {"adam_step_impl": ["adam-eps-inside-sqrt"]},
-             "s02": {"adam_step_impl": ["adam-eps-inside-sqrt"], "clip_grad_norm_impl": ["clip-per-tensor"]},
-             "s03": {"adam_step_impl": []}, "invalid": {"adam_step_impl": ["adam-eps-inside-sqrt"]}}
+# them also with per-tensor clipping, and one Adam like no known mistake; the invalid one is not
+# counted.
+DIAGNOSIS = {
+    "s00": {"adam_step_impl": ["adam-eps-inside-sqrt"]},
+    "s01": {"adam_step_impl": ["adam-eps-inside-sqrt"]},
+    "s02": {"adam_step_impl": ["adam-eps-inside-sqrt"], "clip_grad_norm_impl": ["clip-per-tensor"]},
+    "s03": {"adam_step_impl": []},
+    "invalid": {"adam_step_impl": ["adam-eps-inside-sqrt"]},
+}
 
 
 def passes(cell: str, k: int, ability: int) -> bool:
@@ -61,7 +67,9 @@ def constructed(tmp_path_factory):
             automatic = [g for g in grades if g.cell_type == "code"]
             scored = {}
             for k, g in enumerate(sorted(automatic, key=lambda g: g.name)):
-                ok = student != "invalid" and passes(g.name, k, STUDENTS.index(student) if student in STUDENTS else 0)
+                ok = student != "invalid" and passes(
+                    g.name, k, STUDENTS.index(student) if student in STUDENTS else 0
+                )
                 g.auto_score = scored[g.name] = g.max_score if ok else 0.0
                 g.needs_manual_grade = False
             for g in grades:
@@ -69,9 +77,14 @@ def constructed(tmp_path_factory):
                     g.auto_score, g.needs_manual_grade = None, True
             expected[student] = scored
             status = "invalid" if student == "invalid" else "graded"
-            outcome = Outcome(student, m.name, status, "" if status == "graded" else "not a notebook",
-                              [CellScore(gid, 0.0, s, s, s > 0) for gid, s in scored.items()],
-                              diagnosis=DIAGNOSIS.get(student, {}))
+            outcome = Outcome(
+                student,
+                m.name,
+                status,
+                "" if status == "graded" else "not a notebook",
+                [CellScore(gid, 0.0, s, s, s > 0) for gid, s in scored.items()],
+                diagnosis=DIAGNOSIS.get(student, {}),
+            )
             out = course.student_folder("autograded", m, student)
             out.mkdir(parents=True)
             (out / OUTCOME_FILE).write_text(outcome.to_json())
@@ -86,10 +99,19 @@ def test_the_statistics_are_the_constructed_ones(constructed):
     assert stats.left_out == {"invalid": 1}
     totals = [sum(expected[s].values()) for s in STUDENTS]
     assert stats.totals == totals and stats.max_total == 100.0
-    assert (by_id[EASY].graded, by_id[EASY].pass_rate, by_id[EASY].mean, by_id[EASY].discrimination,
-            by_id[EASY].flags) == (10, 1.0, 2.0, None, ["easy"])
-    assert (by_id[HARD].pass_rate, by_id[HARD].mean, by_id[HARD].discrimination, by_id[HARD].flags) == \
-        (0.0, 0.0, None, ["hard"])
+    assert (
+        by_id[EASY].graded,
+        by_id[EASY].pass_rate,
+        by_id[EASY].mean,
+        by_id[EASY].discrimination,
+        by_id[EASY].flags,
+    ) == (10, 1.0, 2.0, None, ["easy"])
+    assert (
+        by_id[HARD].pass_rate,
+        by_id[HARD].mean,
+        by_id[HARD].discrimination,
+        by_id[HARD].flags,
+    ) == (0.0, 0.0, None, ["hard"])
     broken = by_id[BROKEN]
     passed = np.array([expected[s][BROKEN] > 0 for s in STUDENTS], dtype=float)
     rest = np.array(totals) - np.array([expected[s][BROKEN] for s in STUDENTS])
@@ -100,11 +122,21 @@ def test_the_statistics_are_the_constructed_ones(constructed):
     half = next(s for s in stats.cells if s.pass_rate == 0.5)
     assert half.discrimination > 0.8 and half.flags == []
     written = [s for s in stats.cells if s.grade_id.startswith("q_")]
-    assert len(written) == 4 and all((s.graded, s.pass_rate, s.flags) == (0, None, []) for s in written)
+    assert len(written) == 4 and all(
+        (s.graded, s.pass_rate, s.flags) == (0, None, []) for s in written
+    )
     assert [s.grade_id for s in stats.cells if "suspect" in s.flags] == [BROKEN]
-    eps, per_tensor = (next(b["mistake"] for b in yaml.safe_load(m.mistakes.read_text())["mistakes"] if b["id"] == i)
-                       for i in ("adam-eps-inside-sqrt", "clip-per-tensor"))
-    assert stats.mistakes == [("adam_step", eps, 3), ("adam_step", "no known mistake", 1), ("clip_grad_norm", per_tensor, 1)]
+    eps, per_tensor = (
+        next(
+            b["mistake"] for b in yaml.safe_load(m.mistakes.read_text())["mistakes"] if b["id"] == i
+        )
+        for i in ("adam-eps-inside-sqrt", "clip-per-tensor")
+    )
+    assert stats.mistakes == [
+        ("adam_step", eps, 3),
+        ("adam_step", "no known mistake", 1),
+        ("clip_grad_norm", per_tensor, 1),
+    ]
 
 
 def test_the_command_writes_csv_and_a_page_without_script(constructed, monkeypatch, browser):
@@ -120,18 +152,28 @@ def test_the_command_writes_csv_and_a_page_without_script(constructed, monkeypat
     assert result.exit_code == 0, result.output
     rows = {r["grade_id"]: r for r in csv.DictReader(io.StringIO(result.stdout))}
     assert len(rows) == 49
-    assert (rows[BROKEN]["pass_rate"], rows[BROKEN]["mean"], rows[BROKEN]["flags"]) == ("0.3", "0.9", "suspect")
+    assert (rows[BROKEN]["pass_rate"], rows[BROKEN]["mean"], rows[BROKEN]["flags"]) == (
+        "0.3",
+        "0.9",
+        "suspect",
+    )
     assert float(rows[BROKEN]["discrimination"]) == pytest.approx(-0.8393, abs=1e-4)
-    assert rows["q_adam_memory"]["pass_rate"] == "" and result.stdout.count('"0.3"') == 0  # numbers unquoted
+    assert (
+        rows["q_adam_memory"]["pass_rate"] == "" and result.stdout.count('"0.3"') == 0
+    )  # numbers unquoted
     page_path = course.root / "reports" / "analytics.html"
-    result = runner.invoke(app, ["nbgrader", "analytics", "06", "--format", "html", "--out", str(page_path)])
+    result = runner.invoke(
+        app, ["nbgrader", "analytics", "06", "--format", "html", "--out", str(page_path)]
+    )
     assert result.exit_code == 0, result.output
     text = page_path.read_text(encoding="utf-8")
     assert "<script" not in text.lower() and "http" not in text
     requests = []
     browser.on("request", lambda r: requests.append(r.url))
     browser.goto(page_path.as_uri())
-    browser.screenshot(path=str(page_path.with_suffix(".png")), full_page=True)  # kept beside the page
+    browser.screenshot(
+        path=str(page_path.with_suffix(".png")), full_page=True
+    )  # kept beside the page
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
     assert browser.locator("tr.suspect td").first.inner_text() == BROKEN
     assert browser.locator("li").all_inner_texts()[1] == "adam_step: no known mistake: 1 student"

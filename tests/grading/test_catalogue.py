@@ -54,7 +54,12 @@ from tito.course.settings import Course
 # The bug whose message the feedback test looks for in the HTML a student receives.
 FEEDBACK_BUG = "adam-step-from-zero"
 # Bugs that also go through the whole pipeline, together in one submission (one per part).
-PIPELINE_BUGS = [FEEDBACK_BUG, "sgd-nesterov-old-buffer", "clip-per-tensor", "step-lr-one-epoch-early"]
+PIPELINE_BUGS = [
+    FEEDBACK_BUG,
+    "sgd-nesterov-old-buffer",
+    "clip-per-tensor",
+    "step-lr-one-epoch-early",
+]
 PIPELINE_BUGS_STUDENT = "pipeline-bugs"
 BUG_FIELDS = {"id", "mistake", "region", "index", "caught_by", "message", "code"}
 
@@ -119,8 +124,12 @@ def test_catalogue_ids_are_unique():
 
 
 def test_catalogue_is_large_enough_and_covers_every_student_region(instructor):
-    assert len(BUGS) >= 30 and len(ALTERNATIVES) >= 8, f"{len(BUGS)} bugs, {len(ALTERNATIVES)} alternatives"
-    assert sum("message" in b for b in BUGS) >= 8, "at least 8 bugs must check their diagnostic message"
+    assert len(BUGS) >= 30 and len(ALTERNATIVES) >= 8, (
+        f"{len(BUGS)} bugs, {len(ALTERNATIVES)} alternatives"
+    )
+    assert sum("message" in b for b in BUGS) >= 8, (
+        "at least 8 bugs must check their diagnostic message"
+    )
     assert {b["region"] for b in BUGS} == _solution_cells(instructor)
 
 
@@ -152,7 +161,9 @@ def test_alternative_names_existing_cells_and_compiles(instructor, alternative):
     )
     nb = alternative_submission(instructor, alternative)
     for grade_id in alternative["replace"]:
-        compile(_cells(nb)[grade_id].source, f"<alternative {alternative['id']} {grade_id}>", "exec")
+        compile(
+            _cells(nb)[grade_id].source, f"<alternative {alternative['id']} {grade_id}>", "exec"
+        )
 
 
 def test_the_diagnosis_names_nothing_for_the_alternatives_or_the_reference():
@@ -242,9 +253,7 @@ def batch(graded_course, request):
     cells = sum(len(r) for r in rows.values())
     same = sum(local == grader for r in rows.values() for local, grader, _ in r.values())
     hidden_failed = sum(
-        v == (True, False, True) and cell in hidden
-        for r in rows.values()
-        for cell, v in r.items()
+        v == (True, False, True) and cell in hidden for r in rows.values() for cell, v in r.items()
     )
     report_summary(
         request.config,
@@ -256,7 +265,8 @@ def batch(graded_course, request):
 
 
 def _caught(outcome, bug) -> list:
-    """The named cells in which the judge failed the bug (and, through the pipeline, points were lost)."""
+    """The named cells in which the judge failed the bug (and, through the pipeline, points were
+    lost)."""
     return [
         c
         for c in outcome.cells
@@ -289,7 +299,9 @@ SAME_ON_EVERY_PROBE = [
 def test_bug_loses_points_in_a_named_cell_and_the_diagnosis_names_it(batch, bug):
     judged = batch["judged"][GROUP_OF_BUG[bug["id"]]]
     lost = [c.grade_id for c in judged.cells if c.score < c.max_score]
-    assert _caught(judged, bug), f"{bug['mistake']}: no points lost in {bug['caught_by']} (lost in {lost})"
+    assert _caught(judged, bug), (
+        f"{bug['mistake']}: no points lost in {bug['caught_by']} (lost in {lost})"
+    )
     named = judged.diagnosis.get(bug["region"], [])
     assert named == [bug["id"]] or sorted(named) in SAME_ON_EVERY_PROBE, judged.diagnosis
     if "message" in bug:
@@ -315,7 +327,9 @@ def test_the_pipeline_records_the_diagnosis_of_a_submission_with_several_bugs(ba
 @pytest.mark.parametrize("kind", NO_WORK)
 def test_a_submission_that_does_no_work_earns_nothing(batch, kind):
     o = batch["judged"][f"no-work-{kind}"]
-    assert [c.grade_id for c in o.cells if c.score] == [], f"every solution region written as {kind}"
+    assert [c.grade_id for c in o.cells if c.score] == [], (
+        f"every solution region written as {kind}"
+    )
 
 
 @pytest.mark.slow
@@ -330,11 +344,15 @@ def test_bugs_the_judge_fails_cost_their_points_through_the_pipeline(batch):
     judged = batch["judged"][PIPELINE_BUGS_STUDENT]
     graded = batch["outcomes"][PIPELINE_BUGS_STUDENT]
     assert graded.status == "graded", graded.reason
-    assert [(c.grade_id, c.judge) for c in graded.cells] == [(c.grade_id, c.judge) for c in judged.cells]
+    assert [(c.grade_id, c.judge) for c in graded.cells] == [
+        (c.grade_id, c.judge) for c in judged.cells
+    ]
     lost = {c.grade_id for c in graded.cells if c.score == 0.0 < c.max_score}
     for bug_id in PIPELINE_BUGS:
         bug = next(b for b in BUGS if b["id"] == bug_id)
-        assert _caught(judged, bug), f"{bug_id}: not failed in {bug['caught_by']} next to the other bugs"
+        assert _caught(judged, bug), (
+            f"{bug_id}: not failed in {bug['caught_by']} next to the other bugs"
+        )
         assert lost >= {c.grade_id for c in _caught(judged, bug)}, bug_id
 
 
@@ -360,7 +378,10 @@ def test_feedback_html_shows_the_diagnostic_message(batch):
     assert bug["message"] in text[: text.index("Part 1")]  # in the summary, from the judge
     clip = next(b for b in BUGS if b["id"] == "clip-per-tensor")
     assert f"Your clip_grad_norm behaves like a known mistake: {clip['mistake']}." in summary
-    assert "Your adam_step behaves like a known mistake: " in summary and "Your adamw_step" not in summary
+    assert (
+        "Your adam_step behaves like a known mistake: " in summary
+        and "Your adamw_step" not in summary
+    )
 
 
 # --- the student's check against the grader -------------------------------------------------

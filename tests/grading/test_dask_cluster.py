@@ -3,6 +3,7 @@
 The cluster itself (a real `dask scheduler` and workers on loopback, one killed mid-batch)
 grades the hostile batch in test_hostile_submissions.py.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -23,7 +24,9 @@ def test_an_unreachable_scheduler_is_refused_before_anything_is_written(graded_c
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(EXAMPLES / "alice.ipynb", path)
     gradebook = (course.root / "gradebook.db").read_bytes()
-    with pytest.raises(CourseError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
+    with pytest.raises(
+        CourseError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"
+    ):
         autograde(course, m, ["unreached"], scheduler="tcp://127.0.0.1:9")
     assert (course.root / "gradebook.db").read_bytes() == gradebook
     assert not (course.root / "autograded" / "unreached").exists()

@@ -1,4 +1,5 @@
 """The host's handling of what a job returns: only outputs cross, as plain data."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,8 @@ import json
 import nbformat
 
 from tito.course.grading.display import DisplayLimits
-from tito.course.grading.host import _kernel_score, merge_outputs as merge
+from tito.course.grading.host import _kernel_score
+from tito.course.grading.host import merge_outputs as merge
 
 LIMITS = DisplayLimits(max_cells=100, max_outputs_per_cell=3, max_output_chars=40, max_image_kb=1)
 
@@ -20,8 +22,14 @@ def _prepared():
     cell.id = "a"
     graded = nbformat.v4.new_code_cell("assert True")
     graded.id = "t"
-    graded.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True, "points": 2,
-                                   "grade_id": "t", "schema_version": 3}
+    graded.metadata["nbgrader"] = {
+        "grade": True,
+        "solution": False,
+        "locked": True,
+        "points": 2,
+        "grade_id": "t",
+        "schema_version": 3,
+    }
     return nbformat.v4.new_notebook(cells=[cell, graded])
 
 
@@ -29,8 +37,15 @@ def _returned(nb, **change) -> str:
     d = json.loads(nbformat.writes(nb))
     d["cells"][0]["outputs"] = [
         {"output_type": "stream", "name": "stdout", "text": ["forged\n", "as a list\n"]},
-        {"output_type": "display_data", "metadata": {}, "data": {
-            "text/plain": "shown", "text/html": "<script>alert(1)</script>", "application/javascript": "x()"}},
+        {
+            "output_type": "display_data",
+            "metadata": {},
+            "data": {
+                "text/plain": "shown",
+                "text/html": "<script>alert(1)</script>",
+                "application/javascript": "x()",
+            },
+        },
     ]
     d["cells"][0]["execution_count"] = 1
     d["cells"][0].update(change)
@@ -77,9 +92,14 @@ def test_a_lone_surrogate_from_the_kernel_run_becomes_a_replacement_character():
 def test_150000_outputs_are_cut_to_the_cap_before_any_schema_check():
     nb = _prepared()
     d = json.loads(nbformat.writes(nb))
-    d["cells"][0]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": f"{i}\n"}
-                                for i in range(150_000)]
+    d["cells"][0]["outputs"] = [
+        {"output_type": "stream", "name": "stdout", "text": f"{i}\n"} for i in range(150_000)
+    ]
     merged, note = merge_outputs(nb, json.dumps({"error": "", "notebook": d}))
     assert note == ""
-    assert [o.text for o in merged.cells[0].outputs] == ["0\n", "1\n", "2\n",
-                                                         "… 149,997 more outputs not shown (max_outputs_per_cell)"]
+    assert [o.text for o in merged.cells[0].outputs] == [
+        "0\n",
+        "1\n",
+        "2\n",
+        "… 149,997 more outputs not shown (max_outputs_per_cell)",
+    ]

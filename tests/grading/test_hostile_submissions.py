@@ -26,7 +26,6 @@ from tests.grading.batch_checks import (
     IMPORT_REFERENCE,
     LOOP_FOREVER,
     cell_of,
-    printed_numbers,
     check_attack_cells,
     check_display,
     check_resources,
@@ -36,6 +35,7 @@ from tests.grading.batch_checks import (
     keyring,
     notebooks,
     place,
+    printed_numbers,
     processes_with,
     recorded_scores,
     snapshot,
@@ -50,6 +50,7 @@ pytestmark = pytest.mark.slow
 
 # -- the batch as root (or as the current user) ---------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def batch(graded_course, tmp_path_factory):
     course = graded_course
@@ -63,27 +64,40 @@ def batch(graded_course, tmp_path_factory):
         "not_json": b'{"cells": [ this is not json',
         "deleted_grade_cell": sub.without_cell(buggy, "adam_eps_outside_sqrt"),
         "all_grade_cells_deleted": hostile.without_grade_cells(complete),
-        "duplicated_grade_cell": sub.with_duplicate(buggy, "adam_eps_outside_sqrt", '"""forged"""\npass'),
-        "edited_locked_cell": sub.set_source(buggy, "adam_eps_outside_sqrt", '"""adam eps"""\npass'),
+        "duplicated_grade_cell": sub.with_duplicate(
+            buggy, "adam_eps_outside_sqrt", '"""forged"""\npass'
+        ),
+        "edited_locked_cell": sub.set_source(
+            buggy, "adam_eps_outside_sqrt", '"""adam eps"""\npass'
+        ),
         "forged_numpy": sub.insert_code_cell(buggy, None, FORGE_NUMPY),
         "forged_tracebacks": sub.insert_code_cell(buggy, None, FORGE_TRACEBACKS),
         "forged_in_export_cell": sub.insert_code_cell(buggy, None, "#| export\n" + FORGE_NUMPY),
         "imports_reference": sub.replace_region(complete, "adam_step_impl", IMPORT_REFERENCE),
         "loops_forever": sub.insert_code_cell(complete, "adam_step_impl", LOOP_FOREVER),
         "eats_memory": sub.insert_code_cell(complete, "adam_step_impl", "#| export\n" + EAT_MEMORY),
-        "calls_sys_exit": sub.insert_code_cell(complete, "adam_step_impl", "import sys\nsys.exit(3)"),
+        "calls_sys_exit": sub.insert_code_cell(
+            complete, "adam_step_impl", "import sys\nsys.exit(3)"
+        ),
         "calls_os_exit": sub.insert_code_cell(complete, "adam_step_impl", "import os\nos._exit(0)"),
-        "counts_limits": hostile.with_attack(hostile.with_attack(complete, hostile.counts_limits(), kernel_only=True),
-                                             hostile.reads_proc_count(), kernel_only=True),
+        "counts_limits": hostile.with_attack(
+            hostile.with_attack(complete, hostile.counts_limits(), kernel_only=True),
+            hostile.reads_proc_count(),
+            kernel_only=True,
+        ),
         **(attacks := hostile_cases(course, tmpdir)),
-        # The 40 MB flood runs in test_hostile_unprivileged.py's batch only (it costs time, not coverage).
+        # The 40 MB flood runs in test_hostile_unprivileged.py's batch only (it costs time, not
+        # coverage).
         **{s: c for s, c in display_cases(release, instructor, complete).items() if s != "floods"},
     }
     paths = place(course, cases)
     submitted = {s: p.read_bytes() for s, p in paths.items() if p.is_file() and not p.is_symlink()}
     # Graded on a Dask cluster of three workers, one of which is killed (SIGKILL) once the
     # first outcome is in, while the others' jobs run: its jobs are run again elsewhere.
-    with local_cluster(tmp_path_factory.mktemp("dask"), workers=3, env={"TMPDIR": str(tmpdir)}) as (address, workers):
+    with local_cluster(tmp_path_factory.mktemp("dask"), workers=3, env={"TMPDIR": str(tmpdir)}) as (
+        address,
+        workers,
+    ):
         killed = []
 
         def kill_a_worker(outcome):
@@ -96,9 +110,20 @@ def batch(graded_course, tmp_path_factory):
         killed_status = workers[0].wait(timeout=10)
     lingering = processes_with(hostile.MARKER)
     after = snapshot(course, tmpdir)
-    return dict(course=course, outcomes={o.student: o for o in outcomes}, recorded=[o.student for o in outcomes],
-                before=before, after=after, paths=paths, submitted=submitted, full=full_score(instructor),
-                lingering=lingering, killed_status=killed_status, keys=(keys_before, keyring()), attacks=list(attacks))
+    return dict(
+        course=course,
+        outcomes={o.student: o for o in outcomes},
+        recorded=[o.student for o in outcomes],
+        before=before,
+        after=after,
+        paths=paths,
+        submitted=submitted,
+        full=full_score(instructor),
+        lingering=lingering,
+        killed_status=killed_status,
+        keys=(keys_before, keyring()),
+        attacks=list(attacks),
+    )
 
 
 def test_every_submission_gets_exactly_one_outcome_though_a_worker_was_killed(batch):
@@ -109,8 +134,11 @@ def test_every_submission_gets_exactly_one_outcome_though_a_worker_was_killed(ba
     course = batch["course"]
     with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", course.course_id) as gb:
         # The course is shared with other test files: look at this batch's students only.
-        rows = sorted((s.student.id, len(s.notebooks), s.score) for s in gb.find_assignment("06_optimizers").submissions
-                      if s.student.id in batch["outcomes"])
+        rows = sorted(
+            (s.student.id, len(s.notebooks), s.score)
+            for s in gb.find_assignment("06_optimizers").submissions
+            if s.student.id in batch["outcomes"]
+        )
     assert rows == sorted((s, 1, o.score) for s, o in batch["outcomes"].items())
 
 
@@ -120,21 +148,38 @@ def test_every_submission_gets_a_recorded_outcome(batch):
         saved = batch["course"].root / "autograded" / student / "06_optimizers" / "grading.json"
         # what grading alone knows; the scores are in the gradebook (the test above)
         kept = json.loads(saved.read_text())
-        assert kept["status"] == o.status and "score" not in kept and all("score" not in c for c in kept["cells"])
+        assert (
+            kept["status"] == o.status
+            and "score" not in kept
+            and all("score" not in c for c in kept["cells"])
+        )
     # Every submission whose code ran, ran jailed; the others record that nothing ran.
-    ran = {o.isolation for o in batch["outcomes"].values() if any(c.kernel is not None for c in o.cells)}
-    assert ran == ({"bubblewrap, seccomp, cgroup (2500 MB in all, 1 CPU)"} if os.geteuid() == 0 else
-                   {"bubblewrap, seccomp, memory watch (2500 MB in all), no CPU quota"})
+    ran = {
+        o.isolation
+        for o in batch["outcomes"].values()
+        if any(c.kernel is not None for c in o.cells)
+    }
+    assert ran == (
+        {"bubblewrap, seccomp, cgroup (2500 MB in all, 1 CPU)"}
+        if os.geteuid() == 0
+        else {"bubblewrap, seccomp, memory watch (2500 MB in all), no CPU quota"}
+    )
     assert {o.isolation for o in batch["outcomes"].values() if o.status == "invalid"} == {""}
 
 
 def test_the_honest_classmate_keeps_full_marks_and_untouched_scores_zero(batch):
     o = batch["outcomes"]
-    assert (o[HONEST].status, o[HONEST].score, o[HONEST].max_score) == ("graded", batch["full"], batch["full"])
+    assert (o[HONEST].status, o[HONEST].score, o[HONEST].max_score) == (
+        "graded",
+        batch["full"],
+        batch["full"],
+    )
     assert (o["untouched"].status, o["untouched"].score) == ("graded", 0.0)
 
 
-@pytest.mark.parametrize("student", ["plants_code", "writes_course", "lingers", "loopback", "reads_files", "signals"])
+@pytest.mark.parametrize(
+    "student", ["plants_code", "writes_course", "lingers", "loopback", "reads_files", "signals"]
+)
 def test_an_attack_on_the_grader_gains_nothing(batch, student):
     o = batch["outcomes"][student]
     assert o.score == 0.0, [(c.grade_id, c.score) for c in o.cells if c.score]
@@ -163,7 +208,9 @@ def test_what_a_submission_uses_stays_within_its_own_job(batch):
 
 
 def test_every_attack_scores_nothing_in_any_cell(batch):
-    check_attack_cells(batch["outcomes"], recorded_scores(batch["course"], batch["outcomes"]), batch["attacks"])
+    check_attack_cells(
+        batch["outcomes"], recorded_scores(batch["course"], batch["outcomes"]), batch["attacks"]
+    )
 
 
 def test_no_process_outlives_its_job(batch):
@@ -172,10 +219,16 @@ def test_no_process_outlives_its_job(batch):
 
 def test_no_file_outside_the_jobs_outputs_changes(batch):
     before, after = batch["before"], batch["after"]
-    assert {k for k in before["course"].keys() | after["course"].keys()
-            if before["course"].get(k) != after["course"].get(k)} == set()
-    assert {k for k in before["environment"].keys() | after["environment"].keys()
-            if before["environment"].get(k) != after["environment"].get(k)} == set()
+    assert {
+        k
+        for k in before["course"].keys() | after["course"].keys()
+        if before["course"].get(k) != after["course"].get(k)
+    } == set()
+    assert {
+        k
+        for k in before["environment"].keys() | after["environment"].keys()
+        if before["environment"].get(k) != after["environment"].get(k)
+    } == set()
     assert after["tmp"] == before["tmp"] == []  # each job's folder is gone, nothing planted
     assert not Path("/tmp/tito-hostile").exists()
     for s, data in batch["submitted"].items():
@@ -198,8 +251,10 @@ def test_limits_hold_inside_the_jail(batch):
 def test_a_submission_that_is_no_regular_file_is_invalid(batch, student):
     o = batch["outcomes"][student]
     assert (o.status, o.score, o.max_score) == ("invalid", 0.0, batch["full"])
-    expected = "not a regular file: " + {"symlinked": "a symbolic link", "foldered": "a folder",
-                                         "piped": "a named pipe"}[student]
+    expected = (
+        "not a regular file: "
+        + {"symlinked": "a symbolic link", "foldered": "a folder", "piped": "a named pipe"}[student]
+    )
     assert o.reason == f"the submission cannot be read: {expected}"
 
 
@@ -220,7 +275,8 @@ def test_a_report_survives_an_outcome_that_cannot_be_read(batch):
 
 
 def test_a_submission_without_any_test_cell_fails_with_nbgraders_own_error(batch):
-    """nbgrader cannot restore the test cells of a notebook that lost all of them; its real error is kept."""
+    """nbgrader cannot restore the test cells of a notebook that lost all of them; its real error is
+    kept."""
     o = batch["outcomes"]["all_grade_cells_deleted"]
     assert (o.status, o.score) == ("failed", 0.0)
     assert o.reason == "nbgrader could not prepare the submission: KeyError: 'sgd_class'"
@@ -239,7 +295,9 @@ def test_a_file_that_is_not_json_is_recorded_as_invalid_with_zero(batch):
     assert o.max_score == batch["full"]
 
 
-@pytest.mark.parametrize("student", ["deleted_grade_cell", "duplicated_grade_cell", "edited_locked_cell"])
+@pytest.mark.parametrize(
+    "student", ["deleted_grade_cell", "duplicated_grade_cell", "edited_locked_cell"]
+)
 def test_tampering_with_a_test_cell_does_not_rescue_a_bug(batch, student):
     o, buggy = batch["outcomes"][student], batch["outcomes"]["buggy"]
     assert o.status == "graded"
@@ -252,7 +310,11 @@ def test_tampering_with_a_test_cell_does_not_rescue_a_bug(batch, student):
 def test_deleted_grade_cell_is_restored_by_nbgrader_and_run(batch):
     graded = batch["course"].root / "autograded/deleted_grade_cell/06_optimizers/optimizers.ipynb"
     nb = nbformat.read(graded, as_version=4)
-    restored = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "adam_eps_outside_sqrt"]
+    restored = [
+        c
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") == "adam_eps_outside_sqrt"
+    ]
     assert len(restored) == 1
     assert any(o.get("output_type") == "error" for o in restored[0].outputs)
 
@@ -284,7 +346,6 @@ def test_a_kernel_killed_by_os_exit_is_recorded_and_scores_nothing(batch):
     o = batch["outcomes"]["calls_os_exit"]
     assert (o.status, o.score) == ("failed", 0.0)
     assert "the kernel stopped: DeadKernelError" in o.reason
-
 
 
 def test_what_a_submission_says_is_data_capped_and_free_of_hidden_tests(batch):

@@ -65,8 +65,14 @@ def unprivileged_batch():
 
 
 def _grade_unprivileged(laptop: Path) -> dict:
-    root = make_course_copy(laptop / "course", cell_timeout_seconds=30,
-                            memory_limit_mb=2500, submission_timeout_seconds=400, max_processes=64, scratch_mb=64)
+    root = make_course_copy(
+        laptop / "course",
+        cell_timeout_seconds=30,
+        memory_limit_mb=2500,
+        submission_timeout_seconds=400,
+        max_processes=64,
+        scratch_mb=64,
+    )
     course = Course(root)
     generate(course, course.module("06"))
     tmpdir = root.parent / "tmp"
@@ -75,45 +81,85 @@ def _grade_unprivileged(laptop: Path) -> dict:
     home.mkdir()
     m, release, instructor, complete = notebooks(course)
     attacks = hostile_cases(course, tmpdir)
-    said = {"buggy": sub.replace_region(complete, "adam_step_impl", EPS_INSIDE_SQRT),
-            "calls_os_exit": sub.insert_code_cell(complete, "adam_step_impl", "import os\nos._exit(0)"),
-            **display_cases(release, instructor, complete)}
-    paths = place(course, {HONEST: complete, "untouched": release, **attacks, **said}, not_files=False)
+    said = {
+        "buggy": sub.replace_region(complete, "adam_step_impl", EPS_INSIDE_SQRT),
+        "calls_os_exit": sub.insert_code_cell(complete, "adam_step_impl", "import os\nos._exit(0)"),
+        **display_cases(release, instructor, complete),
+    }
+    paths = place(
+        course, {HONEST: complete, "untouched": release, **attacks, **said}, not_files=False
+    )
     unprivileged.give_to_nobody(laptop)
     before = snapshot(course, tmpdir)
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(tmpdir),
-           "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": str(home),
+        "TMPDIR": str(tmpdir),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     keys_before = keyring()
     tito = [str(Path(sys.executable).parent / "tito"), "nbgrader", "autograde", "06"]
-    proc = unprivileged.run([*tito, "--workers", "2"], cwd=root, env=env, needed=[REPO, root], timeout=900)
+    proc = unprivileged.run(
+        [*tito, "--workers", "2"], cwd=root, env=env, needed=[REPO, root], timeout=900
+    )
     first = {s: load_outcome(course, root, m, s) for s in paths}
     first_scores = recorded_scores(course, paths)
-    # No CPU quota without root: a job the hog starved is failed, never scored lower; retried once quiet.
-    retry = unprivileged.run([*tito, "--retry-failed"], cwd=root, env=env, needed=[REPO, root], timeout=900)
+    # No CPU quota without root: a job the hog starved is failed, never scored lower; retried once
+    # quiet.
+    retry = unprivileged.run(
+        [*tito, "--retry-failed"], cwd=root, env=env, needed=[REPO, root], timeout=900
+    )
     lingering = processes_with(hostile.MARKER)
     after = snapshot(course, tmpdir)
     outcomes = {s: load_outcome(course, root, m, s) for s in paths}
-    return dict(course=course, proc=proc, retry=retry, first=first, outcomes=outcomes, before=before, after=after,
-                first_scores=first_scores, scores=recorded_scores(course, paths),
-                full=full_score(instructor), lingering=lingering, keys=(keys_before, keyring()), attacks=list(attacks),
-                said=list(said))
+    return dict(
+        course=course,
+        proc=proc,
+        retry=retry,
+        first=first,
+        outcomes=outcomes,
+        before=before,
+        after=after,
+        first_scores=first_scores,
+        scores=recorded_scores(course, paths),
+        full=full_score(instructor),
+        lingering=lingering,
+        keys=(keys_before, keyring()),
+        attacks=list(attacks),
+        said=list(said),
+    )
 
 
 def test_unprivileged_grading_is_jailed_too(unprivileged_batch):
     b = unprivileged_batch
-    assert b["proc"].returncode == 3, b["proc"].stdout[-3000:] + b["proc"].stderr[-3000:]  # invalid/failed ones
-    assert "06_optimizers: automatic scores" in b["proc"].stdout  # the batch finished with its table
+    assert b["proc"].returncode == 3, (
+        b["proc"].stdout[-3000:] + b["proc"].stderr[-3000:]
+    )  # invalid/failed ones
+    assert (
+        "06_optimizers: automatic scores" in b["proc"].stdout
+    )  # the batch finished with its table
     o = b["outcomes"]
-    assert {s: (x.status, x.isolation, x.reason) for s, x in o.items() if x is None or (
-        x.status != "invalid" and x.isolation != "bubblewrap, seccomp, memory watch (2500 MB in all), no CPU quota")} == {}
+    assert {
+        s: (x.status, x.isolation, x.reason)
+        for s, x in o.items()
+        if x is None
+        or (
+            x.status != "invalid"
+            and x.isolation != "bubblewrap, seccomp, memory watch (2500 MB in all), no CPU quota"
+        )
+    } == {}
     recorded = b["scores"]
     assert (o[HONEST].status, recorded[HONEST].automatic) == ("graded", b["full"])
     nothing_done = [s for s in [*b["attacks"], "untouched"] if s != "broadcasts"]
     assert {s: recorded[s].automatic for s in nothing_done} == {s: 0.0 for s in nothing_done}
     assert b["lingering"] == []
     before, after = b["before"], b["after"]
-    assert {k for k in before["course"].keys() | after["course"].keys()
-            if before["course"].get(k) != after["course"].get(k)} == set()
+    assert {
+        k
+        for k in before["course"].keys() | after["course"].keys()
+        if before["course"].get(k) != after["course"].get(k)
+    } == set()
     assert before["environment"] == after["environment"]
     assert after["tmp"] == before["tmp"] == []
 
@@ -125,19 +171,30 @@ def test_unprivileged_grading_keeps_each_job_to_its_own_resources(unprivileged_b
     check_resources(b["course"], b["outcomes"], *b["keys"])
     busy = "the grading machine was busy"
     first, final = b["first"], b["outcomes"]
-    assert first[HONEST].status == "graded" and b["first_scores"][HONEST].automatic == b["full"] or \
-        first[HONEST].status == "failed" and busy in first[HONEST].reason, first[HONEST]
+    assert (
+        first[HONEST].status == "graded"
+        and b["first_scores"][HONEST].automatic == b["full"]
+        or first[HONEST].status == "failed"
+        and busy in first[HONEST].reason
+    ), first[HONEST]
     starved = sorted(s for s, o in first.items() if o.status == "failed" and busy in o.reason)
     assert {s: final[s].status for s in starved} == {s: "graded" for s in starved}
     assert (final[HONEST].status, b["scores"][HONEST].automatic) == ("graded", b["full"])
-    expected_failures = {s for s, o in first.items() if o.status == "failed" and busy not in o.reason}
+    expected_failures = {
+        s for s, o in first.items() if o.status == "failed" and busy not in o.reason
+    }
     assert {s for s, o in final.items() if o.status == "failed"} == expected_failures
     assert b["retry"].returncode == (3 if expected_failures else 0), b["retry"].stdout[-2000:]
     regraded = set(re.findall(r"^│ (\S+) +│", b["retry"].stdout, re.M)) - {"student"}
-    assert regraded == {s for s, o in first.items() if o.status == "failed"}  # the failed ones, only them
-    report_summary(request.config, "unprivileged batch with a CPU hog",
-                   f"{len(starved)} job(s) failed as starved ({', '.join(starved) or 'none'}), "
-                   f"all graded by --retry-failed; memory hoard peak {final[HOARD].memory_mb}")
+    assert regraded == {
+        s for s, o in first.items() if o.status == "failed"
+    }  # the failed ones, only them
+    report_summary(
+        request.config,
+        "unprivileged batch with a CPU hog",
+        f"{len(starved)} job(s) failed as starved ({', '.join(starved) or 'none'}), "
+        f"all graded by --retry-failed; memory hoard peak {final[HOARD].memory_mb}",
+    )
 
 
 def test_unprivileged_run_really_ran_unprivileged(unprivileged_batch):
@@ -155,6 +212,7 @@ def test_every_attack_scores_nothing_in_any_cell(unprivileged_batch):
 
 # -- what a submission says ------------------------------------------------------------------
 
+
 def test_unprivileged_grading_treats_what_a_submission_says_as_data(unprivileged_batch):
     b = unprivileged_batch
     check_display(b["course"], b["outcomes"], b["full"])
@@ -171,11 +229,14 @@ def test_the_hidden_line_hunt_finds_hidden_lines_where_they_are(tmp_path, capsys
     instructor = nbformat.read(course.source_notebook(course.module("06")), as_version=4)
     (tmp_path / "job").mkdir()
     shutil.copy(course.source_notebook(course.module("06")), tmp_path / "job" / "instructor.ipynb")
-    release = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import numpy", id="imports")])
+    release = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("import numpy", id="imports")]
+    )
     cell = hostile.prints_inputs(release, hidden_lines(instructor)).cells[1].source
     exec(cell.replace('["/job", os.getcwd(), "/tmp"]', repr([str(tmp_path / "job")])), {})
     hidden = hidden_lines(instructor)
-    # Most of them: a line whose JSON text holds escapes is not matched, which the hunt only undoes in part.
+    # Most of them: a line whose JSON text holds escapes is not matched, which the hunt only undoes
+    # in part.
     assert len(hidden) == 38 and int(capsys.readouterr().out.split("hidden lines seen: ")[1]) >= 30
 
 
@@ -184,8 +245,13 @@ def test_every_outcome_has_a_feedback_page_with_no_script_and_no_hidden_test(unp
 
     course, m = unprivileged_batch["course"], unprivileged_batch["course"].module("06")
     # One student of every kind (a page takes about 2.5 s on this machine).
-    kinds = {HONEST: "graded", "buggy": "graded", "scripted": "graded", "many_cells": "invalid",
-             "calls_os_exit": "failed"}
+    kinds = {
+        HONEST: "graded",
+        "buggy": "graded",
+        "scripted": "graded",
+        "many_cells": "invalid",
+        "calls_os_exit": "failed",
+    }
     assert {s: unprivileged_batch["outcomes"][s].status for s in kinds} == kinds
     pages = [page for s in kinds for page in feedback.generate(course, m, student=s)]
     assert sorted(p.parent.parent.name for p in pages) == sorted(kinds)
@@ -197,9 +263,13 @@ def test_every_outcome_has_a_feedback_page_with_no_script_and_no_hidden_test(unp
     # The check can see a hidden line: the instructor notebook rendered the same way shows them.
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(course.source_notebook(m), as_version=4))
+    body, _ = HTMLExporter().from_notebook_node(
+        nbformat.read(course.source_notebook(m), as_version=4)
+    )
     assert len([h for h in hidden if h in _page_text(body)]) == len(hidden)
-    invalid = (course.root / "feedback" / "many_cells" / m.name / "optimizers.html").read_text(encoding="utf-8")
+    invalid = (course.root / "feedback" / "many_cells" / m.name / "optimizers.html").read_text(
+        encoding="utf-8"
+    )
     assert "not graded" in invalid and "more than the 1,000 a submission may have" in invalid
 
 
@@ -211,19 +281,33 @@ def _watch(page) -> dict:
     return seen
 
 
-MATHJAX = "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/latest.js?config=TeX-AMS_CHTML-full,Safe"
-UNSAFE = "script:not([src]), iframe, [onerror], [onload], [onmouseover], [onclick], a[href^='javascript'], [style*='url(']"
+MATHJAX = (
+    "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/latest.js?config=TeX-AMS_CHTML-full,Safe"
+)
+UNSAFE = (
+    "script:not([src]), iframe, [onerror], [onload], [onmouseover], [onclick], "
+    "a[href^='javascript'], [style*='url(']"
+)
 
 
-def test_formgrader_and_the_feedback_page_show_hostile_work_without_running_it(unprivileged_batch, browser):
+def test_formgrader_and_the_feedback_page_show_hostile_work_without_running_it(
+    unprivileged_batch, browser
+):
     """In Chromium: the submission whose answers, outputs, attachment and metadata carry script."""
     from tests.grading.browser import formgrader, formgrader_api
     from tito.course.grading import feedback
 
-    course, m, page = unprivileged_batch["course"], unprivileged_batch["course"].module("06"), browser
+    course, m, page = (
+        unprivileged_batch["course"],
+        unprivileged_batch["course"].module("06"),
+        browser,
+    )
     with formgrader(course) as (base, token):
-        scripted = next(n for n in formgrader_api(base, token, f"submitted_notebooks/{m.name}/{m.notebook}")
-                        if n["student"] == "scripted")
+        scripted = next(
+            n
+            for n in formgrader_api(base, token, f"submitted_notebooks/{m.name}/{m.notebook}")
+            if n["student"] == "scripted"
+        )
         page.goto(f"{base}/login?next=/formgrader/submissions/{scripted['id']}/")
         page.fill("#password_input", token)
         seen = _watch(page)
@@ -234,27 +318,41 @@ def test_formgrader_and_the_feedback_page_show_hostile_work_without_running_it(u
         page.wait_for_timeout(500)
         assert page.evaluate("document.body.getAttribute('data-pwned')") is None
         assert page.locator(f"#notebook-container :is({UNSAFE})").count() == 0
-        assert page.locator("#fake-credit").count() == 0  # the raw cell's fake button is not on the page
+        assert (
+            page.locator("#fake-credit").count() == 0
+        )  # the raw cell's fake button is not on the page
         assert seen["dialogs"] == []
         # Beyond the server, only nbgrader's own template asks for something (MathJax from a CDN),
         # and the server's Content-Security-Policy stops it before it leaves the browser.
-        assert [u for u in seen["requests"] if not u.startswith(base)] == [MATHJAX], seen["requests"]
+        assert [u for u in seen["requests"] if not u.startswith(base)] == [MATHJAX], seen[
+            "requests"
+        ]
         assert seen["failed"] == {MATHJAX: "csp"}, seen["failed"]
         # The written answer is there, as text and MathML; the Jupyter server offers no kernel.
         assert page.locator("#notebook-container math").count() > 0
         assert "Momentum answer" in page.locator("#notebook-container").first.inner_text()
         instructor = nbformat.read(course.source_notebook(m), as_version=4)
         shown = page.locator("body").inner_text()
-        assert display.HIDDEN_LINE in shown and [h for h in hidden_lines(instructor) if h in shown] == []
-        request = urllib.request.Request(f"{base}/api/kernelspecs", headers={"Authorization": f"token {token}"})
+        assert (
+            display.HIDDEN_LINE in shown
+            and [h for h in hidden_lines(instructor) if h in shown] == []
+        )
+        request = urllib.request.Request(
+            f"{base}/api/kernelspecs", headers={"Authorization": f"token {token}"}
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             assert json.loads(response.read())["kernelspecs"] == {}
             assert "script-src 'self'" in response.headers["Content-Security-Policy"]
         # No file of the course through the server: contents and nbconvert refuse, /files/ is gone.
-        for path, code in [("api/contents/settings.ini", 403), ("api/contents/assignments", 403),
-                           ("nbconvert/html/submitted/scripted/06_optimizers/optimizers.ipynb", 403),
-                           ("files/gradebook.db", 404)]:
-            request = urllib.request.Request(f"{base}/{path}", headers={"Authorization": f"token {token}"})
+        for path, code in [
+            ("api/contents/settings.ini", 403),
+            ("api/contents/assignments", 403),
+            ("nbconvert/html/submitted/scripted/06_optimizers/optimizers.ipynb", 403),
+            ("files/gradebook.db", 404),
+        ]:
+            request = urllib.request.Request(
+                f"{base}/{path}", headers={"Authorization": f"token {token}"}
+            )
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(request, timeout=30)
             assert refused.value.code == code, path
@@ -262,8 +360,11 @@ def test_formgrader_and_the_feedback_page_show_hostile_work_without_running_it(u
     seen = _watch(page)
     page.goto(path.as_uri())
     # From here on, any change to the page would be script's doing (the page has none).
-    page.evaluate("new MutationObserver(m => { window.__changes = (window.__changes || 0) + m.length })"
-                  ".observe(document, {subtree: true, childList: true, attributes: true, characterData: true})")
+    page.evaluate(
+        "new MutationObserver(m => { window.__changes = (window.__changes || 0) + m.length })"
+        ".observe(document, "
+        "{subtree: true, childList: true, attributes: true, characterData: true})"
+    )
     for cell in page.locator("b").all():
         cell.hover()
     page.wait_for_timeout(300)

@@ -7,6 +7,7 @@ jail then makes its job groups inside it. Four fresh processes that each touch 9
 jail records that the limit was hit. (Without delegation the jail uses the memory watch:
 test_hostile_unprivileged.py.)
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ from tito.course.grading import cgroups
 
 pytestmark = pytest.mark.slow
 
-RUN = r'''
+RUN = r"""
 import json, subprocess, sys, tempfile
 from pathlib import Path
 from tito.course.grading.jail import Jail, Limits
@@ -35,9 +36,9 @@ with tempfile.TemporaryDirectory() as d:
     proc = jail.popen([sys.executable, probe], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate(timeout=120)
     jail.close()
-    print(json.dumps({"isolation": jail.isolation, "hit": jail.memory_hit, "peak": jail.peak_memory_mb,
-                      "printed": out.decode()}))
-'''
+    print(json.dumps({"isolation": jail.isolation, "hit": jail.memory_hit,
+                      "peak": jail.peak_memory_mb, "printed": out.decode()}))
+"""
 
 
 @pytest.fixture
@@ -46,7 +47,9 @@ def delegated():
         pytest.skip("delegating a control group to another user needs root")
     known = cgroups.hierarchies()
     if any(v2 for _, v2 in known.values()):
-        pytest.skip("cgroup v2 delegation needs a leaf group of its own; this test covers v1 hierarchies")
+        pytest.skip(
+            "cgroup v2 delegation needs a leaf group of its own; this test covers v1 hierarchies"
+        )
     groups = []
     for root, _ in {v for v in known.values()}:
         group = root / f"tito-delegated-{uuid.uuid4().hex[:8]}"
@@ -67,10 +70,21 @@ def test_a_delegated_group_holds_an_unprivileged_jail_to_its_memory_limit(delega
         (home / "probe.py").write_text(hostile.hoards_memory(4, 900))
         (home / "run.py").write_text(RUN)
         unprivileged.give_to_nobody(home)
-        env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
-               "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": str(home)}
-        proc = unprivileged.run([sys.executable, str(home / "run.py"), str(home / "probe.py")], cwd=home, env=env,
-                                needed=[REPO, home], timeout=180, groups=delegated)
+        env = {
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "TMPDIR": str(home),
+        }
+        proc = unprivileged.run(
+            [sys.executable, str(home / "run.py"), str(home / "probe.py")],
+            cwd=home,
+            env=env,
+            needed=[REPO, home],
+            timeout=180,
+            groups=delegated,
+        )
         got = json.loads(proc.stdout or "{}") if proc.returncode == 0 else proc.stderr
         assert isinstance(got, dict), got
         assert got["isolation"] == "bubblewrap, seccomp, cgroup (2500 MB in all, 1 CPU)"

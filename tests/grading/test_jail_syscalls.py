@@ -4,6 +4,7 @@ A probe runs in a real jail, as root and as an unprivileged user: each denied ca
 EPERM (a keyring write, io_uring, a file lock on the shared read-only environment, a new
 namespace...), while processes, threads and files still work.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,15 +21,17 @@ from tests.grading import unprivileged
 
 pytestmark = pytest.mark.slow  # starts jails
 
-PROBE = r'''
+PROBE = r"""
 import ctypes, errno, fcntl, json, os, subprocess, sys, threading
 import pyseccomp
 libc = ctypes.CDLL(None, use_errno=True)
 out = {}
-for name in ["add_key", "request_key", "keyctl", "io_uring_setup", "userfaultfd", "perf_event_open", "bpf",
-             "unshare", "setns", "mount", "ptrace", "process_vm_readv", "memfd_create", "shmget", "msgget", "semget"]:
+for name in ["add_key", "request_key", "keyctl", "io_uring_setup", "userfaultfd",
+             "perf_event_open", "bpf", "unshare", "setns", "mount", "ptrace",
+             "process_vm_readv", "memfd_create", "shmget", "msgget", "semget"]:
     nr = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
-    args = {"add_key": (b"user", b"hidden", b"data", 4, -3)}.get(name, (0, 0, 0, 0, 0))  # -3: user keyring
+    # -3: user keyring
+    args = {"add_key": (b"user", b"hidden", b"data", 4, -3)}.get(name, (0, 0, 0, 0, 0))
     r = libc.syscall(nr, *args)
     out[name] = errno.errorcode.get(ctypes.get_errno(), str(r)) if r == -1 else "ok"
 env = open(os.path.join(sys.prefix, "pyvenv.cfg"), "rb")  # the same file for every jail
@@ -40,11 +43,12 @@ for name, lock in [("flock", lambda: fcntl.flock(env, fcntl.LOCK_SH | fcntl.LOCK
     except OSError as e:
         out[name] = errno.errorcode[e.errno]
 class Flock(ctypes.Structure):
-    _fields_ = [("l_type", ctypes.c_short), ("l_whence", ctypes.c_short), ("l_start", ctypes.c_long),
-                ("l_len", ctypes.c_long), ("l_pid", ctypes.c_int)]
+    _fields_ = [("l_type", ctypes.c_short), ("l_whence", ctypes.c_short),
+                ("l_start", ctypes.c_long), ("l_len", ctypes.c_long), ("l_pid", ctypes.c_int)]
 lock = Flock(fcntl.F_RDLCK, 0, 0, 0, 0)
 fcntl_nr = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "fcntl")
-r = libc.syscall(fcntl_nr, env.fileno(), ctypes.c_ulong((1 << 32) | fcntl.F_SETLK), ctypes.byref(lock))
+r = libc.syscall(fcntl_nr, env.fileno(), ctypes.c_ulong((1 << 32) | fcntl.F_SETLK),
+                 ctypes.byref(lock))
 out["fcntl_lock_high_bits"] = errno.errorcode.get(ctypes.get_errno(), str(r)) if r == -1 else "ok"
 clone_nr = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "clone")
 r = libc.syscall(clone_nr, ctypes.c_ulong(0x10000000 | 17), 0, 0, 0, 0)  # CLONE_NEWUSER | SIGCHLD
@@ -53,14 +57,15 @@ if r == 0:
 out["clone_newuser"] = errno.errorcode.get(ctypes.get_errno(), str(r)) if r == -1 else "ok"
 r = libc.inotify_init1(0)
 out["inotify"] = errno.errorcode.get(ctypes.get_errno(), str(r)) if r == -1 else "ok"
-out["process"] = subprocess.run([sys.executable, "-c", "print('child')"], capture_output=True, text=True).stdout.strip()
+out["process"] = subprocess.run([sys.executable, "-c", "print('child')"],
+                                capture_output=True, text=True).stdout.strip()
 t = threading.Thread(target=lambda: out.__setitem__("thread", "ok"))
 t.start(); t.join()
 with open(os.path.join(os.environ["TMPDIR"], "f"), "w") as f:
     out["write"] = str(f.write("x"))
 print(json.dumps(out))
-'''
-RUN = r'''
+"""
+RUN = r"""
 import subprocess, sys, tempfile
 from pathlib import Path
 from tito.course.grading.jail import Jail, Limits
@@ -71,22 +76,51 @@ with tempfile.TemporaryDirectory() as d:
     out, err = proc.communicate(timeout=120)
     jail.close()
     sys.stdout.write(out.decode() or err.decode())
-'''
-EXPECTED = {**{name: "EPERM" for name in ["add_key", "request_key", "keyctl", "io_uring_setup", "userfaultfd",
-                                          "perf_event_open", "bpf", "unshare", "setns", "mount", "ptrace",
-                                          "process_vm_readv", "memfd_create", "shmget", "msgget", "semget",
-                                          "flock", "fcntl_lock"]},
-            "fcntl_lock_high_bits": "EPERM", "clone_newuser": "EPERM", "inotify": "EPERM",
-            "process": "child", "thread": "ok", "write": "1"}
+"""
+EXPECTED = {
+    **{
+        name: "EPERM"
+        for name in [
+            "add_key",
+            "request_key",
+            "keyctl",
+            "io_uring_setup",
+            "userfaultfd",
+            "perf_event_open",
+            "bpf",
+            "unshare",
+            "setns",
+            "mount",
+            "ptrace",
+            "process_vm_readv",
+            "memfd_create",
+            "shmget",
+            "msgget",
+            "semget",
+            "flock",
+            "fcntl_lock",
+        ]
+    },
+    "fcntl_lock_high_bits": "EPERM",
+    "clone_newuser": "EPERM",
+    "inotify": "EPERM",
+    "process": "child",
+    "thread": "ok",
+    "write": "1",
+}
 
 
 def _keys() -> set[str]:
-    return set(Path("/proc/keys").read_text().splitlines()) if Path("/proc/keys").exists() else set()
+    return (
+        set(Path("/proc/keys").read_text().splitlines()) if Path("/proc/keys").exists() else set()
+    )
 
 
 def test_the_filter_denies_shared_kernel_state_and_allows_ordinary_work():
     before = _keys()
-    proc = subprocess.run([sys.executable, "-c", RUN], input=PROBE.encode(), capture_output=True, timeout=180)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN], input=PROBE.encode(), capture_output=True, timeout=180
+    )
     assert json.loads(proc.stdout) == EXPECTED, proc.stdout + proc.stderr
     assert _keys() == before  # nothing of the job's in the keyrings
 
@@ -96,15 +130,36 @@ def test_the_filter_holds_for_an_unprivileged_grader_too():
     home = Path(tempfile.mkdtemp(prefix="tito-laptop-"))  # not under pytest's folder (owner only)
     try:
         (home / "probe.py").write_text(PROBE)
-        (home / "run.py").write_text(RUN.replace("sys.stdin.buffer.read()", f"open({str(home / 'probe.py')!r}, 'rb').read()"))
+        (home / "run.py").write_text(
+            RUN.replace("sys.stdin.buffer.read()", f"open({str(home / 'probe.py')!r}, 'rb').read()")
+        )
         unprivileged.give_to_nobody(home)
-        env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8",
-               "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": str(home)}
-        proc = unprivileged.run([sys.executable, "-c", "import os; print(os.geteuid())", ], cwd=home, env=env,
-                                needed=[REPO, home], timeout=60)
+        env = {
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "HOME": str(home),
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "TMPDIR": str(home),
+        }
+        proc = unprivileged.run(
+            [
+                sys.executable,
+                "-c",
+                "import os; print(os.geteuid())",
+            ],
+            cwd=home,
+            env=env,
+            needed=[REPO, home],
+            timeout=60,
+        )
         assert proc.stdout.strip() != "0"  # the probe's jail below is made by an unprivileged user
-        proc = unprivileged.run([sys.executable, str(home / "run.py")], cwd=home, env=env, needed=[REPO, home],
-                                timeout=180)
+        proc = unprivileged.run(
+            [sys.executable, str(home / "run.py")],
+            cwd=home,
+            env=env,
+            needed=[REPO, home],
+            timeout=180,
+        )
         assert json.loads(proc.stdout) == EXPECTED, proc.stdout + proc.stderr
     finally:
         shutil.rmtree(home, ignore_errors=True)

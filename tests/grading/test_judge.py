@@ -1,22 +1,35 @@
 """The judge on its own (no nbgrader): verdicts, mirroring across the jail, set-up failures."""
+
 from __future__ import annotations
 
-import numpy as np
 import nbformat
+import numpy as np
 import pytest
 
 from tito.course.grading import judge as judge_module
 from tito.course.grading import submissions as sub
-from tito.course.grading.jail import Jail, Limits
-from tito.course.grading.judge import MachineError, SandboxSetupError, StudentProcess, SupportCellError, judge
 from tito.course.grading.host import student_package
+from tito.course.grading.jail import Jail, Limits
+from tito.course.grading.judge import (
+    MachineError,
+    SandboxSetupError,
+    StudentProcess,
+    SupportCellError,
+    judge,
+)
 from tito.course.settings import Course
 
 pytestmark = pytest.mark.slow  # starts jailed processes
 COURSE = Course()
 REFERENCE = nbformat.read(COURSE.source_notebook(COURSE.module("06")), as_version=4)
-LIMITS = Limits(cell_timeout_seconds=30, memory_limit_mb=2500, submission_timeout_seconds=120,
-                max_processes=64, scratch_mb=64, output_mb=16)
+LIMITS = Limits(
+    cell_timeout_seconds=30,
+    memory_limit_mb=2500,
+    submission_timeout_seconds=120,
+    max_processes=64,
+    scratch_mb=64,
+    output_mb=16,
+)
 
 
 @pytest.fixture
@@ -28,7 +41,9 @@ def jail(tmp_path):
 
 
 def _student(jail, *cells: str, timeout=10):
-    return StudentProcess(list(cells), cell_timeout=timeout, jail=jail, tensor_class=COURSE.tensor_class)
+    return StudentProcess(
+        list(cells), cell_timeout=timeout, jail=jail, tensor_class=COURSE.tensor_class
+    )
 
 
 def test_reference_passes_every_graded_cell_in_the_judge(jail):
@@ -38,10 +53,13 @@ def test_reference_passes_every_graded_cell_in_the_judge(jail):
 
 
 def test_in_place_updates_and_shared_objects_are_mirrored(jail):
-    sp = _student(jail, "import numpy as np\n_cache = {}\n"
-                        "def kernel(p, g, state):\n"
-                        "    p -= g\n"
-                        "    state['buf'] = _cache.setdefault(p.shape, np.zeros(p.shape))\n")
+    sp = _student(
+        jail,
+        "import numpy as np\n_cache = {}\n"
+        "def kernel(p, g, state):\n"
+        "    p -= g\n"
+        "    state['buf'] = _cache.setdefault(p.shape, np.zeros(p.shape))\n",
+    )
     try:
         p1, p2, g = np.ones(3), np.ones(3), np.full(3, 0.5)
         s1, s2 = {}, {}
@@ -54,7 +72,9 @@ def test_in_place_updates_and_shared_objects_are_mirrored(jail):
 
 
 def test_student_errors_keep_builtin_types_but_judge_failures_do_not(jail):
-    sp = _student(jail, "def f():\n    raise ValueError('bad lr')\ndef g():\n    raise SystemExit(0)\n")
+    sp = _student(
+        jail, "def f():\n    raise ValueError('bad lr')\ndef g():\n    raise SystemExit(0)\n"
+    )
     try:
         with pytest.raises(ValueError, match="bad lr"):
             sp.call("f", (), {}, deadline=1e18)
@@ -77,7 +97,9 @@ def test_a_slow_exported_cell_is_stopped_and_the_rest_still_runs(jail):
 
 def test_the_student_process_sees_only_the_jail(jail):
     """No course folder, no reference package, no network, only its own processes."""
-    sp = _student(jail, f"""\
+    sp = _student(
+        jail,
+        f"""\
 import os, socket
 def probe():
     try:
@@ -91,12 +113,16 @@ def probe():
     except OSError as e:
         net = type(e).__name__
     pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
-    seen = [p for p in {[str(COURSE.root / x) for x in ("settings.ini", "assignments", "tinytorch", "release")]!r}
+    seen = [p for p in
+        {[str(COURSE.root / x) for x in ("settings.ini", "assignments", "tinytorch", "release")]!r}
             if os.path.exists(p)]
     return [seen, reference, net, len(pids), os.access("/usr", os.W_OK)]
-""")
+""",
+    )
     try:
-        course_files, reference, net, n_processes, usr_writable = sp.call("probe", (), {}, deadline=1e18)
+        course_files, reference, net, n_processes, usr_writable = sp.call(
+            "probe", (), {}, deadline=1e18
+        )
     finally:
         sp.close()
     assert (course_files, reference, usr_writable) == ([], "missing", False)
@@ -118,14 +144,23 @@ def test_a_broken_test_support_cell_is_the_graders_problem_not_a_zero(jail):
 
 
 def test_every_graded_cell_gets_its_own_copy_of_the_support_helpers(jail):
-    """A graded cell that rebinds a helper (in the namespace the helpers see) changes nothing for the next one."""
-    source = next(c.source for c in REFERENCE.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "gd_step_values")
-    spoiled = sub.set_source(REFERENCE, "gd_step_values", source + "\ncheck_close.__globals__['check_close'] = None\n")
+    """A graded cell that rebinds a helper (in the namespace the helpers see) changes nothing for
+    the next one."""
+    source = next(
+        c.source
+        for c in REFERENCE.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") == "gd_step_values"
+    )
+    spoiled = sub.set_source(
+        REFERENCE, "gd_step_values", source + "\ncheck_close.__globals__['check_close'] = None\n"
+    )
     report = judge(spoiled, REFERENCE, jail, tensor_class=COURSE.tensor_class)
     assert [v.grade_id for v in report.verdicts if not v.passed] == []
 
 
 def test_a_solution_region_outside_a_function_is_refused():
-    nb = sub.set_source(REFERENCE, "step_lr_impl", "#| export\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n")
+    nb = sub.set_source(
+        REFERENCE, "step_lr_impl", "#| export\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n"
+    )
     with pytest.raises(ValueError, match="inside a top-level function"):
         judge_module.student_functions([c for c in nb.cells if c.source.startswith("#| export")])

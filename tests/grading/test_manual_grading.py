@@ -4,6 +4,7 @@ Scores and comments are entered through nbgrader's gradebook the way formgrader'
 them (manual_score, needs_manual_grade, manual_comment); then the submission is autograded
 again, as after a fix to a test, and the report and the feedback must still show them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -54,9 +55,13 @@ def _grade(course, m, enter=None):
 
 @pytest.fixture(scope="module")
 def regraded(graded_course):
-    """A complete submission autograded, one written answer graded by hand, then autograded again."""
+    """A complete submission autograded, one written answer graded by hand, then autograded
+    again."""
     course, m = graded_course, graded_course.module("06")
-    for student, example in [(STUDENT, "alice"), (CLASSMATE, "carol")]:  # alice: complete, four written answers
+    for student, example in [
+        (STUDENT, "alice"),
+        (CLASSMATE, "carol"),
+    ]:  # alice: complete, four written answers
         path = course.root / "submitted" / student / m.name / f"{m.notebook}.ipynb"
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(EXAMPLES / f"{example}.ipynb", path)
@@ -64,21 +69,39 @@ def regraded(graded_course):
     before = _row(course, m)
     entered = _grade(course, m, enter=1.5)
     (again,) = autograde(course, m, [STUDENT], workers=1)
-    return dict(course=course, m=m, first=first, again=again, before=before, entered=entered, classmate=classmate)
+    return dict(
+        course=course,
+        m=m,
+        first=first,
+        again=again,
+        before=before,
+        entered=entered,
+        classmate=classmate,
+    )
 
 
 def test_a_regrade_keeps_manual_scores_and_comments(regraded):
     course, m = regraded["course"], regraded["m"]
     assert (regraded["first"].status, regraded["first"].score) == ("graded", 92.0)
     row = regraded["before"]
-    assert (row["automatic"], row["manual"], row["pending"], row["total"], row[ANSWER]) == \
-        (92.0, 0.0, 4, 92.0, "pending")
+    assert (row["automatic"], row["manual"], row["pending"], row["total"], row[ANSWER]) == (
+        92.0,
+        0.0,
+        4,
+        92.0,
+        "pending",
+    )
     assert regraded["entered"] == (1.5, False, COMMENT)
     assert (regraded["again"].status, regraded["again"].score) == ("graded", 92.0)
     assert _grade(course, m) == (1.5, False, COMMENT)
     row = _row(course, m)
-    assert (row["automatic"], row["manual"], row["pending"], row["total"], row[ANSWER]) == \
-        (92.0, 1.5, 3, 93.5, 1.5)
+    assert (row["automatic"], row["manual"], row["pending"], row["total"], row[ANSWER]) == (
+        92.0,
+        1.5,
+        3,
+        93.5,
+        1.5,
+    )
 
 
 def test_feedback_names_each_cell_and_shows_manual_scores_pending_answers_and_comments(regraded):
@@ -87,18 +110,24 @@ def test_feedback_names_each_cell_and_shows_manual_scores_pending_answers_and_co
     assert path == course.root / "feedback" / STUDENT / m.name / f"{m.notebook}.html"
     page = path.read_text(encoding="utf-8")
     text = _text(page)
-    summary = text[:text.index("Part 1")]
+    summary = text[: text.index("Part 1")]
     # Each graded cell is named by id and behaviour; written answers show their state.
-    assert re.search(r"adam_eps_outside_sqrt\s+adam_step adds eps after the square root of the bias-corrected "
-                     r"second moment\.\s+3 / 3", summary)
-    assert re.search(r"q_momentum_oscillation\s+written answer, graded by hand\s+Comment:\s+"
-                     + re.escape(COMMENT) + r"\s+1\.5 / 2", text)
+    assert re.search(
+        r"adam_eps_outside_sqrt\s+adam_step adds eps after the square root of the bias-corrected "
+        r"second moment\.\s+3 / 3",
+        summary,
+    )
+    assert re.search(
+        r"q_momentum_oscillation\s+written answer, graded by hand\s+Comment:\s+"
+        + re.escape(COMMENT)
+        + r"\s+1\.5 / 2",
+        text,
+    )
     assert re.search(r"q_adam_memory\s+written answer, graded by hand\s+pending / 2", text)
     assert "3 written answers not graded yet" in text
     # Nothing is fetched and nothing runs: no script, no MathJax; equations are MathML.
     assert "<script" not in page and "$$" not in text
     assert page.count("<math") >= 80
-
 
 
 def test_report_and_export_show_manual_scores(regraded, monkeypatch):
@@ -115,8 +144,13 @@ def test_report_and_export_show_manual_scores(regraded, monkeypatch):
     lines = result.output.splitlines()
     assert lines[0].startswith('"student","total","automatic","manual","pending","status",')
     row = next(r for r in csv.DictReader(io.StringIO(result.output)) if r["student"] == STUDENT)
-    assert (row["total"], row["automatic"], row["manual"], row["pending"], row[ANSWER]) == \
-        ("93.5", "92.0", "1.5", "3", "1.5")
+    assert (row["total"], row["automatic"], row["manual"], row["pending"], row[ANSWER]) == (
+        "93.5",
+        "92.0",
+        "1.5",
+        "3",
+        "1.5",
+    )
 
     result = runner.invoke(app, ["nbgrader", "export", "06", "--to", "grades.csv"])
     assert result.exit_code == 0, result.output
@@ -134,9 +168,12 @@ def test_the_judges_message_for_each_lost_point_heads_the_feedback(regraded):
     assert "adam_eps_outside_sqrt" in lost and "eps" in lost["adam_eps_outside_sqrt"]
     (path,) = feedback.generate(course, m, student=CLASSMATE)
     text = _text(path.read_text(encoding="utf-8"))
-    summary = text[:text.index("Part 1")]
+    summary = text[: text.index("Part 1")]
     for grade_id, message in lost.items():
-        assert re.search(re.escape(grade_id) + r"\s+.+?\s+Grader:\s+" + re.escape(message) + r"\s+0 / \d", summary), grade_id
+        assert re.search(
+            re.escape(grade_id) + r"\s+.+?\s+Grader:\s+" + re.escape(message) + r"\s+0 / \d",
+            summary,
+        ), grade_id
     assert summary.count("Grader: ") == len(lost)
 
 
@@ -145,9 +182,12 @@ def test_the_judges_message_for_each_lost_point_heads_the_feedback(regraded):
 SCORE, REMARK = 2.0, "Exactly: two arrays per parameter, 8 bytes in float32."
 
 
-def test_an_instructor_grades_in_formgrader_and_the_grade_survives_a_regrade_into_the_feedback(regraded, browser):
+def test_an_instructor_grades_in_formgrader_and_the_grade_survives_a_regrade_into_the_feedback(
+    regraded, browser
+):
     """In Chromium: open a submission in formgrader, see the judge's scores, grade a written answer
-    and comment on it; the gradebook and the report record it, a re-grade keeps it, the feedback shows it."""
+    and comment on it; the gradebook and the report record it, a re-grade keeps it, the feedback
+    shows it."""
     from nbgrader.api import Gradebook
     from typer.testing import CliRunner
 
@@ -156,53 +196,99 @@ def test_an_instructor_grades_in_formgrader_and_the_grade_survives_a_regrade_int
     course, m, page = regraded["course"], regraded["m"], browser
     outcome_file = course.root / "autograded" / STUDENT / m.name / "grading.json"
     with formgrader(course) as (base, token):
-        mine = next(n for n in formgrader_api(base, token, f"submitted_notebooks/{m.name}/{m.notebook}")
-                    if n["student"] == STUDENT)
+        mine = next(
+            n
+            for n in formgrader_api(base, token, f"submitted_notebooks/{m.name}/{m.notebook}")
+            if n["student"] == STUDENT
+        )
         # Logged in as an instructor is: the server's login page, with the token it printed.
         page.goto(f"{base}/login?next=/formgrader/submissions/{mine['id']}/")
         page.fill("#password_input", token)
         page.click("#login_submit")
         # The judge's scores, as formgrader shows them: alice full marks, and the classmate's bug.
         # formgrader shows the automatic score as the placeholder of the score box.
-        judged = page.wait_for_selector("input.score#adam_eps_outside_sqrt[placeholder]", state="attached")
+        judged = page.wait_for_selector(
+            "input.score#adam_eps_outside_sqrt[placeholder]", state="attached"
+        )
         assert judged.get_attribute("placeholder") == "3"
-        with page.expect_response(lambda r: r.request.method == "PUT" and "/api/grade/" in r.url) as saved:
+        with page.expect_response(
+            lambda r: r.request.method == "PUT" and "/api/grade/" in r.url
+        ) as saved:
             page.fill("input.score#q_adam_memory", f"{SCORE:g}")
             page.press("input.score#q_adam_memory", "Tab")
         assert saved.value.ok
-        with page.expect_response(lambda r: r.request.method == "PUT" and "/api/comment/" in r.url) as saved:
+        with page.expect_response(
+            lambda r: r.request.method == "PUT" and "/api/comment/" in r.url
+        ) as saved:
             page.fill("textarea#q_adam_memory-comment", REMARK)
             page.press("textarea#q_adam_memory-comment", "Tab")
         assert saved.value.ok
-        theirs = next(n for n in formgrader_api(base, token, f"submitted_notebooks/{m.name}/{m.notebook}")
-                      if n["student"] == CLASSMATE)
+        theirs = next(
+            n
+            for n in formgrader_api(base, token, f"submitted_notebooks/{m.name}/{m.notebook}")
+            if n["student"] == CLASSMATE
+        )
         page.goto(f"{base}/formgrader/submissions/{theirs['id']}/")
-        assert page.wait_for_selector("input.score#adam_eps_outside_sqrt[placeholder]", state="attached").get_attribute("placeholder") == "0"
-        # formgrader's own Autograde runs submissions unjailed: this course refuses it, changing nothing.
+        assert (
+            page.wait_for_selector(
+                "input.score#adam_eps_outside_sqrt[placeholder]", state="attached"
+            ).get_attribute("placeholder")
+            == "0"
+        )
+        # formgrader's own Autograde runs submissions unjailed: this course refuses it, changing
+        # nothing.
         before = outcome_file.read_bytes()
-        refused = formgrader_api(base, token, f"submission/{m.name}/{STUDENT}/autograde", method="POST")
+        refused = formgrader_api(
+            base, token, f"submission/{m.name}/{STUDENT}/autograde", method="POST"
+        )
         assert refused["success"] is False
-        assert "grade with `tito nbgrader autograde MODULE`" in refused["error"] + refused.get("log", "")
+        assert "grade with `tito nbgrader autograde MODULE`" in refused["error"] + refused.get(
+            "log", ""
+        )
         assert outcome_file.read_bytes() == before
     # So does `nbgrader autograde` run by hand in the course folder (it reads nbgrader_config.py).
-    plain = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "autograde", m.name, "--student", STUDENT,
-                            "--force"], cwd=course.root, capture_output=True, text=True, timeout=120)
+    plain = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "nbgrader"),
+            "autograde",
+            m.name,
+            "--student",
+            STUDENT,
+            "--force",
+        ],
+        cwd=course.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert plain.returncode != 0
     assert "grade with `tito nbgrader autograde MODULE`" in plain.stdout + plain.stderr
     assert outcome_file.read_bytes() == before
     with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", course.course_id) as gb:
         grade = gb.find_grade("q_adam_memory", m.notebook, m.name, STUDENT)
         comment = gb.find_comment("q_adam_memory", m.notebook, m.name, STUDENT)
-        assert (grade.manual_score, grade.needs_manual_grade, comment.manual_comment) == (SCORE, False, REMARK)
+        assert (grade.manual_score, grade.needs_manual_grade, comment.manual_comment) == (
+            SCORE,
+            False,
+            REMARK,
+        )
 
     def report_row():
         result = CliRunner().invoke(app, ["nbgrader", "report", "06", "--format", "csv"])
         assert result.exit_code == 0, result.output
-        return next(r for r in csv.DictReader(io.StringIO(result.output)) if r["student"] == STUDENT)
+        return next(
+            r for r in csv.DictReader(io.StringIO(result.output)) if r["student"] == STUDENT
+        )
 
     os.chdir(course.root)  # the CLI works on the course of the current folder
     try:
-        expected = {"total": "95.5", "automatic": "92.0", "manual": "3.5", "pending": "2", "q_adam_memory": "2.0"}
+        expected = {
+            "total": "95.5",
+            "automatic": "92.0",
+            "manual": "3.5",
+            "pending": "2",
+            "q_adam_memory": "2.0",
+        }
         assert {k: report_row()[k] for k in expected} == expected
         (again,) = autograde(course, m, [STUDENT], workers=1)
         assert again.score == 92.0
@@ -242,28 +328,54 @@ def test_a_score_changed_in_the_gradebook_is_the_score_in_every_view(regraded, m
     runner = CliRunner()
 
     def views() -> dict:
-        report = next(r for r in csv.DictReader(io.StringIO(runner.invoke(app, ["nbgrader", "report", "06", "--format",
-                                                                                 "csv"]).output))
-                      if r["student"] == CLASSMATE)
+        report = next(
+            r
+            for r in csv.DictReader(
+                io.StringIO(
+                    runner.invoke(app, ["nbgrader", "report", "06", "--format", "csv"]).output
+                )
+            )
+            if r["student"] == CLASSMATE
+        )
         (page,) = feedback.generate(course, m, student=CLASSMATE)
         summary = _text(page.read_text(encoding="utf-8")).split("Part 1")[0]
         assert runner.invoke(app, ["nbgrader", "export", "06", "--to", "grades.csv"]).exit_code == 0
-        lms = next(line for line in (course.root / "grades.csv").read_text().splitlines() if CLASSMATE in line)
+        lms = next(
+            line
+            for line in (course.root / "grades.csv").read_text().splitlines()
+            if CLASSMATE in line
+        )
         console = Console(width=200, record=True)
         console.print(scores_table(course, m, [load_outcome(course, course.root, m, CLASSMATE)]))
         table = next(line for line in console.export_text().splitlines() if CLASSMATE in line)
-        return {"report": (report[cell], report["automatic"]),
-                "feedback": re.search(re.escape(cell) + r"\s+.+?\s+(?:Grader: .+?\s+)?(\d+ / 3)", summary).group(1),
-                "lms": lms.split(",")[1], "table": table.split("│")[2].strip()}
+        return {
+            "report": (report[cell], report["automatic"]),
+            "feedback": re.search(
+                re.escape(cell) + r"\s+.+?\s+(?:Grader: .+?\s+)?(\d+ / 3)", summary
+            ).group(1),
+            "lms": lms.split(",")[1],
+            "table": table.split("│")[2].strip(),
+        }
 
-    # carol's submission: the judge failed eps inside the square root; her written answers wait for a person
-    assert views() == {"report": ("0.0", "76.0"), "feedback": "0 / 3", "lms": "76.0", "table": "76/92"}
+    # carol's submission: the judge failed eps inside the square root; her written answers wait for
+    # a person
+    assert views() == {
+        "report": ("0.0", "76.0"),
+        "feedback": "0 / 3",
+        "lms": "76.0",
+        "table": "76/92",
+    }
     with Gradebook(db, course.course_id) as gb:
         grade = gb.find_grade(cell, m.notebook, m.name, CLASSMATE)
         grade.manual_score = 3.0  # what formgrader's grade handler stores
         gb.db.commit()
     try:
-        assert views() == {"report": ("3.0", "79.0"), "feedback": "3 / 3", "lms": "79.0", "table": "79/92"}
+        assert views() == {
+            "report": ("3.0", "79.0"),
+            "feedback": "3 / 3",
+            "lms": "79.0",
+            "table": "79/92",
+        }
     finally:
         with Gradebook(db, course.course_id) as gb:
             gb.find_grade(cell, m.notebook, m.name, CLASSMATE).manual_score = None

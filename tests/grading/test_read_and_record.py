@@ -13,7 +13,9 @@ from tito.course.grading.host import Outcome, prepare, read_submission, record
 
 
 @pytest.mark.slow  # the graded course: nbgrader generates the student version
-def test_a_notebook_from_an_older_nbformat_minor_version_is_read_and_prepared_like_any(graded_course):
+def test_a_notebook_from_an_older_nbformat_minor_version_is_read_and_prepared_like_any(
+    graded_course,
+):
     course = graded_course
     m, release, instructor, complete = notebooks(course)
     old = nbformat.from_dict(json.loads(nbformat.writes(complete)))
@@ -24,9 +26,13 @@ def test_a_notebook_from_an_older_nbformat_minor_version_is_read_and_prepared_li
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(old), encoding="utf-8")
     submitted, received = read_submission(course, course.root, m, "old_minor_version", instructor)
-    assert len(received) == 64 and [c.source for c in submitted.cells] == [c.source for c in complete.cells]
+    assert len(received) == 64 and [c.source for c in submitted.cells] == [
+        c.source for c in complete.cells
+    ]
     prepared, notes = prepare(course, course.root, m, "old_minor_version", submitted, instructor)
-    grade_ids = [c.metadata["nbgrader"]["grade_id"] for c in prepared.cells if "nbgrader" in c.metadata]
+    grade_ids = [
+        c.metadata["nbgrader"]["grade_id"] for c in prepared.cells if "nbgrader" in c.metadata
+    ]
     assert notes == [] and grade_ids == [
         c.metadata["nbgrader"]["grade_id"] for c in complete.cells if "nbgrader" in c.metadata
     ]

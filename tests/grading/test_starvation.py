@@ -4,10 +4,12 @@ processes.py tells a process tree that waited for a CPU (starved) from one that 
 processes here, pinned to one CPU, the victim at the lowest priority behind a busy competitor
 (one: the other tests running meanwhile keep the rest of the machine).
 (A tree that keeps itself busy runs all the time and is not starved either; on a machine
-shared with other tests that cannot be set up reliably, so it is not tested here.) The host then turns a starved kernel run that cost
+shared with other tests that cannot be set up reliably, so it is not tested here.) The host then
+turns a starved kernel run that cost
 points into a `failed` outcome, and a memory limit the submission reached into a graded one
 with a note (host.decide on a job's data).
 """
+
 from __future__ import annotations
 
 import json
@@ -37,6 +39,7 @@ def _start(code: str, nice: int = 0) -> subprocess.Popen:
     def pin():
         os.sched_setaffinity(0, {CPU})
         os.nice(nice)
+
     # One session for all: with autogroup scheduling a session of its own would get a fair share
     # whatever its nice value.
     return subprocess.Popen([sys.executable, "-c", code], preexec_fn=pin)
@@ -60,8 +63,11 @@ def test_a_tree_kept_waiting_behind_busy_processes_is_starved(started):
     victim = started(BUSY, nice=19)
     time.sleep(0.3)
     said = processes.starvation(victim.pid)
-    assert re.fullmatch(r"the grading machine was busy: in 1\.\d s the code wanted a CPU (9\d|100)% of the time "
-                        r"and ran for 0\.0\d s", said), said
+    assert re.fullmatch(
+        r"the grading machine was busy: in 1\.\d s the code wanted a CPU (9\d|100)% of the time "
+        r"and ran for 0\.0\d s",
+        said,
+    ), said
 
 
 def test_a_sleeping_tree_is_not_starved(started):
@@ -81,15 +87,28 @@ def test_a_cpu_watch_counts_the_seconds_a_run_was_starved(started):
 
 # -- what the host decides from a job's data --------------------------------------------------
 
-MODULE = Module("06_optimizers", "Optimizers", Path("optimizers_dev.py"), "optimizers", Path("optimizers.py"), ())
+MODULE = Module(
+    "06_optimizers",
+    "Optimizers",
+    Path("optimizers_dev.py"),
+    "optimizers",
+    Path("optimizers.py"),
+    (),
+)
 LIMITS = DisplayLimits(max_cells=100, max_outputs_per_cell=3, max_output_chars=200, max_image_kb=1)
 
 
 def _notebook():
     graded = nbformat.v4.new_code_cell("assert step_lr(1.0, 3, 2, 0.5) == 0.5")
     graded.id = "t"
-    graded.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True, "points": 3,
-                                   "grade_id": "step_lr_values", "schema_version": 3}
+    graded.metadata["nbgrader"] = {
+        "grade": True,
+        "solution": False,
+        "locked": True,
+        "points": 3,
+        "grade_id": "step_lr_values",
+        "schema_version": 3,
+    }
     return nbformat.v4.new_notebook(cells=[graded])
 
 
@@ -97,15 +116,20 @@ def _result(**fields) -> JobResult:
     """The judge passed the cell; the kernel run interrupted it at its time limit."""
     executed = json.loads(nbformat.writes(_notebook()))
     executed["cells"][0]["execution_count"] = 1
-    executed["cells"][0]["outputs"] = [{"output_type": "error", "ename": "KeyboardInterrupt", "evalue": "",
-                                        "traceback": []}]
+    executed["cells"][0]["outputs"] = [
+        {"output_type": "error", "ename": "KeyboardInterrupt", "evalue": "", "traceback": []}
+    ]
     verdicts = [{"grade_id": "step_lr_values", "points": 3.0, "passed": True, "message": ""}]
-    return JobResult(json.dumps({"error": "", "notebook": executed}), "", verdicts, [], "bubblewrap", **fields)
+    return JobResult(
+        json.dumps({"error": "", "notebook": executed}), "", verdicts, [], "bubblewrap", **fields
+    )
 
 
 def test_points_lost_in_a_starved_kernel_run_make_the_outcome_failed():
     busy = "the grading machine was busy: the kernel run was starved of CPU for 9 s"
-    outcome, _ = decide("s", MODULE, _notebook(), _notebook(), [], _result(kernel_busy=busy), LIMITS)
+    outcome, _ = decide(
+        "s", MODULE, _notebook(), _notebook(), [], _result(kernel_busy=busy), LIMITS
+    )
     assert (outcome.status, outcome.score) == ("failed", 0.0)
     assert outcome.reason.startswith(busy) and "--retry-failed" in outcome.reason
 
@@ -117,8 +141,16 @@ def test_the_same_loss_in_a_run_that_was_not_starved_is_graded():
 
 def test_a_kernel_run_stopped_at_its_memory_limit_stays_graded_with_a_note():
     result = _result(memory_limit_hit=["kernel"], memory_mb={"kernel": 2500.0, "judge": 16.0})
-    result.executed = json.dumps({"error": "DeadKernelError: Kernel died", "notebook": json.loads(result.executed)["notebook"]})
+    result.executed = json.dumps(
+        {
+            "error": "DeadKernelError: Kernel died",
+            "notebook": json.loads(result.executed)["notebook"],
+        }
+    )
     outcome, _ = decide("s", MODULE, _notebook(), _notebook(), [], result, LIMITS)
     assert (outcome.status, outcome.score) == ("graded", 0.0)
-    assert outcome.reason == "the kernel run held more than memory_limit_mb with all its processes and was stopped"
+    assert (
+        outcome.reason
+        == "the kernel run held more than memory_limit_mb with all its processes and was stopped"
+    )
     assert outcome.memory_mb == {"kernel": 2500.0, "judge": 16.0}

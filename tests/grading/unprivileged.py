@@ -7,6 +7,7 @@ tmpfs into which only the entries on the way to the needed paths are bound back,
 `nobody` can run the same interpreter without any permission of the machine changing.
 Without root the command simply runs as the current (already unprivileged) user.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,13 +23,15 @@ set -e
 mount -t tmpfs -o mode=0755 tmpfs /mnt
 while [ "$1" != "--" ]; do
   k="/mnt/$(printf %s "$1" | tr / _)"
-  if [ ! -d "$k" ]; then mkdir "$k"; mount --bind "$1" "$k"; mount -t tmpfs -o mode=0755 tmpfs "$1"; fi
+  if [ ! -d "$k" ]; then mkdir "$k"; mount --bind "$1" "$k"; \\
+    mount -t tmpfs -o mode=0755 tmpfs "$1"; fi
   mkdir -p "$1/$2"
   mount --bind "$k/$2" "$1/$2"
   shift 2
 done
 shift
-exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"
+exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all \\
+  --no-new-privs -- "$@"
 """
 
 
@@ -46,21 +49,50 @@ def _closed_folders(paths: list[Path]) -> list[tuple[str, str]]:
     return pairs
 
 
-def run(argv: list[str], cwd: Path, env: dict[str, str], needed: list[Path], timeout: float,
-        groups: list[Path] = ()):
+def run(
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    needed: list[Path],
+    timeout: float,
+    groups: list[Path] = (),
+):
     """Run `argv` unprivileged; `needed` are the paths it must be able to reach. With `groups`
     (control group folders, as root), it starts in them: groups delegated to it."""
     if os.geteuid() != 0:
-        return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        )
     needed = [Path(sys.base_prefix), Path(sys.prefix), *needed]
     pairs = [x for pair in _closed_folders(needed) for x in pair]
-    cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _COVER, "sh", *pairs, "--", *argv]
+    cmd = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        _COVER,
+        "sh",
+        *pairs,
+        "--",
+        *argv,
+    ]
 
     def join():
         for group in groups:
             (group / "cgroup.procs").write_text(str(os.getpid()))
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
-                          preexec_fn=join if groups else None)
+
+    return subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=join if groups else None,
+    )
 
 
 def give_to_nobody(root: Path) -> None:

@@ -1,4 +1,6 @@
-"""Every module through the real pipeline: the reference scores full marks, the student version 0."""
+"""Every module through the real pipeline: the reference scores full marks, the student version
+0."""
+
 from __future__ import annotations
 
 import nbformat
@@ -34,9 +36,15 @@ def test_reference_scores_full_and_untouched_scores_zero(course, name):
         nbformat.write(nb, path)
     outcomes = {o.student: o for o in autograde(course, m, ["reference", "untouched"], workers=2)}
     full = EXPECTED_POINTS[name]
-    assert sum(float(c.metadata["nbgrader"]["points"]) for c in instructor.cells if is_grade_cell(c)) == full
-    assert (outcomes["reference"].status, outcomes["reference"].score, outcomes["reference"].max_score) == \
-        ("graded", full, full)
+    assert (
+        sum(float(c.metadata["nbgrader"]["points"]) for c in instructor.cells if is_grade_cell(c))
+        == full
+    )
+    assert (
+        outcomes["reference"].status,
+        outcomes["reference"].score,
+        outcomes["reference"].max_score,
+    ) == ("graded", full, full)
     assert (outcomes["untouched"].status, outcomes["untouched"].score) == ("graded", 0.0)
     # The judge agreed with the kernel on every cell of the reference.
     assert all(c.judge is True and c.kernel == c.max_score for c in outcomes["reference"].cells)

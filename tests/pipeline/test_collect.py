@@ -1,4 +1,6 @@
-"""Importing submissions from an LMS download: layouts, bad entries, no overwrite without --force."""
+"""Importing submissions from an LMS download: layouts, bad entries, no overwrite without
+--force."""
+
 import io
 import os
 import re
@@ -27,18 +29,29 @@ def _zip(path, members):
 def test_collect_accepts_both_layouts_and_reports_the_rest(tmp_path):
     course = Course()
     m = course.module("06")
-    archive = _zip(tmp_path / "lms.zip", {
-        "alice.ipynb": b"{}", "bob/whatever.ipynb": b"not json", "readme.txt": b"x",
-        "deep/a/b.ipynb": b"{}", "../evil.ipynb": b"{}", "alice/again.ipynb": b"{}",
-    })
+    archive = _zip(
+        tmp_path / "lms.zip",
+        {
+            "alice.ipynb": b"{}",
+            "bob/whatever.ipynb": b"not json",
+            "readme.txt": b"x",
+            "deep/a/b.ipynb": b"{}",
+            "../evil.ipynb": b"{}",
+            "alice/again.ipynb": b"{}",
+        },
+    )
     root = tmp_path / "course"
     imported, skipped = collect(course, m, archive, course_root=root)
     assert imported == ["alice", "bob"]
     assert (root / "submitted/alice/06_optimizers/optimizers.ipynb").read_bytes() == b"{}"
     # A broken notebook is imported byte for byte; grading records why it scores 0.
     assert (root / "submitted/bob/06_optimizers/optimizers.ipynb").read_bytes() == b"not json"
-    assert sorted(s.split(":")[0] for s in skipped) == ["../evil.ipynb", "alice/again.ipynb", "deep/a/b.ipynb",
-                                                        "readme.txt"]
+    assert sorted(s.split(":")[0] for s in skipped) == [
+        "../evil.ipynb",
+        "alice/again.ipynb",
+        "deep/a/b.ipynb",
+        "readme.txt",
+    ]
     assert not (tmp_path / "evil.ipynb").exists()
 
 
@@ -47,7 +60,9 @@ def test_collect_never_overwrites_a_submission_without_force(tmp_path):
     m = course.module("06")
     root = tmp_path / "course"
     collect(course, m, _zip(tmp_path / "one.zip", {"alice.ipynb": b"first"}), course_root=root)
-    imported, skipped = collect(course, m, _zip(tmp_path / "two.zip", {"alice.ipynb": b"second"}), course_root=root)
+    imported, skipped = collect(
+        course, m, _zip(tmp_path / "two.zip", {"alice.ipynb": b"second"}), course_root=root
+    )
     dest = root / "submitted/alice/06_optimizers/optimizers.ipynb"
     assert (imported, dest.read_bytes()) == ([], b"first")
     assert "already has a submission" in skipped[0]
@@ -63,7 +78,9 @@ def test_collect_rejects_a_file_that_is_not_an_archive(tmp_path):
 
 
 @pytest.mark.parametrize("layout", ["zip", "folder"])
-def test_collect_refuses_a_notebook_over_the_size_limit_without_reading_it_whole(tmp_path, monkeypatch, layout):
+def test_collect_refuses_a_notebook_over_the_size_limit_without_reading_it_whole(
+    tmp_path, monkeypatch, layout
+):
     limits = {**Course().grading_limits, "output_mb": 1}
     monkeypatch.setattr(Course, "grading_limits", property(lambda self: limits))
     course = Course()
@@ -86,10 +103,12 @@ def test_collect_refuses_a_notebook_over_the_size_limit_without_reading_it_whole
 # What an LMS download may hold besides notebooks: the entries collect must name and skip
 # without opening (a named pipe would block the read until a writer came, which never does).
 LIMIT = 1 << 20
-NAMED = {"huge.ipynb": f"larger than 1 MB (output_mb in settings.ini)",
-         "linked.ipynb": "not a regular file: a symbolic link",
-         "piped.ipynb": "not a regular file: a named pipe",
-         "plugged.ipynb": "not a regular file: a socket"}
+NAMED = {
+    "huge.ipynb": "larger than 1 MB (output_mb in settings.ini)",
+    "linked.ipynb": "not a regular file: a symbolic link",
+    "piped.ipynb": "not a regular file: a named pipe",
+    "plugged.ipynb": "not a regular file: a socket",
+}
 
 
 def _download_folder(folder: Path) -> Path:
@@ -107,13 +126,21 @@ def _download_folder(folder: Path) -> Path:
 
 def _tar(path: Path) -> Path:
     with tarfile.open(path, "w:gz") as tf:
-        for name, data in {"alice.ipynb": b"{}", "bob/hw.ipynb": b"{ }", "huge.ipynb": b" " * (LIMIT + 1)}.items():
+        for name, data in {
+            "alice.ipynb": b"{}",
+            "bob/hw.ipynb": b"{ }",
+            "huge.ipynb": b" " * (LIMIT + 1),
+        }.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
-        for name, kind in {"linked.ipynb": tarfile.SYMTYPE, "piped.ipynb": tarfile.FIFOTYPE,
-                           "tty.ipynb": tarfile.CHRTYPE, "disk.ipynb": tarfile.BLKTYPE,
-                           "again.ipynb": tarfile.LNKTYPE}.items():
+        for name, kind in {
+            "linked.ipynb": tarfile.SYMTYPE,
+            "piped.ipynb": tarfile.FIFOTYPE,
+            "tty.ipynb": tarfile.CHRTYPE,
+            "disk.ipynb": tarfile.BLKTYPE,
+            "again.ipynb": tarfile.LNKTYPE,
+        }.items():
             info = tarfile.TarInfo(name)
             info.type, info.linkname = kind, "alice.ipynb"
             tf.addfile(info)
@@ -126,7 +153,10 @@ def _zip_with_modes(path: Path) -> Path:
         z.writestr("alice.ipynb", b"{}")
         z.writestr("bob/hw.ipynb", b"{ }")
         z.writestr("huge.ipynb", b" " * (LIMIT + 1))
-        for name, mode in {"linked.ipynb": stat.S_IFLNK | 0o777, "piped.ipynb": stat.S_IFIFO | 0o644}.items():
+        for name, mode in {
+            "linked.ipynb": stat.S_IFLNK | 0o777,
+            "piped.ipynb": stat.S_IFIFO | 0o644,
+        }.items():
             info = zipfile.ZipInfo(name)
             info.external_attr = mode << 16
             z.writestr(info, b"alice.ipynb")
@@ -139,61 +169,129 @@ def course_root(tmp_path_factory):
 
 
 @pytest.mark.parametrize("layout", ["folder", "tar", "zip"])
-def test_collect_names_every_entry_that_is_not_a_regular_file_and_never_blocks(tmp_path, course_root, layout):
+def test_collect_names_every_entry_that_is_not_a_regular_file_and_never_blocks(
+    tmp_path, course_root, layout
+):
     root = course_root
-    archive = {"folder": lambda: _download_folder(tmp_path / "download"),
-               "tar": lambda: _tar(tmp_path / "lms.tar.gz"),
-               "zip": lambda: _zip_with_modes(tmp_path / "lms.zip")}[layout]()
+    archive = {
+        "folder": lambda: _download_folder(tmp_path / "download"),
+        "tar": lambda: _tar(tmp_path / "lms.tar.gz"),
+        "zip": lambda: _zip_with_modes(tmp_path / "lms.zip"),
+    }[layout]()
     tito = Path(sys.executable).parent / "tito"
     # A blocked read would hang here: the timeout turns that into a failure.
-    proc = subprocess.run([str(tito), "nbgrader", "collect", "06", str(archive), "--force"], cwd=root, capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    proc = subprocess.run(
+        [str(tito), "nbgrader", "collect", "06", str(archive), "--force"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     expected = dict(NAMED)
     if layout == "tar":
-        del expected["plugged.ipynb"]  # a tar cannot hold a socket; it can hold devices and hard links
-        expected.update({"tty.ipynb": "not a regular file: a character device",
-                         "disk.ipynb": "not a regular file: a block device",
-                         "again.ipynb": "not a regular file: a hard link"})
+        del expected[
+            "plugged.ipynb"
+        ]  # a tar cannot hold a socket; it can hold devices and hard links
+        expected.update(
+            {
+                "tty.ipynb": "not a regular file: a character device",
+                "disk.ipynb": "not a regular file: a block device",
+                "again.ipynb": "not a regular file: a hard link",
+            }
+        )
     if layout == "zip":
         del expected["plugged.ipynb"]
-    skipped = sorted(line.removeprefix("skipped ") for line in proc.stdout.splitlines() if line.startswith("skipped"))
+    skipped = sorted(
+        line.removeprefix("skipped ")
+        for line in proc.stdout.splitlines()
+        if line.startswith("skipped")
+    )
     assert skipped == sorted(f"{name}: {reason}" for name, reason in expected.items()), proc.stdout
     assert proc.returncode == 3, proc.stdout + proc.stderr  # some entries skipped
-    assert f"2 submission(s) collected into submitted/, {len(expected)} entries skipped" in proc.stdout
+    assert (
+        f"2 submission(s) collected into submitted/, {len(expected)} entries skipped" in proc.stdout
+    )
     submitted = root / "submitted"
-    assert sorted(p.relative_to(submitted).as_posix() for p in submitted.rglob("*.ipynb")
-                  if p.parts[len(submitted.parts)] in ("alice", "bob", "huge", "linked", "piped", "plugged")) == [
-        "alice/06_optimizers/optimizers.ipynb", "bob/06_optimizers/optimizers.ipynb"]
+    assert sorted(
+        p.relative_to(submitted).as_posix()
+        for p in submitted.rglob("*.ipynb")
+        if p.parts[len(submitted.parts)] in ("alice", "bob", "huge", "linked", "piped", "plugged")
+    ) == ["alice/06_optimizers/optimizers.ipynb", "bob/06_optimizers/optimizers.ipynb"]
     assert (submitted / "bob/06_optimizers/optimizers.ipynb").read_bytes() == b"{ }"
 
 
-def test_collect_exits_0_when_all_is_collected_and_1_with_a_reason_when_nothing_is(tmp_path, course_root):
+def test_collect_exits_0_when_all_is_collected_and_1_with_a_reason_when_nothing_is(
+    tmp_path, course_root
+):
     root = course_root
     archive = _zip(tmp_path / "lms.zip", {"carol.ipynb": b"{}"})
     tito = [str(Path(sys.executable).parent / "tito"), "nbgrader", "collect", "06", str(archive)]
     first = subprocess.run(tito, cwd=root, capture_output=True, text=True, timeout=60)
-    assert (first.returncode, first.stdout.splitlines()[-1]) == (0, "1 submission(s) collected into submitted/")
-    again = subprocess.run(tito, cwd=root, capture_output=True, text=True, timeout=60,
-                           env={**os.environ, "COLUMNS": "200"})
+    assert (first.returncode, first.stdout.splitlines()[-1]) == (
+        0,
+        "1 submission(s) collected into submitted/",
+    )
+    again = subprocess.run(
+        tito,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert again.returncode == 1
-    assert "skipped carol.ipynb: carol already has a submission (use --force to replace it)" in again.stdout
-    assert f"error: nothing collected from {archive} into submitted/: 1 entries skipped (above)" in again.stderr
+    assert (
+        "skipped carol.ipynb: carol already has a submission (use --force to replace it)"
+        in again.stdout
+    )
+    assert (
+        f"error: nothing collected from {archive} into submitted/: 1 entries skipped (above)"
+        in again.stderr
+    )
     fifo = tmp_path / "download.zip"
     os.mkfifo(fifo)
-    piped = subprocess.run(tito[:-1] + [str(fifo)], cwd=root, capture_output=True, text=True, timeout=60,
-                           env={**os.environ, "COLUMNS": "200"})
-    assert (piped.returncode, piped.stderr.strip()) == (1, f"error: cannot read {fifo}: not a regular file: a named pipe")
+    piped = subprocess.run(
+        tito[:-1] + [str(fifo)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert (piped.returncode, piped.stderr.strip()) == (
+        1,
+        f"error: cannot read {fifo}: not a regular file: a named pipe",
+    )
 
 
-@pytest.mark.parametrize("command, says", [
-    ("feedback", r"no feedback was written for 06_optimizers: autograde the submissions first"),
-    ("report", r"no instructor notebook at \S+: run `tito nbgrader generate 06_optimizers` first"),
-    ("analytics", r"no instructor notebook at \S+: run `tito nbgrader generate 06_optimizers` first"),
-])
-def test_a_command_that_needs_grades_before_autograde_says_what_to_run_first(course_root, command, says):
-    """In a course copy nothing was generated or graded in: a one-line error, no traceback, exit 1."""
+@pytest.mark.parametrize(
+    "command, says",
+    [
+        ("feedback", r"no feedback was written for 06_optimizers: autograde the submissions first"),
+        (
+            "report",
+            r"no instructor notebook at \S+: run `tito nbgrader generate 06_optimizers` first",
+        ),
+        (
+            "analytics",
+            r"no instructor notebook at \S+: run `tito nbgrader generate 06_optimizers` first",
+        ),
+    ],
+)
+def test_a_command_that_needs_grades_before_autograde_says_what_to_run_first(
+    course_root, command, says
+):
+    """In a course copy nothing was generated or graded in: a one-line error, no traceback, exit
+    1."""
     tito = Path(sys.executable).parent / "tito"
-    proc = subprocess.run([str(tito), "nbgrader", command, "06"], cwd=course_root, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "COLUMNS": "400"})
+    proc = subprocess.run(
+        [str(tito), "nbgrader", command, "06"],
+        cwd=course_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "400"},
+    )
     assert (proc.returncode, proc.stdout) == (1, ""), proc.stderr
     assert re.fullmatch(f"error: {says}", proc.stderr.strip()), proc.stderr

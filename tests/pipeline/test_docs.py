@@ -1,4 +1,5 @@
 """Every `tito` command the README and docs/ show exists, with the options they show."""
+
 from __future__ import annotations
 
 import re
@@ -27,7 +28,11 @@ def resolve(words: list[str]) -> tuple[list[str], object]:
     """The longest run of `words` that names a command, and that command."""
     command, path = typer.main.get_command(app), []
     for word in words:
-        sub = command.get_command(command.context_class(command), word) if hasattr(command, "get_command") else None
+        sub = (
+            command.get_command(command.context_class(command), word)
+            if hasattr(command, "get_command")
+            else None
+        )
         if sub is None:
             break
         command, path = sub, path + [word]
@@ -43,7 +48,9 @@ def test_the_docs_show_commands():
 def test_every_command_the_docs_show_exists_with_its_options():
     runner, problems = CliRunner(), []
     for line, pages in sorted(shown_commands().items()):
-        words = line.replace("[", "").replace("]", "").split()[1:]  # [--port 8888]: an option that may be left out
+        words = (
+            line.replace("[", "").replace("]", "").split()[1:]
+        )  # [--port 8888]: an option that may be left out
         path, command = resolve(words)
         if not path or hasattr(command, "get_command") and len(path) < len(words):
             problems.append(f"{line!r} ({', '.join(sorted(pages))}): no such command")
@@ -52,8 +59,18 @@ def test_every_command_the_docs_show_exists_with_its_options():
         if result.exit_code != 0:
             problems.append(f"{line!r}: `tito {' '.join(path)} --help` exits {result.exit_code}")
             continue
-        options = {o for p in command.params for o in getattr(p, "opts", []) + getattr(p, "secondary_opts", [])}
-        unknown = [w.split("=")[0] for w in words[len(path):] if w.startswith("-") and w.split("=")[0] not in options]
+        options = {
+            o
+            for p in command.params
+            for o in getattr(p, "opts", []) + getattr(p, "secondary_opts", [])
+        }
+        unknown = [
+            w.split("=")[0]
+            for w in words[len(path) :]
+            if w.startswith("-") and w.split("=")[0] not in options
+        ]
         if unknown:
-            problems.append(f"{line!r} ({', '.join(sorted(pages))}): no option {', '.join(unknown)}")
+            problems.append(
+                f"{line!r} ({', '.join(sorted(pages))}): no option {', '.join(unknown)}"
+            )
     assert problems == []

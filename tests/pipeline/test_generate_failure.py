@@ -1,4 +1,5 @@
 """A failed generation leaves the previous student version in place."""
+
 import pytest
 
 from tests.conftest import make_course_copy
@@ -13,8 +14,10 @@ def test_failed_generate_keeps_the_previous_student_version(tmp_path):
     before = out.read_bytes()
     # Two cells with the same grade id make nbgrader refuse the notebook.
     src = m.source.read_text()
-    cell = '# %% nbgrader={"grade": true, "grade_id": "same", "locked": true, "points": 1, ' \
-           '"schema_version": 3, "solution": false, "task": false}\nassert True\n\n'
+    cell = (
+        '# %% nbgrader={"grade": true, "grade_id": "same", "locked": true, "points": 1, '
+        '"schema_version": 3, "solution": false, "task": false}\nassert True\n\n'
+    )
     m.source.write_text(src + "\n" + cell + cell)
     with pytest.raises(CourseError, match="nbgrader generate_assignment 01_tensor failed"):
         generate(course, m)

@@ -1,20 +1,24 @@
-"""Committed generated files (assignments/, release/, tinytorch/, examples/) match a fresh regeneration."""
+"""Committed generated files (assignments/, release/, tinytorch/, examples/) match a fresh
+regeneration."""
+
 from __future__ import annotations
 
 import nbformat
 import pytest
 
+from tests.conftest import REPO, make_course_copy
 from tito.course.export import export_reference
 from tito.course.generate import generate
 from tito.course.grading import examples
 from tito.course.notebooks import dumps, read_source
 from tito.course.settings import Course
 
-from tests.conftest import REPO, make_course_copy
-
 COURSE = Course(REPO)
 MODULES = [m.name for m in COURSE.modules]
-STALE = "is stale: regenerate with `tito export --all && tito nbgrader generate --all && tito nbgrader examples`"
+STALE = (
+    "is stale: regenerate with "
+    "`tito export --all && tito nbgrader generate --all && tito nbgrader examples`"
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +37,9 @@ def fresh(tmp_path_factory):
 @pytest.mark.parametrize("name", MODULES)
 def test_instructor_notebook_is_the_jupytext_conversion_of_the_source(name):
     m = COURSE.module(name)
-    assert COURSE.source_notebook(m).read_text(encoding="utf-8") == dumps(read_source(m.source)), \
+    assert COURSE.source_notebook(m).read_text(encoding="utf-8") == dumps(read_source(m.source)), (
         f"{COURSE.source_notebook(m)} {STALE}"
+    )
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -47,15 +52,19 @@ def test_exported_package_file_is_what_nbdev_writes(fresh, name):
 @pytest.mark.parametrize("name", MODULES)
 def test_student_version_is_what_nbgrader_generates(fresh, name):
     m = COURSE.module(name)
-    assert COURSE.release_notebook(m).read_bytes() == fresh.release_notebook(fresh.module(name)).read_bytes(), \
-        f"{COURSE.release_notebook(m)} {STALE}"
+    assert (
+        COURSE.release_notebook(m).read_bytes()
+        == fresh.release_notebook(fresh.module(name)).read_bytes()
+    ), f"{COURSE.release_notebook(m)} {STALE}"
 
 
 def test_bundled_example_submissions_are_current(fresh):
     for student in ["alice", "bob", "carol", "dave"]:
         committed = REPO / examples.EXAMPLES_DIR / f"{student}.ipynb"
-        assert committed.read_bytes() == (fresh.root / examples.EXAMPLES_DIR / f"{student}.ipynb").read_bytes(), \
-            f"{committed} {STALE}"
+        assert (
+            committed.read_bytes()
+            == (fresh.root / examples.EXAMPLES_DIR / f"{student}.ipynb").read_bytes()
+        ), f"{committed} {STALE}"
 
 
 @pytest.mark.parametrize("name", MODULES)

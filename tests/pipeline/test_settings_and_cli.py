@@ -1,8 +1,9 @@
 """settings.ini lookups and the CLI's answers to bad input (no kernels involved)."""
-import pytest
-from typer.testing import CliRunner
 
 from dataclasses import asdict
+
+import pytest
+from typer.testing import CliRunner
 
 from tito.course.grading.jail import Limits
 from tito.course.settings import Course, CourseError, find_root
@@ -21,7 +22,9 @@ def test_modules_are_found_by_name_number_and_short_name():
 
 
 def test_unknown_module_error_lists_the_modules():
-    with pytest.raises(CourseError, match=r"unknown module '99'; the modules are: 01_tensor, 06_optimizers"):
+    with pytest.raises(
+        CourseError, match=r"unknown module '99'; the modules are: 01_tensor, 06_optimizers"
+    ):
         Course().module("99")
 
 
@@ -44,7 +47,11 @@ def test_outside_the_repository_the_error_names_the_expected_root(tmp_path, monk
 def test_grading_limits_come_from_settings_ini():
     course = Course()
     limits = Limits.from_course(course)
-    assert (course.cell_timeout, limits.memory_limit_mb, limits.submission_timeout_seconds) == (60, 3072, 900)
+    assert (course.cell_timeout, limits.memory_limit_mb, limits.submission_timeout_seconds) == (
+        60,
+        3072,
+        900,
+    )
     assert asdict(limits) == course.grading_limits
 
 
@@ -66,9 +73,18 @@ def test_every_grading_path_is_made_by_the_course_in_nbgraders_layout(tmp_path):
     course, root = Course(), tmp_path.resolve()
     m, c = course.module("06"), nbgrader_config(course, tmp_path).CourseDirectory
     notebook = f"{m.notebook}.ipynb"
-    assert course.submission_notebook(m, "ada", tmp_path) == root / c.submitted_directory / "ada" / m.name / notebook
-    assert course.student_folder("autograded", m, "ada", tmp_path) == root / c.autograded_directory / "ada" / m.name
-    assert course.student_folder("feedback", m, "ada", tmp_path) == root / c.feedback_directory / "ada" / m.name
+    assert (
+        course.submission_notebook(m, "ada", tmp_path)
+        == root / c.submitted_directory / "ada" / m.name / notebook
+    )
+    assert (
+        course.student_folder("autograded", m, "ada", tmp_path)
+        == root / c.autograded_directory / "ada" / m.name
+    )
+    assert (
+        course.student_folder("feedback", m, "ada", tmp_path)
+        == root / c.feedback_directory / "ada" / m.name
+    )
     assert course.source_notebook(m, tmp_path) == root / c.source_directory / m.name / notebook
     assert course.source_notebook(m) == course.directory("source") / m.name / notebook
     assert c.db_url == f"sqlite:///{course.gradebook(tmp_path)}"
@@ -77,16 +93,30 @@ def test_every_grading_path_is_made_by_the_course_in_nbgraders_layout(tmp_path):
     assert course.students("submitted", m, tmp_path) == ["ada"]
     # Nothing else spells the layout out: nbgrader's folder traits and the gradebook's file
     # name appear only where the course hands them to nbgrader.
-    spelled = [str(p.relative_to(course.root)) for p in (course.root / "tito").rglob("*.py")
-               if p.name not in ("settings.py", "nbgrader_setup.py")
-               and any(word in p.read_text(encoding="utf-8") for word in
-                       ("_directory", "gradebook.db", "CourseDirectory"))]
+    spelled = [
+        str(p.relative_to(course.root))
+        for p in (course.root / "tito").rglob("*.py")
+        if p.name not in ("settings.py", "nbgrader_setup.py")
+        and any(
+            word in p.read_text(encoding="utf-8")
+            for word in ("_directory", "gradebook.db", "CourseDirectory")
+        )
+    ]
     assert spelled == []
 
 
-@pytest.mark.parametrize("args", [["--help"], ["module", "--help"], ["nbgrader", "autograde", "--help"],
-                                  ["system", "doctor", "--help"], ["test", "--help"], ["export", "--help"],
-                                  ["experiment", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["module", "--help"],
+        ["nbgrader", "autograde", "--help"],
+        ["system", "doctor", "--help"],
+        ["test", "--help"],
+        ["export", "--help"],
+        ["experiment", "--help"],
+    ],
+)
 def test_every_command_group_has_help(args):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -95,20 +125,40 @@ def test_every_command_group_has_help(args):
 
 @pytest.mark.slow
 def test_tito_test_checks_what_the_grader_checks_and_leaves_out_the_allocation_tests():
-    """The allocation-free property of the reference kernels is not graded, so a student's `tito test` skips it."""
+    """The allocation-free property of the reference kernels is not graded, so a student's `tito
+    test` skips it."""
     import re
     import subprocess
     import sys
     from pathlib import Path
 
     root = Course().root
-    collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "instructor",
-                                "tests/06_optimizers"], cwd=root, capture_output=True, text=True)
+    collected = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-m",
+            "instructor",
+            "tests/06_optimizers",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     (instructor_only,) = re.findall(r"(\d+)/\d+ tests collected", collected.stdout)
     assert int(instructor_only) > 0
-    assert {line.split("::")[0] for line in collected.stdout.splitlines() if "::" in line} == \
-        {"tests/06_optimizers/test_optimizers_allocations.py"}
-    result = subprocess.run([str(Path(sys.executable).parent / "tito"), "test", "06"], cwd=root,
-                            capture_output=True, text=True, timeout=600)
+    assert {line.split("::")[0] for line in collected.stdout.splitlines() if "::" in line} == {
+        "tests/06_optimizers/test_optimizers_allocations.py"
+    }
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "tito"), "test", "06"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-2000:]
     assert f"{instructor_only} deselected" in result.stdout

@@ -1,4 +1,6 @@
-"""The student edition (`tito release student DIR`): it holds no solution, and a student's loop works in it."""
+"""The student edition (`tito release student DIR`): it holds no solution, and a student's loop
+works in it."""
+
 from __future__ import annotations
 
 import ast
@@ -33,12 +35,15 @@ HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 # and punctuation (`pass`, `else:`, `)`, `]`), or a `return` of one name or number (`return total`).
 # Every other line counts: an assignment, an operator, a call, a word of prose, so
 # `m = beta1 * m + (1 - beta1) * grad` does.
-TRIVIAL = re.compile(r"(\b(pass|return|else|elif|try|except|finally|break|continue|None|True|False)\b"
-                     r"|[\s()\[\]{},:;.])*|return [\w.]+")
+TRIVIAL = re.compile(
+    r"(\b(pass|return|else|elif|try|except|finally|break|continue|None|True|False)\b"
+    r"|[\s()\[\]{},:;.])*|return [\w.]+"
+)
 
 
 def secret_lines() -> set[str]:
-    """The lines of every solution and hidden-test region in modules/*_dev.py that would give something away.
+    """The lines of every solution and hidden-test region in modules/*_dev.py that would give
+    something away.
 
     A line the instructor also shows outside every region (in a docstring, a hint, a visible test)
     is left out: the edition is meant to contain it.
@@ -60,13 +65,16 @@ def secret_lines() -> set[str]:
 
 
 def readable_text(path: Path) -> bytes:
-    """What a reader of the file sees: a notebook's strings unescaped, an archive's members unpacked."""
+    """What a reader of the file sees: a notebook's strings unescaped, an archive's members
+    unpacked."""
     if path.suffix == ".ipynb":
+
         def strings(x):
             if isinstance(x, str):
                 yield x
-            for v in (x.values() if isinstance(x, dict) else x if isinstance(x, list) else []):
+            for v in x.values() if isinstance(x, dict) else x if isinstance(x, list) else []:
                 yield from strings(v)
+
         return "\n".join(strings(json.loads(path.read_bytes()))).encode()
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
@@ -89,39 +97,60 @@ def test_release_refuses_a_folder_that_is_not_empty(tmp_path):
     result = runner.invoke(app, ["release", "student", str(dest)])
     assert result.exit_code == 1
     assert f"{dest} is not an empty folder" in result.output
-    assert [p.name for p in tmp_path.iterdir()] == ["term"] and [p.name for p in dest.iterdir()] == ["notes.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["term"] and [
+        p.name for p in dest.iterdir()
+    ] == ["notes.txt"]
 
 
 def test_a_build_that_fails_leaves_nothing_behind(tmp_path):
     course = Course(make_course_copy(tmp_path / "course"))  # sources only: no student versions yet
-    with pytest.raises(CourseError, match="no student version of 01_tensor at .*tito nbgrader generate 01_tensor"):
+    with pytest.raises(
+        CourseError, match="no student version of 01_tensor at .*tito nbgrader generate 01_tensor"
+    ):
         student_edition.build(course, tmp_path / "edition")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["course"]
 
 
 def test_the_edition_holds_no_solution_no_hidden_test_and_no_instructor_notebook(built):
     secrets = secret_lines()
-    # code, hidden tests and written answers count; what the notebook states anyway, and `return total`, do not
-    assert {"exp_avg *= beta1", "param *= 1 - lr * weight_decay  # decay first: PyTorch's order",
-            "for options, torch_total, torch_grads in TORCH_CLIP_GRID:",
-            "which is why memory-saving optimizers and sharded optimizer state exist."} <= secrets
-    assert {"param.data -= lr * param.grad", 'state["step"] += 1', "return total", "pass", ")"}.isdisjoint(secrets)
-    assert TRIVIAL.fullmatch("return") and not TRIVIAL.fullmatch("m = beta1 * m + (1 - beta1) * grad")
+    # code, hidden tests and written answers count; what the notebook states anyway, and `return
+    # total`, do not
+    assert {
+        "exp_avg *= beta1",
+        "param *= 1 - lr * weight_decay  # decay first: PyTorch's order",
+        "for options, torch_total, torch_grads in TORCH_CLIP_GRID:",
+        "which is why memory-saving optimizers and sharded optimizer state exist.",
+    } <= secrets
+    assert {
+        "param.data -= lr * param.grad",
+        'state["step"] += 1',
+        "return total",
+        "pass",
+        ")",
+    }.isdisjoint(secrets)
+    assert TRIVIAL.fullmatch("return") and not TRIVIAL.fullmatch(
+        "m = beta1 * m + (1 - beta1) * grad"
+    )
     files = [p for p in built.rglob("*") if p.is_file()]
     assert [p for p in files if p.suffix == ".pyc" or "__pycache__" in p.parts] == []
     texts = {str(p.relative_to(built)): readable_text(p) for p in files}
-    leaks = [(name, line) for name, text in texts.items() for line in secrets if line.encode() in text]
+    leaks = [
+        (name, line) for name, text in texts.items() for line in secrets if line.encode() in text
+    ]
     assert leaks == []
     notebooks = sorted(str(p.relative_to(built)) for p in files if p.suffix == ".ipynb")
     assert notebooks == ["modules/01_tensor/tensor.ipynb", "modules/06_optimizers/optimizers.ipynb"]
     for nb in notebooks:
         text = readable_text(built / nb).decode()
         assert SOLUTION_BEGIN not in text and HIDDEN_BEGIN not in text, nb
-        assert (built / nb).read_bytes() == (REPO / "release" / nb.removeprefix("modules/")).read_bytes()
+        assert (built / nb).read_bytes() == (
+            REPO / "release" / nb.removeprefix("modules/")
+        ).read_bytes()
     assert not any("assignments" in p.parts or p.name.endswith("_dev.py") for p in files)
     # tito without the grader and the instructor commands
-    assert sorted(str(p.relative_to(built)) for p in files if p.parts[len(built.parts)] == "tito") == \
-        sorted(student_edition.TITO_FILES + ["tito/main.py"])
+    assert sorted(
+        str(p.relative_to(built)) for p in files if p.parts[len(built.parts)] == "tito"
+    ) == sorted(student_edition.TITO_FILES + ["tito/main.py"])
     assert "dask" not in (built / "pyproject.toml").read_text()
 
 
@@ -129,7 +158,11 @@ def imported_modules(path: Path) -> set[str]:
     """The top-level names of the modules a Python file imports (absolute imports only)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module}
+    names |= {
+        n.module
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module
+    }
     return {name.split(".")[0] for name in names}
 
 
@@ -139,27 +172,59 @@ def test_the_editions_dependencies_provide_everything_its_code_imports(built):
     installs = {re.match(r"[A-Za-z0-9_.-]+", d).group(0).lower() for d in declared}
     own = {"tito", "tinytorch", "experiments", "tests"} | set(sys.stdlib_module_names)
     provided_by = importlib.metadata.packages_distributions()
-    files = [p for folder in ("tito", "tinytorch", "experiments") for p in (built / folder).rglob("*.py")]
-    needed = {name: {d.lower() for d in provided_by.get(name, [name])}
-              for p in files for name in imported_modules(p) - own}
+    files = [
+        p for folder in ("tito", "tinytorch", "experiments") for p in (built / folder).rglob("*.py")
+    ]
+    needed = {
+        name: {d.lower() for d in provided_by.get(name, [name])}
+        for p in files
+        for name in imported_modules(p) - own
+    }
     assert {"nbgrader", "nbclient", "typer", "numpy"} <= set(needed)
     assert {name: dists for name, dists in needed.items() if not dists & installs} == {}
 
 
 def test_the_package_tests_import_the_stub_export_and_fail_on_it(built):
-    """Against the unfinished export the students' tests are collected and fail on NotImplementedError."""
+    """Against the unfinished export the students' tests are collected and fail on
+    NotImplementedError."""
     stub = (built / "tinytorch/core/optimizers.py").read_text()
-    assert stub.startswith("# AUTOGENERATED! DO NOT EDIT! File to edit: "
-                           "../../workspace/06_optimizers/optimizers.ipynb.")
+    assert stub.startswith(
+        "# AUTOGENERATED! DO NOT EDIT! File to edit: "
+        "../../workspace/06_optimizers/optimizers.ipynb."
+    )
     assert stub.count("raise NotImplementedError()") == 9
     assert sorted(p.name for p in (built / "tests/06_optimizers").iterdir()) == [
-        "references", "test_clipping.py", "test_optimizers_state_dict.py", "test_optimizers_torch_reference.py",
-        "test_optimizers_unit.py", "test_schedulers.py"]
-    result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                             "tests/06_optimizers"], cwd=built, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(built)})
-    assert result.returncode == 1, result.stdout[-2000:]  # 1: a test failed (2 would be an import error)
-    assert "E       NotImplementedError" in result.stdout and "1 failed" in result.stdout.splitlines()[-1]
+        "references",
+        "test_clipping.py",
+        "test_optimizers_state_dict.py",
+        "test_optimizers_torch_reference.py",
+        "test_optimizers_unit.py",
+        "test_schedulers.py",
+    ]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-x",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/06_optimizers",
+        ],
+        cwd=built,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(built)},
+    )
+    assert result.returncode == 1, result.stdout[
+        -2000:
+    ]  # 1: a test failed (2 would be an import error)
+    assert (
+        "E       NotImplementedError" in result.stdout
+        and "1 failed" in result.stdout.splitlines()[-1]
+    )
 
 
 ADAM_STEP = """\
@@ -175,7 +240,9 @@ print(tinytorch.__file__, repr(w.data.tolist()))
 """
 
 
-def test_a_student_clones_the_edition_completes_06_and_a_later_module_imports_their_export(built, tmp_path):
+def test_a_student_clones_the_edition_completes_06_and_a_later_module_imports_their_export(
+    built, tmp_path
+):
     """The student's whole loop, with the edition's own commands, in a repository of its own.
 
     `make install` uses an existing .venv as it is (the edition's README says so for a machine whose
@@ -188,14 +255,19 @@ def test_a_student_clones_the_edition_completes_06_and_a_later_module_imports_th
     root = tmp_path / "tinytorch-student"
     subprocess.run(["cp", "-a", str(built), str(root)], check=True)
     bin_ = root / ".venv/bin"
-    # As in a fresh terminal: none of this environment's virtualenv, path or (under `make test`) make settings.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    # As in a fresh terminal: none of this environment's virtualenv, path or (under `make test`)
+    # make settings.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "PYTHONPATH", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    }
     env["PATH"] = f"{bin_}:{env['PATH']}"
 
     def run(*args, cwd=root, code=0):
-        result = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True,
-                                timeout=300)
+        result = subprocess.run(
+            [str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == code, f"{args}: {result.stdout[-3000:]}{result.stderr[-3000:]}"
         return result.stdout
 
@@ -204,20 +276,32 @@ def test_a_student_clones_the_edition_completes_06_and_a_later_module_imports_th
     run("git", "add", "-A")
     run(*git, "commit", "-q", "-m", "Student edition")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", root / ".venv"], check=True)
-    site = Path(run(bin_ / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").strip())
+    site = Path(
+        run(bin_ / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").strip()
+    )
     (site / "course-packages.pth").write_text(sysconfig.get_path("purelib") + "\n")
     run("make", "install")
-    assert sorted(re.findall(r"│ (\w+) ", run(bin_ / "tito", "--help"))) == ["experiment", "module", "test"]
+    assert sorted(re.findall(r"│ (\w+) ", run(bin_ / "tito", "--help"))) == [
+        "experiment",
+        "module",
+        "test",
+    ]
     listed = run(bin_ / "tito", "module", "list")
-    assert re.search(r"06_optimizers .* 100 ", listed) and re.search(r"01_tensor .* 0 ", listed), listed
+    assert re.search(r"06_optimizers .* 100 ", listed) and re.search(r"01_tensor .* 0 ", listed), (
+        listed
+    )
     assert "06_optimizers" in run(bin_ / "tito", "module", "start", "06")
 
     m = COURSE.module("06")
     work = root / "workspace/06_optimizers/optimizers.ipynb"
-    done = filled(nbformat.read(work, as_version=4), nbformat.read(COURSE.source_notebook(m), as_version=4))
+    done = filled(
+        nbformat.read(work, as_version=4), nbformat.read(COURSE.source_notebook(m), as_version=4)
+    )
     nbformat.write(done, work)
     out = run(bin_ / "tito", "module", "complete", "06")
-    assert "Tests passed: 45/45 (92/92 automatic points)" in out and "06_optimizers complete." in out
+    assert (
+        "Tests passed: 45/45 (92/92 automatic points)" in out and "06_optimizers complete." in out
+    )
     exported = (root / "tinytorch/core/optimizers.py").read_text()
     assert exported == m.export.read_text().replace("../../assignments/", "../../workspace/")
     status = run(bin_ / "tito", "module", "status").split("06_optimizers")[1]
@@ -225,12 +309,18 @@ def test_a_student_clones_the_edition_completes_06_and_a_later_module_imports_th
     tested = run(bin_ / "tito", "test", "06").splitlines()[-1]
     assert re.fullmatch(r"\d+ passed in [\d.]+s", tested), tested  # every test ran and passed
     assert run("git", "status", "--porcelain", "--untracked-files=all").splitlines() == [
-        " M tinytorch/core/optimizers.py", "?? workspace/06_optimizers/optimizers.ipynb"]
+        " M tinytorch/core/optimizers.py",
+        "?? workspace/06_optimizers/optimizers.ipynb",
+    ]
 
     # A later module's code imports the student's export from the installed edition.
     theirs = run(bin_ / "python", "-c", ADAM_STEP, cwd=tmp_path).split()
-    ours = subprocess.run([sys.executable, "-c", ADAM_STEP], capture_output=True, text=True, check=True).stdout.split()
-    assert theirs[0] == str(root / "tinytorch/__init__.py") and ours[0] == str(REPO / "tinytorch/__init__.py")
+    ours = subprocess.run(
+        [sys.executable, "-c", ADAM_STEP], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert theirs[0] == str(root / "tinytorch/__init__.py") and ours[0] == str(
+        REPO / "tinytorch/__init__.py"
+    )
     assert theirs[1:] == ours[1:]
 
     broken = replace_region(done, "exponential_lr_impl", "return base_lr * gamma ** (epoch + 1)")
@@ -243,9 +333,11 @@ def test_a_student_clones_the_edition_completes_06_and_a_later_module_imports_th
 
 def test_the_editions_readme_says_what_the_check_runs_and_how_to_hand_in(built):
     text = " ".join((built / "README.md").read_text(encoding="utf-8").split())
-    for said in ["Each cell gets 10 s there (the grader allows 60 s)",
-                 "The grader puts back every locked cell (the tests and the code given to you) exactly as it was "
-                 "handed out",
-                 "as root (a container, Codespaces): add --allow-root",
-                 "git add workspace/06_optimizers/optimizers.ipynb tinytorch/core/optimizers.py"]:
+    for said in [
+        "Each cell gets 10 s there (the grader allows 60 s)",
+        "The grader puts back every locked cell (the tests and the code given to you) "
+        "exactly as it was handed out",
+        "as root (a container, Codespaces): add --allow-root",
+        "git add workspace/06_optimizers/optimizers.ipynb tinytorch/core/optimizers.py",
+    ]:
         assert said in text, said

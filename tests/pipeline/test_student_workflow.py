@@ -1,6 +1,7 @@
 """A student's round trip in a fresh student edition, with the edition's own `tito` run as a
 student runs it: start, complete (a real kernel), submit, and what the check says about each
 ordinary mistake (exit code, message, no traceback, the last good export kept)."""
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,14 @@ def course(edition, tmp_path):
 def tito(course: Course, *args: str) -> subprocess.CompletedProcess:
     """The edition's own `tito`, in a terminal process of its own in the edition's folder (its
     tito and package first on the path, for the command and for the notebook's kernel)."""
-    return subprocess.run([sys.executable, "-m", "tito.main", *args], cwd=course.root, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(course.root)})
+    return subprocess.run(
+        [sys.executable, "-m", "tito.main", *args],
+        cwd=course.root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(course.root)},
+    )
 
 
 def test_complete_without_a_working_copy_says_how_to_start(course):
@@ -76,16 +83,27 @@ def test_untouched_work_fails_every_test_and_exports_the_students_stubs(course):
     assert "Traceback" not in result.stdout + result.stderr
     # Readable in an 80-column terminal: one row per part not started, no list of 45 failures.
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
-    rows = [line.strip("│ ").split(" │ ") for line in result.stdout.splitlines() if line.startswith("│")]
+    rows = [
+        line.strip("│ ").split(" │ ") for line in result.stdout.splitlines() if line.startswith("│")
+    ]
     assert [[cell.strip() for cell in row] for row in rows] == [
-        ["Part 1", "6", "not started (4 tests)"], ["Part 2", "20", "not started (9 tests)"],
-        ["Part 3", "26", "not started (13 tests)"], ["Part 4", "14", "not started (9 tests)"],
-        ["Part 5", "16", "not started (8 tests)"], ["Part 6", "10", "not started (2 tests)"]]
+        ["Part 1", "6", "not started (4 tests)"],
+        ["Part 2", "20", "not started (9 tests)"],
+        ["Part 3", "26", "not started (13 tests)"],
+        ["Part 4", "14", "not started (9 tests)"],
+        ["Part 5", "16", "not started (8 tests)"],
+        ["Part 6", "10", "not started (2 tests)"],
+    ]
     said = " ".join(result.stdout.split())
-    assert said.count("NotImplementedError") == 1 and "other cell(s) stop at code not written yet" in said
+    assert (
+        said.count("NotImplementedError") == 1
+        and "other cell(s) stop at code not written yet" in said
+    )
     assert "4 written answer(s) still empty (8 points, graded by hand)" in said
-    assert said.endswith("Not complete yet: fix the failures above and run this again. "
-                         "Next: Part 1: Gradient descent step, starting with `gd_step_values`.")
+    assert said.endswith(
+        "Not complete yet: fix the failures above and run this again. "
+        "Next: Part 1: Gradient descent step, starting with `gd_step_values`."
+    )
     exported = m.export.read_text()
     assert "File to edit: ../../workspace/06_optimizers/optimizers.ipynb" in exported
     assert "raise NotImplementedError()" in exported
@@ -96,7 +114,10 @@ def test_completed_work_passes_and_exports_the_students_code(course):
     m = course.module("06")
     tito(course, "module", "start", "06")
     work = course.workspace_notebook(m)
-    done = filled(nbformat.read(work, as_version=4), nbformat.read(INSTRUCTOR.source_notebook(m), as_version=4))
+    done = filled(
+        nbformat.read(work, as_version=4),
+        nbformat.read(INSTRUCTOR.source_notebook(m), as_version=4),
+    )
     nbformat.write(done, work)
     result = tito(course, "module", "complete", "06")
     out = result.stdout
@@ -105,28 +126,41 @@ def test_completed_work_passes_and_exports_the_students_code(course):
     # Every test id whole in its row, in 80 columns.
     assert max(len(line) for line in out.splitlines()) <= 80
     release = nbformat.read(course.release_notebook(m), as_version=4)
-    ids = [c.metadata["nbgrader"]["grade_id"] for c in release.cells
-           if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
+    ids = [
+        c.metadata["nbgrader"]["grade_id"]
+        for c in release.cells
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
+    ]
     assert len(ids) == 45 and [i for i in ids if f"│ {i} " not in out] == []
     hidden = " ".join(out.split("6 of these cells also have hidden tests")[1].split())
     assert hidden.startswith("that only the grader runs")
-    for grade_id in ["sgd_matches_pytorch_trajectory", "adam_matches_pytorch_trajectory", "clip_matches_pytorch",
-                     "scheduler_drives_optimizer_lr", "warmup_constant_after_total"]:
+    for grade_id in [
+        "sgd_matches_pytorch_trajectory",
+        "adam_matches_pytorch_trajectory",
+        "clip_matches_pytorch",
+        "scheduler_drives_optimizer_lr",
+        "warmup_constant_after_total",
+    ]:
         assert grade_id in hidden.replace(" ", "")
     exported = m.export.read_text()
     assert "File to edit: ../../workspace/06_optimizers/optimizers.ipynb" in exported
     assert "raise NotImplementedError()" not in exported
     assert student.state(course, m) == "tests passing, exported"
     status = tito(course, "module", "status").stdout
-    assert "tests passing, exported" in status and "not started" not in status.split("06_optimizers")[1]
+    assert (
+        "tests passing, exported" in status
+        and "not started" not in status.split("06_optimizers")[1]
+    )
 
 
 def test_demonstrations_run_only_when_asked(tmp_path):
     """Cells tagged skip-execution stay out of `tito module complete` unless --demos is given."""
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("ran = ['always']"),
-                nbformat.v4.new_code_cell("ran.append('demo')", metadata={"tags": ["skip-execution"]}),
-                nbformat.v4.new_code_cell("print(ran)")]
+    nb.cells = [
+        nbformat.v4.new_code_cell("ran = ['always']"),
+        nbformat.v4.new_code_cell("ran.append('demo')", metadata={"tags": ["skip-execution"]}),
+        nbformat.v4.new_code_cell("print(ran)"),
+    ]
     path = tmp_path / "demo.ipynb"
     nbformat.write(nb, path)
     for demos, printed in [(False, "['always']\n"), (True, "['always', 'demo']\n")]:
@@ -136,6 +170,7 @@ def test_demonstrations_run_only_when_asked(tmp_path):
 
 
 # -- the check runs what the grader runs, and says so -------------------------------------------
+
 
 def _complete(course: Course):
     """`tito module complete 06` as a student runs it; its exit code and its words on one line."""
@@ -152,7 +187,10 @@ def _work(course: Course, edit):
     m = course.module("06")
     tito(course, "module", "start", "06")
     work = course.workspace_notebook(m)
-    done = filled(nbformat.read(work, as_version=4), nbformat.read(INSTRUCTOR.source_notebook(m), as_version=4))
+    done = filled(
+        nbformat.read(work, as_version=4),
+        nbformat.read(INSTRUCTOR.source_notebook(m), as_version=4),
+    )
     nbformat.write(edit(done), work)
     return m
 
@@ -160,23 +198,36 @@ def _work(course: Course, edit):
 def test_deleted_edited_or_duplicated_test_cells_are_named_and_run_as_released(course):
     """The grader restores locked cells, so the check does too: a gutted test still runs, and
     fails, as released; `complete` is refused until every test cell is as released."""
+
     def edit(nb):
         nb = sub.without_cell(nb, "clip_inf_norm")
-        nb = sub.set_source(nb, "gd_step_values", '"""gradient_descent_step subtracts lr * grad."""\npass')
+        nb = sub.set_source(
+            nb, "gd_step_values", '"""gradient_descent_step subtracts lr * grad."""\npass'
+        )
         nb = sub.with_duplicate(nb, "step_lr_values")
         # and a wrong step, so that a test fails with arrays in its message: [nan nan nan]
-        return sub.replace_region(nb, "gradient_descent_step_impl",
-                                  "if param.grad is None:\n    return\nparam.data -= np.nan * param.grad")
+        return sub.replace_region(
+            nb,
+            "gradient_descent_step_impl",
+            "if param.grad is None:\n    return\nparam.data -= np.nan * param.grad",
+        )
 
     _work(course, edit)
     code, out, err = _complete(course)
     assert code == 1, out
-    for said in ["`clip_inf_norm` was deleted: the grader puts the original back",
-                 "`gd_step_values` was changed: the grader runs the original",
-                 "`step_lr_values` appears twice: the grader keeps the first and drops the copy"]:
+    for said in [
+        "`clip_inf_norm` was deleted: the grader puts the original back",
+        "`gd_step_values` was changed: the grader runs the original",
+        "`step_lr_values` appears twice: the grader keeps the first and drops the copy",
+    ]:
         assert f"test cell not as released: {said}" in out
-    assert "Tests passed: 41/45" in out  # the restored gd_step_values fails like three more gd tests
-    assert "gd_step_values (2 pts): AssertionError: param is [nan nan nan], expected [ 0.95 -1.9 0.3 ]" in out, out
+    assert (
+        "Tests passed: 41/45" in out
+    )  # the restored gd_step_values fails like three more gd tests
+    assert (
+        "gd_step_values (2 pts): AssertionError: param is [nan nan nan], expected [ 0.95 -1.9 0.3 ]"
+        in out
+    ), out
     assert "Not complete yet" in out and "06_optimizers complete" not in out
     assert "Traceback" not in out + err
 
@@ -185,11 +236,20 @@ def test_a_syntax_error_keeps_the_last_export_and_names_the_cell_and_line(course
     m = _work(course, lambda nb: nb)
     assert _complete(course)[0] == 0
     good = m.export.read_bytes()
-    nbformat.write(sub.replace_region(nbformat.read(course.workspace_notebook(m), as_version=4), "sgd_step_impl",
-                                      "d_p = grad\nif momentum != 0\n    pass"), course.workspace_notebook(m))
+    nbformat.write(
+        sub.replace_region(
+            nbformat.read(course.workspace_notebook(m), as_version=4),
+            "sgd_step_impl",
+            "d_p = grad\nif momentum != 0\n    pass",
+        ),
+        course.workspace_notebook(m),
+    )
     code, out, err = _complete(course)
     assert code == 1
-    assert "error outside the tests: `sgd_step_impl`, line" in out and "SyntaxError: expected ':'" in out, out
+    assert (
+        "error outside the tests: `sgd_step_impl`, line" in out
+        and "SyntaxError: expected ':'" in out
+    ), out
     assert "(not exported: the last export stays)" in out and "Your code was not exported" in out
     assert m.export.read_bytes() == good
     assert "Traceback" not in out + err and "renamed?" not in out
@@ -200,7 +260,10 @@ def test_a_corrupt_notebook_gets_one_line_that_says_how_to_start_again(course):
     course.workspace_notebook(m).write_text('{"cells": [', encoding="utf-8")
     code, out, err = _complete(course)
     assert code == 1
-    assert "is not a readable notebook" in out + err and "tito module start 06_optimizers --force" in out + err
+    assert (
+        "is not a readable notebook" in out + err
+        and "tito module start 06_optimizers --force" in out + err
+    )
     assert "Traceback" not in out + err and "Warning" not in err and len((out + err).strip()) < 600
 
 
@@ -210,15 +273,21 @@ def test_an_endless_loop_is_named_with_the_time_limit_and_stops_the_run(course):
     settings = course.root / "settings.ini"
     text = settings.read_text(encoding="utf-8")
     assert "\n[student]\n" in text
-    settings.write_text(re.sub(r"(\[student\][^\[]*?cell_timeout_seconds = )\d+", r"\g<1>3", text), encoding="utf-8")
+    settings.write_text(
+        re.sub(r"(\[student\][^\[]*?cell_timeout_seconds = )\d+", r"\g<1>3", text), encoding="utf-8"
+    )
     _work(course, lambda nb: sub.replace_region(nb, "step_lr_impl", "while True:\n    pass"))
     code, out, err = _complete(course)
     assert code == 1
     # The first cell to call step_lr is the demonstration after it (not a graded cell).
     first = "the cell starting `w = Tensor(np.array([1.0]), requires_gra`"
-    assert (f"error outside the tests: {first}: ran longer than 3 s and was stopped: an endless loop? "
-            "(the grader allows 60 s)") in out, out
-    assert f"step_lr_values (3 pts): not run: the run stopped after {first} ran longer than 3 s" in out
+    assert (
+        f"error outside the tests: {first}: ran longer than 3 s and was stopped: an endless loop? "
+        "(the grader allows 60 s)"
+    ) in out, out
+    assert (
+        f"step_lr_values (3 pts): not run: the run stopped after {first} ran longer than 3 s" in out
+    )
     assert "KeyboardInterrupt" not in out and "Traceback" not in out + err
 
 
@@ -228,12 +297,17 @@ def test_an_exported_cell_that_fails_when_it_runs_keeps_the_last_export(course):
     assert _complete(course)[0] == 0
     good = m.export.read_bytes()
     work = nbformat.read(course.workspace_notebook(m), as_version=4)
-    nbformat.write(sub.insert_code_cell(work, "sgd_step_impl", "#| export\nundefined_helper()"),
-                   course.workspace_notebook(m))
+    nbformat.write(
+        sub.insert_code_cell(work, "sgd_step_impl", "#| export\nundefined_helper()"),
+        course.workspace_notebook(m),
+    )
     code, out, err = _complete(course)
     assert code == 1
-    assert ("error outside the tests: the cell starting `undefined_helper()`: NameError: name 'undefined_helper' "
-            "is not defined (not exported: the last export stays)") in out, out
+    assert (
+        "error outside the tests: the cell starting `undefined_helper()`: "
+        "NameError: name 'undefined_helper' "
+        "is not defined (not exported: the last export stays)"
+    ) in out, out
     assert "Your code was not exported" in out
     assert m.export.read_bytes() == good
 
@@ -245,56 +319,89 @@ def test_submit_writes_the_checked_notebook_and_says_how_to_hand_it_in(course):
     assert code == 0, out
     handed = course.root / "hand-in" / "06_optimizers" / "optimizers.ipynb"
     assert handed.read_bytes() == course.workspace_notebook(m).read_bytes()
-    assert "The notebook to hand in, as it was checked: hand-in/06_optimizers/optimizers.ipynb" in out
-    assert ('git add workspace/06_optimizers/optimizers.ipynb tinytorch/core/optimizers.py && '
-            'git commit -m "06_optimizers" && git push') in out
+    assert (
+        "The notebook to hand in, as it was checked: hand-in/06_optimizers/optimizers.ipynb" in out
+    )
+    assert (
+        "git add workspace/06_optimizers/optimizers.ipynb tinytorch/core/optimizers.py && "
+        'git commit -m "06_optimizers" && git push'
+    ) in out
     assert out.endswith("06_optimizers complete and ready to hand in.")
-    nbformat.write(sub.replace_region(nbformat.read(course.workspace_notebook(m), as_version=4), "step_lr_impl",
-                                      "return base_lr"), course.workspace_notebook(m))
+    nbformat.write(
+        sub.replace_region(
+            nbformat.read(course.workspace_notebook(m), as_version=4),
+            "step_lr_impl",
+            "return base_lr",
+        ),
+        course.workspace_notebook(m),
+    )
     code, out, err = _complete_with(course, "submit")
-    assert code == 3 and out.endswith("Not complete yet: what you hand in now is graded as it is."), out
+    assert code == 3 and out.endswith(
+        "Not complete yet: what you hand in now is graded as it is."
+    ), out
     assert handed.read_bytes() == course.workspace_notebook(m).read_bytes()
 
 
 def test_a_step_counter_from_zero_gets_the_tests_prepared_hint(course):
     """A step counter used before it is incremented divides a Python float by zero in adam_step:
     the test catches it and says what the mistake is likely to be."""
-    body = ('step = state["step"]\nexp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]\n'
-            "exp_avg *= beta1\nexp_avg += (1 - beta1) * grad\nexp_avg_sq *= beta2\n"
-            "exp_avg_sq += (1 - beta2) * grad * grad\n"
-            "param -= lr / (1 - beta1 ** step) * exp_avg / (np.sqrt(exp_avg_sq) + eps)\n"
-            'state["step"] += 1')
+    body = (
+        'step = state["step"]\nexp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]\n'
+        "exp_avg *= beta1\nexp_avg += (1 - beta1) * grad\nexp_avg_sq *= beta2\n"
+        "exp_avg_sq += (1 - beta2) * grad * grad\n"
+        "param -= lr / (1 - beta1 ** step) * exp_avg / (np.sqrt(exp_avg_sq) + eps)\n"
+        'state["step"] += 1'
+    )
     _work(course, lambda nb: sub.replace_region(nb, "adam_step_impl", body))
     code, out, err = _complete(course)
     assert code == 1
     said = " ".join(out.split())
-    assert ("adam_first_step_moves_lr (3 pts): AssertionError: the first Adam step divided by zero (float division "
-            "by zero): the bias correction divided by 1 - beta**0 = 0: is the step counter starting at 0? "
-            "Increment state['step'] before using it and use beta**step, not beta**(step - 1)") in said, out
+    assert (
+        "adam_first_step_moves_lr (3 pts): AssertionError: "
+        "the first Adam step divided by zero (float division "
+        "by zero): the bias correction divided by 1 - beta**0 = 0: "
+        "is the step counter starting at 0? "
+        "Increment state['step'] before using it and use beta**step, not beta**(step - 1)"
+    ) in said, out
     assert "Traceback" not in out + err
 
 
 def test_an_error_inside_the_students_function_is_placed_by_cell_and_line(course):
     """An error the tests do not expect names the solution cell, the line in it and the
     function, not only the test."""
-    _work(course, lambda nb: sub.replace_region(nb, "sgd_step_impl", "d_p = grad\nparam -= lr * d_p[7]"))
+    _work(
+        course,
+        lambda nb: sub.replace_region(nb, "sgd_step_impl", "d_p = grad\nparam -= lr * d_p[7]"),
+    )
     code, out, err = _complete(course)
     assert code == 1
     # Line 10 of the cell as Jupyter numbers it: the second line written after `### BEGIN SOLUTION`.
-    assert ("sgd_plain_step_values (2 pts): IndexError: index 7 is out of bounds for axis 0 with size 3 "
-            "(in `sgd_step_impl`, line 10, sgd_step)") in out, out
+    assert (
+        "sgd_plain_step_values (2 pts): "
+        "IndexError: index 7 is out of bounds for axis 0 with size 3 "
+        "(in `sgd_step_impl`, line 10, sgd_step)"
+    ) in out, out
     assert "Traceback" not in out + err
 
 
 def test_a_renamed_function_is_named_with_the_cell_that_defined_it(course):
     def rename(nb):
-        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "adam_step_impl")
-        return sub.set_source(nb, "adam_step_impl", cell.source.replace("def adam_step(", "def adam_update("))
+        cell = next(
+            c
+            for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade_id") == "adam_step_impl"
+        )
+        return sub.set_source(
+            nb, "adam_step_impl", cell.source.replace("def adam_step(", "def adam_update(")
+        )
 
     _work(course, rename)
     code, out, err = _complete(course)
     assert code == 1
-    assert ("error outside the tests: `adam_step_impl`: `adam_step` is not defined any more (renamed?), and the "
-            "tests call it by that name") in out, out
+    assert (
+        "error outside the tests: `adam_step_impl`: "
+        "`adam_step` is not defined any more (renamed?), and the "
+        "tests call it by that name"
+    ) in out, out
     assert "adam_first_step_moves_lr (3 pts): NameError: name 'adam_step' is not defined" in out
     assert "Traceback" not in out + err

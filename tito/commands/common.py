@@ -1,4 +1,5 @@
 """What every command group shares: the console, the course, and turning errors into exit codes."""
+
 from __future__ import annotations
 
 import functools
@@ -19,12 +20,14 @@ def fail(message: str, code: int = 1):
 
 def handles_errors(fn):
     """Show a CourseError as a one-line message and exit 1, instead of a traceback."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except CourseError as e:
             fail(str(e))
+
     return wrapper
 
 
@@ -38,6 +41,8 @@ def modules_from(course: Course, name: str | None, all_: bool) -> list[Module]:
     if all_:
         return course.modules
     if not name:
-        raise CourseError("which module? give its name (e.g. 06_optimizers or 06) or --all; modules: "
-                          + ", ".join(m.name for m in course.modules))
+        raise CourseError(
+            "which module? give its name (e.g. 06_optimizers or 06) or --all; modules: "
+            + ", ".join(m.name for m in course.modules)
+        )
     return [course.module(name)]

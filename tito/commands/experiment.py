@@ -1,4 +1,5 @@
 """`tito experiment`: list and run the optimizer studies (the work is in experiments.run)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +13,9 @@ from .common import console, handles_errors
 
 # The studies import the student's exported package, so they are imported only when a
 # study command runs: a broken export must not break the rest of tito.
-app = typer.Typer(help="Run the optimizer studies with your own tinytorch optimizers.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run the optimizer studies with your own tinytorch optimizers.", no_args_is_help=True
+)
 
 
 @app.command("list")
@@ -36,15 +39,24 @@ def list_studies() -> None:
 @handles_errors
 def run(
     name: str = typer.Argument(..., help="Study name (see `tito experiment list`)."),
-    overrides: list[str] = typer.Argument(None, help="Config overrides as key=value, e.g. optim.lr=0.01."),
-    out: Path = typer.Option(Path("runs"), "--out", help="Root folder for run folders (<out>/<study>/<timestamp>/)."),
+    overrides: list[str] = typer.Argument(
+        None, help="Config overrides as key=value, e.g. optim.lr=0.01."
+    ),
+    out: Path = typer.Option(
+        Path("runs"), "--out", help="Root folder for run folders (<out>/<study>/<timestamp>/)."
+    ),
 ) -> None:
     """Run one study, save config, commit, metrics and plots, and print a summary."""
     _import_studies()
     from experiments import ExperimentError, run_study
     from experiments.common import summary_text
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console) as bar:
         tasks: dict[str, int] = {}
 
@@ -58,8 +70,11 @@ def run(
         except ExperimentError as err:  # a study or a config value that does not exist
             raise CourseError(str(err)) from None
         except NotImplementedError:
-            raise CourseError("the exported tinytorch code is unfinished (NotImplementedError); complete the module "
-                              "and run `tito module complete 06` first") from None
+            raise CourseError(
+                "the exported tinytorch code is unfinished (NotImplementedError); "
+                "complete the module "
+                "and run `tito module complete 06` first"
+            ) from None
 
     rows = record.result.summary
     table = Table(title=f"{name} ({record.elapsed_seconds:.1f} s)")
@@ -76,6 +91,7 @@ def _import_studies() -> None:
     try:
         import experiments  # noqa: F401
     except Exception as err:
-        raise CourseError(f"the exported tinytorch package cannot be imported ({type(err).__name__}: {err}); "
-                          "re-export it with `tito module complete`") from None
-
+        raise CourseError(
+            f"the exported tinytorch package cannot be imported ({type(err).__name__}: {err}); "
+            "re-export it with `tito module complete`"
+        ) from None

@@ -1,4 +1,5 @@
 """tito module list|status|start|complete"""
+
 from __future__ import annotations
 
 import subprocess
@@ -43,15 +44,21 @@ def status():
 
 @app.command()
 @handles_errors
-def start(module: str = typer.Argument(..., help="Module name or number, e.g. 06_optimizers or 06."),
-          force: bool = typer.Option(False, "--force", help="Reset an existing working copy (a backup is kept)."),
-          lab: bool = typer.Option(False, "--lab", help="Open the working copy in Jupyter Lab.")):
+def start(
+    module: str = typer.Argument(..., help="Module name or number, e.g. 06_optimizers or 06."),
+    force: bool = typer.Option(
+        False, "--force", help="Reset an existing working copy (a backup is kept)."
+    ),
+    lab: bool = typer.Option(False, "--lab", help="Open the working copy in Jupyter Lab."),
+):
     """Create your working copy of a module's student notebook."""
     course = load_course()
     m = course.module(module)
     work, backup = student.start(course, m, force=force)
     if backup:
-        console.print(f"Backed up your previous working copy to [bold]{backup.relative_to(course.root)}[/]")
+        console.print(
+            f"Backed up your previous working copy to [bold]{backup.relative_to(course.root)}[/]"
+        )
     console.print(f"Your working copy of {m.name}: [bold]{work.relative_to(course.root)}[/]")
     console.print(f"When you are done: [bold]tito module complete {m.name}[/]")
     if lab:
@@ -60,13 +67,21 @@ def start(module: str = typer.Argument(..., help="Module name or number, e.g. 06
 
 @app.command()
 @handles_errors
-def complete(module: str = typer.Argument(..., help="Module name or number, e.g. 06_optimizers or 06."),
-             demos: bool = typer.Option(False, "--demos", help="Also run the measurements, plots and experiments "
-                                                                "(cells tagged skip-execution; slower).")):
+def complete(
+    module: str = typer.Argument(..., help="Module name or number, e.g. 06_optimizers or 06."),
+    demos: bool = typer.Option(
+        False,
+        "--demos",
+        help="Also run the measurements, plots and experiments "
+        "(cells tagged skip-execution; slower).",
+    ),
+):
     """Run your working notebook's tests in a real kernel and export your code into tinytorch/."""
     course = load_course()
     m = course.module(module)
-    with console.status(f"Running {course.workspace_notebook(m).relative_to(course.root)} in a kernel..."):
+    with console.status(
+        f"Running {course.workspace_notebook(m).relative_to(course.root)} in a kernel..."
+    ):
         result, exported = student.complete(course, m, demos)
     if not _report(course, m, result, exported):
         raise typer.Exit(1)
@@ -75,27 +90,40 @@ def complete(module: str = typer.Argument(..., help="Module name or number, e.g.
 
 @app.command()
 @handles_errors
-def submit(module: str = typer.Argument(..., help="Module name or number, e.g. 06_optimizers or 06.")):
-    """Check your notebook as `complete` does, then write the file to hand in and say what to do with it.
+def submit(
+    module: str = typer.Argument(..., help="Module name or number, e.g. 06_optimizers or 06."),
+):
+    """Check your notebook as `complete` does, then write the file to hand in and say what to do
+    with it.
 
     Exits 0 when it is complete, 3 when it was written but is not complete yet, 1 when nothing
     was written (no readable working copy).
     """
     course = load_course()
     m = course.module(module)
-    with console.status(f"Checking {course.workspace_notebook(m).relative_to(course.root)} in a kernel..."):
+    with console.status(
+        f"Checking {course.workspace_notebook(m).relative_to(course.root)} in a kernel..."
+    ):
         result, exported = student.complete(course, m)
     done = _report(course, m, result, exported)
     copy = student.hand_in(course, m)
     work = course.workspace_notebook(m).relative_to(course.root)
-    console.print(f"The notebook to hand in, as it was checked: [bold]{copy.relative_to(course.root)}[/] "
-                  "(upload it where your course collects work).")
+    console.print(
+        f"The notebook to hand in, as it was checked: [bold]{copy.relative_to(course.root)}[/] "
+        "(upload it where your course collects work)."
+    )
     if (course.root / ".git").exists():
         export = m.export.relative_to(course.root)
-        console.print(f"In a course that collects from git: git add {work} {export} && "
-                      f'git commit -m "{m.name}" && git push')
+        console.print(
+            f"In a course that collects from git: git add {work} {export} && "
+            f'git commit -m "{m.name}" && git push'
+        )
     if not done:
-        console.print(Text.assemble(("Not complete yet", "bold red"), ": what you hand in now is graded as it is."))
+        console.print(
+            Text.assemble(
+                ("Not complete yet", "bold red"), ": what you hand in now is graded as it is."
+            )
+        )
         raise typer.Exit(3)
     console.print(f"[bold green]{m.name} complete and ready to hand in.[/]")
 
@@ -114,48 +142,79 @@ def _report(course, m, result: student.RunResult, exported) -> bool:
         if c.part in not_started:  # one row for a part not started yet
             if c is not_started[c.part][0]:
                 cs = not_started[c.part]
-                t.add_row(c.part.split(":")[0], f"{sum(x.points for x in cs):g}", f"not started ({len(cs)} tests)")
+                t.add_row(
+                    c.part.split(":")[0],
+                    f"{sum(x.points for x in cs):g}",
+                    f"not started ({len(cs)} tests)",
+                )
             continue
         t.add_row(c.grade_id, f"{c.points:g}", "[green]pass[/]" if c.passed else "[red]FAIL[/]")
     console.print(t)
     for c in result.cells:
         if not c.passed and c.part not in not_started:
-            console.print(Text.assemble((c.grade_id, "bold red"), f" ({c.points:g} pts): ", c.first_line))
+            console.print(
+                Text.assemble((c.grade_id, "bold red"), f" ({c.points:g} pts): ", c.first_line)
+            )
     stubs = [e for e in result.errors if ": NotImplementedError" in e]  # placed or not
     for e in result.errors:
         if e not in stubs:
             console.print(Text.assemble(("error outside the tests: ", "red"), e))
     if stubs:
-        console.print(f"{len(stubs)} other cell(s) stop at code not written yet (NotImplementedError).")
+        console.print(
+            f"{len(stubs)} other cell(s) stop at code not written yet (NotImplementedError)."
+        )
     for r in result.restored:
         console.print(Text.assemble(("test cell not as released: ", "red"), r))
     if result.restored:
-        console.print("The grader restores every locked cell from the instructor's copy, so the results above "
-                      "are for the cells as released. To get a cell back: copy it from "
-                      f"{course.release_notebook(m).relative_to(course.root)}.")
+        console.print(
+            "The grader restores every locked cell from the instructor's copy, "
+            "so the results above "
+            "are for the cells as released. To get a cell back: copy it from "
+            f"{course.release_notebook(m).relative_to(course.root)}."
+        )
     got = sum(c.points for c in result.cells if c.passed)
     total = sum(c.points for c in result.cells)
-    console.print(f"Tests passed: {sum(c.passed for c in result.cells)}/{len(result.cells)} "
-                  f"({got:g}/{total:g} automatic points)")
+    console.print(
+        f"Tests passed: {sum(c.passed for c in result.cells)}/{len(result.cells)} "
+        f"({got:g}/{total:g} automatic points)"
+    )
     hidden = [c.grade_id for c in result.cells if c.hidden]
     if hidden:
-        console.print(f"{len(hidden)} of these cells also have hidden tests that only the grader runs "
-                      f"(each cell's docstring says what they check), so a pass here can still lose their "
-                      f"points: {', '.join(hidden)}")
+        console.print(
+            f"{len(hidden)} of these cells also have hidden tests that only the grader runs "
+            f"(each cell's docstring says what they check), so a pass here can still lose their "
+            f"points: {', '.join(hidden)}"
+        )
     if exported is not None:
         console.print(f"Exported your code to [bold]{exported.relative_to(course.root)}[/]")
     else:
-        console.print("[red]Your code was not exported[/]: an exported cell does not compile or fails when it runs "
-                      "(named above); the package keeps your last export. Fix it and run this again.")
+        console.print(
+            "[red]Your code was not exported[/]: "
+            "an exported cell does not compile or fails when it runs "
+            "(named above); the package keeps your last export. Fix it and run this again."
+        )
     if result.empty_answers:
-        console.print(f"{len(result.empty_answers)} written answer(s) still empty "
-                      f"({sum(p for _, p in result.empty_answers):g} points, graded by hand): "
-                      + ", ".join(g for g, _ in result.empty_answers))
+        console.print(
+            f"{len(result.empty_answers)} written answer(s) still empty "
+            f"({sum(p for _, p in result.empty_answers):g} points, graded by hand): "
+            + ", ".join(g for g, _ in result.empty_answers)
+        )
     if not result.passed:
         first = next((c for c in result.cells if not c.passed), None)
-        where = (f" Next: {first.part or first.grade_id}"
-                 + (f", starting with `{first.grade_id}`." if first.part else ".")) if first else ""
-        console.print(Text.assemble(("Not complete yet", "bold red"), ": fix the failures above and run this again.",
-                                    where))
+        where = (
+            (
+                f" Next: {first.part or first.grade_id}"
+                + (f", starting with `{first.grade_id}`." if first.part else ".")
+            )
+            if first
+            else ""
+        )
+        console.print(
+            Text.assemble(
+                ("Not complete yet", "bold red"),
+                ": fix the failures above and run this again.",
+                where,
+            )
+        )
         return False
     return True

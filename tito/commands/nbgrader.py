@@ -1,19 +1,24 @@
-"""tito nbgrader generate|autograde|verify|feedback|report|analytics|similarity|collect|export|formgrader"""
+"""tito nbgrader
+generate|autograde|verify|feedback|report|analytics|similarity|collect|export|formgrader"""
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.markup import escape
 from rich.text import Text
 
 from ..course.generate import generate as generate_module
-from ..course.grading.host import autograde as autograde_module, load_outcome
+from ..course.grading import analytics as class_analytics
+from ..course.grading import feedback as feedback_page
+from ..course.grading import scores
 from ..course.grading.collect import collect as collect_archive
-from ..course.grading import analytics as class_analytics, feedback as feedback_page, scores
+from ..course.grading.host import autograde as autograde_module
+from ..course.grading.host import load_outcome
 from ..course.grading.lms import spreadsheet_text, spreadsheet_writer
 from ..course.grading.report import score_rows
 from ..course.notebooks import write_if_changed
@@ -30,16 +35,22 @@ def _printable(text: str) -> str:
 
 @app.command()
 @handles_errors
-def generate(module: str = typer.Argument(None, help="Module name or number."),
-             all_: bool = typer.Option(False, "--all", help="Every module.")):
+def generate(
+    module: str = typer.Argument(None, help="Module name or number."),
+    all_: bool = typer.Option(False, "--all", help="Every module."),
+):
     """modules/ -> assignments/ (instructor notebook) -> release/ (student version)."""
     course = load_course()
     mods = modules_from(course, module, all_)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as bar:
         task = bar.add_task("generating", total=len(mods))
         for m in mods:
             out = generate_module(course, m)
-            bar.console.print(f"{m.name}: student version at [bold]{out.relative_to(course.root)}[/]")
+            bar.console.print(
+                f"{m.name}: student version at [bold]{out.relative_to(course.root)}[/]"
+            )
             bar.advance(task)
 
 
@@ -56,18 +67,35 @@ def examples():
 
 @app.command()
 @handles_errors
-def autograde(module: str = typer.Argument(..., help="Module name or number."),
-              student: list[str] = typer.Option(None, "--student", help="Only this student (repeatable)."),
-              workers: int = typer.Option(None, "--workers", min=1,
-                                          help="Submissions graded at once (default: 1, or the cluster's threads)."),
-              scheduler: str = typer.Option(None, "--scheduler", metavar="tcp://HOST:8786",
-                                            help="Send the jobs to this Dask scheduler (default: settings.ini)."),
-              retry_failed: bool = typer.Option(
-                  False, "--retry-failed",
-                  help="Only the submissions whose last outcome is failed (a problem of the grader or the machine)."),
-              unsafe_no_jail: bool = typer.Option(
-                  False, "--unsafe-no-jail",
-                  help="Run submitted code without the jail (only for submissions you trust).")):
+def autograde(
+    module: str = typer.Argument(..., help="Module name or number."),
+    student: list[str] = typer.Option(None, "--student", help="Only this student (repeatable)."),
+    workers: int = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="Submissions graded at once (default: 1, or the cluster's threads).",
+    ),
+    scheduler: str = typer.Option(
+        None,
+        "--scheduler",
+        metavar="tcp://HOST:8786",
+        help="Send the jobs to this Dask scheduler (default: settings.ini).",
+    ),
+    retry_failed: bool = typer.Option(
+        False,
+        "--retry-failed",
+        help=(
+            "Only the submissions whose last outcome is failed "
+            "(a problem of the grader or the machine)."
+        ),
+    ),
+    unsafe_no_jail: bool = typer.Option(
+        False,
+        "--unsafe-no-jail",
+        help="Run submitted code without the jail (only for submissions you trust).",
+    ),
+):
     """Autograde submitted/<student>/<module>/: a jailed kernel run and the judge's checks.
 
     Exits 0 when every submission was graded, 3 when some were invalid or failed (after
@@ -79,27 +107,50 @@ def autograde(module: str = typer.Argument(..., help="Module name or number."),
     if not students:
         raise CourseError(f"no submissions for {m.name} in {course.directory('submitted')}")
     if retry_failed:
-        students = [s for s in students if (o := load_outcome(course, course.root, m, s)) and o.status == "failed"]
+        students = [
+            s
+            for s in students
+            if (o := load_outcome(course, course.root, m, s)) and o.status == "failed"
+        ]
         if not students:
             console.print(f"no failed outcome to grade again for {m.name}")
             return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
         task = bar.add_task(f"autograding {m.name}", total=len(students))
-        outcomes = autograde_module(course, m, students, workers, on_done=lambda o: bar.advance(task),
-                                    jail=not unsafe_no_jail, scheduler=scheduler)
+        outcomes = autograde_module(
+            course,
+            m,
+            students,
+            workers,
+            on_done=lambda o: bar.advance(task),
+            jail=not unsafe_no_jail,
+            scheduler=scheduler,
+        )
     console.print(scores_table(course, m, outcomes))
     if unsafe_no_jail:
-        console.print("[yellow]Graded without the jail: the submissions' code ran with your permissions.[/]")
+        console.print(
+            "[yellow]Graded without the jail: the submissions' code ran with your permissions.[/]"
+        )
     invalid = [o.student for o in outcomes if o.status == "invalid"]
     failed = [o.student for o in outcomes if o.status == "failed"]
     if invalid:
-        console.print(f"[yellow]{len(invalid)} submission(s) invalid, scored 0 (the note says why): "
-                      f"{escape(_printable(', '.join(invalid)))}[/]")
+        console.print(
+            f"[yellow]{len(invalid)} submission(s) invalid, scored 0 (the note says why): "
+            f"{escape(_printable(', '.join(invalid)))}[/]"
+        )
     if failed:
-        console.print(f"[yellow]{len(failed)} submission(s) failed, not scored: the grader or the machine could not "
-                      f"finish them (the note says why): {escape(_printable(', '.join(failed)))}.[/]\n"
-                      f"Grade them again with `tito nbgrader autograde {m.name} --retry-failed`.")
+        console.print(
+            f"[yellow]{len(failed)} submission(s) failed, not scored: "
+            "the grader or the machine could not "
+            f"finish them (the note says why): {escape(_printable(', '.join(failed)))}.[/]\n"
+            f"Grade them again with `tito nbgrader autograde {m.name} --retry-failed`."
+        )
     if invalid or failed:
         raise typer.Exit(3)
 
@@ -113,13 +164,22 @@ def scores_table(course, m, outcomes) -> Table:
     recorded = scores.read(course, m, [o.student for o in outcomes])
     for o in outcomes:
         # Not in the gradebook: the outcome could not be recorded (its reason says why).
-        s = recorded.get(o.student) or scores.Scores(o.student, {c.grade_id: 0.0 for c in o.cells},
-                                                     {c.grade_id: c.max_score for c in o.cells})
+        s = recorded.get(o.student) or scores.Scores(
+            o.student,
+            {c.grade_id: 0.0 for c in o.cells},
+            {c.grade_id: c.max_score for c in o.cells},
+        )
         tests = [g for g in s.points if g not in s.written]
         lost = [g for g in tests if (s.points[g] or 0.0) < s.max_points[g]]
-        note = o.reason or (f"lost points in {len(lost)} cell(s): " + ", ".join(lost[:3]) if lost else "")
-        t.add_row(Text(_printable(o.student)), f"{s.automatic:g}/{sum(s.max_points[g] for g in tests):g}", o.status,
-                  Text(_printable(note)[:120]))
+        note = o.reason or (
+            f"lost points in {len(lost)} cell(s): " + ", ".join(lost[:3]) if lost else ""
+        )
+        t.add_row(
+            Text(_printable(o.student)),
+            f"{s.automatic:g}/{sum(s.max_points[g] for g in tests):g}",
+            o.status,
+            Text(_printable(note)[:120]),
+        )
     return t
 
 
@@ -140,8 +200,10 @@ def feedback(module: str = typer.Argument(..., help="Module name or number.")):
 
 @app.command()
 @handles_errors
-def report(module: str = typer.Argument(..., help="Module name or number."),
-           format: str = typer.Option("table", "--format", help="table or csv")):
+def report(
+    module: str = typer.Argument(..., help="Module name or number."),
+    format: str = typer.Option("table", "--format", help="table or csv"),
+):
     """Scores per student and per graded cell, from the gradebook: automatic, manual (written
     answers graded in formgrader; "pending" until then) and total."""
     if format not in ("table", "csv"):
@@ -150,7 +212,9 @@ def report(module: str = typer.Argument(..., help="Module name or number."),
     m = course.module(module)
     cells, rows = score_rows(course, m)
     if not rows:
-        raise CourseError(f"no graded submissions for {m.name}: run `tito nbgrader autograde {m.name}` first")
+        raise CourseError(
+            f"no graded submissions for {m.name}: run `tito nbgrader autograde {m.name}` first"
+        )
     cols = ["student", "total", "automatic", "manual", "pending", "status", *cells]
     if format == "csv":
         w = spreadsheet_writer(sys.stdout, fieldnames=cols, extrasaction="ignore")
@@ -164,17 +228,23 @@ def report(module: str = typer.Argument(..., help="Module name or number."),
     for r in rows:
         t.add_column(Text(_printable(r["student"])), justify="right")
     for c in ["total", "automatic", "manual", "pending", "status", *cells]:
-        t.add_row(c, *[f"{r[c]:g}" if isinstance(r[c], float) else str(r[c]) for r in rows],
-                  end_section=c == "status")
+        t.add_row(
+            c,
+            *[f"{r[c]:g}" if isinstance(r[c], float) else str(r[c]) for r in rows],
+            end_section=c == "status",
+        )
     console.print(t)
 
 
 @app.command()
 @handles_errors
-def analytics(module: str = typer.Argument(..., help="Module name or number."),
-              format: str = typer.Option("table", "--format", help="table, csv or html"),
-              out: Path = typer.Option(None, "--out", help="Where the html page goes "
-                                                          "(default: reports/<module>/analytics.html).")):
+def analytics(
+    module: str = typer.Argument(..., help="Module name or number."),
+    format: str = typer.Option("table", "--format", help="table, csv or html"),
+    out: Path = typer.Option(
+        None, "--out", help="Where the html page goes (default: reports/<module>/analytics.html)."
+    ),
+):
     """What the class got wrong, from the gradebook: per graded cell the pass rate, the mean points,
     the discrimination (point-biserial with the rest of the total) and flags: easy, hard, and
     suspect (failed more by the strongest students: a likely broken test)."""
@@ -184,7 +254,9 @@ def analytics(module: str = typer.Argument(..., help="Module name or number."),
     m = course.module(module)
     stats = class_analytics.class_stats(course, m)
     if not stats.totals:
-        raise CourseError(f"no graded submissions for {m.name}: run `tito nbgrader autograde {m.name}` first")
+        raise CourseError(
+            f"no graded submissions for {m.name}: run `tito nbgrader autograde {m.name}` first"
+        )
     if format == "csv":
         sys.stdout.write(class_analytics.to_csv(stats))
         return
@@ -194,16 +266,25 @@ def analytics(module: str = typer.Argument(..., help="Module name or number."),
         console.print(f"analytics: {page}")
         return
     left = ", ".join(f"{n} {status}" for status, n in sorted(stats.left_out.items())) or "none"
-    console.print(f"{len(stats.totals)} graded submissions (left out: {left}); mean total "
-                  f"{sum(stats.totals) / len(stats.totals):.1f} of {stats.max_total:g}")
+    console.print(
+        f"{len(stats.totals)} graded submissions (left out: {left}); mean total "
+        f"{sum(stats.totals) / len(stats.totals):.1f} of {stats.max_total:g}"
+    )
     t = Table(title=f"{m.name}: per graded cell")
     for col in ["graded cell", "graded", "pass rate", "mean", "discrimination", "flags"]:
         # grade ids whole (folded if they must be), as the grader names them
-        t.add_column(col, justify="left" if col in ("graded cell", "flags") else "right", overflow="fold")
+        t.add_column(
+            col, justify="left" if col in ("graded cell", "flags") else "right", overflow="fold"
+        )
     for s in stats.cells:
-        t.add_row(s.grade_id, str(s.graded), class_analytics.number(s.pass_rate), class_analytics.number(s.mean),
-                  class_analytics.number(s.discrimination), Text(" ".join(s.flags), style="red" if "suspect" in s.flags
-                                                                  else ""))
+        t.add_row(
+            s.grade_id,
+            str(s.graded),
+            class_analytics.number(s.pass_rate),
+            class_analytics.number(s.mean),
+            class_analytics.number(s.discrimination),
+            Text(" ".join(s.flags), style="red" if "suspect" in s.flags else ""),
+        )
     console.print(t)
     for fn, what, n in stats.mistakes:  # the grader's diagnosis, counted over the class
         console.print(Text(f"{fn}: {_printable(what)}: {n} student{'s' if n != 1 else ''}"))
@@ -211,13 +292,22 @@ def analytics(module: str = typer.Argument(..., help="Module name or number."),
 
 @app.command()
 @handles_errors
-def similarity(module: str = typer.Argument(..., help="Module name or number."),
-               threshold: float = typer.Option(None, "--threshold", min=0.0, max=1.0,
-                                               help="List a pair when either side has at least this share of its "
-                                                    "code in shared fragments (default 0.5)."),
-               out: Path = typer.Option(None, "--out", help="Where the html page goes "
-                                                           "(default: reports/<module>/similarity.html).")):
-    """Similar submissions: the pairs of students whose code shares long fragments (renamed names and
+def similarity(
+    module: str = typer.Argument(..., help="Module name or number."),
+    threshold: float = typer.Option(
+        None,
+        "--threshold",
+        min=0.0,
+        max=1.0,
+        help="List a pair when either side has at least this share of its "
+        "code in shared fragments (default 0.5).",
+    ),
+    out: Path = typer.Option(
+        None, "--out", help="Where the html page goes (default: reports/<module>/similarity.html)."
+    ),
+):
+    """Similar submissions: the pairs of students whose code shares long fragments (renamed names
+    and
     reordered statements do not hide them; the student version's code never counts), in a table
     and on an HTML page that shows each listed pair's code with the shared fragments marked."""
     from ..course.grading import similarity as similar
@@ -226,15 +316,29 @@ def similarity(module: str = typer.Argument(..., help="Module name or number."),
     m = course.module(module)
     report = similar.similarity(course, m, similar.THRESHOLD if threshold is None else threshold)
     t = Table(title=f"{m.name}: similar submissions")
-    for col in ["student", "student", "share of the first", "share of the second", "shared characters"]:
+    for col in [
+        "student",
+        "student",
+        "share of the first",
+        "share of the second",
+        "shared characters",
+    ]:
         t.add_column(col, justify="left" if col == "student" else "right")
     for p in report.flagged:
-        t.add_row(Text(_printable(p.a)), Text(_printable(p.b)), f"{p.share_a:.2f}", f"{p.share_b:.2f}", str(p.tokens))
+        t.add_row(
+            Text(_printable(p.a)),
+            Text(_printable(p.b)),
+            f"{p.share_a:.2f}",
+            f"{p.share_b:.2f}",
+            str(p.tokens),
+        )
     console.print(t)
     for student, why in sorted(report.skipped.items()):
         console.print(Text(f"not compared: {_printable(student)}: {_printable(why)}"))
-    console.print(f"{len(report.compared)} submissions compared, {len(report.pairs)} pairs; "
-                  f"{len(report.flagged)} at or above {report.threshold:g}")
+    console.print(
+        f"{len(report.compared)} submissions compared, {len(report.pairs)} pairs; "
+        f"{len(report.flagged)} at or above {report.threshold:g}"
+    )
     page = out or course.root / "reports" / m.name / "similarity.html"
     write_if_changed(page, similar.to_html(report))
     console.print(f"similarity: {page}")
@@ -242,11 +346,19 @@ def similarity(module: str = typer.Argument(..., help="Module name or number."),
 
 @app.command()
 @handles_errors
-def verify(module: str = typer.Argument(..., help="Module name or number."),
-           sample: int = typer.Option(0, "--sample", min=0,
-                                      help="Grade this many recorded outcomes again in fresh jobs and compare every cell."),
-           seed: int = typer.Option(0, "--seed", help="Which sample: the same seed picks the same students."),
-           workers: int = typer.Option(None, "--workers", min=1, help="Submissions graded again at once.")):
+def verify(
+    module: str = typer.Argument(..., help="Module name or number."),
+    sample: int = typer.Option(
+        0,
+        "--sample",
+        min=0,
+        help="Grade this many recorded outcomes again in fresh jobs and compare every cell.",
+    ),
+    seed: int = typer.Option(
+        0, "--seed", help="Which sample: the same seed picks the same students."
+    ),
+    workers: int = typer.Option(None, "--workers", min=1, help="Submissions graded again at once."),
+):
     """Check the recorded outcomes against what would grade them now: the ones graded with another
     instructor notebook, package, configuration or grader, or whose submitted file changed since
     (the students a test fix affects); with --sample K, grade K of them again in a copy of the
@@ -268,29 +380,52 @@ def verify(module: str = typer.Argument(..., help="Module name or number."),
         t.add_column("student")
         t.add_column("changed since grading")
         for s in stale:
-            t.add_row(Text(_printable(s.student)), "; ".join(check.WHAT.get(k, "no digests recorded (graded before "
-                                                                             "they were kept)") for k in s.changed))
+            t.add_row(
+                Text(_printable(s.student)),
+                "; ".join(
+                    check.WHAT.get(k, "no digests recorded (graded before they were kept)")
+                    for k in s.changed
+                ),
+            )
         console.print(t)
-    console.print(f"{len(recorded) - len(stale)} of {len(recorded)} outcome(s) graded with what grades {m.name} now")
+    console.print(
+        f"{len(recorded) - len(stale)} of {len(recorded)} outcome(s) "
+        f"graded with what grades {m.name} now"
+    )
     differing = {}
     if sample:
         picked = check.sample(list(recorded), sample, seed)
         with console.status(f"grading {len(picked)} submission(s) again"):
-            differing = {s: d for s, d in check.regrade(course, m, recorded, picked, workers=workers).items() if d}
+            differing = {
+                s: d
+                for s, d in check.regrade(course, m, recorded, picked, workers=workers).items()
+                if d
+            }
         for s in picked:
-            console.print(Text(f"{_printable(s)}: " + ("; ".join(differing[s]) if s in differing else "identical")))
+            console.print(
+                Text(
+                    f"{_printable(s)}: "
+                    + ("; ".join(differing[s]) if s in differing else "identical")
+                )
+            )
     if stale or differing:
         raise typer.Exit(3)
 
 
 @app.command()
 @handles_errors
-def collect(module: str = typer.Argument(..., help="Module name or number."),
-            archive: Path = typer.Argument(..., help="A zip or tar archive, or a folder, of STUDENT.ipynb or "
-                                                     "STUDENT/<name>.ipynb files (links, pipes, sockets and devices "
-                                                     "are skipped)."),
-            force: bool = typer.Option(False, "--force", help="Replace submissions already collected.")):
-    """Import the submissions downloaded from an LMS (a zip or tar archive or a folder) into submitted/.
+def collect(
+    module: str = typer.Argument(..., help="Module name or number."),
+    archive: Path = typer.Argument(
+        ...,
+        help="A zip or tar archive, or a folder, of STUDENT.ipynb or "
+        "STUDENT/<name>.ipynb files (links, pipes, sockets and devices "
+        "are skipped).",
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace submissions already collected."),
+):
+    """Import the submissions downloaded from an LMS (a zip or tar archive or a folder) into
+    submitted/.
 
     Exit status: 0 when every entry was collected, 3 when some were skipped (each is named with
     the reason), 1 when nothing was collected or the archive cannot be read.
@@ -302,20 +437,28 @@ def collect(module: str = typer.Argument(..., help="Module name or number."),
         console.print(f"collected {s}")
     for s in skipped:
         console.print(f"[yellow]skipped[/] {escape(_printable(s))}")
-    folder = course.directory('submitted').name
+    folder = course.directory("submitted").name
     if not imported:
-        fail(f"nothing collected from {escape(_printable(str(archive)))} into {folder}/"
-             + (f": {len(skipped)} entries skipped (above)" if skipped else ": it holds no entries"))
-    console.print(f"{len(imported)} submission(s) collected into {folder}/"
-                  + (f", {len(skipped)} entries skipped" if skipped else ""))
+        fail(
+            f"nothing collected from {escape(_printable(str(archive)))} into {folder}/"
+            + (f": {len(skipped)} entries skipped (above)" if skipped else ": it holds no entries")
+        )
+    console.print(
+        f"{len(imported)} submission(s) collected into {folder}/"
+        + (f", {len(skipped)} entries skipped" if skipped else "")
+    )
     if skipped:
         raise typer.Exit(3)
 
 
 @app.command()
 @handles_errors
-def export(module: str = typer.Argument(None, help="Module name or number; every module if left out."),
-           to: Path = typer.Option(Path("grades.csv"), "--to", help="CSV file to write (replaced as a whole).")):
+def export(
+    module: str = typer.Argument(None, help="Module name or number; every module if left out."),
+    to: Path = typer.Option(
+        Path("grades.csv"), "--to", help="CSV file to write (replaced as a whole)."
+    ),
+):
     """Grades for an LMS import: one CSV row per student with the id, then each module's total
     (automatic + manual), its maximum, and how many written answers still wait for grading."""
     from ..course.grading.lms import export_grades
@@ -328,8 +471,10 @@ def export(module: str = typer.Argument(None, help="Module name or number; every
 
 @app.command()
 @handles_errors
-def formgrader(port: int = typer.Option(8888, "--port", help="Port on 127.0.0.1."),
-               token: str = typer.Option("", "--token", help="Access token; a random one if left out.")):
+def formgrader(
+    port: int = typer.Option(8888, "--port", help="Port on 127.0.0.1."),
+    token: str = typer.Option("", "--token", help="Access token; a random one if left out."),
+):
     """Start nbgrader's formgrader for this course on localhost, to grade the written answers
     by hand and comment on any cell (it shows the scores the judge decided). Ctrl-C stops it."""
     import os
@@ -339,12 +484,19 @@ def formgrader(port: int = typer.Option(8888, "--port", help="Port on 127.0.0.1.
 
     course = load_course()
     if not course.gradebook().is_file():
-        raise CourseError("no gradebook yet: run `tito nbgrader generate 06` and `tito nbgrader autograde 06` first")
+        raise CourseError(
+            "no gradebook yet: "
+            "run `tito nbgrader generate 06` and `tito nbgrader autograde 06` first"
+        )
     token = token or secrets.token_urlsafe(16)
     argv = server_argv(course, port, token)
-    console.print(f"formgrader: http://127.0.0.1:{port}/formgrader?token={token}\n"
-                  "[yellow]grade with `tito nbgrader autograde`, not formgrader's Autograde button: "
-                  "that runs submissions outside the jail[/]")
+    console.print(
+        f"formgrader: http://127.0.0.1:{port}/formgrader?token={token}\n"
+        "[yellow]grade with `tito nbgrader autograde`, not formgrader's Autograde button: "
+        "that runs submissions outside the jail[/]"
+    )
     sys.stdout.flush()
     os.chdir(course.root)  # formgrader reads nbgrader_config.py from here
-    os.execv(sys.executable, argv)  # the server takes this process over: stopping it stops the server
+    os.execv(
+        sys.executable, argv
+    )  # the server takes this process over: stopping it stops the server

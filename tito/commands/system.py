@@ -1,4 +1,5 @@
 """tito system doctor"""
+
 from __future__ import annotations
 
 import typer
@@ -13,13 +14,16 @@ app = typer.Typer(no_args_is_help=True)
 @app.command()
 @handles_errors
 def doctor():
-    """Check Python, the installed dependencies and the repository layout; say how to fix problems."""
+    """Check Python, the installed dependencies and the repository layout; say how to fix
+    problems."""
     checks = run_checks()
     t = Table(title="tito system doctor")
     for col in ["check", "", "detail", "how to fix"]:
         t.add_column(col)
     for c in checks:
-        t.add_row(c.name, "[green]ok[/]" if c.ok else "[red]FAIL[/]", c.detail, "" if c.ok else c.fix)
+        t.add_row(
+            c.name, "[green]ok[/]" if c.ok else "[red]FAIL[/]", c.detail, "" if c.ok else c.fix
+        )
     console.print(t)
     bad = [c for c in checks if not c.ok]
     console.print(f"{len(checks) - len(bad)}/{len(checks)} checks passed")

@@ -1,4 +1,5 @@
 """Checks behind `tito system doctor`: Python, dependencies, kernel, repository layout."""
+
 from __future__ import annotations
 
 import sys
@@ -8,8 +9,20 @@ from pathlib import Path
 
 from .settings import Course, CourseError
 
-REQUIRED = ["numpy", "jupytext", "nbformat", "nbclient", "ipykernel", "nbgrader", "nbdev", "matplotlib",
-            "typer", "rich", "omegaconf", "scikit-learn"]
+REQUIRED = [
+    "numpy",
+    "jupytext",
+    "nbformat",
+    "nbclient",
+    "ipykernel",
+    "nbgrader",
+    "nbdev",
+    "matplotlib",
+    "typer",
+    "rich",
+    "omegaconf",
+    "scikit-learn",
+]
 FIX_INSTALL = "run `make install` (or `pip install -e '.[test]'`) in the repository"
 
 
@@ -22,7 +35,14 @@ class Check:
 
 
 def run_checks(start: Path | None = None) -> list[Check]:
-    checks = [Check("python", sys.version_info >= (3, 11), sys.version.split()[0], "use Python 3.11 or newer")]
+    checks = [
+        Check(
+            "python",
+            sys.version_info >= (3, 11),
+            sys.version.split()[0],
+            "use Python 3.11 or newer",
+        )
+    ]
     for dist in REQUIRED:
         try:
             checks.append(Check(dist, True, metadata.version(dist)))
@@ -32,8 +52,14 @@ def run_checks(start: Path | None = None) -> list[Check]:
         from jupyter_client.kernelspec import KernelSpecManager
 
         specs = KernelSpecManager().find_kernel_specs()
-        checks.append(Check("python3 kernel", "python3" in specs, specs.get("python3", "missing"),
-                            "python -m ipykernel install --sys-prefix"))
+        checks.append(
+            Check(
+                "python3 kernel",
+                "python3" in specs,
+                specs.get("python3", "missing"),
+                "python -m ipykernel install --sys-prefix",
+            )
+        )
     except Exception as e:  # doctor reports, never crashes
         checks.append(Check("python3 kernel", False, str(e), FIX_INSTALL))
     try:
@@ -50,18 +76,37 @@ def run_checks(start: Path | None = None) -> list[Check]:
         checks.append(Check("grading jail", False, str(e), "sudo apt-get install bubblewrap"))
     for key in ["modules", "package", "source", "release"]:
         d = course.directory(key)
-        checks.append(Check(f"{key}/ folder", d.is_dir(), str(d.relative_to(course.root)),
-                            "check out the repository again; this folder is part of it"))
+        checks.append(
+            Check(
+                f"{key}/ folder",
+                d.is_dir(),
+                str(d.relative_to(course.root)),
+                "check out the repository again; this folder is part of it",
+            )
+        )
     for m in course.modules:
-        checks.append(Check(f"{m.name} source", m.source.is_file(), str(m.source.relative_to(course.root)),
-                            "restore it from git"))
-        checks.append(Check(f"{m.name} student version", course.release_notebook(m).is_file(),
-                            str(course.release_notebook(m).relative_to(course.root)),
-                            f"tito nbgrader generate {m.name}"))
+        checks.append(
+            Check(
+                f"{m.name} source",
+                m.source.is_file(),
+                str(m.source.relative_to(course.root)),
+                "restore it from git",
+            )
+        )
+        checks.append(
+            Check(
+                f"{m.name} student version",
+                course.release_notebook(m).is_file(),
+                str(course.release_notebook(m).relative_to(course.root)),
+                f"tito nbgrader generate {m.name}",
+            )
+        )
     try:
         import tinytorch.core.tensor  # noqa: F401
 
         checks.append(Check("tinytorch importable", True, "tinytorch.core.tensor"))
     except Exception as e:
-        checks.append(Check("tinytorch importable", False, f"{type(e).__name__}: {e}", "tito export --all"))
+        checks.append(
+            Check("tinytorch importable", False, f"{type(e).__name__}: {e}", "tito export --all")
+        )
     return checks

@@ -3,7 +3,8 @@
 `build(course, dest)` lays it out as a course of its own that `tito` (the student commands only)
 works in:
 
-    modules/<module>/<notebook>.ipynb   the student notebooks of release/ (what `tito module start` copies)
+    modules/<module>/<notebook>.ipynb   the student notebooks of release/ (what `tito module start`
+    copies)
     tinytorch/                          module 01 complete, every graded module exported from its
                                         student notebook (its functions raise NotImplementedError)
     tito/                               module list|status|start|complete, test, experiment
@@ -14,6 +15,7 @@ works in:
 Left out: modules/*_dev.py, assignments/, the reference package, the grading package and the
 instructor commands, the reference-generation scripts and the tests that read instructor files.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,33 +32,60 @@ from .student import points, start
 
 TITO = Path(__file__).resolve().parents[1]
 # What the student commands import; the edition's tito/main.py registers only them.
-TITO_FILES = ["tito/__init__.py", "tito/commands/__init__.py", "tito/commands/common.py",
-              "tito/commands/module.py", "tito/commands/package.py", "tito/commands/experiment.py",
-              "tito/course/__init__.py", "tito/course/settings.py", "tito/course/notebooks.py",
-              "tito/course/export.py", "tito/course/student.py"]
+TITO_FILES = [
+    "tito/__init__.py",
+    "tito/commands/__init__.py",
+    "tito/commands/common.py",
+    "tito/commands/module.py",
+    "tito/commands/package.py",
+    "tito/commands/experiment.py",
+    "tito/course/__init__.py",
+    "tito/course/settings.py",
+    "tito/course/notebooks.py",
+    "tito/course/export.py",
+    "tito/course/student.py",
+]
 # Dependencies of the student commands, the package, the notebooks and the experiments (versions
 # come from the instructor's pyproject.toml). nbgrader is one: the check compares locked cells
 # with its checksums. The rest of the grading stack (dask, bubblewrap's seccomp, ...) stays out.
-DEPENDENCIES = ["numpy", "jupytext", "nbformat", "nbclient", "ipykernel", "nbdev", "nbgrader", "matplotlib",
-                "typer", "rich", "omegaconf", "pyyaml", "scikit-learn"]
+DEPENDENCIES = [
+    "numpy",
+    "jupytext",
+    "nbformat",
+    "nbclient",
+    "ipykernel",
+    "nbdev",
+    "nbgrader",
+    "matplotlib",
+    "typer",
+    "rich",
+    "omegaconf",
+    "pyyaml",
+    "scikit-learn",
+]
 # Students edit in Jupyter Lab (the instructor's comes with nbgrader).
 EDITOR = "jupyterlab>=4"
 TEST_DEPENDENCIES = ["pytest", "hypothesis"]
 # The frozen-reference tests end with comparisons against live torch that need the reference
 # scripts and the instructor's source; the edition keeps the file up to that section.
-LIVE_TORCH_SECTION = "# ---------------------------------------------------------------- live comparison (torch only)"
+LIVE_TORCH_SECTION = (
+    "# ----------------------------------------------------------------"
+    " live comparison (torch only)"
+)
 # How a test reads instructor files by path: loading a script, or a module's source.
 INSTRUCTOR_FILES = re.compile(r'spec_from_file_location|_dev\.py"')
 
-MAIN = '''"""The `tito` command of the student edition: your modules, their tests, the experiments."""
+MAIN = '''\
+"""The `tito` command of the student edition: your modules, their tests, the experiments."""
 from __future__ import annotations
 
 import typer
 
 from .commands import experiment, module, package
 
-app = typer.Typer(help="TinyTorch course tool: work on your modules, test your code, run the experiments.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="TinyTorch course tool: work on your modules, test your code, run the experiments.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(module.app, name="module", help="Start, complete and follow your modules.")
 app.command("test", help="Run a module's pytest suite against the exported package.")(package.test)
 app.add_typer(experiment.app, name="experiment", help="Run the optimizer experiments.")
@@ -133,8 +162,10 @@ jupyter lab {work}    # as root (a container, Codespaces): add --allow-root
                              # edit: replace each `raise NotImplementedError()` with your code
 tito module complete {number}      # runs YOUR notebook in a kernel, reports every graded test,
                              # exports YOUR code into {export}
-tito module status           # not started / in progress (k/n tests passing) / tests passing, exported
-tito test {number}                 # the package's tests against your export (`make test`: every module)
+tito module status           # not started / in progress (k/n tests passing) / \
+tests passing, exported
+tito test {number}                 # the package's tests against your export \
+(`make test`: every module)
 ```
 
 `tito module complete` exits non-zero while any graded test fails or any cell errors, and
@@ -173,10 +204,14 @@ def build(course: Course, dest: Path) -> Path:
     """Write the student edition into `dest` (new or empty), or leave nothing at all."""
     dest = Path(dest).resolve()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise CourseError(f"{dest} is not an empty folder: the student edition goes into a new or empty "
-                          "folder, and nothing there was changed")
+        raise CourseError(
+            f"{dest} is not an empty folder: the student edition goes into a new or empty "
+            "folder, and nothing there was changed"
+        )
     if not dest.parent.is_dir():
-        raise CourseError(f"{dest.parent} does not exist: create it, or choose another place for the edition")
+        raise CourseError(
+            f"{dest.parent} does not exist: create it, or choose another place for the edition"
+        )
     staging = dest.with_name(f".{dest.name}.building-{os.getpid()}")
     staging.mkdir()
     try:
@@ -195,8 +230,10 @@ def _write(course: Course, root: Path) -> None:
     for m in course.modules:
         release = course.release_notebook(m)
         if not release.is_file():
-            raise CourseError(f"no student version of {m.name} at {release}: make it with "
-                              f"`tito nbgrader generate {m.name}`")
+            raise CourseError(
+                f"no student version of {m.name} at {release}: make it with "
+                f"`tito nbgrader generate {m.name}`"
+            )
         if SOLUTION_BEGIN in release.read_text(encoding="utf-8"):
             raise CourseError(f"{release} holds solution markers: it is not a student version")
         _copy(release, root / "modules" / m.name / release.name)
@@ -206,7 +243,9 @@ def _write(course: Course, root: Path) -> None:
     (root / "tito/main.py").write_text(MAIN, encoding="utf-8")
     for rel in ["tinytorch/__init__.py", "tinytorch/core/__init__.py"]:
         _copy(src / rel, root / rel)
-    shutil.copytree(src / "experiments", root / "experiments", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        src / "experiments", root / "experiments", ignore=shutil.ignore_patterns("__pycache__")
+    )
     (root / SETTINGS_FILE).write_text(_settings(course), encoding="utf-8")
     (root / "pyproject.toml").write_text(_pyproject(src / "pyproject.toml"), encoding="utf-8")
     (root / "Makefile").write_text(MAKEFILE, encoding="utf-8")
@@ -219,10 +258,18 @@ def _write(course: Course, root: Path) -> None:
     shutil.rmtree(edition.directory("workspace"))
     graded = next((m for m in edition.modules if points(edition, m)), edition.modules[-1])
     work = edition.workspace_notebook(graded).relative_to(root)
-    (root / "README.md").write_text(README.format(
-        course_id=course.course_id, number=graded.number, work=work, export=graded.export.relative_to(root),
-        release=edition.release_notebook(graded).relative_to(root), student_timeout=course.student_cell_timeout,
-        grader_timeout=course.cell_timeout), encoding="utf-8")
+    (root / "README.md").write_text(
+        README.format(
+            course_id=course.course_id,
+            number=graded.number,
+            work=work,
+            export=graded.export.relative_to(root),
+            release=edition.release_notebook(graded).relative_to(root),
+            student_timeout=course.student_cell_timeout,
+            grader_timeout=course.cell_timeout,
+        ),
+        encoding="utf-8",
+    )
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -241,38 +288,60 @@ def _copy_tests(src: Path, dst: Path) -> None:
             continue
         text = path.read_text(encoding="utf-8").split(LIVE_TORCH_SECTION)[0].rstrip() + "\n"
         if "pytest.mark.instructor" in text or re.search(r"^(from|import) tito", text, re.M):
-            continue  # the reference's extra properties, or a test that reads the instructor's notebooks
+            # the reference's extra properties, or a test that reads the instructor's notebooks
+            continue
         if found := INSTRUCTOR_FILES.search(text):
-            raise CourseError(f"{path} reads instructor files ({found.group(0)}), which the student edition "
-                              "does not have")
+            raise CourseError(
+                f"{path} reads instructor files ({found.group(0)}), which the student edition "
+                "does not have"
+            )
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         (dst / rel).write_text(text, encoding="utf-8")
 
 
 def _settings(course: Course) -> str:
-    lines = [f"# settings.ini of the student edition of {course.course_id} (made by `tito release student`).",
-             "", "[course]", f"course_id = {course.course_id}",
-             "# Modules in teaching order; each has a [module:NAME] section below.",
-             f"modules = {' '.join(m.name for m in course.modules)}", "",
-             "[directories]",
-             "# The student notebooks as handed out; `tito module start` copies one into workspace/.",
-             "modules = modules", "release = modules",
-             "# The package that `tito module complete` exports your code into.",
-             f"package = {course.directory('package').relative_to(course.root)}",
-             "# Your working copies.", "workspace = workspace", "",
-             "[grading]", "# The grader's time limit for each cell (for messages; the grader has its own copy).",
-             f"cell_timeout_seconds = {course.cell_timeout}", "",
-             "[student]", "# Time limit for each cell that `tito module complete` runs.",
-             f"cell_timeout_seconds = {course.student_cell_timeout}"]
+    lines = [
+        f"# settings.ini of the student edition of {course.course_id} "
+        "(made by `tito release student`).",
+        "",
+        "[course]",
+        f"course_id = {course.course_id}",
+        "# Modules in teaching order; each has a [module:NAME] section below.",
+        f"modules = {' '.join(m.name for m in course.modules)}",
+        "",
+        "[directories]",
+        "# The student notebooks as handed out; `tito module start` copies one into workspace/.",
+        "modules = modules",
+        "release = modules",
+        "# The package that `tito module complete` exports your code into.",
+        f"package = {course.directory('package').relative_to(course.root)}",
+        "# Your working copies.",
+        "workspace = workspace",
+        "",
+        "[grading]",
+        "# The grader's time limit for each cell (for messages; the grader has its own copy).",
+        f"cell_timeout_seconds = {course.cell_timeout}",
+        "",
+        "[student]",
+        "# Time limit for each cell that `tito module complete` runs.",
+        f"cell_timeout_seconds = {course.student_cell_timeout}",
+    ]
     for m in course.modules:
-        lines += ["", f"[module:{m.name}]", f"title = {m.title}",
-                  f"source = modules/{m.name}/{m.notebook}.ipynb", f"notebook = {m.notebook}",
-                  f"export = {m.export.relative_to(course.root)}", f"depends = {' '.join(m.depends)}".rstrip()]
+        lines += [
+            "",
+            f"[module:{m.name}]",
+            f"title = {m.title}",
+            f"source = modules/{m.name}/{m.notebook}.ipynb",
+            f"notebook = {m.notebook}",
+            f"export = {m.export.relative_to(course.root)}",
+            f"depends = {' '.join(m.depends)}".rstrip(),
+        ]
     return "\n".join(lines) + "\n"
 
 
 def _pyproject(path: Path) -> str:
-    """The edition's pyproject.toml: the instructor's project, renamed, with the student dependencies."""
+    """The edition's pyproject.toml: the instructor's project, renamed, with the student
+    dependencies."""
     cfg = tomllib.loads(path.read_text(encoding="utf-8"))
     project, extras = cfg["project"], cfg["project"].get("optional-dependencies", {})
 
@@ -280,23 +349,34 @@ def _pyproject(path: Path) -> str:
         found = {re.match(r"[A-Za-z0-9_.-]+", s).group(0).lower(): s for s in specs}
         missing = [n for n in names if n not in found]
         if missing:
-            raise CourseError(f"{path} does not list {', '.join(missing)}, which the student edition installs")
+            raise CourseError(
+                f"{path} does not list {', '.join(missing)}, which the student edition installs"
+            )
         return [found[n] for n in names]
 
     sections = {
         "build-system": cfg["build-system"],
-        "project": {"name": f"{project['name']}-student", "version": project["version"],
-                    "description": f"{project['description']} (student edition)", "readme": "README.md",
-                    "requires-python": project["requires-python"], "license": project["license"],
-                    "dependencies": pick(DEPENDENCIES, project["dependencies"]) + [EDITOR]},
+        "project": {
+            "name": f"{project['name']}-student",
+            "version": project["version"],
+            "description": f"{project['description']} (student edition)",
+            "readme": "README.md",
+            "requires-python": project["requires-python"],
+            "license": project["license"],
+            "dependencies": pick(DEPENDENCIES, project["dependencies"]) + [EDITOR],
+        },
         "project.optional-dependencies": {"test": pick(TEST_DEPENDENCIES, extras.get("test", []))},
         "project.scripts": project["scripts"],
         "tool.setuptools.packages.find": {"include": ["tinytorch*", "tito*", "experiments*"]},
-        "tool.setuptools.package-data": {"experiments": cfg["tool"]["setuptools"]["package-data"]["experiments"]},
+        "tool.setuptools.package-data": {
+            "experiments": cfg["tool"]["setuptools"]["package-data"]["experiments"]
+        },
         # nbdev exports the working copies in workspace/ into the package.
         "tool.nbdev": {**cfg["tool"]["nbdev"], "nbs_path": "workspace"},
         "tool.pytest.ini_options": {"testpaths": ["tests"], "addopts": "-ra"},
     }
     # Every value here is a string, a boolean or a list of strings, which JSON writes as TOML does.
-    return "\n".join(f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
-                     for name, table in sections.items())
+    return "\n".join(
+        f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
+        for name, table in sections.items()
+    )

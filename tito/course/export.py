@@ -1,4 +1,5 @@
 """Notebook -> tinytorch package module, with nbdev."""
+
 from __future__ import annotations
 
 import contextlib

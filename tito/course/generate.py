@@ -1,4 +1,5 @@
 """Instructor side: modules/ -> assignments/ -> release/ with nbgrader."""
+
 from __future__ import annotations
 
 import shutil
@@ -31,8 +32,10 @@ def generate(course: Course, m: Module, course_root: Path | None = None) -> Path
             shutil.copytree(release_dir, backup)
         try:
             with quiet():
-                check(api(course, root).generate_assignment(m.name, force=True, create=True),
-                      f"generate_assignment {m.name}")
+                check(
+                    api(course, root).generate_assignment(m.name, force=True, create=True),
+                    f"generate_assignment {m.name}",
+                )
         except BaseException:
             if backup.exists():
                 shutil.rmtree(release_dir, ignore_errors=True)

@@ -1,4 +1,5 @@
 """nbgrader configuration built from settings.ini, and thin wrappers over nbgrader's API."""
+
 from __future__ import annotations
 
 import contextlib
@@ -25,9 +26,13 @@ def nbgrader_config(course: Course, course_root: Path | None = None) -> Config:
     c = Config()
     c.CourseDirectory.root = str(root)
     c.CourseDirectory.course_id = course.course_id
-    for trait, key in [("source_directory", "source"), ("release_directory", "release"),
-                       ("submitted_directory", "submitted"), ("autograded_directory", "autograded"),
-                       ("feedback_directory", "feedback")]:
+    for trait, key in [
+        ("source_directory", "source"),
+        ("release_directory", "release"),
+        ("submitted_directory", "submitted"),
+        ("autograded_directory", "autograded"),
+        ("feedback_directory", "feedback"),
+    ]:
         setattr(c.CourseDirectory, trait, course.directory(key).name)
     c.CourseDirectory.db_url = gradebook_url(course, root)
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__"]
@@ -37,12 +42,24 @@ def nbgrader_config(course: Course, course_root: Path | None = None) -> Config:
     # A deleted grade cell is put back from the gradebook, so it is graded (and fails)
     # instead of silently vanishing from the score.
     c.OverwriteCells.add_missing_cells = True
-    from nbgrader.preprocessors import CheckCellMetadata, ClearOutput, DeduplicateIds, OverwriteCells, OverwriteKernelspec
+    from nbgrader.preprocessors import (
+        CheckCellMetadata,
+        ClearOutput,
+        DeduplicateIds,
+        OverwriteCells,
+        OverwriteKernelspec,
+    )
 
     from .grading.preprocessors import DropDuplicateGradeCells, OnlyInTheJail
 
-    c.Autograde.sanitize_preprocessors = [ClearOutput, DropDuplicateGradeCells, DeduplicateIds, OverwriteKernelspec,
-                                          OverwriteCells, CheckCellMetadata]
+    c.Autograde.sanitize_preprocessors = [
+        ClearOutput,
+        DropDuplicateGradeCells,
+        DeduplicateIds,
+        OverwriteKernelspec,
+        OverwriteCells,
+        CheckCellMetadata,
+    ]
     c.Autograde.exporter_class = OnlyInTheJail  # tito's host puts nbgrader's exporter back
     c.ExecutePreprocessor.kernel_name = "python3"
     c.Execute.kernel_name = "python3"
@@ -85,7 +102,9 @@ def check(result: dict, what: str) -> dict:
     """nbgrader's API returns a success flag instead of raising: turn failure into an error."""
     if not result.get("success"):
         # nbgrader's error often only says "see the traceback above": the log holds it.
-        detail = "\n".join(x.strip() for x in (result.get("log"), result.get("error")) if x and x.strip())
+        detail = "\n".join(
+            x.strip() for x in (result.get("log"), result.get("error")) if x and x.strip()
+        )
         raise CourseError(f"nbgrader {what} failed:\n{detail[-3000:]}")
     return result
 

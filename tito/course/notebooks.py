@@ -1,4 +1,5 @@
 """Percent-format source -> instructor notebook, reproducibly (jupytext does the parsing)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,9 @@ def stable_cell_id(cell, seen: set[str]) -> str:
 
 def read_source(path: Path) -> nbformat.NotebookNode:
     """Read a percent-format module source as a notebook with stable cell ids and no outputs."""
-    import jupytext  # a quarter of a second to import: only the commands that build notebooks pay it
+    # a quarter of a second to import: only the commands that build notebooks pay it
+    import jupytext
+
     nb = jupytext.read(path, fmt="py:percent")
     seen: set[str] = set()
     for cell in nb.cells:
@@ -69,7 +72,8 @@ def is_export_cell(cell) -> bool:
 
 
 def part_heading(cell) -> str:
-    """"Part 3: Adam and AdamW" for a markdown cell that starts "## Part 3: Adam and AdamW (...)"; else ""."""
+    """ "Part 3: Adam and AdamW" for a markdown cell that starts "## Part 3: Adam and AdamW (...)";
+    else ""."""
     if cell.cell_type == "markdown" and cell.source.startswith("## Part "):
         return cell.source.splitlines()[0][3:].split(" (")[0]
     return ""
@@ -80,8 +84,13 @@ def is_test_support_cell(cell) -> bool:
     cell that is neither graded, nor a solution, nor exported. The judge runs its own copy of every
     such cell before each graded cell."""
     md = cell.metadata.get("nbgrader", {})
-    return (cell.cell_type == "code" and bool(md.get("locked")) and not md.get("grade") and not md.get("solution")
-            and not is_export_cell(cell))
+    return (
+        cell.cell_type == "code"
+        and bool(md.get("locked"))
+        and not md.get("grade")
+        and not md.get("solution")
+        and not is_export_cell(cell)
+    )
 
 
 def is_grade_cell(cell) -> bool:

@@ -1,4 +1,5 @@
 """Read settings.ini, the course's single settings file."""
+
 from __future__ import annotations
 
 import configparser
@@ -67,7 +68,8 @@ class Course:
 
     @property
     def student_cell_timeout(self) -> int:
-        """The time limit of each cell `tito module complete` runs ([student] cell_timeout_seconds)."""
+        """The time limit of each cell `tito module complete` runs ([student]
+        cell_timeout_seconds)."""
         return self._ini.getint("student", "cell_timeout_seconds", fallback=self.cell_timeout)
 
     @property
@@ -77,18 +79,22 @@ class Course:
 
     @property
     def jail_files(self) -> list[str]:
-        """The package files given to the jail ([package] jail_files), relative to the course root."""
+        """The package files given to the jail ([package] jail_files), relative to the course
+        root."""
         return self._package_setting("jail_files").split()
 
     @property
     def tensor_class(self) -> str:
-        """The class whose objects cross the jail as data ([package] tensor_class, "module:Class")."""
+        """The class whose objects cross the jail as data ([package] tensor_class,
+        "module:Class")."""
         return self._package_setting("tensor_class")
 
     def _package_setting(self, key: str) -> str:
         value = self._ini.get("package", key, fallback="").strip()
         if not value:
-            raise CourseError(f"{self.root / SETTINGS_FILE} has no [package] {key}, which grading needs")
+            raise CourseError(
+                f"{self.root / SETTINGS_FILE} has no [package] {key}, which grading needs"
+            )
         return value
 
     @property
@@ -108,15 +114,17 @@ class Course:
         out = []
         for name in self._ini["course"]["modules"].split():
             sec = self._ini[f"module:{name}"]
-            out.append(Module(
-                name=name,
-                title=sec["title"],
-                source=self.root / sec["source"],
-                notebook=sec["notebook"],
-                export=self.root / sec["export"],
-                depends=tuple(sec.get("depends", "").split()),
-                mistakes=self.root / sec["mistakes"] if sec.get("mistakes") else None,
-            ))
+            out.append(
+                Module(
+                    name=name,
+                    title=sec["title"],
+                    source=self.root / sec["source"],
+                    notebook=sec["notebook"],
+                    export=self.root / sec["export"],
+                    depends=tuple(sec.get("depends", "").split()),
+                    mistakes=self.root / sec["mistakes"] if sec.get("mistakes") else None,
+                )
+            )
         return out
 
     def module(self, key: str) -> Module:
@@ -141,7 +149,9 @@ class Course:
 
     def source_notebook(self, m: Module, root: Path | None = None) -> Path:
         """The instructor notebook (tests and hidden tests) that nbgrader and the grader read."""
-        return self.state_root(root) / self.directory("source").name / m.name / f"{m.notebook}.ipynb"
+        return (
+            self.state_root(root) / self.directory("source").name / m.name / f"{m.notebook}.ipynb"
+        )
 
     def student_folder(self, key: str, m: Module, student: str, root: Path | None = None) -> Path:
         """<root>/<submitted, autograded or feedback>/<student>/<module>/"""
@@ -153,7 +163,11 @@ class Course:
     def students(self, key: str, m: Module, root: Path | None = None) -> list[str]:
         """The students with a folder for `m` under submitted/ (or autograded/, feedback/)."""
         folder = self.state_root(root) / self.directory(key).name
-        return sorted(p.name for p in folder.iterdir() if (p / m.name).is_dir()) if folder.is_dir() else []
+        return (
+            sorted(p.name for p in folder.iterdir() if (p / m.name).is_dir())
+            if folder.is_dir()
+            else []
+        )
 
     def release_notebook(self, m: Module) -> Path:
         return self.directory("release") / m.name / f"{m.notebook}.ipynb"

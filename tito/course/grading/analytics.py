@@ -15,6 +15,7 @@ weakest, which is what a broken test looks like. With fewer than 10 graded submi
 correlation near -1 or 1 is common by chance, so `suspect` waits for ten. Written answers
 still waiting for a person count 0 in the rest of the total.
 """
+
 from __future__ import annotations
 
 import base64
@@ -57,7 +58,8 @@ class ClassStats:
     totals: list[float]  # one per graded submission
     max_total: float
     left_out: dict[str, int]  # status -> submissions not counted
-    # (function, what it behaves like, students), most common first: the diagnosis of graded outcomes
+    # (function, what it behaves like, students), most common first: the diagnosis of graded
+    # outcomes
     mistakes: list[tuple[str, str, int]] = field(default_factory=list)
 
 
@@ -75,7 +77,8 @@ def point_biserial(passed: list[int], rest: list[float]) -> float | None:
 
 
 def _parts_and_points(reference: Path) -> tuple[dict[str, str], dict[str, float]]:
-    """Grade id -> the "Part N: ..." heading it sits under, and -> its points (instructor notebook)."""
+    """Grade id -> the "Part N: ..." heading it sits under, and -> its points (instructor
+    notebook)."""
     nb = nbformat.read(reference, as_version=4)
     parts, points, part = {}, {}, ""
     for cell in nb.cells:
@@ -99,33 +102,57 @@ def class_stats(course: Course, m: Module, course_root: Path | None = None) -> C
         scored = [r for r in graded if r[c] != "pending"]
         passed = [int(r[c] >= points[c]) for r in scored]
         rest = [r["total"] - r[c] for r in scored]
-        s = CellStats(c, parts.get(c, ""), points[c], len(scored),
-                      sum(passed) / len(scored) if scored else None,
-                      sum(r[c] for r in scored) / len(scored) if scored else None,
-                      point_biserial(passed, rest))
+        s = CellStats(
+            c,
+            parts.get(c, ""),
+            points[c],
+            len(scored),
+            sum(passed) / len(scored) if scored else None,
+            sum(r[c] for r in scored) / len(scored) if scored else None,
+            point_biserial(passed, rest),
+        )
         if s.pass_rate is not None and s.pass_rate >= EASY:
             s.flags.append("easy")
         if s.pass_rate is not None and s.pass_rate <= HARD:
             s.flags.append("hard")
-        if s.discrimination is not None and s.discrimination <= SUSPECT and s.graded >= SUSPECT_FROM:
+        if (
+            s.discrimination is not None
+            and s.discrimination <= SUSPECT
+            and s.graded >= SUSPECT_FROM
+        ):
             s.flags.append("suspect")
         stats.append(s)
-    return ClassStats(m.name, stats, [r["total"] for r in graded], sum(points.values()), left_out,
-                      _mistakes(course, m, [r["student"] for r in graded], course_root))
+    return ClassStats(
+        m.name,
+        stats,
+        [r["total"] for r in graded],
+        sum(points.values()),
+        left_out,
+        _mistakes(course, m, [r["student"] for r in graded], course_root),
+    )
 
 
-def _mistakes(course: Course, m: Module, students: list[str], course_root: Path | None) -> list[tuple[str, str, int]]:
+def _mistakes(
+    course: Course, m: Module, students: list[str], course_root: Path | None
+) -> list[tuple[str, str, int]]:
     """How many graded students' functions behave like each known mistake (or like none)."""
     if m.mistakes is None:
         return []
     catalogue = diagnosis.load(m.mistakes.read_text(encoding="utf-8"))
-    names = diagnosis.region_functions(nbformat.read(course.source_notebook(m, course_root), as_version=4))
+    names = diagnosis.region_functions(
+        nbformat.read(course.source_notebook(m, course_root), as_version=4)
+    )
     counts: Counter = Counter()
     for student in students:
         outcome = load_outcome(course, course.state_root(course_root), m, student)
         if outcome is not None:
-            counts.update((names[r], what) for r, what in diagnosis.described(outcome.diagnosis, catalogue, names).items())
-    return [(fn, what, n) for (fn, what), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+            counts.update(
+                (names[r], what)
+                for r, what in diagnosis.described(outcome.diagnosis, catalogue, names).items()
+            )
+    return [
+        (fn, what, n) for (fn, what), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
 
 
 def number(x: float | None, digits: int = 2) -> str:
@@ -135,11 +162,23 @@ def number(x: float | None, digits: int = 2) -> str:
 def to_csv(stats: ClassStats) -> str:
     out = io.StringIO()
     w = spreadsheet_writer(out)
-    w.writerow(["grade_id", "part", "points", "graded", "pass_rate", "mean", "discrimination", "flags"])
+    w.writerow(
+        ["grade_id", "part", "points", "graded", "pass_rate", "mean", "discrimination", "flags"]
+    )
     for s in stats.cells:  # numbers as numbers (a blank where there is none), text quoted
-        w.writerow([spreadsheet_text(s.grade_id), spreadsheet_text(s.part), s.points, s.graded,
-                    *("" if x is None else round(x, 4) for x in (s.pass_rate, s.mean, s.discrimination)),
-                    " ".join(s.flags)])
+        w.writerow(
+            [
+                spreadsheet_text(s.grade_id),
+                spreadsheet_text(s.part),
+                s.points,
+                s.graded,
+                *(
+                    "" if x is None else round(x, 4)
+                    for x in (s.pass_rate, s.mean, s.discrimination)
+                ),
+                " ".join(s.flags),
+            ]
+        )
     return out.getvalue()
 
 
@@ -158,7 +197,12 @@ def plots(stats: ClassStats) -> dict[str, str]:
 
     out = {}
     fig, ax = plt.subplots(figsize=(7, 3))
-    ax.hist(stats.totals, bins=min(20, max(1, len(set(stats.totals)))), range=(0, stats.max_total), color="#4a72b0")
+    ax.hist(
+        stats.totals,
+        bins=min(20, max(1, len(set(stats.totals)))),
+        range=(0, stats.max_total),
+        color="#4a72b0",
+    )
     ax.set_xlabel(f"total points (of {stats.max_total:g})")
     ax.set_ylabel("submissions")
     out["scores"] = _png(fig)
@@ -179,7 +223,11 @@ def plots(stats: ClassStats) -> dict[str, str]:
     if stats.mistakes:
         fig, ax = plt.subplots(figsize=(7, max(2, 0.3 * len(stats.mistakes))))
         ax.barh(range(len(stats.mistakes)), [n for _, _, n in stats.mistakes], color="#b05a4a")
-        ax.set_yticks(range(len(stats.mistakes)), [f"{fn}: {what}"[:70] for fn, what, _ in stats.mistakes], fontsize=7)
+        ax.set_yticks(
+            range(len(stats.mistakes)),
+            [f"{fn}: {what}"[:70] for fn, what, _ in stats.mistakes],
+            fontsize=7,
+        )
         ax.invert_yaxis()
         ax.set_xlabel("students")
         out["mistakes"] = _png(fig)
@@ -192,30 +240,47 @@ def to_html(stats: ClassStats) -> str:
     e = html.escape
     images = plots(stats)
     left = ", ".join(f"{n} {status}" for status, n in sorted(stats.left_out.items())) or "none"
-    mistakes = ("<h2>The most common mistakes</h2><p>The known mistake each graded submission's functions "
-                "behave like (the grader's diagnosis).</p>"
-                f"<img alt=\"the most common mistakes\" src=\"{images['mistakes']}\"><ul>"
-                + "".join(f"<li>{e(fn)}: {e(what)}: {n} student{'s' if n != 1 else ''}</li>" for fn, what, n in stats.mistakes)
-                + "</ul>") if stats.mistakes else ""
+    mistakes = (
+        (
+            "<h2>The most common mistakes</h2>"
+            "<p>The known mistake each graded submission's functions "
+            "behave like (the grader's diagnosis).</p>"
+            f'<img alt="the most common mistakes" src="{images["mistakes"]}"><ul>'
+            + "".join(
+                f"<li>{e(fn)}: {e(what)}: {n} student{'s' if n != 1 else ''}</li>"
+                for fn, what, n in stats.mistakes
+            )
+            + "</ul>"
+        )
+        if stats.mistakes
+        else ""
+    )
     rows = "\n".join(
-        f"<tr class=\"{' '.join(s.flags)}\"><td>{e(s.grade_id)}</td><td>{e(s.part)}</td><td>{s.points:g}</td>"
+        f'<tr class="{" ".join(s.flags)}"><td>{e(s.grade_id)}</td>'
+        f"<td>{e(s.part)}</td><td>{s.points:g}</td>"
         f"<td>{s.graded}</td><td>{number(s.pass_rate)}</td><td>{number(s.mean)}</td>"
-        f"<td>{number(s.discrimination)}</td><td>{e(' '.join(s.flags))}</td></tr>" for s in stats.cells)
+        f"<td>{number(s.discrimination)}</td><td>{e(' '.join(s.flags))}</td></tr>"
+        for s in stats.cells
+    )
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{e(stats.module)}: class analytics</title>
-<style>body {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; }} table {{ border-collapse: collapse; }}
+<style>body {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; }} \
+table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #ccc; padding: 0.2em 0.5em; }} tr.suspect {{ background: #fdd; }}
 tr.hard {{ background: #ffe9c7; }} tr.easy {{ color: #666; }}</style></head>
 <body><h1>{e(stats.module)}: what the class got wrong</h1>
-<p>{len(stats.totals)} graded submissions (left out: {e(left)}). Pass rate: the share with a cell's full points.
+<p>{len(stats.totals)} graded submissions (left out: {e(left)}). \
+Pass rate: the share with a cell's full points.
 Discrimination: the point-biserial correlation of passing the cell with the rest of the total.
 Flags: <b>easy</b> (at least {EASY:.0%} pass), <b>hard</b> (at most {HARD:.0%} pass), <b>suspect</b>
-(discrimination {SUSPECT} or less, from {SUSPECT_FROM} graded submissions: the strongest students fail it more
+(discrimination {SUSPECT} or less, from {SUSPECT_FROM} graded submissions: \
+the strongest students fail it more
 often, as with a broken test).</p>
-<h2>Scores</h2><img alt="histogram of total scores" src="{images['scores']}">
-<h2>Pass rate per graded cell</h2><img alt="pass rate per graded cell" src="{images['pass_rates']}">
+<h2>Scores</h2><img alt="histogram of total scores" src="{images["scores"]}">
+<h2>Pass rate per graded cell</h2><img alt="pass rate per graded cell" src="{images["pass_rates"]}">
 {mistakes}<h2>Per graded cell</h2>
-<table><tr><th>graded cell</th><th>part</th><th>points</th><th>graded</th><th>pass rate</th><th>mean</th>
+<table><tr><th>graded cell</th><th>part</th><th>points</th><th>graded</th>\
+<th>pass rate</th><th>mean</th>
 <th>discrimination</th><th>flags</th></tr>
 {rows}
 </table></body></html>

@@ -13,6 +13,7 @@ delegated to its user (writable by it, as systemd's `Delegate=` or an administra
 arranges), for every controller; otherwise none is made and jail.py falls back to what
 rlimits and a watch on the trusted side give.
 """
+
 from __future__ import annotations
 
 import functools
@@ -96,10 +97,12 @@ class Group:
     memory_limit_mb: int
 
     @classmethod
-    def create(cls, max_processes: int, memory_limit_mb: int) -> "Group":
+    def create(cls, max_processes: int, memory_limit_mb: int) -> Group:
         known = hierarchies()
         if "pids" not in known:
-            raise CgroupError("no pids controller is mounted (cgroup v2 or v1), so processes cannot be bounded")
+            raise CgroupError(
+                "no pids controller is mounted (cgroup v2 or v1), so processes cannot be bounded"
+            )
         name = f"job-{uuid.uuid4().hex}"
         folders: dict[str, Path] = {}
         try:
@@ -107,7 +110,9 @@ class Group:
                 parent = _parent(controller, root, v2)
                 parent.mkdir(exist_ok=True)
                 _remove_abandoned(parent)
-                if v2:  # let the children of the root (as root) and of the parent use the controller
+                if (
+                    v2
+                ):  # let the children of the root (as root) and of the parent use the controller
                     for level in (root, parent) if os.geteuid() == 0 else (parent,):
                         (level / "cgroup.subtree_control").write_text(f"+{controller}")
                 folders[controller] = parent / name
@@ -128,7 +133,9 @@ class Group:
                 self._write("memory", "memory.swap.max", 0, optional=True)
             else:
                 self._write("memory", "memory.limit_in_bytes", limit)
-                self._write("memory", "memory.memsw.limit_in_bytes", limit, optional=True)  # no swap
+                self._write(
+                    "memory", "memory.memsw.limit_in_bytes", limit, optional=True
+                )  # no swap
                 self._write("memory", "memory.swappiness", 0, optional=True)
         if "cpu" in self.folders:
             if self._v2("cpu"):
@@ -164,19 +171,28 @@ class Group:
     def memory_limit_hit(self) -> bool:
         """Whether the group reached its own memory limit and the kernel killed in it for that
         (not a kill by the machine's own OOM killer, which is no fault of the submission)."""
-        text = self._read("memory", "memory.events" if self._v2_memory() else "memory.oom_control") or ""
+        text = (
+            self._read("memory", "memory.events" if self._v2_memory() else "memory.oom_control")
+            or ""
+        )
         counts = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
         if self._v2_memory():
             return int(counts.get("oom", 0)) > 0  # v2 counts the group's own limit apart
         # v1 counts every OOM kill in the group: the group must also have reached its limit.
         peak = self.peak_memory_mb()
-        return int(counts.get("oom_kill", 0)) > 0 and peak is not None and peak >= 0.95 * self.memory_limit_mb
+        return (
+            int(counts.get("oom_kill", 0)) > 0
+            and peak is not None
+            and peak >= 0.95 * self.memory_limit_mb
+        )
 
     def _v2_memory(self) -> bool:
         return "memory" in self.folders and self._v2("memory")
 
     def peak_memory_mb(self) -> float | None:
-        text = self._read("memory", "memory.peak" if self._v2_memory() else "memory.max_usage_in_bytes")
+        text = self._read(
+            "memory", "memory.peak" if self._v2_memory() else "memory.max_usage_in_bytes"
+        )
         return int(text) / (1 << 20) if text and text.strip().isdigit() else None
 
     def remove(self) -> None:
@@ -196,7 +212,10 @@ def _remove_abandoned(parent: Path, age_seconds: float = 3600) -> None:
     """Empty groups left by jobs that were killed before they could remove theirs."""
     for group in parent.glob("job-*"):
         try:
-            if not (group / "cgroup.procs").read_text().strip() and time.time() - group.stat().st_mtime > age_seconds:
+            if (
+                not (group / "cgroup.procs").read_text().strip()
+                and time.time() - group.stat().st_mtime > age_seconds
+            ):
                 group.rmdir()
         except OSError:  # in use, or removed by another grader meanwhile
             pass

@@ -7,6 +7,7 @@ worker (`job.run_in_process`), inside the same jail as locally; only the host th
 replaced by the scheduler, which runs the job again elsewhere: a job changes nothing but its
 result, so running it twice is harmless and the host still records it once.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -24,14 +25,17 @@ class Cluster:
         try:
             from distributed import Client
         except ImportError:
-            raise CourseError("grading on a Dask cluster needs the `distributed` package: "
-                              "pip install distributed") from None
+            raise CourseError(
+                "grading on a Dask cluster needs the `distributed` package: pip install distributed"
+            ) from None
         try:
             self.client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
         except (OSError, TimeoutError) as e:
-            raise CourseError(f"cannot reach the Dask scheduler at {address} ({type(e).__name__}: {e}); "
-                              "start it with `dask scheduler` and workers with `dask worker "
-                              f"{address}`, or leave out --scheduler to grade on this machine") from None
+            raise CourseError(
+                f"cannot reach the Dask scheduler at {address} ({type(e).__name__}: {e}); "
+                "start it with `dask scheduler` and workers with `dask worker "
+                f"{address}`, or leave out --scheduler to grade on this machine"
+            ) from None
         self.address = address
 
     @property
@@ -40,13 +44,23 @@ class Cluster:
 
     def run(self, job: Job) -> JobResult:
         # pure=False: the same submission graded twice in one batch is two jobs.
-        future = self.client.submit(run_in_process, job, pure=False,
-                                    key=f"grade-{job.module}-{job.student}-{uuid.uuid4().hex[:8]}")
+        future = self.client.submit(
+            run_in_process,
+            job,
+            pure=False,
+            key=f"grade-{job.module}-{job.student}-{uuid.uuid4().hex[:8]}",
+        )
         try:
             return future.result()
         except Exception as e:  # every worker that tried it died, or the cluster went away
-            return JobResult("", "", [], [], "", failure=f"the Dask cluster could not run the job: "
-                                                          f"{type(e).__name__}: {e}"[:300])
+            return JobResult(
+                "",
+                "",
+                [],
+                [],
+                "",
+                failure=f"the Dask cluster could not run the job: {type(e).__name__}: {e}"[:300],
+            )
 
     def close(self) -> None:
         self.client.close()

@@ -1,4 +1,6 @@
-"""Import submissions (one notebook per student, in a zip or tar archive or a folder) into submitted/."""
+"""Import submissions (one notebook per student, in a zip or tar archive or a folder) into
+submitted/."""
+
 from __future__ import annotations
 
 import functools
@@ -35,11 +37,18 @@ def _members(archive: Path, limit: int):
         raise CourseError(f"cannot read {archive}: {kind_refusal(mode)}")
     elif zipfile.is_zipfile(archive):
         with _opened(archive, zipfile.ZipFile) as zf:
-            yield [(i.filename.replace("\\", "/"), functools.partial(_read_zip_member, zf, i, limit))
-                   for i in zf.infolist() if not i.is_dir()]
+            yield [
+                (i.filename.replace("\\", "/"), functools.partial(_read_zip_member, zf, i, limit))
+                for i in zf.infolist()
+                if not i.is_dir()
+            ]
     else:
         with _opened(archive, tarfile.open) as tf:
-            yield [(t.name, functools.partial(_read_tar_member, tf, t, limit)) for t in tf if not t.isdir()]
+            yield [
+                (t.name, functools.partial(_read_tar_member, tf, t, limit))
+                for t in tf
+                if not t.isdir()
+            ]
 
 
 @contextmanager
@@ -47,7 +56,9 @@ def _opened(archive: Path, opener):
     try:
         handle = opener(archive)
     except (OSError, zipfile.BadZipFile, tarfile.TarError) as e:
-        raise CourseError(f"cannot read {archive} as a zip or tar archive or a folder: {e}") from None
+        raise CourseError(
+            f"cannot read {archive} as a zip or tar archive or a folder: {e}"
+        ) from None
     with handle:
         yield handle
 
@@ -57,12 +68,16 @@ def _folder_members(folder: Path, limit: int) -> list:
     for parent, dirs, files in os.walk(folder):  # does not descend into linked folders
         for name in files + [d for d in dirs if Path(parent, d).is_symlink()]:
             f = Path(parent, name)
-            out.append((f.relative_to(folder).as_posix(), functools.partial(read_regular, f, limit)))
+            out.append(
+                (f.relative_to(folder).as_posix(), functools.partial(read_regular, f, limit))
+            )
     return sorted(out, key=lambda item: item[0])
 
 
 def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
-    mode = info.external_attr >> 16  # a Unix mode where the archiver stored one; its type bits may be 0
+    mode = (
+        info.external_attr >> 16
+    )  # a Unix mode where the archiver stored one; its type bits may be 0
     if stat.S_IFMT(mode) and (reason := kind_refusal(mode)):
         raise Refused(reason)
     if info.file_size > limit:
@@ -70,15 +85,24 @@ def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> 
     try:
         with zf.open(info) as fh:
             data = fh.read(limit + 1)  # the header's size may lie; the stream is cut here
-    except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError) as e:  # encrypted, unknown method
+    except (
+        OSError,
+        zipfile.BadZipFile,
+        RuntimeError,
+        NotImplementedError,
+    ) as e:  # encrypted, unknown method
         raise Refused(f"cannot be read from the archive: {e}") from None
     if len(data) > limit:
         raise too_large(limit)
     return data
 
 
-_TAR_KINDS = {tarfile.SYMTYPE: stat.S_IFLNK, tarfile.FIFOTYPE: stat.S_IFIFO, tarfile.CHRTYPE: stat.S_IFCHR,
-              tarfile.BLKTYPE: stat.S_IFBLK}
+_TAR_KINDS = {
+    tarfile.SYMTYPE: stat.S_IFLNK,
+    tarfile.FIFOTYPE: stat.S_IFIFO,
+    tarfile.CHRTYPE: stat.S_IFCHR,
+    tarfile.BLKTYPE: stat.S_IFBLK,
+}
 
 
 def _read_tar_member(tf: tarfile.TarFile, info: tarfile.TarInfo, limit: int) -> bytes:
@@ -98,8 +122,9 @@ def _read_tar_member(tf: tarfile.TarFile, info: tarfile.TarInfo, limit: int) -> 
     return data
 
 
-def collect(course: Course, m: Module, archive: Path, force: bool = False,
-            course_root: Path | None = None) -> tuple[list[str], list[str]]:
+def collect(
+    course: Course, m: Module, archive: Path, force: bool = False, course_root: Path | None = None
+) -> tuple[list[str], list[str]]:
     """Accepted layouts per member: `STUDENT.ipynb` or `STUDENT/<anything>.ipynb`.
 
     Returns (imported student ids, skipped members with the reason). An existing

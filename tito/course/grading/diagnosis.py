@@ -12,6 +12,7 @@ numbers (the same mistake written two ways); with none, the diagnosis is "no kno
 wrong name is worse than none. A function still raising the student version's
 NotImplementedError is not written yet: nothing is said.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,8 +39,12 @@ class Catalogue:
 def load(text: str) -> Catalogue:
     data = yaml.safe_load(text)
     tolerance = data.get("tolerance", {})
-    return Catalogue(float(tolerance.get("rtol", 1e-9)), float(tolerance.get("atol", 1e-12)),
-                     dict(data.get("probes", {})), list(data.get("mistakes", [])))
+    return Catalogue(
+        float(tolerance.get("rtol", 1e-9)),
+        float(tolerance.get("atol", 1e-12)),
+        dict(data.get("probes", {})),
+        list(data.get("mistakes", [])),
+    )
 
 
 def observe(probe: str, function, namespace: dict, passthrough: tuple = ()) -> list:
@@ -68,7 +73,9 @@ def same(a: list, b: list, rtol: float, atol: float) -> bool:
 def _alike(x, y, rtol: float, atol: float) -> bool:
     numeric = [isinstance(v, (np.ndarray, float, int)) and not isinstance(v, bool) for v in (x, y)]
     if all(numeric):
-        return np.shape(x) == np.shape(y) and bool(np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True))
+        return np.shape(x) == np.shape(y) and bool(
+            np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True)
+        )
     return not any(numeric) and type(x) is type(y) and bool(x == y)
 
 
@@ -96,8 +103,14 @@ def _module(nb, overrides: dict) -> dict:
     return namespace
 
 
-def diagnose(reference, catalogue: Catalogue, student: dict, passthrough: tuple = (),
-             before_region=None, stop=None) -> dict[str, dict]:
+def diagnose(
+    reference,
+    catalogue: Catalogue,
+    student: dict,
+    passthrough: tuple = (),
+    before_region=None,
+    stop=None,
+) -> dict[str, dict]:
     """For every region whose student function observes differently from the reference: the
     catalogued mistakes it matches, {"ids": [...], "mistake": "..."}; several only when they
     give the same observations (the same mistake written two ways), none as NO_KNOWN_MISTAKE.
@@ -131,11 +144,21 @@ def diagnose(reference, catalogue: Catalogue, student: dict, passthrough: tuple 
             continue
         matches = []
         for mistake in (m for m in catalogue.mistakes if m["region"] == region):
-            wrong = _module(sub.replace_region(reference, region, mistake["code"], mistake.get("index", 0)), others)
-            if same(theirs, observe(probe, wrong[name], wrong, passthrough), catalogue.rtol, catalogue.atol):
+            wrong = _module(
+                sub.replace_region(reference, region, mistake["code"], mistake.get("index", 0)),
+                others,
+            )
+            if same(
+                theirs,
+                observe(probe, wrong[name], wrong, passthrough),
+                catalogue.rtol,
+                catalogue.atol,
+            ):
                 matches.append(mistake)
-        out[region] = {"ids": [m["id"] for m in matches],
-                       "mistake": " or ".join(m["mistake"] for m in matches) or NO_KNOWN_MISTAKE}
+        out[region] = {
+            "ids": [m["id"] for m in matches],
+            "mistake": " or ".join(m["mistake"] for m in matches) or NO_KNOWN_MISTAKE,
+        }
     # A region that matches no known mistake and calls another region's function that differs
     # too may differ only through that call (state a wrong Adam keeps): it is not named.
     callers = {region: set(_calls(reference, names[region])) for region in out}
@@ -148,20 +171,30 @@ def _calls(reference, name: str) -> list[str]:
     return list(_module(reference, {})[name].__code__.co_names)
 
 
-def described(found: dict[str, list[str]], catalogue: Catalogue, names: dict[str, str]) -> dict[str, str]:
+def described(
+    found: dict[str, list[str]], catalogue: Catalogue, names: dict[str, str]
+) -> dict[str, str]:
     """Region -> what its function behaves like, in words (the catalogue's `mistake` lines)."""
     text = {m["id"]: m["mistake"] for m in catalogue.mistakes}
-    return {region: " or ".join(text[i] for i in ids if i in text) or NO_KNOWN_MISTAKE
-            for region, ids in found.items() if region in names}
+    return {
+        region: " or ".join(text[i] for i in ids if i in text) or NO_KNOWN_MISTAKE
+        for region, ids in found.items()
+        if region in names
+    }
 
 
-def sentences(found: dict[str, list[str]], catalogue: Catalogue, names: dict[str, str]) -> list[str]:
+def sentences(
+    found: dict[str, list[str]], catalogue: Catalogue, names: dict[str, str]
+) -> list[str]:
     """What the feedback page says of each diagnosed region, in one sentence each."""
     out = []
     for region, what in described(found, catalogue, names).items():
         if what == NO_KNOWN_MISTAKE:
-            out.append(f"Your {names[region]} gives other numbers than the reference, and like no known mistake: "
-                       "compare it with the equations above it.")
+            out.append(
+                f"Your {names[region]} gives other numbers than the reference, "
+                "and like no known mistake: "
+                "compare it with the equations above it."
+            )
         else:
             out.append(f"Your {names[region]} behaves like a known mistake: {what}.")
     return out

@@ -17,6 +17,7 @@ render) through `for_display` first, once:
   escaped text, without the converters.
 `without_hidden_tests` is what the kernel run gets: the submission's code never sees a hidden line.
 """
+
 from __future__ import annotations
 
 import copy
@@ -34,40 +35,130 @@ KEPT_OUTPUT_TYPES = ("text/plain", "image/png", "image/jpeg")
 
 # HTML that rendered markdown may hold; no class or id (they could steer a page's script or
 # MathJax), no style, no forms, no event attributes.
-HTML_TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6",
-             "hr", "i", "img", "li", "ol", "p", "pre", "span", "strong", "sub", "sup", "table", "tbody", "td", "th",
-             "thead", "tr", "ul"}
+HTML_TAGS = {
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "code",
+    "del",
+    "div",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "span",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "ul",
+}
 # Presentation MathML as latex2mathml writes it; no href, style or class.
-MATHML_TAGS = {"math", "menclose", "merror", "mfrac", "mi", "mmultiscripts", "mn", "mo", "mover", "mpadded",
-               "mphantom", "mprescripts", "mroot", "mrow", "ms", "mspace", "msqrt", "mstyle", "msub", "msubsup",
-               "msup", "mtable", "mtd", "mtext", "mtr", "munder", "munderover", "none", "semantics", "annotation"}
-MATHML_ATTRIBUTES = ["xmlns", "display", "mathvariant", "stretchy", "fence", "separator", "lspace", "rspace",
-                     "accent", "accentunder", "columnalign", "columnlines", "columnspacing", "rowspacing",
-                     "rowlines", "linethickness", "movablelimits", "minsize", "maxsize", "symmetric", "width",
-                     "height", "depth", "notation", "form", "largeop", "displaystyle", "scriptlevel", "encoding"]
+MATHML_TAGS = {
+    "math",
+    "menclose",
+    "merror",
+    "mfrac",
+    "mi",
+    "mmultiscripts",
+    "mn",
+    "mo",
+    "mover",
+    "mpadded",
+    "mphantom",
+    "mprescripts",
+    "mroot",
+    "mrow",
+    "ms",
+    "mspace",
+    "msqrt",
+    "mstyle",
+    "msub",
+    "msubsup",
+    "msup",
+    "mtable",
+    "mtd",
+    "mtext",
+    "mtr",
+    "munder",
+    "munderover",
+    "none",
+    "semantics",
+    "annotation",
+}
+MATHML_ATTRIBUTES = [
+    "xmlns",
+    "display",
+    "mathvariant",
+    "stretchy",
+    "fence",
+    "separator",
+    "lspace",
+    "rspace",
+    "accent",
+    "accentunder",
+    "columnalign",
+    "columnlines",
+    "columnspacing",
+    "rowspacing",
+    "rowlines",
+    "linethickness",
+    "movablelimits",
+    "minsize",
+    "maxsize",
+    "symmetric",
+    "width",
+    "height",
+    "depth",
+    "notation",
+    "form",
+    "largeop",
+    "displaystyle",
+    "scriptlevel",
+    "encoding",
+]
 _IMAGE_DATA = re.compile(r"data:image/(png|jpeg);base64,[A-Za-z0-9+/=\s]*")
 _LINK = re.compile(r"(https?:|mailto:)", re.I)
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
 
 # TeX commands converted to MathML; TeX with any other command stays text.
-TEX_COMMANDS = frozenset("""
-alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi varpi rho
-varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi
-Psi Omega ell nabla partial infty emptyset forall exists neg top bot
-frac dfrac tfrac sqrt sum prod int oint lim limsup liminf max min sup inf arg argmax argmin log ln exp sin
-cos tan tanh sinh cosh sec det dim ker operatorname mathrel mathop mathbin
+TEX_COMMANDS = frozenset(
+    """
+alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi
+varpi rho varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi
+Sigma Upsilon Phi Psi Omega ell nabla partial infty emptyset forall exists neg top bot
+frac dfrac tfrac sqrt sum prod int oint lim limsup liminf max min sup inf arg argmax argmin log ln
+exp sin cos tan tanh sinh cosh sec det dim ker operatorname mathrel mathop mathbin
 cdot cdots ldots dots vdots ddots times div pm mp ast star circ bullet oplus otimes odot
-le leq ge geq neq ne approx sim simeq equiv propto ll gg subset subseteq supset supseteq in notin ni cup
-cap setminus mid parallel perp
+le leq ge geq neq ne approx sim simeq equiv propto ll gg subset subseteq supset supseteq in notin ni
+cup cap setminus mid parallel perp
 leftarrow rightarrow Leftarrow Rightarrow leftrightarrow Leftrightarrow to gets mapsto implies iff
 uparrow downarrow
-left right big Big bigg Bigg bigl bigr Bigl Bigr lfloor rfloor lceil rceil langle rangle lvert rvert lVert
-rVert vert Vert lbrace rbrace
+left right big Big bigg Bigg bigl bigr Bigl Bigr lfloor rfloor lceil rceil langle rangle lvert rvert
+lVert rVert vert Vert lbrace rbrace
 hat bar tilde vec dot ddot widehat widetilde overline underline overbrace underbrace
 mathbb mathcal mathrm mathbf mathit mathsf mathtt boldsymbol text textrm textit textbf
 quad qquad
 begin end
-""".split())
+""".split()
+)
 _TEX_COMMAND = re.compile(r"\\([A-Za-z]+)")
 # nbconvert's markdown keeps TeX between dollars as text (for MathJax); display math first.
 _MATH = re.compile(r"\$\$(.+?)\$\$|\$([^$\n]+?)\$", re.S)
@@ -101,12 +192,18 @@ def _attribute_allowed(tag: str, name: str, value: str) -> bool:
 
 def sanitize(rendered: str) -> str:
     """HTML (and MathML) with only the allow-listed tags and attributes; everything else is text."""
-    return bleach.clean(rendered, tags=HTML_TAGS | MATHML_TAGS, attributes=_attribute_allowed,
-                        protocols={"http", "https", "mailto", "data"}, strip_comments=True)
+    return bleach.clean(
+        rendered,
+        tags=HTML_TAGS | MATHML_TAGS,
+        attributes=_attribute_allowed,
+        protocols={"http", "https", "mailto", "data"},
+        strip_comments=True,
+    )
 
 
 def mathml(rendered: str) -> str:
-    """`$…$` and `$$…$$` in rendered HTML (outside code) replaced by MathML, for TEX_COMMANDS only."""
+    """`$…$` and `$$…$$` in rendered HTML (outside code) replaced by MathML, for TEX_COMMANDS
+    only."""
     from latex2mathml.converter import convert
 
     def one(m: re.Match) -> str:
@@ -119,7 +216,9 @@ def mathml(rendered: str) -> str:
         except Exception:  # TeX this converter cannot read stays text too
             return m.group(0)
 
-    return "".join(part if _CODE.fullmatch(part) else _MATH.sub(one, part) for part in _CODE.split(rendered))
+    return "".join(
+        part if _CODE.fullmatch(part) else _MATH.sub(one, part) for part in _CODE.split(rendered)
+    )
 
 
 def as_text(source: str) -> str:
@@ -139,11 +238,20 @@ def markdown_html(source: str, attachments: dict | None = None) -> str:
 
     # Attachments other than PNG and JPEG become an empty image the sanitiser then drops.
     images = {name: {"image/x-not-shown": ""} for name in (attachments or {})}
-    images.update({name: {mime: data} for name, bundle in (attachments or {}).items() if isinstance(bundle, dict)
-                   for mime, data in bundle.items()
-                   if mime in ("image/png", "image/jpeg") and isinstance(data, str) and _BASE64.fullmatch(data)})
-    renderer = IPythonRenderer(escape=False, allow_harmful_protocols=False, exclude_anchor_links=True,
-                               attachments=images)
+    images.update(
+        {
+            name: {mime: data}
+            for name, bundle in (attachments or {}).items()
+            if isinstance(bundle, dict)
+            for mime, data in bundle.items()
+            if mime in ("image/png", "image/jpeg")
+            and isinstance(data, str)
+            and _BASE64.fullmatch(data)
+        }
+    )
+    renderer = IPythonRenderer(
+        escape=False, allow_harmful_protocols=False, exclude_anchor_links=True, attachments=images
+    )
     try:
         rendered = mathml(MarkdownWithMath(renderer=renderer).render(source))
     except Exception:  # markdown nbconvert cannot render (a missing attachment): shown as text
@@ -154,13 +262,14 @@ def markdown_html(source: str, attachments: dict | None = None) -> str:
 
 # -- hidden tests ----------------------------------------------------------------------------
 
+
 def _hide(source: str, replacement: str) -> str:
     """`source` with each hidden region replaced by `replacement` (at the region's indentation)."""
     out, inside = [], False
     for line in source.split("\n"):
         if HIDDEN_BEGIN in line:
             inside = True
-            out.append(line[:len(line) - len(line.lstrip())] + replacement)
+            out.append(line[: len(line) - len(line.lstrip())] + replacement)
         elif HIDDEN_END in line:
             inside = False
         elif not inside:
@@ -179,11 +288,14 @@ def without_hidden_tests(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 # -- outputs ---------------------------------------------------------------------------------
 
+
 def _capped(text, limit: int) -> str:
     text = "".join(text) if isinstance(text, list) else str(text)
     if len(text) <= limit:
         return text
-    return text[:limit] + f"\n… [{len(text) - limit:,} more characters not shown (max_output_chars)]"
+    return (
+        text[:limit] + f"\n… [{len(text) - limit:,} more characters not shown (max_output_chars)]"
+    )
 
 
 def _note(text: str):
@@ -194,23 +306,39 @@ def outputs_for_display(outputs: list, limits: DisplayLimits, dropped: int = 0) 
     """Outputs a page may show: plain text and checked images, each capped (`dropped`: outputs
     already cut off after these)."""
     shown = []
-    for o in outputs[:limits.max_outputs_per_cell]:
+    for o in outputs[: limits.max_outputs_per_cell]:
         if o.output_type == "stream":
-            shown.append(nbformat.v4.new_output("stream", name=o.name, text=_capped(o.text, limits.max_output_chars)))
+            shown.append(
+                nbformat.v4.new_output(
+                    "stream", name=o.name, text=_capped(o.text, limits.max_output_chars)
+                )
+            )
         elif o.output_type == "error":
             tb = _capped("\n".join(o.get("traceback", [])), limits.max_output_chars)
-            shown.append(nbformat.v4.new_output("error", ename=_capped(o.ename, 200), evalue=_capped(o.evalue, 2000),
-                                                traceback=tb.split("\n")))
+            shown.append(
+                nbformat.v4.new_output(
+                    "error",
+                    ename=_capped(o.ename, 200),
+                    evalue=_capped(o.evalue, 2000),
+                    traceback=tb.split("\n"),
+                )
+            )
         else:
             data = {}
             for mime in KEPT_OUTPUT_TYPES:
                 value = o.data.get(mime)
                 if mime == "text/plain" and value is not None:
                     data[mime] = _capped(value, limits.max_output_chars)
-                elif isinstance(value, str) and len(value) <= limits.max_image_kb << 10 and _BASE64.fullmatch(value):
+                elif (
+                    isinstance(value, str)
+                    and len(value) <= limits.max_image_kb << 10
+                    and _BASE64.fullmatch(value)
+                ):
                     data[mime] = value
                 elif value is not None:
-                    data["text/plain"] = f"[an image over {limits.max_image_kb} kB or not base64: not shown]"
+                    data["text/plain"] = (
+                        f"[an image over {limits.max_image_kb} kB or not base64: not shown]"
+                    )
             if data:
                 out = nbformat.v4.new_output(o.output_type, data=data)
                 if o.output_type == "execute_result":
@@ -224,11 +352,16 @@ def outputs_for_display(outputs: list, limits: DisplayLimits, dropped: int = 0) 
 
 # -- the whole notebook ----------------------------------------------------------------------
 
-def for_display(nb: nbformat.NotebookNode, reference: nbformat.NotebookNode,
-                limits: DisplayLimits) -> nbformat.NotebookNode:
+
+def for_display(
+    nb: nbformat.NotebookNode, reference: nbformat.NotebookNode, limits: DisplayLimits
+) -> nbformat.NotebookNode:
     """A copy of `nb` that formgrader and the feedback page can render as they are (see above)."""
-    known = {c.metadata["nbgrader"]["grade_id"]: (c.cell_type, c.metadata["nbgrader"]) for c in reference.cells
-             if c.metadata.get("nbgrader", {}).get("grade_id")}
+    known = {
+        c.metadata["nbgrader"]["grade_id"]: (c.cell_type, c.metadata["nbgrader"])
+        for c in reference.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id")
+    }
     nb = copy.deepcopy(nb)
     nb.metadata = copy.deepcopy(reference.metadata)
     seen, budget = set(), MARKDOWN_NOTEBOOK_CHARS
@@ -243,7 +376,11 @@ def for_display(nb: nbformat.NotebookNode, reference: nbformat.NotebookNode,
         if cell.cell_type == "markdown":
             rendered = len(cell.source) <= min(MARKDOWN_CELL_CHARS, budget)
             budget -= len(cell.source) if rendered else 0
-            cell.source = markdown_html(cell.source, cell.get("attachments")) if rendered else as_text(cell.source)
+            cell.source = (
+                markdown_html(cell.source, cell.get("attachments"))
+                if rendered
+                else as_text(cell.source)
+            )
         cell.pop("attachments", None)
         if cell.cell_type == "code":
             cell.outputs = outputs_for_display(cell.outputs, limits)

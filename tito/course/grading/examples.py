@@ -4,6 +4,7 @@ alice: complete; bob: the untouched student version; carol: a realistic bug (eps
 Adam's square root); dave: the same bug, with the locked test cell that catches it edited
 to `pass` (nbgrader restores it, so the bug still costs the points).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,21 +34,28 @@ param -= lr * m_hat / np.sqrt(v_hat + eps)
 BUG_REGION, BUG_TEST = "adam_step_impl", "adam_eps_outside_sqrt"
 
 
-def build(release: nbformat.NotebookNode, instructor: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
+def build(
+    release: nbformat.NotebookNode, instructor: nbformat.NotebookNode
+) -> dict[str, nbformat.NotebookNode]:
     complete = sub.filled(release, instructor)
     buggy = sub.replace_region(complete, BUG_REGION, EPS_INSIDE_SQRT)
     return {
         "alice": complete,
         "bob": release,
         "carol": buggy,
-        "dave": sub.set_source(buggy, BUG_TEST, '"""Adam adds eps outside the square root."""\npass  # trust me'),
+        "dave": sub.set_source(
+            buggy, BUG_TEST, '"""Adam adds eps outside the square root."""\npass  # trust me'
+        ),
     }
 
 
 def write(course: Course) -> list[Path]:
     m = course.module(MODULE)
     if not course.release_notebook(m).is_file():
-        raise CourseError(f"no student version at {course.release_notebook(m)}: run `tito nbgrader generate {m.name}`")
+        raise CourseError(
+            f"no student version at {course.release_notebook(m)}: "
+            f"run `tito nbgrader generate {m.name}`"
+        )
     release = nbformat.read(course.release_notebook(m), as_version=4)
     instructor = nbformat.read(course.source_notebook(m), as_version=4)
     out = []

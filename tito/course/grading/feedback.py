@@ -11,6 +11,7 @@ nbgrader's GenerateFeedback renders it with this course's template (templates/fe
   after the last conversion, and the template loads no MathJax, jQuery or require.js.
 Only `tito nbgrader feedback` uses this page; formgrader keeps nbgrader's own templates.
 """
+
 from __future__ import annotations
 
 import ast
@@ -18,18 +19,18 @@ import html
 from pathlib import Path
 
 import nbformat
-
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Dict
 
 from ..nbgrader_setup import api, check, nbgrader_config, quiet
-from ..settings import Course, Module
 from ..notebooks import write_if_changed
+from ..settings import Course, Module
 from . import diagnosis, scores
 from .host import load_outcome
 
 TEMPLATES = Path(__file__).parent / "templates"
+
 
 def behaviour(source: str) -> str:
     """What a graded cell checks: the first line of its docstring."""
@@ -41,7 +42,8 @@ def behaviour(source: str) -> str:
 
 
 class FeedbackSummary(NbGraderPreprocessor):
-    """Puts each graded cell's row of the summary into `resources["tito_feedback"]` (after GetGrades)."""
+    """Puts each graded cell's row of the summary into `resources["tito_feedback"]` (after
+    GetGrades)."""
 
     # student -> {"reason": str, "messages": {grade_id: the judge's message for a lost point}}
     outcomes = Dict(config=True)
@@ -51,8 +53,9 @@ class FeedbackSummary(NbGraderPreprocessor):
         outcome = self.outcomes.get(ids["student"], {"reason": "", "messages": {}, "diagnosis": []})
         cells, rows = {}, []
         with Gradebook(ids["db_url"]) as gb:
-            recorded = scores.from_gradebook(gb, ids["assignment"], ids["notebook"], ids["student"]) \
-                or scores.Scores(ids["student"])
+            recorded = scores.from_gradebook(
+                gb, ids["assignment"], ids["notebook"], ids["student"]
+            ) or scores.Scores(ids["student"])
         for cell in nb.cells:
             md = cell.metadata.get("nbgrader", {})
             if not md.get("grade_id"):
@@ -62,14 +65,26 @@ class FeedbackSummary(NbGraderPreprocessor):
             if row["graded"]:
                 points, score = recorded.max_points.get(gid, 0.0), recorded.points.get(gid, 0.0)
                 written = cell.cell_type == "markdown"
-                row.update(written=written, points=points, score=score or 0.0, pending=score is None,
-                           behaviour="written answer, graded by hand" if written else behaviour(cell.source),
-                           score_text=f"pending / {points:g}" if score is None else f"{score:g} / {points:g}",
-                           message=outcome["messages"].get(gid, "") if (score or 0.0) < points else "")
+                row.update(
+                    written=written,
+                    points=points,
+                    score=score or 0.0,
+                    pending=score is None,
+                    behaviour="written answer, graded by hand"
+                    if written
+                    else behaviour(cell.source),
+                    score_text=f"pending / {points:g}"
+                    if score is None
+                    else f"{score:g} / {points:g}",
+                    message=outcome["messages"].get(gid, "") if (score or 0.0) < points else "",
+                )
                 rows.append(row)
             cells[gid] = row
         resources["tito_feedback"] = {
-            "cells": cells, "rows": rows, "reason": outcome["reason"], "diagnosis": outcome.get("diagnosis", []),
+            "cells": cells,
+            "rows": rows,
+            "reason": outcome["reason"],
+            "diagnosis": outcome.get("diagnosis", []),
             "pending": sum(r["pending"] for r in rows),
             "automatic": sum(r["score"] for r in rows if not r["written"]),
             "automatic_max": sum(r["points"] for r in rows if not r["written"]),
@@ -83,9 +98,11 @@ def _outcomes(course: Course, root: Path, m: Module, students: list[str]) -> dic
     for student in students:
         o = load_outcome(course, root, m, student)
         if o is not None:
-            out[student] = {"reason": what_happened(o) if o.status != "graded" else "",
-                            "messages": {c.grade_id: c.message for c in o.cells if c.message},
-                            "diagnosis": said(o.diagnosis) if o.status == "graded" else []}
+            out[student] = {
+                "reason": what_happened(o) if o.status != "graded" else "",
+                "messages": {c.grade_id: c.message for c in o.cells if c.message},
+                "diagnosis": said(o.diagnosis) if o.status == "graded" else [],
+            }
     return out
 
 
@@ -98,8 +115,11 @@ def _diagnosis_sentences(course: Course, root: Path, m: Module):
     return lambda found: diagnosis.sentences(found, catalogue, names)
 
 
-def generate(course: Course, m: Module, course_root: Path | None = None, student: str | None = None) -> list[Path]:
-    """Write feedback/<student>/<module>/<notebook>.html for every autograded submission (or one)."""
+def generate(
+    course: Course, m: Module, course_root: Path | None = None, student: str | None = None
+) -> list[Path]:
+    """Write feedback/<student>/<module>/<notebook>.html for every autograded submission (or
+    one)."""
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import GetGrades
 
@@ -110,32 +130,47 @@ def generate(course: Course, m: Module, course_root: Path | None = None, student
     config.FeedbackSummary.outcomes = _outcomes(course, root, m, students)
     # nbgrader's API always asks for the template named "feedback": this course's is found first.
     config.HTMLExporter.extra_template_basedirs = [str(TEMPLATES)]
-    config.HTMLExporter.filters = {"sanitize": "tito.course.grading.display.sanitize",
-                                   "mathml": "tito.course.grading.display.mathml"}
-    with_notebook = [s for s in students
-                     if (course.student_folder("autograded", m, s, root) / f"{m.notebook}.ipynb").is_file()]
+    config.HTMLExporter.filters = {
+        "sanitize": "tito.course.grading.display.sanitize",
+        "mathml": "tito.course.grading.display.mathml",
+    }
+    with_notebook = [
+        s
+        for s in students
+        if (course.student_folder("autograded", m, s, root) / f"{m.notebook}.ipynb").is_file()
+    ]
     if with_notebook:
         with quiet():
-            check(api(course, root, config).generate_feedback(m.name, student, force=True),
-                  f"generate_feedback {m.name}")
-    not_graded = sorted(set(students) - set(with_notebook))  # invalid, or failed before its notebook was kept
+            check(
+                api(course, root, config).generate_feedback(m.name, student, force=True),
+                f"generate_feedback {m.name}",
+            )
+    not_graded = sorted(
+        set(students) - set(with_notebook)
+    )  # invalid, or failed before its notebook was kept
     recorded = scores.read(course, m, not_graded, root)
     for s in not_graded:
         outcome = load_outcome(course, root, m, s)
         if outcome is not None:
             page = course.student_folder("feedback", m, s, root) / f"{m.notebook}.html"
             write_if_changed(page, not_graded_page(outcome, recorded.get(s)).encode("utf-8"))
-    return sorted(course.student_folder("feedback", m, s, root) / f"{m.notebook}.html" for s in students
-                  if (course.student_folder("feedback", m, s, root) / f"{m.notebook}.html").is_file())
+    return sorted(
+        course.student_folder("feedback", m, s, root) / f"{m.notebook}.html"
+        for s in students
+        if (course.student_folder("feedback", m, s, root) / f"{m.notebook}.html").is_file()
+    )
 
 
 NOT_GRADED = {
-    "invalid": "Your submission could not be graded as it is: {reason}. Check that the file you hand in is "
-               "this module's notebook and opens in Jupyter, then hand it in again (ask your instructor if the "
-               "deadline has passed).",
-    "failed": "The grader could not finish grading your submission: {reason}. Your instructor will look at "
-              "it and grade it again; if the reason points at your code (it stopped the kernel, or ran too "
-              "long), fix that first and hand it in again.",
+    "invalid": "Your submission could not be graded as it is: {reason}. "
+    "Check that the file you hand in is "
+    "this module's notebook and opens in Jupyter, "
+    "then hand it in again (ask your instructor if the "
+    "deadline has passed).",
+    "failed": "The grader could not finish grading your submission: {reason}. "
+    "Your instructor will look at "
+    "it and grade it again; if the reason points at your code (it stopped the kernel, or ran too "
+    "long), fix that first and hand it in again.",
 }
 
 
@@ -151,10 +186,13 @@ def not_graded_page(outcome, recorded: scores.Scores | None) -> str:
     what = what_happened(outcome)
     got = recorded.automatic if recorded else 0.0
     most = sum(c.max_score for c in outcome.cells)
-    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{e(outcome.module)}: not graded</title>'
-            '<style>body { font-family: sans-serif; max-width: 48em; margin: 2em auto; } '
-            '.reason { color: #a40000; }</style></head>\n'
-            f'<body><section id="summary"><h1>{e(outcome.module)}: not graded</h1>\n'
-            f'<p class="reason">{e(what)}</p>\n'
-            f'<p>Automatic tests: {got:g} / {most:g} until it is graded.</p></section>'
-            '</body></html>\n')
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        f"<title>{e(outcome.module)}: not graded</title>"
+        "<style>body { font-family: sans-serif; max-width: 48em; margin: 2em auto; } "
+        ".reason { color: #a40000; }</style></head>\n"
+        f'<body><section id="summary"><h1>{e(outcome.module)}: not graded</h1>\n'
+        f'<p class="reason">{e(what)}</p>\n'
+        f"<p>Automatic tests: {got:g} / {most:g} until it is graded.</p></section>"
+        "</body></html>\n"
+    )

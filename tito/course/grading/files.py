@@ -6,14 +6,21 @@ device may do anything when opened; so the kind of an entry is checked from its 
 (`lstat`, a tar header, a zip entry's mode bits) before anything is opened, and again on the
 opened descriptor (the entry may have been replaced in between).
 """
+
 from __future__ import annotations
 
 import os
 import stat
 from pathlib import Path
 
-KINDS = {stat.S_IFLNK: "a symbolic link", stat.S_IFDIR: "a folder", stat.S_IFIFO: "a named pipe",
-         stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
+KINDS = {
+    stat.S_IFLNK: "a symbolic link",
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
 
 
 class Refused(OSError):
@@ -21,7 +28,8 @@ class Refused(OSError):
 
 
 def kind_refusal(mode: int) -> str | None:
-    """None for a regular file; otherwise why it is not read ("not a regular file: a named pipe")."""
+    """None for a regular file; otherwise why it is not read ("not a regular file: a named
+    pipe")."""
     if stat.S_ISREG(mode):
         return None
     return f"not a regular file: {KINDS.get(stat.S_IFMT(mode), 'an unknown kind of entry')}"

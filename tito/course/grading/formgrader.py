@@ -14,6 +14,7 @@ down to formgrader alone:
   inline script, so inline script stays allowed: what stops a submission's script is the
   sanitising, and the policy stops anything from reaching another origin.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,17 +27,27 @@ from traitlets import default
 
 from ..settings import Course
 
-CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
-                           "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
-                           "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-                           "frame-ancestors 'none'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 NO_KERNEL = "no-kernel-in-formgrader"
 FORMGRADER = {"nbgrader.server_extensions.formgrader"}
 # Server extensions the environment installs; all but formgrader are switched off.
-SERVER_EXTENSIONS = ["jupyterlab", "jupyter_lsp", "jupyter_server_terminals", "jupyterlab_jupytext", "notebook",
-                     "notebook_shim", "nbgrader.server_extensions.assignment_list",
-                     "nbgrader.server_extensions.course_list", "nbgrader.server_extensions.validate_assignment",
-                     "nbgrader.server_extensions.formgrader"]
+SERVER_EXTENSIONS = [
+    "jupyterlab",
+    "jupyter_lsp",
+    "jupyter_server_terminals",
+    "jupyterlab_jupytext",
+    "notebook",
+    "notebook_shim",
+    "nbgrader.server_extensions.assignment_list",
+    "nbgrader.server_extensions.course_list",
+    "nbgrader.server_extensions.validate_assignment",
+    "nbgrader.server_extensions.formgrader",
+]
 
 
 class NoFiles(AsyncLargeFileManager):
@@ -58,14 +69,33 @@ class NoFiles(AsyncLargeFileManager):
 
 def server_argv(course: Course, port: int, token: str) -> list[str]:
     """The command that runs formgrader's Jupyter server on 127.0.0.1:`port`."""
-    argv = [sys.executable, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
-            "--ServerApp.port_retries=0", f"--ServerApp.root_dir={course.root}",
-            f"--ServerApp.contents_manager_class={NoFiles.__module__}.NoFiles",
-            *(f"--ServerApp.jpserver_extensions={name}={name in FORMGRADER}" for name in SERVER_EXTENSIONS),
-            f"--IdentityProvider.token={token}", "--ServerApp.terminals_enabled=False",
-            f"--KernelSpecManager.allowed_kernelspecs={NO_KERNEL}",
-            "--ServerApp.tornado_settings=" + json.dumps({"headers": {
-                "Content-Security-Policy": CONTENT_SECURITY_POLICY, "X-Content-Type-Options": "nosniff"}})]
+    argv = [
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={course.root}",
+        f"--ServerApp.contents_manager_class={NoFiles.__module__}.NoFiles",
+        *(
+            f"--ServerApp.jpserver_extensions={name}={name in FORMGRADER}"
+            for name in SERVER_EXTENSIONS
+        ),
+        f"--IdentityProvider.token={token}",
+        "--ServerApp.terminals_enabled=False",
+        f"--KernelSpecManager.allowed_kernelspecs={NO_KERNEL}",
+        "--ServerApp.tornado_settings="
+        + json.dumps(
+            {
+                "headers": {
+                    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+                    "X-Content-Type-Options": "nosniff",
+                }
+            }
+        ),
+    ]
     if os.geteuid() == 0:
         argv.append("--allow-root")  # Jupyter refuses root unless told; grading itself stays jailed
     return argv

@@ -18,6 +18,7 @@ Follow one submission through `autograde`:
    `autograded/<student>/<module>/grading.json`.
 Any exception on the way makes that one submission `failed` with the reason; the batch goes on.
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,10 +28,10 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import nbformat
 from nbconvert.exporters import NotebookExporter
@@ -53,7 +54,9 @@ OUTCOME_FILE = "grading.json"
 class CellScore:
     grade_id: str
     max_score: float
-    score: float | None  # decided here and recorded in the gradebook; None when read back from grading.json
+    score: (
+        float | None
+    )  # decided here and recorded in the gradebook; None when read back from grading.json
     kernel: float | None  # points from the kernel run's outputs (None: not run)
     judge: bool | None  # the judge's verdict (None: not judged)
     message: str = ""
@@ -67,8 +70,11 @@ class Outcome:
     reason: str = ""
     cells: list[CellScore] = field(default_factory=list)
     isolation: str = ""  # the jail the submission's code ran in
-    memory_mb: dict[str, float] = field(default_factory=dict)  # stage -> the most its processes held at once
-    # What graded it (grading_digests) and the submission as received ("submission"): sha256 hex digests.
+    memory_mb: dict[str, float] = field(
+        default_factory=dict
+    )  # stage -> the most its processes held at once
+    # What graded it (grading_digests) and the submission as received ("submission"): sha256 hex
+    # digests.
     digests: dict[str, str] = field(default_factory=dict)
     # Solution region (grade id) -> ids of the catalogued mistakes its function behaves like; [] for
     # "differs from the reference, like no known mistake" (diagnosis.py).
@@ -87,14 +93,15 @@ class Outcome:
         return sum(c.max_score for c in self.cells)
 
     def to_json(self) -> str:
-        """Everything but the scores, which the gradebook holds (a score entered by hand may replace one)."""
+        """Everything but the scores, which the gradebook holds (a score entered by hand may replace
+        one)."""
         d = asdict(self)
         for c in d["cells"]:
             del c["score"]
         return json.dumps(d, indent=1) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "Outcome":
+    def from_json(cls, text: str) -> Outcome:
         d = json.loads(text)
         cells = [CellScore(**{**c, "score": None}) for c in d.pop("cells")]
         d.pop("score", None), d.pop("max_score", None)  # totals written by earlier versions
@@ -105,27 +112,44 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def grading_digests(course: Course, m: Module, course_root: Path | None = None, jail: bool = True) -> dict[str, str]:
+def grading_digests(
+    course: Course, m: Module, course_root: Path | None = None, jail: bool = True
+) -> dict[str, str]:
     """Digests of what grades a submission of `m` now: the instructor notebook (tests and hidden
     tests), the package files given to the jail, the configuration (limits, jail, the class that
     crosses it) and the grader's own code. An outcome keeps them, so `verify` can tell which
     outcomes a change would touch."""
-    config = {"limits": asdict(jail_module.Limits.from_course(course)), "jail": jail, "tensor_class": course.tensor_class,
-              "display": asdict(course.display_limits)}
-    return {"instructor": digest(course.source_notebook(m, course_root).read_bytes()),
-            "package": digest(json.dumps(student_package(course), sort_keys=True).encode()),
-            "config": digest(json.dumps(config, sort_keys=True).encode()),
-            "grader": grader_digest()}
+    config = {
+        "limits": asdict(jail_module.Limits.from_course(course)),
+        "jail": jail,
+        "tensor_class": course.tensor_class,
+        "display": asdict(course.display_limits),
+    }
+    return {
+        "instructor": digest(course.source_notebook(m, course_root).read_bytes()),
+        "package": digest(json.dumps(student_package(course), sort_keys=True).encode()),
+        "config": digest(json.dumps(config, sort_keys=True).encode()),
+        "grader": grader_digest(),
+    }
 
 
 def grader_digest() -> str:
     """The grader's version: a digest of the sources of tito/course/grading (and its templates) and
     of tito/course/notebooks.py (which cells are graded, solutions, support)."""
     here = Path(__file__).parent
-    files = sorted(p for p in here.rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".tpl", ".css", ".json")
-                   and "__pycache__" not in p.parts) + [here.parent / "notebooks.py"]
-    return digest(b"".join(str(p.relative_to(here.parent)).encode() + b"\0" + digest(p.read_bytes()).encode()
-                           for p in files))
+    files = sorted(
+        p
+        for p in here.rglob("*")
+        if p.is_file()
+        and p.suffix in (".py", ".j2", ".tpl", ".css", ".json")
+        and "__pycache__" not in p.parts
+    ) + [here.parent / "notebooks.py"]
+    return digest(
+        b"".join(
+            str(p.relative_to(here.parent)).encode() + b"\0" + digest(p.read_bytes()).encode()
+            for p in files
+        )
+    )
 
 
 def load_outcome(course: Course, course_root: Path, m: Module, student: str) -> Outcome | None:
@@ -139,21 +163,37 @@ def load_outcome(course: Course, course_root: Path, m: Module, student: str) -> 
 
 # -- 1. prepare --------------------------------------------------------------------------
 
+
 def _zero_cells(reference, reason: str) -> list[CellScore]:
-    return [CellScore(c.metadata["nbgrader"]["grade_id"], float(c.metadata["nbgrader"].get("points", 0)),
-                      0.0, None, None, reason) for c in reference.cells if is_grade_cell(c)]
+    return [
+        CellScore(
+            c.metadata["nbgrader"]["grade_id"],
+            float(c.metadata["nbgrader"].get("points", 0)),
+            0.0,
+            None,
+            None,
+            reason,
+        )
+        for c in reference.cells
+        if is_grade_cell(c)
+    ]
 
 
 def _nbgrader_error(result: dict) -> str:
     """The line of nbgrader's log that names the error (its summary only says 'see above')."""
     text = "\n".join(x for x in (result.get("log"), result.get("error")) if x)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    named = [ln for ln in lines if re.match(r"[\w.]+(Error|Exception): ", ln) and "NbGraderException" not in ln]
+    named = [
+        ln
+        for ln in lines
+        if re.match(r"[\w.]+(Error|Exception): ", ln) and "NbGraderException" not in ln
+    ]
     return (named or lines or ["unknown error"])[-1][:300]
 
 
-def read_submission(course: Course, root: Path, m: Module, student: str,
-                    reference) -> tuple[nbformat.NotebookNode, str] | Outcome:
+def read_submission(
+    course: Course, root: Path, m: Module, student: str, reference
+) -> tuple[nbformat.NotebookNode, str] | Outcome:
     """(the submitted notebook, parsed and checked, and the digest of its bytes), or why not
     (with the digest when there were bytes). No lock held: it may be large."""
     path = course.submission_notebook(m, student, root)
@@ -162,8 +202,14 @@ def read_submission(course: Course, root: Path, m: Module, student: str,
     received = ""  # the digest of the bytes read, once there are some
 
     def invalid(reason: str) -> Outcome:
-        return Outcome(student, m.name, "invalid", reason, _zero_cells(reference, reason),
-                       digests={"submission": received} if received else {})
+        return Outcome(
+            student,
+            m.name,
+            "invalid",
+            reason,
+            _zero_cells(reference, reason),
+            digests={"submission": received} if received else {},
+        )
 
     try:
         for folder in (path.parent.parent, path.parent):
@@ -179,30 +225,48 @@ def read_submission(course: Course, root: Path, m: Module, student: str,
         submitted = nbformat.reads(raw.decode("utf-8"), as_version=4)
         cells, most = len(submitted.get("cells", [])), course.display_limits.max_cells
         if cells > most:
-            return invalid(f"the notebook has {cells:,} cells, more than the {most:,} a submission may have "
-                           "(max_cells in settings.ini): start again from the student version")
+            return invalid(
+                f"the notebook has {cells:,} cells, more than the {most:,} a submission may have "
+                "(max_cells in settings.ini): start again from the student version"
+            )
         nbformat.validate(submitted)
     except Exception as e:
-        return invalid(f"not a valid notebook: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}")
-    if _SURROGATE.search(json.dumps(submitted, ensure_ascii=False)):  # nbgrader could not write it back
+        return invalid(
+            f"not a valid notebook: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}"
+        )
+    if _SURROGATE.search(
+        json.dumps(submitted, ensure_ascii=False)
+    ):  # nbgrader could not write it back
         return invalid(_invalid_unicode(submitted))
     for i, cell in enumerate(submitted.cells):  # the shape nbgrader's own steps rely on
         md = cell.metadata.get("nbgrader", {})
         if not isinstance(md, dict) or not isinstance(md.get("grade_id", ""), str):
-            return invalid(f"cell {i} ({cell.get('id', '?')}) has nbgrader metadata of the wrong shape: "
-                           "start again from the student version, or copy your answers into it")
+            return invalid(
+                f"cell {i} ({cell.get('id', '?')}) has nbgrader metadata of the wrong shape: "
+                "start again from the student version, or copy your answers into it"
+            )
     return submitted, received
 
 
 def _invalid_unicode(nb) -> str:
-    where = next((f"cell {i} ({c.get('id', '?')})" for i, c in enumerate(nb.cells)
-                  if _SURROGATE.search(json.dumps(c, ensure_ascii=False))), "its metadata")
-    return (f"the notebook is not valid Unicode: {where} holds a lone surrogate (\\udXXX), text that Jupyter "
-            "cannot save; remove it and hand the notebook in again")
+    where = next(
+        (
+            f"cell {i} ({c.get('id', '?')})"
+            for i, c in enumerate(nb.cells)
+            if _SURROGATE.search(json.dumps(c, ensure_ascii=False))
+        ),
+        "its metadata",
+    )
+    return (
+        f"the notebook is not valid Unicode: {where} holds a lone surrogate (\\udXXX), "
+        "text that Jupyter "
+        "cannot save; remove it and hand the notebook in again"
+    )
 
 
-def prepare(course: Course, root: Path, m: Module, student: str, submitted,
-            reference) -> tuple[nbformat.NotebookNode, list[str]] | Outcome:
+def prepare(
+    course: Course, root: Path, m: Module, student: str, submitted, reference
+) -> tuple[nbformat.NotebookNode, list[str]] | Outcome:
     """(the submission as nbgrader prepared it, notes on what nbgrader changed), or an Outcome
     saying why not. What nbgrader wrote to autograded/ holds the hidden tests and the
     submission's raw markdown: the caller replaces it with the copy for display at once."""
@@ -229,24 +293,32 @@ def student_package(course: Course) -> dict[str, str]:
     for rel in course.jail_files:
         path = (course.root / rel).resolve()
         if not path.is_relative_to(package) or path.suffix != ".py":
-            raise CourseError(f"settings.ini [package] jail_files names {rel}, which is not a .py file of the "
-                              f"package folder {package.name}/")
+            raise CourseError(
+                f"settings.ini [package] jail_files names {rel}, which is not a .py file of the "
+                f"package folder {package.name}/"
+            )
         try:
             text = read_regular(course.root / rel, 16 << 20).decode("utf-8")
         except (OSError, ValueError) as e:
-            raise CourseError(f"settings.ini [package] jail_files names {rel}, which cannot be read ({e}): "
-                              "`tito export --all` writes the package") from None
+            raise CourseError(
+                f"settings.ini [package] jail_files names {rel}, which cannot be read ({e}): "
+                "`tito export --all` writes the package"
+            ) from None
         if SOLUTION_BEGIN in text:
-            raise CourseError(f"settings.ini [package] jail_files names {rel}, which holds a solution "
-                              f"({SOLUTION_BEGIN}): it must not go to the jail")
+            raise CourseError(
+                f"settings.ini [package] jail_files names {rel}, which holds a solution "
+                f"({SOLUTION_BEGIN}): it must not go to the jail"
+            )
         out[path.relative_to(package.parent).as_posix()] = text
     return out
 
 
 # -- 3. decide -----------------------------------------------------------------------------
 
+
 def merge_outputs(shown, executed: str, limits: DisplayLimits) -> tuple[nbformat.NotebookNode, str]:
-    """The notebook for display with the outputs the jailed run returned; a note if none could be used.
+    """The notebook for display with the outputs the jailed run returned; a note if none could be
+    used.
 
     Only outputs cross, as display.py allows them: cell sources and metadata stay the host's,
     so the returned notebook cannot move, add or relabel graded cells.
@@ -264,7 +336,9 @@ def merge_outputs(shown, executed: str, limits: DisplayLimits) -> tuple[nbformat
         error = str(returned.get("error") or "")[:500]
     except Exception:
         return nb, "the kernel run returned no readable notebook"
-    if [(c.cell_type, c.get("id")) for c in run.cells] != [(c.cell_type, c.get("id")) for c in nb.cells]:
+    if [(c.cell_type, c.get("id")) for c in run.cells] != [
+        (c.cell_type, c.get("id")) for c in nb.cells
+    ]:
         return nb, "the kernel run returned a notebook with other cells; its outputs were not used"
     for cell, ran, extra in zip(nb.cells, run.cells, dropped):
         if cell.cell_type == "code":
@@ -274,13 +348,18 @@ def merge_outputs(shown, executed: str, limits: DisplayLimits) -> tuple[nbformat
 
 
 def _trim_outputs(notebook: dict, most: int) -> list[int]:
-    """Cut each cell's returned outputs to `most` + 1 before any schema check; per cell, how many went."""
+    """Cut each cell's returned outputs to `most` + 1 before any schema check; per cell, how many
+    went."""
     dropped = []
     for cell in notebook["cells"]:
         outputs = cell.get("outputs") if isinstance(cell, dict) else None
-        extra = len(outputs) - (most + 1) if isinstance(outputs, list) and len(outputs) > most + 1 else 0
+        extra = (
+            len(outputs) - (most + 1)
+            if isinstance(outputs, list) and len(outputs) > most + 1
+            else 0
+        )
         if extra:
-            del outputs[most + 1:]
+            del outputs[most + 1 :]
         dropped.append(extra)
     return dropped
 
@@ -307,26 +386,44 @@ def _kernel_score(cell) -> float:
     return float(determine_grade(cell)[0] or 0.0)
 
 
-def decide(student: str, m: Module, reference, shown, notes: list[str], result: JobResult,
-           limits: DisplayLimits) -> tuple[Outcome, nbformat.NotebookNode]:
+def decide(
+    student: str,
+    m: Module,
+    reference,
+    shown,
+    notes: list[str],
+    result: JobResult,
+    limits: DisplayLimits,
+) -> tuple[Outcome, nbformat.NotebookNode]:
     """The Outcome of one submission from its job's data; the notebook to keep for feedback."""
     notes = list(notes)
     result = JobResult(**valid_text(asdict(result)))
     merged, run_note = merge_outputs(shown, result.executed, limits)
     for stage in result.memory_limit_hit:  # the submission's own use: recorded, and it stays graded
-        notes.append(f"the {stage} run held more than memory_limit_mb with all its processes and was stopped")
+        notes.append(
+            f"the {stage} run held more than memory_limit_mb with all its processes and was stopped"
+        )
     if "kernel" in result.memory_limit_hit:
         run_note = ""  # cells the stopped kernel never ran score 0 in the notebook
     if result.failure or result.execution_note or run_note:
         reason = "; ".join(x for x in (result.failure, result.execution_note, run_note) if x)
-        return Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation), merged
-    kernel = {c.metadata["nbgrader"]["grade_id"]: _kernel_score(c) for c in merged.cells if is_grade_cell(c)}
+        return Outcome(
+            student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation
+        ), merged
+    kernel = {
+        c.metadata["nbgrader"]["grade_id"]: _kernel_score(c)
+        for c in merged.cells
+        if is_grade_cell(c)
+    }
     verdicts = {v["grade_id"]: v for v in result.verdicts}
     cells = []
     for c in reference.cells:
         if not is_grade_cell(c):
             continue
-        gid, points = c.metadata["nbgrader"]["grade_id"], float(c.metadata["nbgrader"].get("points", 0))
+        gid, points = (
+            c.metadata["nbgrader"]["grade_id"],
+            float(c.metadata["nbgrader"].get("points", 0)),
+        )
         v, k = verdicts.get(gid), kernel.get(gid)
         passed = bool(v and v["passed"])
         score = min(points if passed else 0.0, k or 0.0)
@@ -336,14 +433,22 @@ def decide(student: str, m: Module, reference, shown, notes: list[str], result: 
         cells.append(CellScore(gid, points, score, k, v["passed"] if v else None, msg))
     if result.kernel_busy and any(c.judge and c.score < c.max_score for c in cells):
         # Points lost only in a kernel run the machine kept waiting: not the student's to lose.
-        reason = f"{result.kernel_busy}; grade it again (autograde --retry-failed) when the machine is less loaded"
-        return Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation), merged
+        reason = (
+            f"{result.kernel_busy}; grade it again (autograde --retry-failed) "
+            "when the machine is less loaded"
+        )
+        return Outcome(
+            student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation
+        ), merged
     if result.cell_errors:
         notes.append("errors in exported cells: " + "; ".join(result.cell_errors[:3]))
-    return Outcome(student, m.name, "graded", "; ".join(notes), cells, result.isolation, result.memory_mb), merged
+    return Outcome(
+        student, m.name, "graded", "; ".join(notes), cells, result.isolation, result.memory_mb
+    ), merged
 
 
 # -- 4. record -----------------------------------------------------------------------------
+
 
 def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=None) -> None:
     """Write the outcome, the notebook for feedback, and the gradebook's automatic scores."""
@@ -358,12 +463,17 @@ def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=Non
     kept = out / f"{m.notebook}.ipynb"
     if notebook is not None:
         write_if_changed(kept, dumps(notebook))
-    elif kept.is_file() or kept.is_symlink():  # from an earlier run: the feedback says why there is none now
+    elif (
+        kept.is_file() or kept.is_symlink()
+    ):  # from an earlier run: the feedback says why there is none now
         kept.unlink()
 
     final = {c.grade_id: c.score for c in outcome.cells}
-    answers = {c.metadata["nbgrader"]["grade_id"]: c for c in (notebook.cells if notebook is not None else [])
-               if is_grade(c)}
+    answers = {
+        c.metadata["nbgrader"]["grade_id"]: c
+        for c in (notebook.cells if notebook is not None else [])
+        if is_grade(c)
+    }
     with gradebook(course, root) as gb:
         gb.update_or_create_student(outcome.student)
         try:
@@ -373,7 +483,9 @@ def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=Non
         for g in gb.find_submission_notebook(m.notebook, m.name, outcome.student).grades:
             if g.name in final:
                 g.auto_score = final[g.name]
-            elif g.name in answers and outcome.status == "graded":  # a written answer: nbgrader's rule
+            elif (
+                g.name in answers and outcome.status == "graded"
+            ):  # a written answer: nbgrader's rule
                 g.auto_score = determine_grade(answers[g.name])[0]
             else:
                 g.auto_score = 0.0
@@ -391,7 +503,11 @@ def known_mistakes(mistakes: str, reference) -> dict[str, set[str]]:
 
     if not mistakes:
         return {}
-    regions = {c.metadata["nbgrader"]["grade_id"] for c in reference.cells if c.metadata.get("nbgrader", {}).get("solution")}
+    regions = {
+        c.metadata["nbgrader"]["grade_id"]
+        for c in reference.cells
+        if c.metadata.get("nbgrader", {}).get("solution")
+    }
     out: dict[str, set[str]] = {r: set() for r in regions}
     for mistake in load(mistakes).mistakes:
         if mistake["region"] in out:
@@ -403,14 +519,19 @@ def checked_diagnosis(found, known: dict[str, set[str]]) -> dict[str, list[str]]
     """The job's diagnosis, kept only in the shape a valid one has: known regions and known ids."""
     if not isinstance(found, dict):
         return {}
-    return {region: sorted(i for i in set(ids) if i in known[region]) for region, ids in found.items()
-            if region in known and isinstance(ids, list) and all(isinstance(i, str) for i in ids)}
+    return {
+        region: sorted(i for i in set(ids) if i in known[region])
+        for region, ids in found.items()
+        if region in known and isinstance(ids, list) and all(isinstance(i, str) for i in ids)
+    }
 
 
 # -- the queue -------------------------------------------------------------------------------
 
+
 def check_ready(course: Course, root: Path, m: Module) -> None:
-    """Refuse at once when the module was never generated (no instructor notebook or gradebook entry)."""
+    """Refuse at once when the module was never generated (no instructor notebook or gradebook
+    entry)."""
     from nbgrader.api import MissingEntry
 
     ref = course.source_notebook(m, root)
@@ -424,10 +545,17 @@ def check_ready(course: Course, root: Path, m: Module) -> None:
             raise CourseError(f"the gradebook has no assignment {m.name}: {hint}") from None
 
 
-def autograde(course: Course, m: Module, students: list[str], workers: int | None = None,
-              course_root: Path | None = None,
-              on_done: Callable[[Outcome], None] | None = None, jail: bool = True,
-              scheduler: str | None = None, run_job: Callable[[Job], JobResult] | None = None) -> list[Outcome]:
+def autograde(
+    course: Course,
+    m: Module,
+    students: list[str],
+    workers: int | None = None,
+    course_root: Path | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
+    jail: bool = True,
+    scheduler: str | None = None,
+    run_job: Callable[[Job], JobResult] | None = None,
+) -> list[Outcome]:
     """Grade `students`' submissions of module `m`, `workers` at a time; every one gets an Outcome.
 
     Jobs run in fresh processes on this machine, or on the Dask cluster at `scheduler`
@@ -438,15 +566,19 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
     root = Path(course_root or course.root).resolve()
     check_ready(course, root, m)
     scheduler = course.scheduler if scheduler is None else scheduler
-    cluster = Cluster(scheduler) if scheduler else None  # unreachable: refused before anything is written
+    cluster = (
+        Cluster(scheduler) if scheduler else None
+    )  # unreachable: refused before anything is written
     run_job = run_job or (cluster.run if cluster else run_in_process)
     workers = workers or (cluster.threads if cluster else 1)
     if jail:
         try:
             jail_module.check(jail_module.Limits.from_course(course))
         except jail_module.JailError as e:
-            raise CourseError(f"{e}. Without a jail, submitted code can change any file the grading user "
-                              "can write; pass --unsafe-no-jail only for submissions you trust.") from None
+            raise CourseError(
+                f"{e}. Without a jail, submitted code can change any file the grading user "
+                "can write; pass --unsafe-no-jail only for submissions you trust."
+            ) from None
     instructor_text = course.source_notebook(m, root).read_text(encoding="utf-8")
     reference = nbformat.reads(instructor_text, as_version=4)
     package = student_package(course)
@@ -454,7 +586,9 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
     try:
         load_class(tensor_class)
     except (ValueError, ImportError, AttributeError) as e:
-        raise CourseError(f"settings.ini [package] tensor_class {tensor_class!r} cannot be imported here: {e}") from None
+        raise CourseError(
+            f"settings.ini [package] tensor_class {tensor_class!r} cannot be imported here: {e}"
+        ) from None
     lock = threading.Lock()  # nbgrader's gradebook and folders: one writer at a time
     graded_by = grading_digests(course, m, root, jail)
     mistakes = m.mistakes.read_text(encoding="utf-8") if m.mistakes else ""
@@ -466,20 +600,33 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
         try:
             outcome, notebook = _grade(student)
         except Exception as e:
-            outcome = _failed(student, f"the grader failed on this submission ({type(e).__name__}: "
-                                       f"{str(e)[:200]})", outcome)
+            outcome = _failed(
+                student,
+                f"the grader failed on this submission ({type(e).__name__}: {str(e)[:200]})",
+                outcome,
+            )
         outcome.digests = {**graded_by, **outcome.digests}
         with lock:
             try:
                 record(course, root, m, outcome, notebook)
             except Exception as e:  # this submission is not recorded; the batch goes on
-                outcome = _failed(student, f"the outcome could not be recorded ({type(e).__name__}: {str(e)[:200]})",
-                                  outcome)
+                outcome = _failed(
+                    student,
+                    f"the outcome could not be recorded ({type(e).__name__}: {str(e)[:200]})",
+                    outcome,
+                )
         return outcome
 
     def _failed(student: str, reason: str, outcome: Outcome | None) -> Outcome:
-        return Outcome(student, m.name, "failed", valid_text(reason), _zero_cells(reference, reason),
-                       outcome.isolation if outcome else "", digests=outcome.digests if outcome else {})
+        return Outcome(
+            student,
+            m.name,
+            "failed",
+            valid_text(reason),
+            _zero_cells(reference, reason),
+            outcome.isolation if outcome else "",
+            digests=outcome.digests if outcome else {},
+        )
 
     def _grade(student: str) -> tuple[Outcome, nbformat.NotebookNode | None]:
         submitted = read_submission(course, root, m, student, reference)
@@ -491,25 +638,45 @@ def autograde(course: Course, m: Module, students: list[str], workers: int | Non
         return outcome, notebook
 
     def _grade_read(student: str, submitted) -> tuple[Outcome, nbformat.NotebookNode | None]:
-        with lock:  # nbgrader's copy (hidden tests, raw markdown) is replaced before the lock is let go
+        with (
+            lock
+        ):  # nbgrader's copy (hidden tests, raw markdown) is replaced before the lock is let go
             prepared = prepare(course, root, m, student, submitted, reference)
             if isinstance(prepared, Outcome):
                 return prepared, None
             prepared, notes = prepared
             shown = for_display(prepared, reference, course.display_limits)
-            write_if_changed(course.student_folder("autograded", m, student, root) / f"{m.notebook}.ipynb", dumps(shown))
+            write_if_changed(
+                course.student_folder("autograded", m, student, root) / f"{m.notebook}.ipynb",
+                dumps(shown),
+            )
         # The kernel run gets no hidden test: the judge runs them from the instructor notebook.
-        job = Job(student, m.name, dumps(without_hidden_tests(prepared)), instructor_text, package,
-                  tensor_class, asdict(jail_module.Limits.from_course(course)), jail, mistakes)
+        job = Job(
+            student,
+            m.name,
+            dumps(without_hidden_tests(prepared)),
+            instructor_text,
+            package,
+            tensor_class,
+            asdict(jail_module.Limits.from_course(course)),
+            jail,
+            mistakes,
+        )
         result = run_job(job)
         try:
-            outcome, notebook = decide(student, m, reference, shown, notes, result, course.display_limits)
+            outcome, notebook = decide(
+                student, m, reference, shown, notes, result, course.display_limits
+            )
             if outcome.status == "graded":
                 outcome.diagnosis = checked_diagnosis(result.diagnosis, known)
             return outcome, notebook
-        except Exception as e:  # data the job returned that the host cannot use: this one fails, not the batch
+        except (
+            Exception
+        ) as e:  # data the job returned that the host cannot use: this one fails, not the batch
             reason = f"the grading job returned unusable data ({type(e).__name__}: {str(e)[:200]})"
-            return Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation), None
+            return Outcome(
+                student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation
+            ), None
 
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -21,6 +21,7 @@
   starved call is told from a slow one instead.
 It works without root (user namespaces); as root the sandboxed process has no capabilities.
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,8 +50,9 @@ SCRATCH = "/scratch"
 OPEN_FILES = 1024
 
 # Mounts the size-limited scratch, then runs bwrap in that namespace. $1 options, $2 folder.
-_MOUNT_SCRATCH = ('mount -t tmpfs -o "$1" tmpfs "$2" && mkdir "$2/home" "$2/tmp" "$2/shm" '
-                  '&& shift 2 && exec "$@"')
+_MOUNT_SCRATCH = (
+    'mount -t tmpfs -o "$1" tmpfs "$2" && mkdir "$2/home" "$2/tmp" "$2/shm" && shift 2 && exec "$@"'
+)
 
 
 class JailError(Exception):
@@ -69,15 +71,22 @@ class Limits:
     output_mb: int
 
     @classmethod
-    def from_course(cls, course) -> "Limits":
+    def from_course(cls, course) -> Limits:
         """The limits of a course's settings.ini."""
         return cls(**course.grading_limits)
 
 
 def _python_trees() -> list[Path]:
     """Folders the interpreter and its packages live in, outermost first, without repeats."""
-    trees = {Path(p).resolve() for p in (sys.base_prefix, sys.prefix, Path(sys.executable).resolve().parent.parent)}
-    trees = [t for t in sorted(trees) if not str(t).startswith(("/usr/", "/bin", "/lib")) and t != Path("/usr")]
+    trees = {
+        Path(p).resolve()
+        for p in (sys.base_prefix, sys.prefix, Path(sys.executable).resolve().parent.parent)
+    }
+    trees = [
+        t
+        for t in sorted(trees)
+        if not str(t).startswith(("/usr/", "/bin", "/lib")) and t != Path("/usr")
+    ]
     return [t for t in trees if not any(t != o and t.is_relative_to(o) for o in trees)]
 
 
@@ -94,7 +103,12 @@ def _installed_copies(packages: list[str]) -> list[Path]:
     only the staged copy is seen."""
     import site
 
-    return [Path(sp) / name for sp in site.getsitepackages() for name in packages if (Path(sp) / name).is_dir()]
+    return [
+        Path(sp) / name
+        for sp in site.getsitepackages()
+        for name in packages
+        if (Path(sp) / name).is_dir()
+    ]
 
 
 @dataclass
@@ -122,14 +136,18 @@ class Jail:
             return "none (--unsafe-no-jail)"
         if _grouped():
             return "bubblewrap, seccomp, " + cgroups.describe(self.limits.memory_limit_mb)
-        return f"bubblewrap, seccomp, memory watch ({self.limits.memory_limit_mb} MB in all), no CPU quota"
+        return (
+            f"bubblewrap, seccomp, memory watch ({self.limits.memory_limit_mb} MB in all), "
+            "no CPU quota"
+        )
 
     def add_package(self, files: dict[str, str]) -> None:
         """Stage the package files a submission may import (path -> source; read-only inside)."""
         stage_files(self.package, files)
 
     def add_input(self, name: str, data: bytes) -> str:
-        """Put a file into the job's read-only inputs; return its path as the jailed process sees it."""
+        """Put a file into the job's read-only inputs; return its path as the jailed process sees
+        it."""
         (self.inputs / name).write_bytes(data)
         return f"{INPUTS}/{name}" if self.enabled else str(self.inputs / name)
 
@@ -138,22 +156,38 @@ class Jail:
         package = PACKAGE if self.enabled else str(self.package)
         tmp = "/tmp" if self.enabled else home
         return {
-            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": home, "TMPDIR": tmp,
-            "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8",
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "HOME": home,
+            "TMPDIR": tmp,
+            "USER": "student",
+            "LOGNAME": "student",
+            "LANG": "C.UTF-8",
             # The staged package first, then the jailed code; no user site, no bytecode written.
-            "PYTHONPATH": f"{package}:{grader}", "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
-            "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{home}/.matplotlib", "IPYTHONDIR": f"{home}/.ipython",
-            "JUPYTER_RUNTIME_DIR": f"{home}/.jupyter", "JUPYTER_PLATFORM_DIRS": "1",
-            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+            "PYTHONPATH": f"{package}:{grader}",
+            "PYTHONNOUSERSITE": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": f"{home}/.matplotlib",
+            "IPYTHONDIR": f"{home}/.ipython",
+            "JUPYTER_RUNTIME_DIR": f"{home}/.jupyter",
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
             # nbgrader's documented switch: cells that only demonstrate may skip themselves.
             "NBGRADER_EXECUTION": "autograde",
         }
 
     def _rlimits(self) -> list[str]:
         lim = self.limits
-        return [f"--as={lim.memory_limit_mb << 20}", f"--cpu={lim.submission_timeout_seconds}",
-                f"--fsize={lim.output_mb << 20}", f"--nproc={lim.max_processes}", "--core=0",
-                f"--nofile={OPEN_FILES}"]
+        return [
+            f"--as={lim.memory_limit_mb << 20}",
+            f"--cpu={lim.submission_timeout_seconds}",
+            f"--fsize={lim.output_mb << 20}",
+            f"--nproc={lim.max_processes}",
+            "--core=0",
+            f"--nofile={OPEN_FILES}",
+        ]
 
     def command(self, argv: list[str], seccomp_fd: int) -> tuple[list[str], dict[str, str]]:
         """(argv to start, its environment): `argv` in a fresh jail with a fresh scratch, under the
@@ -161,43 +195,127 @@ class Jail:
         mountpoint = self.workdir / f"scratch-{next(self._n)}"
         mountpoint.mkdir(mode=0o700)
         tmpfs = f"size={self.limits.scratch_mb}m,nr_inodes=20000,mode=0700"
-        bwrap = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-                 "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--uid", "65534", "--gid", "65534",
-                 "--seccomp", str(seccomp_fd),
-                 "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
-                 "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin",
-                 "--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache",
-                 # The scratch first: what is bound below may live under /tmp (a checkout there).
-                 "--bind", str(mountpoint), SCRATCH, "--bind", f"{mountpoint}/tmp", "/tmp"]
+        bwrap = [
+            "bwrap",
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--die-with-parent",
+            "--new-session",
+            "--uid",
+            "65534",
+            "--gid",
+            "65534",
+            "--seccomp",
+            str(seccomp_fd),
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/lib64",
+            "/lib64",
+            "--symlink",
+            "usr/sbin",
+            "/sbin",
+            "--ro-bind",
+            "/etc/ld.so.cache",
+            "/etc/ld.so.cache",
+            # The scratch first: what is bound below may live under /tmp (a checkout there).
+            "--bind",
+            str(mountpoint),
+            SCRATCH,
+            "--bind",
+            f"{mountpoint}/tmp",
+            "/tmp",
+        ]
         for tree in _python_trees():
             bwrap += ["--ro-bind", str(tree), str(tree)]
-        for installed in _installed_copies(sorted(p.name for p in self.package.iterdir() if p.is_dir())):
+        for installed in _installed_copies(
+            sorted(p.name for p in self.package.iterdir() if p.is_dir())
+        ):
             bwrap += ["--tmpfs", str(installed)]
-        bwrap += ["--ro-bind", str(self.inputs), INPUTS, "--ro-bind", str(self.package), PACKAGE,
-                  "--ro-bind", str(JAILED_CODE), f"{GRADER_ROOT}/{JAILED_PACKAGE.replace('.', '/')}",
-                  "--proc", "/proc", "--dev", "/dev", "--bind", f"{mountpoint}/shm", "/dev/shm",
-                  "--remount-ro", "/dev", "--remount-ro", "/",
-                  "--chdir", f"{SCRATCH}/home", "--clearenv"]
+        bwrap += [
+            "--ro-bind",
+            str(self.inputs),
+            INPUTS,
+            "--ro-bind",
+            str(self.package),
+            PACKAGE,
+            "--ro-bind",
+            str(JAILED_CODE),
+            f"{GRADER_ROOT}/{JAILED_PACKAGE.replace('.', '/')}",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--bind",
+            f"{mountpoint}/shm",
+            "/dev/shm",
+            "--remount-ro",
+            "/dev",
+            "--remount-ro",
+            "/",
+            "--chdir",
+            f"{SCRATCH}/home",
+            "--clearenv",
+        ]
         for key, value in self.environment(f"{SCRATCH}/home").items():
             bwrap += ["--setenv", key, value]
-        wrapped = ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private", "--",
-                   "sh", "-c", _MOUNT_SCRATCH, "sh", tmpfs, str(mountpoint),
-                   *bwrap, "--", "prlimit", *self._rlimits(), "--", *argv]
+        wrapped = [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+            _MOUNT_SCRATCH,
+            "sh",
+            tmpfs,
+            str(mountpoint),
+            *bwrap,
+            "--",
+            "prlimit",
+            *self._rlimits(),
+            "--",
+            *argv,
+        ]
         return wrapped, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 
     def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
         """Start `argv` jailed; without the jail, in its own session under the same rlimits."""
         if not self.enabled:
             cmd, env = argv, self.environment(str(self._home()))
-            return subprocess.Popen(cmd, env=env, preexec_fn=self._unjailed_limits, start_new_session=True,
-                                    cwd=env["HOME"], **kwargs)
+            return subprocess.Popen(
+                cmd,
+                env=env,
+                preexec_fn=self._unjailed_limits,
+                start_new_session=True,
+                cwd=env["HOME"],
+                **kwargs,
+            )
         program = self.workdir / "syscalls.bpf"
         if not program.exists():
             program.write_bytes(syscalls.compiled())
-        seccomp_fd = os.open(program, os.O_RDONLY)  # one per process: bubblewrap reads it to the end
+        seccomp_fd = os.open(
+            program, os.O_RDONLY
+        )  # one per process: bubblewrap reads it to the end
         try:
             cmd, env = self.command(argv, seccomp_fd)
-            return self._start(cmd, env, pass_fds=(*kwargs.pop("pass_fds", ()), seccomp_fd), **kwargs)
+            return self._start(
+                cmd, env, pass_fds=(*kwargs.pop("pass_fds", ()), seccomp_fd), **kwargs
+            )
         finally:
             os.close(seccomp_fd)
 
@@ -214,10 +332,14 @@ class Jail:
         try:
             group = cgroups.Group.create(self.limits.max_processes, self.limits.memory_limit_mb)
         except cgroups.CgroupError as e:
-            raise JailError(f"the jail bounds each process tree with a control group: {e}"
-                            + ("; grade as an unprivileged user" if os.geteuid() == 0 else "")) from None
+            raise JailError(
+                f"the jail bounds each process tree with a control group: {e}"
+                + ("; grade as an unprivileged user" if os.geteuid() == 0 else "")
+            ) from None
         try:  # joined before exec: everything the jail starts is counted there
-            proc = subprocess.Popen(cmd, env=env, preexec_fn=group.join, start_new_session=True, cwd="/", **kwargs)
+            proc = subprocess.Popen(
+                cmd, env=env, preexec_fn=group.join, start_new_session=True, cwd="/", **kwargs
+            )
         except BaseException:
             group.remove()
             raise
@@ -235,7 +357,7 @@ class Jail:
     def close(self) -> None:
         """Record what each process tree used, then remove their control groups (call once
         every process the jail started has ended)."""
-        for pid, bound in self._bounds.items():
+        for bound in self._bounds.values():
             if isinstance(bound, MemoryWatch):
                 bound.join()
                 hit, peak = bound.hit, bound.peak_mb
@@ -263,10 +385,16 @@ def _grouped() -> bool:
 @functools.cache
 def check(limits: Limits) -> None:
     """Raise JailError unless a jail with `limits` can be made here (tried once per process)."""
-    missing = [t for t in ("bwrap", "unshare", "prlimit") if shutil.which(t, path="/usr/sbin:/usr/bin:/sbin:/bin") is None]
+    missing = [
+        t
+        for t in ("bwrap", "unshare", "prlimit")
+        if shutil.which(t, path="/usr/sbin:/usr/bin:/sbin:/bin") is None
+    ]
     if missing:
-        raise JailError(f"{', '.join(missing)} not found: install them with `apt-get install bubblewrap "
-                        "util-linux` (make install does this as root)")
+        raise JailError(
+            f"{', '.join(missing)} not found: install them with `apt-get install bubblewrap "
+            "util-linux` (make install does this as root)"
+        )
     try:
         syscalls.compiled()
     except syscalls.FilterError as e:
@@ -274,13 +402,20 @@ def check(limits: Limits) -> None:
     with tempfile.TemporaryDirectory(prefix="tito-jail-check-") as d:
         jail = Jail(limits, Path(d))
         try:
-            proc = jail.popen([sys.executable, "-c", "print('ok')"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc = jail.popen(
+                [sys.executable, "-c", "print('ok')"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
             out, err = proc.communicate(timeout=60)
         finally:
             jail.close()
     if proc.returncode != 0 or out.strip() != b"ok":
-        detail = (err.decode(errors="replace").strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        raise JailError(f"the grading jail cannot start here ({detail}). It needs user namespaces: check that "
-                        "`sysctl user.max_user_namespaces` is above 0 (and, on some kernels, "
-                        "kernel.unprivileged_userns_clone=1 or kernel.apparmor_restrict_unprivileged_userns=0)")
-
+        detail = (
+            err.decode(errors="replace").strip().splitlines() or [f"exit code {proc.returncode}"]
+        )[-1]
+        raise JailError(
+            f"the grading jail cannot start here ({detail}). It needs user namespaces: check that "
+            "`sysctl user.max_user_namespaces` is above 0 (and, on some kernels, "
+            "kernel.unprivileged_userns_clone=1 or kernel.apparmor_restrict_unprivileged_userns=0)"
+        )

@@ -8,6 +8,7 @@ notebook's test-support cells (shared helpers). The test and support cells come 
 instructor notebook too, hidden tests included, so nothing the student wrote or edited
 decides how their code is judged.
 """
+
 from __future__ import annotations
 
 import ast
@@ -52,8 +53,10 @@ def student_functions(cells) -> list[str]:
                     names.append(node.name)
                     covered.update(inside)
         if set(marks) - covered:
-            raise ValueError("a solution region must sit inside a top-level function so that it can be "
-                             f"judged in isolation; found one outside in cell {cell.get('id')!r}")
+            raise ValueError(
+                "a solution region must sit inside a top-level function so that it can be "
+                f"judged in isolation; found one outside in cell {cell.get('id')!r}"
+            )
     return names
 
 
@@ -77,10 +80,19 @@ class StudentProcess:
     """The student's exported cells in a jailed process: started lazily, restarted after a
     crash or a timeout (each start is a fresh jail)."""
 
-    def __init__(self, cells: list[str], cell_timeout: float, jail: Jail, deadline: float = float("inf"), *,
-                 tensor_class: str):
+    def __init__(
+        self,
+        cells: list[str],
+        cell_timeout: float,
+        jail: Jail,
+        deadline: float = float("inf"),
+        *,
+        tensor_class: str,
+    ):
         self.cells, self.timeout, self.jail, self.deadline = cells, cell_timeout, jail, deadline
-        self.tensor_class = tensor_class  # "module:Class", imported on each side from its copy of the package
+        self.tensor_class = (
+            tensor_class  # "module:Class", imported on each side from its copy of the package
+        )
         self.proc = None
         self.broken = ""  # why the student's cells could not be run; later calls fail at once
         self.machine_busy = ""  # a call the machine, not the code, made too slow
@@ -90,11 +102,25 @@ class StudentProcess:
     def start(self) -> None:
         req_r, self.req_w = os.pipe()
         self.resp_r, resp_w = os.pipe()
-        argv = [sys.executable, "-s", "-m", f"{JAILED_PACKAGE}.sandbox", self._code, str(req_r), str(resp_w),
-                str(self.timeout), self.tensor_class]
+        argv = [
+            sys.executable,
+            "-s",
+            "-m",
+            f"{JAILED_PACKAGE}.sandbox",
+            self._code,
+            str(req_r),
+            str(resp_w),
+            str(self.timeout),
+            self.tensor_class,
+        ]
         try:
-            self.proc = self.jail.popen(argv, pass_fds=(req_r, resp_w), stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.proc = self.jail.popen(
+                argv,
+                pass_fds=(req_r, resp_w),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         except (OSError, JailError) as e:  # no process or no control group: the machine's problem
             for fd in (self.req_w, self.resp_r):
                 os.close(fd)
@@ -102,9 +128,13 @@ class StudentProcess:
         finally:
             os.close(req_r)
             os.close(resp_w)
-        self.mirror = Mirror(parity=0, tensor_class=load_class(self.tensor_class), fixed_shapes=True)
+        self.mirror = Mirror(
+            parity=0, tensor_class=load_class(self.tensor_class), fixed_shapes=True
+        )
         try:
-            hello, _ = receive(self.resp_r, time.monotonic() + SANDBOX_START_SECONDS, REPLY_BYTES_EXTRA)
+            hello, _ = receive(
+                self.resp_r, time.monotonic() + SANDBOX_START_SECONDS, REPLY_BYTES_EXTRA
+            )
             if hello != {"hello": True}:
                 raise WireError("unexpected first message")
         except Exception as e:
@@ -113,7 +143,9 @@ class StudentProcess:
         deadline = min(time.monotonic() + self.timeout * max(1, len(self.cells)), self.deadline)
         try:
             header, _ = receive(self.resp_r, deadline, REPLY_BYTES_EXTRA)
-        except Exception as e:  # unreadable, too slow, or gone: nothing of the student's can be judged
+        except (
+            Exception
+        ) as e:  # unreadable, too slow, or gone: nothing of the student's can be judged
             self.broken = f"your exported cells did not finish running: they {self._stopped(e)}"
             raise StudentError(self.broken) from None
         self.cell_errors = [str(x)[:500] for x in header.get("cell_errors", [])][:20]
@@ -126,12 +158,17 @@ class StudentProcess:
         self.stop()
         if busy:
             # Kept as well as raised: a test cell that catches every exception cannot hide it.
-            self.machine_busy = (f"the student's code did not answer in time, and {busy}; grade it again "
-                                 "(autograde --retry-failed) when the machine is less loaded")
+            self.machine_busy = (
+                f"the student's code did not answer in time, and {busy}; grade it again "
+                "(autograde --retry-failed) when the machine is less loaded"
+            )
             raise MachineBusy(self.machine_busy)
         if self.jail.ended_by_memory(proc):
-            return (f"held more than memory_limit_mb ({self.jail.limits.memory_limit_mb} MB) with the processes "
-                    "it started, and was stopped")
+            return (
+                f"held more than memory_limit_mb ({self.jail.limits.memory_limit_mb} MB) "
+                "with the processes "
+                "it started, and was stopped"
+            )
         if isinstance(error, TimeoutError):
             return "did not return within the time limit"
         return f"stopped the process running it ({type(error).__name__}: {error})"
@@ -158,12 +195,18 @@ class StudentProcess:
         if self.proc is None:
             self.start()
         arrays: list = []
-        header = {"fn": name, "args": [self.mirror.encode(a, arrays) for a in args],
-                  "kwargs": {k: self.mirror.encode(v, arrays) for k, v in kwargs.items()}}
+        header = {
+            "fn": name,
+            "args": [self.mirror.encode(a, arrays) for a in args],
+            "kwargs": {k: self.mirror.encode(v, arrays) for k, v in kwargs.items()},
+        }
         try:
             sent = send(self.req_w, header, arrays)
-            reply, out = receive(self.resp_r, min(deadline, time.monotonic() + self.timeout),
-                                 REPLY_BYTES_PER_REQUEST_BYTE * sent + REPLY_BYTES_EXTRA)
+            reply, out = receive(
+                self.resp_r,
+                min(deadline, time.monotonic() + self.timeout),
+                REPLY_BYTES_PER_REQUEST_BYTE * sent + REPLY_BYTES_EXTRA,
+            )
         except Exception as e:  # too slow, out of step or gone: the next call starts afresh
             raise StudentError(f"{name}() {self._stopped(e)}") from None
         if not reply.get("ok"):
@@ -177,7 +220,9 @@ class StudentProcess:
         shapes = {a.shape for a in arrays}
         stray = next((a.shape for a in out if a.shape not in shapes), None)
         if stray is not None:
-            raise StudentError(f"{name}() replied with an array of shape {stray}, which none of its arguments has")
+            raise StudentError(
+                f"{name}() replied with an array of shape {stray}, which none of its arguments has"
+            )
         try:
             for e in reply.get("sync", []):
                 self.mirror.decode(e, out)
@@ -200,8 +245,13 @@ def _described(encoded) -> str:
     """What a returned value was, from its encoding (never decoded)."""
     if isinstance(encoded, dict):
         kind = next((k for k in ("nd", "tensor", "tuple", "list", "dict") if k in encoded), "")
-        return {"nd": "an array", "tensor": "a Tensor", "tuple": "a tuple", "list": "a list",
-                "dict": "a dict"}.get(kind, "an unknown value")
+        return {
+            "nd": "an array",
+            "tensor": "a Tensor",
+            "tuple": "a tuple",
+            "list": "a list",
+            "dict": "a dict",
+        }.get(kind, "an unknown value")
     return f"a {type(encoded).__name__}" if not isinstance(encoded, bool) else "a bool"
 
 
@@ -210,7 +260,8 @@ class MachineError(Exception):
 
 
 class SupportCellError(MachineError):
-    """The instructor notebook's test-support cells raised: nothing can be judged, and it is not the student's doing."""
+    """The instructor notebook's test-support cells raised: nothing can be judged, and it is not the
+    student's doing."""
 
 
 class SandboxSetupError(MachineError):
@@ -228,10 +279,24 @@ class StudentError(Exception):
     """
 
 
-_REBUILT_ERRORS = {e.__name__: e for e in [
-    ValueError, TypeError, RuntimeError, NotImplementedError, ArithmeticError, ZeroDivisionError,
-    FloatingPointError, OverflowError, IndexError, KeyError, AttributeError, NameError, AssertionError,
-]}
+_REBUILT_ERRORS = {
+    e.__name__: e
+    for e in [
+        ValueError,
+        TypeError,
+        RuntimeError,
+        NotImplementedError,
+        ArithmeticError,
+        ZeroDivisionError,
+        FloatingPointError,
+        OverflowError,
+        IndexError,
+        KeyError,
+        AttributeError,
+        NameError,
+        AssertionError,
+    ]
+}
 
 
 def _proxy(sp: StudentProcess, name: str, clock: dict, returns=...):
@@ -242,8 +307,15 @@ def _proxy(sp: StudentProcess, name: str, clock: dict, returns=...):
     return call
 
 
-def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, jail: Jail,
-          deadline: float = float("inf"), *, tensor_class: str, mistakes: str = "") -> JudgeReport:
+def judge(
+    reference: nbformat.NotebookNode,
+    submission: nbformat.NotebookNode,
+    jail: Jail,
+    deadline: float = float("inf"),
+    *,
+    tensor_class: str,
+    mistakes: str = "",
+) -> JudgeReport:
     """Score every graded test cell of `reference` against the student code in `submission`.
 
     Cells not finished by `deadline` (the submission's time limit, time.monotonic()) fail.
@@ -254,9 +326,14 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, j
     ref_exports = [c for c in reference.cells if is_export_cell(c)]
     names = student_functions(ref_exports)
     grade_cells = [c for c in reference.cells if is_grade_cell(c) and c.cell_type == "code"]
-    support = [compile(c.source, f"<test support {c.get('id')}>", "exec") for c in reference.cells
-               if is_test_support_cell(c)]
-    student_cells = [c.source for c in submission.cells if is_export_cell(c) and not is_grade_cell(c)]
+    support = [
+        compile(c.source, f"<test support {c.get('id')}>", "exec")
+        for c in reference.cells
+        if is_test_support_cell(c)
+    ]
+    student_cells = [
+        c.source for c in submission.cells if is_export_cell(c) and not is_grade_cell(c)
+    ]
 
     trusted: dict = {"__name__": "__reference__"}
     for c in ref_exports:
@@ -276,27 +353,51 @@ def judge(reference: nbformat.NotebookNode, submission: nbformat.NotebookNode, j
                 # (a cache, a counter) must not decide which mistake the probes see.
                 sp.stop()
                 try:
-                    report.diagnosis = _diagnose(reference, mistakes, {n: trusted[n] for n in names}, sp, clock,
-                                                 cell_timeout, deadline)
-                except MachineError:  # too busy to diagnose: the verdicts, all decided, stand without it
+                    report.diagnosis = _diagnose(
+                        reference,
+                        mistakes,
+                        {n: trusted[n] for n in names},
+                        sp,
+                        clock,
+                        cell_timeout,
+                        deadline,
+                    )
+                except (
+                    MachineError
+                ):  # too busy to diagnose: the verdicts, all decided, stand without it
                     report.diagnosis = {}
             return report
         finally:
             sp.close()
 
 
-def _diagnose(reference, mistakes: str, student: dict, sp: StudentProcess, clock: dict, cell_timeout: float,
-              deadline: float) -> dict[str, list[str]]:
+def _diagnose(
+    reference,
+    mistakes: str,
+    student: dict,
+    sp: StudentProcess,
+    clock: dict,
+    cell_timeout: float,
+    deadline: float,
+) -> dict[str, list[str]]:
     from . import diagnosis
 
     def before_region() -> None:  # each region's probes get a cell's time, within the submission's
         clock["deadline"] = min(time.monotonic() + cell_timeout, deadline)
 
     def stop() -> bool:  # the submission's time is up, or its code cannot be run any more
-        return bool(sp.broken or sp.machine_busy) or time.monotonic() >= min(clock["deadline"], deadline)
+        return bool(sp.broken or sp.machine_busy) or time.monotonic() >= min(
+            clock["deadline"], deadline
+        )
 
-    found = diagnosis.diagnose(reference, diagnosis.load(mistakes), student, passthrough=(MachineError,),
-                               before_region=before_region, stop=stop)
+    found = diagnosis.diagnose(
+        reference,
+        diagnosis.load(mistakes),
+        student,
+        passthrough=(MachineError,),
+        before_region=before_region,
+        stop=stop,
+    )
     return {region: d["ids"] for region, d in found.items()}
 
 
@@ -307,20 +408,35 @@ def _namespace(trusted: dict, support: list) -> dict:
         for code in support:
             exec(code, namespace)
     except Exception as e:
-        raise SupportCellError(f"the instructor notebook's test-support cells raised {type(e).__name__}: {e}") from None
+        raise SupportCellError(
+            f"the instructor notebook's test-support cells raised {type(e).__name__}: {e}"
+        ) from None
     return namespace
 
 
-def _run_cells(grade_cells, support: list, trusted: dict, sp: StudentProcess, clock: dict, cell_timeout: float,
-               deadline: float) -> JudgeReport:
+def _run_cells(
+    grade_cells,
+    support: list,
+    trusted: dict,
+    sp: StudentProcess,
+    clock: dict,
+    cell_timeout: float,
+    deadline: float,
+) -> JudgeReport:
     """Each graded cell in its own namespace (support cells, then the cell)."""
     verdicts = []
     for c in grade_cells:
         md = c.metadata["nbgrader"]
         clock["deadline"] = min(time.monotonic() + cell_timeout, deadline)
         if time.monotonic() >= deadline:
-            verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), False,
-                                        "not run: the submission used up submission_timeout_seconds"))
+            verdicts.append(
+                CellVerdict(
+                    md["grade_id"],
+                    float(md.get("points", 0)),
+                    False,
+                    "not run: the submission used up submission_timeout_seconds",
+                )
+            )
             continue
         try:
             namespace = _namespace(trusted, support)
@@ -330,9 +446,14 @@ def _run_cells(grade_cells, support: list, trusted: dict, sp: StudentProcess, cl
             raise  # not the student's doing: the submission is recorded as failed, with why
         except Exception as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), False,
-                                        f"{type(e).__name__}: {msg}"[:500]))
+            verdicts.append(
+                CellVerdict(
+                    md["grade_id"],
+                    float(md.get("points", 0)),
+                    False,
+                    f"{type(e).__name__}: {msg}"[:500],
+                )
+            )
         if sp.machine_busy:
             raise MachineBusy(sp.machine_busy)
     return JudgeReport(verdicts, sp.cell_errors)
-

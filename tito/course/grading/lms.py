@@ -10,6 +10,7 @@ Every text field is quoted (an id like `1e5` or `0x1` is text, not a number) and
 spreadsheet would run as a formula (starting with = + - @, a tab or a return) is prefixed with
 an apostrophe; numbers are written as numbers.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,7 +23,6 @@ from nbgrader.plugins import ExportPlugin
 from ..nbgrader_setup import gradebook as course_gradebook
 from ..settings import Course, CourseError
 from . import scores
-
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -44,7 +44,9 @@ class LmsExportPlugin(ExportPlugin):
     """One CSV row per student: id, then total, max and pending written answers per assignment."""
 
     def rows(self, gradebook: Gradebook) -> tuple[list[str], list[list]]:
-        assignments = [a for a in gradebook.assignments if not self.assignment or a.name in self.assignment]
+        assignments = [
+            a for a in gradebook.assignments if not self.assignment or a.name in self.assignment
+        ]
         students = [s for s in gradebook.students if not self.student or s.id in self.student]
         header = ["student_id"]
         for a in assignments:
@@ -58,9 +60,13 @@ class LmsExportPlugin(ExportPlugin):
                 except MissingEntry:
                     row += [0.0, a.max_score, 0]
                     continue
-                recorded = [scores.from_gradebook(gradebook, a.name, nb.name, s.id) for nb in sub.notebooks]
+                recorded = [
+                    scores.from_gradebook(gradebook, a.name, nb.name, s.id) for nb in sub.notebooks
+                ]
                 total = sum(r.total for r in recorded if r)
-                score = max(0.0, total - (sub.late_submission_penalty or 0.0))  # nbgrader's rule for lateness
+                score = max(
+                    0.0, total - (sub.late_submission_penalty or 0.0)
+                )  # nbgrader's rule for lateness
                 row += [score, a.max_score, sum(r.pending for r in recorded if r)]
             rows.append(row)
         return header, rows
@@ -69,7 +75,9 @@ class LmsExportPlugin(ExportPlugin):
         dest = Path(self.to or "grades.csv")
         header, rows = self.rows(gradebook)
         partial = dest.with_name(f".{dest.name}.{os.getpid()}.partial")
-        with open(partial, "w", newline="", encoding="utf-8") as f:  # complete or absent, never half
+        with open(
+            partial, "w", newline="", encoding="utf-8"
+        ) as f:  # complete or absent, never half
             w = spreadsheet_writer(f)
             w.writerow(header)
             w.writerows([[spreadsheet_text(v) for v in row] for row in rows])
@@ -82,8 +90,10 @@ def export_grades(course: Course, modules: list[str], to: Path) -> int:
     with course_gradebook(course) as gb:
         missing = [n for n in modules if n not in {a.name for a in gb.assignments}]
         if missing:
-            raise CourseError(f"the gradebook has no assignment {', '.join(missing)}: run "
-                              f"`tito nbgrader generate {missing[0]}` and autograde first")
+            raise CourseError(
+                f"the gradebook has no assignment {', '.join(missing)}: run "
+                f"`tito nbgrader generate {missing[0]}` and autograde first"
+            )
         plugin = LmsExportPlugin(to=str(to), assignment=modules)
         _, rows = plugin.rows(gb)
         plugin.export(gb)

@@ -1,4 +1,6 @@
-"""What this course plugs into nbgrader's autograde: a preprocessor, and an exporter that refuses."""
+"""What this course plugs into nbgrader's autograde: a preprocessor, and an exporter that
+refuses."""
+
 from __future__ import annotations
 
 from nbconvert.exporters import NotebookExporter
@@ -52,8 +54,10 @@ class OnlyInTheJail(NotebookExporter):
         from nbgrader.converters.base import NbGraderException
 
         super().__init__(*args, **kwargs)
-        message = ("this course runs submitted code only in its grading jail: grade with "
-                   "`tito nbgrader autograde MODULE` (nbgrader's own autograde would run it "
-                   "unconfined); nothing was changed")
+        message = (
+            "this course runs submitted code only in its grading jail: grade with "
+            "`tito nbgrader autograde MODULE` (nbgrader's own autograde would run it "
+            "unconfined); nothing was changed"
+        )
         self.log.error(message)  # nbgrader's command line prints only what was logged, then exits 1
         raise NbGraderException(message)

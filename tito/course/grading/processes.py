@@ -16,6 +16,7 @@ priorities) uses its CPU all the time; one that sleeps wants none: neither is st
 threads' states are looked at, not the kernel's wait accounts, which grow only when a thread
 next runs: a thread that never got a CPU would look asleep.)
 """
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,7 @@ def _stat_fields(pid: int | str) -> list[str] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return text[text.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
+    return text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": state, ppid, ...
 
 
 def tree(pid: int) -> list[int]:
@@ -63,7 +64,8 @@ def memory_mb(pids: list[int]) -> float:
 
 
 class MemoryWatch:
-    """Kills the process group of `proc` once its tree holds more than `limit_mb` (RssAnon + RssShmem)."""
+    """Kills the process group of `proc` once its tree holds more than `limit_mb` (RssAnon +
+    RssShmem)."""
 
     def __init__(self, proc, limit_mb: int):
         self.proc, self.limit_mb = proc, limit_mb
@@ -116,7 +118,9 @@ def _runnable(pids: list[int]) -> bool:
     return False
 
 
-def _judge(pid: int, seconds: float, stop: threading.Event | None = None) -> tuple[float, float, float]:
+def _judge(
+    pid: int, seconds: float, stop: threading.Event | None = None
+) -> tuple[float, float, float]:
     """Watch the tree for `seconds` (less if `stop` is set): (CPU it used, share of looks at which
     it wanted a CPU, elapsed). The tree is looked up again at each look: processes come and go."""
     started, stop = time.monotonic(), stop or threading.Event()
@@ -136,8 +140,11 @@ def starvation(pid: int, seconds: float = PROBE_SECONDS) -> str:
     "" when it was not (it ran, or it slept: either is the submission's own doing)."""
     ran, wanting, elapsed = _judge(pid, seconds)
     if _starved(ran, wanting, elapsed):
-        return (f"the grading machine was busy: in {elapsed:.1f} s the code wanted a CPU {wanting:.0%} of the "
-                f"time and ran for {ran:.2f} s")
+        return (
+            f"the grading machine was busy: in {elapsed:.1f} s "
+            f"the code wanted a CPU {wanting:.0%} of the "
+            f"time and ran for {ran:.2f} s"
+        )
     return ""
 
 

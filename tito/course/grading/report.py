@@ -1,4 +1,5 @@
 """Scores per student and per graded cell, from the gradebook, with each outcome's status."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,11 +14,16 @@ from .host import load_outcome
 
 def written_answers(notebook) -> list[str]:
     """Grade ids of the answers graded by hand (nbgrader markdown cells with points)."""
-    return [c.metadata["nbgrader"]["grade_id"] for c in notebook.cells
-            if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")]
+    return [
+        c.metadata["nbgrader"]["grade_id"]
+        for c in notebook.cells
+        if c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("grade")
+    ]
 
 
-def score_rows(course: Course, m: Module, course_root: Path | None = None) -> tuple[list[str], list[dict]]:
+def score_rows(
+    course: Course, m: Module, course_root: Path | None = None
+) -> tuple[list[str], list[dict]]:
     """(graded cell ids, one row per submitted student).
 
     A row holds the score of every automatically graded cell and of every written answer
@@ -28,7 +34,9 @@ def score_rows(course: Course, m: Module, course_root: Path | None = None) -> tu
     root = course.state_root(course_root)
     ref_path = course.source_notebook(m, root)
     if not ref_path.is_file():
-        raise CourseError(f"no instructor notebook at {ref_path}: run `tito nbgrader generate {m.name}` first")
+        raise CourseError(
+            f"no instructor notebook at {ref_path}: run `tito nbgrader generate {m.name}` first"
+        )
     ref = nbformat.read(ref_path, as_version=4)
     cells = [c.metadata["nbgrader"]["grade_id"] for c in ref.cells if is_grade_cell(c)]
     written = written_answers(ref)
@@ -38,11 +46,20 @@ def score_rows(course: Course, m: Module, course_root: Path | None = None) -> tu
     for student in students:
         outcome = load_outcome(course, root, m, student)
         s = recorded.get(student, scores.Scores(student))
-        row = {"student": student, "status": outcome.status if outcome else "not graded",
-               "reason": outcome.reason if outcome else ""}
+        row = {
+            "student": student,
+            "status": outcome.status if outcome else "not graded",
+            "reason": outcome.reason if outcome else "",
+        }
         row.update({c: float(s.points.get(c) or 0.0) for c in cells})
-        row.update({c: "pending" if c in s.points and s.points[c] is None else float(s.points.get(c) or 0.0)
-                    for c in written})
+        row.update(
+            {
+                c: "pending"
+                if c in s.points and s.points[c] is None
+                else float(s.points.get(c) or 0.0)
+                for c in written
+            }
+        )
         row.update(automatic=s.automatic, manual=s.manual, pending=s.pending, total=s.total)
         rows.append(row)
     return [*cells, *written], rows

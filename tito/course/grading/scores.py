@@ -6,6 +6,7 @@ report, the feedback page, the file for the LMS, the table at the end of `autogr
 (grading.json) keeps only what grading alone knows: status, reason, isolation, the judge's
 verdicts and messages.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ class Scores:
     """One student's scores in one notebook, as the gradebook holds them."""
 
     student: str
-    points: dict[str, float | None] = field(default_factory=dict)  # grade id -> score; None: waits for a person
+    points: dict[str, float | None] = field(
+        default_factory=dict
+    )  # grade id -> score; None: waits for a person
     max_points: dict[str, float] = field(default_factory=dict)
     written: set[str] = field(default_factory=set)  # the answers graded by hand
 
@@ -58,15 +61,20 @@ def from_gradebook(gb, assignment: str, notebook: str, student: str) -> Scores |
     for g in nb.grades:
         # nbgrader's own rule: a score entered by hand wins over the automatic one.
         waiting = g.manual_score is None and g.needs_manual_grade
-        out.points[g.name] = None if waiting else float(g.manual_score if g.manual_score is not None
-                                                        else g.auto_score or 0.0)
+        out.points[g.name] = (
+            None
+            if waiting
+            else float(g.manual_score if g.manual_score is not None else g.auto_score or 0.0)
+        )
         out.max_points[g.name] = float(g.max_score)
         if g.cell_type == "markdown":
             out.written.add(g.name)
     return out
 
 
-def read(course: Course, m: Module, students: list[str], course_root: Path | None = None) -> dict[str, Scores]:
+def read(
+    course: Course, m: Module, students: list[str], course_root: Path | None = None
+) -> dict[str, Scores]:
     """The scores of each of `students` that the gradebook has (the others are left out)."""
     with quiet(), gradebook(course, course_root) as gb:
         found = {s: from_gradebook(gb, m.name, m.notebook, s) for s in students}

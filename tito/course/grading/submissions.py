@@ -1,8 +1,10 @@
-"""Build submissions from the student version: filled in, with one region replaced, or tampered with.
+"""Build submissions from the student version: filled in, with one region replaced, or tampered
+with.
 
 Used for the bundled examples, the bug catalogue and the hostile-submission tests, so every
 one of them is an ordinary student notebook derived from release/ by the same few edits.
 """
+
 from __future__ import annotations
 
 import copy
@@ -11,14 +13,17 @@ import textwrap
 
 import nbformat
 
-from ..notebooks import SOLUTION_BEGIN as BEGIN, SOLUTION_END as END
+from ..notebooks import SOLUTION_BEGIN as BEGIN
+from ..notebooks import SOLUTION_END as END
 
 
 def _by_grade_id(nb) -> dict:
     return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
 
 
-def filled(release: nbformat.NotebookNode, instructor: nbformat.NotebookNode) -> nbformat.NotebookNode:
+def filled(
+    release: nbformat.NotebookNode, instructor: nbformat.NotebookNode
+) -> nbformat.NotebookNode:
     """The student version with every solution cell written as the reference solution."""
     nb = copy.deepcopy(release)
     ref = _by_grade_id(instructor)
@@ -29,7 +34,9 @@ def filled(release: nbformat.NotebookNode, instructor: nbformat.NotebookNode) ->
     return nb
 
 
-def replace_region(nb: nbformat.NotebookNode, grade_id: str, code: str, index: int = 0) -> nbformat.NotebookNode:
+def replace_region(
+    nb: nbformat.NotebookNode, grade_id: str, code: str, index: int = 0
+) -> nbformat.NotebookNode:
     """Replace the body of the `index`-th solution region in cell `grade_id` by `code`."""
     nb = copy.deepcopy(nb)
     cell = _by_grade_id(nb)[grade_id]
@@ -50,7 +57,7 @@ def region(nb: nbformat.NotebookNode, grade_id: str, index: int = 0) -> str:
     lines = _by_grade_id(nb)[grade_id].source.split("\n")
     b = [i for i, line in enumerate(lines) if line.strip() == BEGIN][index]
     e = next(i for i in range(b + 1, len(lines)) if lines[i].strip() == END)
-    return textwrap.dedent("\n".join(lines[b + 1:e]))
+    return textwrap.dedent("\n".join(lines[b + 1 : e]))
 
 
 def set_source(nb, grade_id: str, source: str):
@@ -68,7 +75,11 @@ def without_cell(nb, grade_id: str):
 def with_duplicate(nb, grade_id: str, source: str | None = None):
     """Insert a second copy of cell `grade_id` right after it (optionally with other source)."""
     nb = copy.deepcopy(nb)
-    i = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    i = next(
+        i
+        for i, c in enumerate(nb.cells)
+        if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id
+    )
     dup = copy.deepcopy(nb.cells[i])
     dup.id = f"{dup.id}-copy"
     if source is not None:
@@ -83,9 +94,14 @@ def insert_code_cell(nb, after_grade_id: str | None, source: str):
     cell = nbformat.v4.new_code_cell(source)
     cell.id = f"student-{len(nb.cells)}"
     if after_grade_id is None:
-        i = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "import" in c.source)
+        i = next(
+            i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "import" in c.source
+        )
     else:
-        i = next(i for i, c in enumerate(nb.cells)
-                 if c.metadata.get("nbgrader", {}).get("grade_id") == after_grade_id)
+        i = next(
+            i
+            for i, c in enumerate(nb.cells)
+            if c.metadata.get("nbgrader", {}).get("grade_id") == after_grade_id
+        )
     nb.cells.insert(i + 1, cell)
     return nb

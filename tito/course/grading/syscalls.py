@@ -15,22 +15,64 @@ everything a submission runs. Each listed call fails with EPERM; everything else
 The filter is compiled with libseccomp (pyseccomp binds the system's libseccomp2, which
 bubblewrap itself needs), not written by hand.
 """
+
 from __future__ import annotations
 
 import errno
 import functools
 import tempfile
 
-DENIED = ["add_key", "request_key", "keyctl", "flock", "inotify_init", "inotify_init1", "inotify_add_watch",
-          "io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd", "perf_event_open", "bpf",
-          "unshare", "setns", "mount", "umount2", "pivot_root", "move_mount", "open_tree", "fsopen", "fsmount",
-          "fsconfig", "fspick", "mount_setattr", "ptrace", "process_vm_readv", "process_vm_writev",
-          "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-          "name_to_handle_at", "open_by_handle_at", "fanotify_init", "quotactl", "swapon", "swapoff",
-          "memfd_create", "memfd_secret", "shmget", "msgget", "semget"]
+DENIED = [
+    "add_key",
+    "request_key",
+    "keyctl",
+    "flock",
+    "inotify_init",
+    "inotify_init1",
+    "inotify_add_watch",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "userfaultfd",
+    "perf_event_open",
+    "bpf",
+    "unshare",
+    "setns",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsmount",
+    "fsconfig",
+    "fspick",
+    "mount_setattr",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "name_to_handle_at",
+    "open_by_handle_at",
+    "fanotify_init",
+    "quotactl",
+    "swapon",
+    "swapoff",
+    "memfd_create",
+    "memfd_secret",
+    "shmget",
+    "msgget",
+    "semget",
+]
 # fcntl's record locks (POSIX and open-file-description ones), by command number.
 F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 5, 6, 7, 36, 37, 38
-NAMESPACE_FLAGS = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET (and NEWTIME below)
+NAMESPACE_FLAGS = (
+    0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET (and NEWTIME below)
+)
 CLONE_NEWTIME = 0x80
 
 
@@ -44,8 +86,10 @@ def compiled() -> bytes:
     try:
         import pyseccomp as sc
     except ImportError as e:  # pyseccomp loads libseccomp.so.2 when imported
-        raise FilterError(f"pyseccomp cannot load libseccomp ({e}): install it with "
-                          "`apt-get install libseccomp2` and `pip install pyseccomp`") from None
+        raise FilterError(
+            f"pyseccomp cannot load libseccomp ({e}): install it with "
+            "`apt-get install libseccomp2` and `pip install pyseccomp`"
+        ) from None
     f = sc.SyscallFilter(defaction=sc.ALLOW)
     deny = sc.ERRNO(errno.EPERM)
     for name in DENIED:

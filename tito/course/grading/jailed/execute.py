@@ -5,6 +5,7 @@ Started by the job, inside the jail, as
 runs in the kernel this starts and can reach this process too, so what it prints is only
 data to the job: outputs to show in the feedback, never a score.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,9 @@ import sys
 
 
 def main() -> None:
-    sys.modules.setdefault("rfc3987_syntax", None)  # as in tito/__init__.py: 1.6 s saved, nothing lost
+    sys.modules.setdefault(
+        "rfc3987_syntax", None
+    )  # as in tito/__init__.py: 1.6 s saved, nothing lost
     import nbformat
     from nbclient import NotebookClient
 
@@ -26,13 +29,21 @@ def main() -> None:
     nb = nbformat.read(path, as_version=4)
     # Like nbgrader's Execute: a slow cell is interrupted and the run goes on; errors are kept
     # as outputs (they are what the feedback shows).
-    client = NotebookClient(nb, timeout=timeout, interrupt_on_timeout=True, allow_errors=True,
-                            shutdown_kernel="immediate", resources={"metadata": {"path": os.getcwd()}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        interrupt_on_timeout=True,
+        allow_errors=True,
+        shutdown_kernel="immediate",
+        resources={"metadata": {"path": os.getcwd()}},
+    )
     error = ""
     try:
         client.execute()
     except Exception as e:  # the kernel died or could not start: the cells run so far still count
-        error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:500]
+        error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[
+            :500
+        ]
     result.write(json.dumps({"error": error, "notebook": nb}))
     result.close()
 

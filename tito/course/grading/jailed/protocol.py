@@ -13,6 +13,7 @@ mistake therefore look the same on both sides.
 This file runs on both sides of the jail and imports only the standard library and numpy;
 the course's tensor class (settings.ini [package] tensor_class) is given to each Mirror.
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,7 +28,9 @@ import time
 
 import numpy as np
 
-MAX_MESSAGE_BYTES = 512 * 1024 * 1024  # what either side ever reads; the judge reads far less (judge.py)
+MAX_MESSAGE_BYTES = (
+    512 * 1024 * 1024
+)  # what either side ever reads; the judge reads far less (judge.py)
 # Array element types that may cross: booleans, integers, floats, complex numbers.
 _DTYPE = re.compile(r"[<>|=]?[?bBiufc][0-9]{0,2}")
 
@@ -87,7 +90,9 @@ def _dtype(name) -> np.dtype:
     return _checked_dtype(name)
 
 
-def receive(fd: int, deadline: float | None = None, limit: int = MAX_MESSAGE_BYTES) -> tuple[dict, list[np.ndarray]]:
+def receive(
+    fd: int, deadline: float | None = None, limit: int = MAX_MESSAGE_BYTES
+) -> tuple[dict, list[np.ndarray]]:
     """The next frame's header and arrays (writable, no copies); never runs code from the frame.
 
     A frame longer than `limit` bytes is refused before anything of it is read or allocated.
@@ -103,7 +108,7 @@ def receive(fd: int, deadline: float | None = None, limit: int = MAX_MESSAGE_BYT
     _read_into(fd, frame, deadline)
     (n_body,) = struct.unpack_from("<I", frame)
     try:
-        body = json.loads(bytes(frame[4:4 + n_body]))
+        body = json.loads(bytes(frame[4 : 4 + n_body]))
         header, table = body["h"], body["a"]
         if not isinstance(header, dict) or not isinstance(table, list):
             raise ValueError("not an object")
@@ -174,8 +179,12 @@ class Mirror:
             arrays.append(v)
             return {"nd": self.ref(v), "i": len(arrays) - 1, "w": bool(v.flags.writeable)}
         if isinstance(v, self.tensor_class):
-            return {"tensor": self.ref(v), "data": self.encode(v.data, arrays),
-                    "grad": self.encode(v.grad, arrays), "rg": bool(v.requires_grad)}
+            return {
+                "tensor": self.ref(v),
+                "data": self.encode(v.data, arrays),
+                "grad": self.encode(v.grad, arrays),
+                "rg": bool(v.requires_grad),
+            }
         if isinstance(v, tuple):
             return {"tuple": [self.encode(x, arrays) for x in v]}
         if isinstance(v, list):
@@ -183,9 +192,14 @@ class Mirror:
         if isinstance(v, dict):
             if not all(isinstance(k, str) for k in v):
                 raise TypeError("only dicts with str keys can cross to the grader")
-            return {"dict": self.ref(v), "items": [[k, self.encode(x, arrays)] for k, x in v.items()]}
-        raise TypeError(f"a {type(v).__name__} cannot cross to the grader "
-                        "(allowed: numbers, str, None, arrays, Tensors, tuples, lists, str-keyed dicts)")
+            return {
+                "dict": self.ref(v),
+                "items": [[k, self.encode(x, arrays)] for k, x in v.items()],
+            }
+        raise TypeError(
+            f"a {type(v).__name__} cannot cross to the grader "
+            "(allowed: numbers, str, None, arrays, Tensors, tuples, lists, str-keyed dicts)"
+        )
 
     # -- decoding ---------------------------------------------------------------
     def decode(self, e, arrays: list):
@@ -204,8 +218,10 @@ class Mirror:
                     np.copyto(old, new)
                 return old
             if isinstance(old, np.ndarray):
-                raise ValueError(f"an array changed shape or dtype in place: {old.shape} {old.dtype} -> "
-                                 f"{new.shape} {new.dtype}")
+                raise ValueError(
+                    f"an array changed shape or dtype in place: {old.shape} {old.dtype} -> "
+                    f"{new.shape} {new.dtype}"
+                )
             self._register(e["nd"], new)
             return new
         if "tensor" in e:
@@ -245,9 +261,13 @@ class Mirror:
     def _check_shapes(t, data, grad) -> None:
         shape = getattr(t.data, "shape", None)
         if not isinstance(data, np.ndarray) or data.shape != shape:
-            raise ValueError(f"a Tensor's data was rebound to {_kind(data)}; it was an array of shape {shape}")
+            raise ValueError(
+                f"a Tensor's data was rebound to {_kind(data)}; it was an array of shape {shape}"
+            )
         if grad is not None and (not isinstance(grad, np.ndarray) or grad.shape != shape):
-            raise ValueError(f"a Tensor's grad was rebound to {_kind(grad)}; its data has shape {shape}")
+            raise ValueError(
+                f"a Tensor's grad was rebound to {_kind(grad)}; its data has shape {shape}"
+            )
 
 
 def _kind(v) -> str:

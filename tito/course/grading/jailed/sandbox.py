@@ -4,6 +4,7 @@ Started by the judge, inside the jail, as
 `python -m tito.course.grading.jailed.sandbox CODE_JSON REQ_FD RESP_FD CELL_TIMEOUT TENSOR_CLASS`.
 Nothing here is trusted by the judge: whatever this process sends back is only data to be checked.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,13 +16,20 @@ import traceback
 
 def _describe(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
-    where = next((f"line {f.lineno} of {f.name}" for f in reversed(frames) if f.filename.startswith("<")), "")
+    where = next(
+        (f"line {f.lineno} of {f.name}" for f in reversed(frames) if f.filename.startswith("<")), ""
+    )
     text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
     return (text + (f" ({where})" if where else ""))[:2000]
 
 
 def main() -> None:
-    code_path, req_fd, resp_fd, cell_timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    code_path, req_fd, resp_fd, cell_timeout = (
+        sys.argv[1],
+        int(sys.argv[2]),
+        int(sys.argv[3]),
+        float(sys.argv[4]),
+    )
     tensor_class = sys.argv[5]
     import numpy as np  # noqa: F401  (loaded before student code, like in a notebook; the jail sets MPLBACKEND)
 
@@ -32,7 +40,9 @@ def main() -> None:
     send(resp_fd, {"hello": True}, [])
     with open(code_path, encoding="utf-8") as f:
         cells = json.load(f)
-    mirror = Mirror(parity=1, tensor_class=load_class(tensor_class))  # from the jail's copy of the package
+    mirror = Mirror(
+        parity=1, tensor_class=load_class(tensor_class)
+    )  # from the jail's copy of the package
     ns: dict = {"__name__": "__main__"}
     errors = []
 
@@ -62,11 +72,24 @@ def main() -> None:
             # Sending an argument back sends everything reachable from it, so the judge's copy
             # of whatever the call changed in place is brought up to date.
             out: list = []
-            sync = [mirror.encode(a, out) for a in (*args, *kwargs.values()) if not isinstance(a, SCALARS)]
+            sync = [
+                mirror.encode(a, out)
+                for a in (*args, *kwargs.values())
+                if not isinstance(a, SCALARS)
+            ]
             reply = {"ok": True, "sync": sync, "ret": mirror.encode(result, out)}
-        except BaseException as e:  # SystemExit and KeyboardInterrupt included: report, keep serving
-            out, reply = [], {"ok": False, "error": _describe(e), "type": type(e).__name__,
-                              "message": str(e)[:2000]}
+        except (
+            BaseException
+        ) as e:  # SystemExit and KeyboardInterrupt included: report, keep serving
+            out, reply = (
+                [],
+                {
+                    "ok": False,
+                    "error": _describe(e),
+                    "type": type(e).__name__,
+                    "message": str(e)[:2000],
+                },
+            )
         try:
             send(resp_fd, reply, out)
         except (TypeError, ValueError) as e:  # the result cannot be expressed as data
