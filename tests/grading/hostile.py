@@ -194,13 +194,15 @@ def hoards_memory(processes: int, mb_each: int) -> str:
     """Start fresh processes that each touch `mb_each` MB and hold it until all have, and make a
     memfd; print what it got. (Fresh interpreters: a fork of the kernel would meet its own
     address-space limit first.)"""
-    # Each touches its memory over half a second or more (a pause every 16 MB), so a memory watch
-    # that samples every 0.05 s sees the total pass the limit before all of it is held.
+    # Each touches its memory 16 MB at a time (one copy: little CPU, so a loaded machine does
+    # not stop it short of its goal) with a pause after each, over half a second or more: a
+    # memory watch that samples every 0.05 s sees the total pass the limit before all is held.
     child = (
         f"import mmap, sys, time\\n"
         f"m = mmap.mmap(-1, {mb_each} << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\\n"
-        f"for i in range(0, {mb_each} << 20, 4096):\\n    m[i] = 1\\n"
-        f"    if i % (16 << 20) == 0:\\n        time.sleep(0.01)\\n"
+        f"ones = b'\\\\x01' * (16 << 20)\\n"
+        f"for i in range(0, {mb_each} << 20, 16 << 20):\\n"
+        f"    m[i:i + len(ones)] = ones[:len(m) - i]\\n    time.sleep(0.01)\\n"
         f"print(1, flush=True)\\nsys.stdin.read()"
     )
     return f"""\

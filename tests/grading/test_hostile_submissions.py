@@ -194,9 +194,13 @@ def test_code_fetched_over_loopback_passes_in_the_kernel_but_not_in_the_judge(ba
 
 
 def test_killing_every_visible_process_only_ends_the_attackers_own_kernel_run(batch):
+    """The attacker killed its own kernel run's client: that stage's cells score 0, graded (a
+    submission cannot make itself `failed`, the machine's status)."""
     o = batch["outcomes"]["signals"]
-    assert (o.status, o.score) == ("failed", 0.0)
-    assert "no readable notebook" in o.reason
+    assert (o.status, o.score) == ("graded", 0.0)
+    assert (
+        "the kernel run returned no readable notebook: the cells it did not run score 0" in o.reason
+    )
 
 
 def test_what_a_submission_uses_stays_within_its_own_job(batch):
@@ -270,16 +274,17 @@ def test_a_report_survives_an_outcome_that_cannot_be_read(batch):
         ghost.rmdir()
         (course.root / "submitted" / "ghost" / m.name).rmdir()
     row = next(r for r in rows if r["student"] == "ghost")
-    assert (row["status"], row["total"]) == ("not graded", 0.0)
+    assert (row["status"], row["total"]) == ("not graded", None)
     assert next(r for r in rows if r["student"] == HONEST)["total"] == batch["full"]
 
 
-def test_a_submission_without_any_test_cell_fails_with_nbgraders_own_error(batch):
-    """nbgrader cannot restore the test cells of a notebook that lost all of them; its real error is
-    kept."""
+def test_a_submission_without_any_test_cell_is_invalid_with_nbgraders_own_error(batch):
+    """nbgrader cannot restore the test cells of a notebook that lost all of them: the
+    submission's doing (invalid, 0), with nbgrader's real error."""
     o = batch["outcomes"]["all_grade_cells_deleted"]
-    assert (o.status, o.score) == ("failed", 0.0)
-    assert o.reason == "nbgrader could not prepare the submission: KeyError: 'sgd_class'"
+    assert (o.status, o.score) == ("invalid", 0.0)
+    assert o.reason.startswith("the notebook lost 45 of the module's cells (gd_step_values, ")
+    assert "and nbgrader cannot put them back (KeyError: 'sgd_class')" in o.reason
 
 
 def test_a_realistic_bug_loses_exactly_the_cells_that_test_it(batch):
@@ -342,10 +347,15 @@ def test_runaway_cells_are_stopped_and_honest_work_still_counts(batch, student):
     assert (o.status, o.score) == ("graded", batch["full"])
 
 
-def test_a_kernel_killed_by_os_exit_is_recorded_and_scores_nothing(batch):
+def test_a_kernel_killed_by_os_exit_is_graded_and_the_cells_it_never_ran_score_nothing(batch):
+    """The complete solution with `os._exit` in a cell after Adam's code: every cell before it
+    keeps its points, every cell after it scores 0 (the judge passes them all)."""
     o = batch["outcomes"]["calls_os_exit"]
-    assert (o.status, o.score) == ("failed", 0.0)
-    assert "the kernel stopped: DeadKernelError" in o.reason
+    assert o.status == "graded" and "the kernel stopped: DeadKernelError" in o.reason
+    assert all(c.judge for c in o.cells)
+    ran = [c.kernel == c.max_score for c in o.cells]
+    assert ran == sorted(ran, reverse=True) and 0 < sum(ran) < len(ran)
+    assert o.score == sum(c.max_score for c in o.cells if c.kernel == c.max_score)
 
 
 def test_what_a_submission_says_is_data_capped_and_free_of_hidden_tests(batch):

@@ -48,7 +48,7 @@ from tito.course.generate import generate
 from tito.course.grading import display
 from tito.course.grading import submissions as sub
 from tito.course.grading.examples import EPS_INSIDE_SQRT
-from tito.course.grading.host import load_outcome
+from tito.course.grading.host import CellScore, Outcome, load_outcome, record
 from tito.course.settings import Course
 
 pytestmark = pytest.mark.slow
@@ -244,21 +244,36 @@ def test_every_outcome_has_a_feedback_page_with_no_script_and_no_hidden_test(unp
     from tito.course.grading import feedback
 
     course, m = unprivileged_batch["course"], unprivileged_batch["course"].module("06")
+    outcomes = unprivileged_batch["outcomes"]
     # One student of every kind (a page takes about 2.5 s on this machine).
     kinds = {
         HONEST: "graded",
         "buggy": "graded",
         "scripted": "graded",
         "many_cells": "invalid",
-        "calls_os_exit": "failed",
+        "calls_os_exit": "graded",
+        "machine_failed": "failed",
     }
-    assert {s: unprivileged_batch["outcomes"][s].status for s in kinds} == kinds
+    # A failure of the machine cannot be brought about by a submission: recorded as one would be.
+    failed = Outcome(
+        "machine_failed",
+        m.name,
+        "failed",
+        "the grading sandbox could not start: <b onmouseover=alert(1)>x</b>",
+        [CellScore(c.grade_id, c.max_score, None, None, None) for c in outcomes[HONEST].cells],
+    )
+    handed_in = course.submission_notebook(m, "machine_failed")
+    handed_in.parent.mkdir(parents=True, exist_ok=True)
+    handed_in.write_text("{}", encoding="utf-8")
+    record(course, course.root, m, failed)
+    outcomes = {**outcomes, "machine_failed": failed}
+    assert {s: outcomes[s].status for s in kinds} == kinds
     pages = [page for s in kinds for page in feedback.generate(course, m, student=s)]
     assert sorted(p.parent.parent.name for p in pages) == sorted(kinds)
     hidden = hidden_lines(nbformat.read(course.source_notebook(m), as_version=4))
     for page in pages:
         text = page.read_text(encoding="utf-8")
-        assert "<script" not in text and len(text) < 2 << 20, page
+        assert "<script" not in text and "<b onmouseover" not in text and len(text) < 2 << 20, page
         assert [h for h in hidden if h in _page_text(text)] == [], page
     # The check can see a hidden line: the instructor notebook rendered the same way shows them.
     from nbconvert import HTMLExporter

@@ -156,8 +156,11 @@ def test_report_and_export_show_manual_scores(regraded, monkeypatch):
     assert result.exit_code == 0, result.output
     lines = (course.root / "grades.csv").read_text(encoding="utf-8").splitlines()
     # Text quoted (an id is never read as a number), numbers as numbers.
-    assert lines[0] == '"student_id","06_optimizers","06_optimizers max","06_optimizers pending"'
-    assert f'"{STUDENT}",93.5,100.0,3' in lines
+    assert lines[0] == (
+        '"student_id","06_optimizers","06_optimizers max","06_optimizers pending",'
+        '"06_optimizers status"'
+    )
+    assert f'"{STUDENT}",93.5,100.0,3,"graded"' in lines
     assert [p.name for p in course.root.glob(".grades.csv*")] == []
 
 

@@ -8,15 +8,25 @@ import json
 import nbformat
 import pytest
 
+from tests.conftest import make_course_copy
 from tests.grading.batch_checks import notebooks
+from tito.course.generate import generate
 from tito.course.grading.host import Outcome, prepare, read_submission, record
+from tito.course.settings import Course
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """A course of this file's own: what these tests record stays out of the batches' gradebook."""
+    course = Course(make_course_copy(tmp_path_factory.mktemp("record")))
+    generate(course, course.module("06"))
+    return course
 
 
 @pytest.mark.slow  # the graded course: nbgrader generates the student version
 def test_a_notebook_from_an_older_nbformat_minor_version_is_read_and_prepared_like_any(
-    graded_course,
+    course,
 ):
-    course = graded_course
     m, release, instructor, complete = notebooks(course)
     old = nbformat.from_dict(json.loads(nbformat.writes(complete)))
     old.nbformat_minor = 4
@@ -39,11 +49,148 @@ def test_a_notebook_from_an_older_nbformat_minor_version_is_read_and_prepared_li
 
 
 @pytest.mark.slow
-def test_an_outcome_path_that_is_a_folder_is_moved_aside_not_deleted(graded_course):
-    course = graded_course
+def test_an_outcome_path_that_is_a_folder_is_moved_aside_not_deleted(course):
     m = course.module("06")
     out = course.student_folder("autograded", m, "outcome_folder")
     (out / "grading.json" / "kept.txt").mkdir(parents=True)
     record(course, course.root, m, Outcome("outcome_folder", m.name, "invalid", "not a notebook"))
     assert json.loads((out / "grading.json").read_text())["status"] == "invalid"
     assert [p.name for p in out.glob("grading.json.folder-*/kept.txt")] == ["kept.txt"]
+
+
+def _outcome(course, student: str, status: str, score: float | None):
+    """An outcome of `status` with every graded cell at `score` (None: a failed one's)."""
+    from tito.course.grading.host import CellScore
+
+    m, _, instructor, _ = notebooks(course)
+    cells = [
+        CellScore(
+            c.metadata["nbgrader"]["grade_id"],
+            float(c.metadata["nbgrader"]["points"]),
+            c.metadata["nbgrader"]["points"] if score == "full" else score,
+            None,
+            None,
+        )
+        for c in instructor.cells
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
+    ]
+    return m, Outcome(student, m.name, status, "why" if status != "graded" else "", cells)
+
+
+@pytest.mark.slow
+def test_a_failed_outcome_leaves_no_score_in_the_gradebook_and_the_export_refuses(
+    course, monkeypatch
+):
+    """Graded in full first, then failed: the record holds no automatic score (not 0, not the
+    earlier one), every cell waits, the report says so, and the export exits 3 naming the
+    student unless --allow-incomplete, which marks the row and leaves its score empty."""
+    import csv
+    import io
+
+    from nbgrader.api import Gradebook
+    from typer.testing import CliRunner
+
+    from tito.main import app
+
+    for student, status, score in [
+        ("ok", "graded", "full"),
+        ("odd", "invalid", 0.0),
+        ("unlucky", "graded", "full"),
+        ("unlucky", "failed", None),
+    ]:
+        m, outcome = _outcome(course, student, status, score)
+        handed_in = course.submission_notebook(m, student)
+        handed_in.parent.mkdir(parents=True, exist_ok=True)
+        handed_in.write_text("{}", encoding="utf-8")
+        record(course, course.root, m, outcome)
+    with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", course.course_id) as gb:
+        grades = gb.find_submission_notebook(m.notebook, m.name, "unlucky").grades
+        assert {(g.auto_score, g.needs_manual_grade) for g in grades} == {(None, True)}
+        assert len(grades) == 49  # 45 tests and 4 written answers
+    monkeypatch.chdir(course.root)
+    runner = CliRunner()
+    report = runner.invoke(app, ["nbgrader", "report", "06", "--format", "csv"])
+    rows = {r["student"]: r for r in csv.DictReader(io.StringIO(report.output))}
+    assert (rows["unlucky"]["status"], rows["unlucky"]["total"]) == ("failed", "")
+    assert (rows["ok"]["status"], rows["ok"]["total"], rows["odd"]["total"]) == (
+        "graded",
+        "92.0",
+        "0.0",
+    )
+    refused = runner.invoke(app, ["nbgrader", "export", "06", "--to", "grades.csv"])
+    assert refused.exit_code == 3, refused.output
+    assert "unlucky (06_optimizers: failed)" in " ".join(refused.output.split())
+    assert not (course.root / "grades.csv").exists()
+    marked = runner.invoke(
+        app, ["nbgrader", "export", "06", "--to", "grades.csv", "--allow-incomplete"]
+    )
+    assert marked.exit_code == 0, marked.output
+    lines = (course.root / "grades.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == (
+        '"student_id","06_optimizers","06_optimizers max","06_optimizers pending",'
+        '"06_optimizers status"'
+    )
+    assert '"unlucky","",100.0,49,"failed"' in lines, lines
+    assert '"ok",92.0,100.0,0,"graded"' in lines and '"odd",0.0,100.0,0,"invalid"' in lines
+
+
+ODD_METADATA = {
+    "points": ("abc", "has nbgrader metadata nbgrader cannot read ('abc' is not of type 'number')"),
+    "grade": ("yes", "has nbgrader metadata nbgrader cannot read ('yes' is not of type 'boolean')"),
+    "schema_version": (
+        99,
+        "has nbgrader metadata nbgrader cannot read (Schema version is too new: 99 (expected 3))",
+    ),
+    "grade_id": (
+        "gd_step_valuez",
+        "is marked as the module's cell 'gd_step_valuez', which the module does not have",
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ODD_METADATA)
+def test_odd_nbgrader_metadata_makes_the_submission_invalid_naming_the_cell(course, key):
+    """Metadata nbgrader's own steps crash on (it did for points and grade) is the student's to
+    fix, never the machine's failure."""
+    m, _, instructor, complete = notebooks(course)
+    nb = nbformat.from_dict(json.loads(nbformat.writes(complete)))
+    index, cell = next(
+        (i, c)
+        for i, c in enumerate(nb.cells)
+        if c.metadata.get("nbgrader", {}).get("grade_id") == "gd_step_values"
+    )
+    value, problem = ODD_METADATA[key]
+    cell.metadata["nbgrader"][key] = value
+    path = course.submission_notebook(m, f"odd_{key}")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    outcome = read_submission(course, course.root, m, f"odd_{key}", instructor)
+    assert (outcome.status, outcome.reason) == (
+        "invalid",
+        f"cell {index} (gd_step_values) {problem}: start again from the student version, "
+        "or copy your answers into it",
+    )
+    assert outcome.score == 0.0
+
+
+@pytest.mark.slow
+def test_a_deleted_cell_nbgrader_cannot_put_back_makes_the_submission_invalid(course):
+    """nbgrader places a restored test cell after the cell before it, and fails when that one is
+    only locked (sgd_class): the notebook lost the cell, so the outcome is invalid, not failed."""
+    m, _, instructor, complete = notebooks(course)
+    nb = nbformat.from_dict(json.loads(nbformat.writes(complete)))
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    after_locked = next(g for g in ids[ids.index("sgd_class") + 1 :] if g)  # sgd_plain_step_values
+    nb.cells = [c for c, g in zip(nb.cells, ids) if g != after_locked]
+    path = course.submission_notebook(m, "lost_cell")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    submitted, _ = read_submission(course, course.root, m, "lost_cell", instructor)
+    outcome = prepare(course, course.root, m, "lost_cell", submitted, instructor)
+    assert (outcome.status, outcome.score) == ("invalid", 0.0)
+    assert outcome.reason == (
+        f"the notebook lost 1 of the module's cells ({after_locked}) and nbgrader cannot put them "
+        "back (KeyError: 'sgd_class'): start again from the student version, or copy your "
+        "answers into it"
+    )

@@ -130,7 +130,7 @@ def test_points_lost_in_a_starved_kernel_run_make_the_outcome_failed():
     outcome, _ = decide(
         "s", MODULE, _notebook(), _notebook(), [], _result(kernel_busy=busy), LIMITS
     )
-    assert (outcome.status, outcome.score) == ("failed", 0.0)
+    assert (outcome.status, outcome.score) == ("failed", None)
     assert outcome.reason.startswith(busy) and "--retry-failed" in outcome.reason
 
 

@@ -155,6 +155,13 @@ def autograde(
         raise typer.Exit(3)
 
 
+def _shown(value) -> str:
+    """A report value as the table shows it: numbers short, None (no score) as "no score"."""
+    if value is None:
+        return "no score"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def scores_table(course, m, outcomes) -> Table:
     """The end of an autograde run: each student's automatic points as the gradebook holds them
     (a score a person entered in formgrader counts), the outcome's status and a note."""
@@ -166,7 +173,7 @@ def scores_table(course, m, outcomes) -> Table:
         # Not in the gradebook: the outcome could not be recorded (its reason says why).
         s = recorded.get(o.student) or scores.Scores(
             o.student,
-            {c.grade_id: 0.0 for c in o.cells},
+            {c.grade_id: c.score for c in o.cells},
             {c.grade_id: c.max_score for c in o.cells},
         )
         tests = [g for g in s.points if g not in s.written]
@@ -174,12 +181,10 @@ def scores_table(course, m, outcomes) -> Table:
         note = o.reason or (
             f"lost points in {len(lost)} cell(s): " + ", ".join(lost[:3]) if lost else ""
         )
-        t.add_row(
-            Text(_printable(o.student)),
-            f"{s.automatic:g}/{sum(s.max_points[g] for g in tests):g}",
-            o.status,
-            Text(_printable(note)[:120]),
-        )
+        out_of = sum(s.max_points[g] for g in tests)
+        # A failed outcome has no score: not 0, and not an earlier run's.
+        score = f"no score/{out_of:g}" if o.status == "failed" else f"{s.automatic:g}/{out_of:g}"
+        t.add_row(Text(_printable(o.student)), score, o.status, Text(_printable(note)[:120]))
     return t
 
 
@@ -230,7 +235,7 @@ def report(
     for c in ["total", "automatic", "manual", "pending", "status", *cells]:
         t.add_row(
             c,
-            *[f"{r[c]:g}" if isinstance(r[c], float) else str(r[c]) for r in rows],
+            *[_shown(r[c]) for r in rows],
             end_section=c == "status",
         )
     console.print(t)
@@ -458,14 +463,26 @@ def export(
     to: Path = typer.Option(
         Path("grades.csv"), "--to", help="CSV file to write (replaced as a whole)."
     ),
+    allow_incomplete: bool = typer.Option(
+        False,
+        "--allow-incomplete",
+        help="Write the file although some submissions have no score yet (failed or never "
+        "graded): their score is left empty and their status says why.",
+    ),
 ):
-    """Grades for an LMS import: one CSV row per student with the id, then each module's total
-    (automatic + manual), its maximum, and how many written answers still wait for grading."""
-    from ..course.grading.lms import export_grades
+    """Grades for an LMS import: one CSV row per student with the id, then per module the total
+    (automatic + manual), its maximum, how many written answers still wait for grading and the
+    status of the outcome. Exits 3, writing nothing, while a submission has no score (failed or
+    never graded), unless --allow-incomplete."""
+    from ..course.grading.lms import IncompleteGrades, export_grades
 
     course = load_course()
     names = [course.module(module).name] if module else [m.name for m in course.modules]
-    students = export_grades(course, names, to)
+    try:
+        students = export_grades(course, names, to, allow_incomplete)
+    except IncompleteGrades as e:
+        console.print(f"[red]{escape(_printable(str(e)))}[/]")
+        raise typer.Exit(3) from None
     console.print(f"grades of {students} student(s) for {', '.join(names)}: {to}")
 
 

@@ -13,7 +13,8 @@ Follow one submission through `autograde`:
    as display.py allows them (cell sources and metadata stay the host's), and each graded
    cell scores the minimum of the judge's verdict and the kernel run's.
 4. `record` (here): the scores go to the gradebook, the one record of scores (scores.py reads
-   it for every view); manual scores already there are never touched. The rest of the Outcome
+   it for every view); manual scores already there are never touched. A failed outcome
+   writes no automatic score (not 0): its cells wait for a new grade. The rest of the Outcome
    (status, reason, isolation, the verdicts and the judge's messages) is written to
    `autograded/<student>/<module>/grading.json`.
 Any exception on the way makes that one submission `failed` with the reason; the batch goes on.
@@ -81,9 +82,11 @@ class Outcome:
     diagnosis: dict[str, list[str]] = field(default_factory=dict)
 
     @property
-    def score(self) -> float:
-        """The points decided in this run (an outcome read back from grading.json has none: read
-        the gradebook through scores.py)."""
+    def score(self) -> float | None:
+        """The points decided in this run; None for a failed outcome, which has no score (an
+        outcome read back from grading.json has none either: read the gradebook, scores.py)."""
+        if self.status == "failed":
+            return None
         if any(c.score is None for c in self.cells):
             raise ValueError("this outcome holds no scores; the gradebook does (scores.py)")
         return sum(c.score for c in self.cells)
@@ -164,12 +167,14 @@ def load_outcome(course: Course, course_root: Path, m: Module, student: str) -> 
 # -- 1. prepare --------------------------------------------------------------------------
 
 
-def _zero_cells(reference, reason: str) -> list[CellScore]:
+def _cells(reference, reason: str, score: float | None) -> list[CellScore]:
+    """Every graded cell at `score`: 0.0 for an invalid submission (the student's), None for a
+    failed one (the grader's or the machine's: no score at all)."""
     return [
         CellScore(
             c.metadata["nbgrader"]["grade_id"],
             float(c.metadata["nbgrader"].get("points", 0)),
-            0.0,
+            score,
             None,
             None,
             reason,
@@ -207,7 +212,7 @@ def read_submission(
             m.name,
             "invalid",
             reason,
-            _zero_cells(reference, reason),
+            _cells(reference, reason, 0.0),
             digests={"submission": received} if received else {},
         )
 
@@ -238,14 +243,56 @@ def read_submission(
         json.dumps(submitted, ensure_ascii=False)
     ):  # nbgrader could not write it back
         return invalid(_invalid_unicode(submitted))
-    for i, cell in enumerate(submitted.cells):  # the shape nbgrader's own steps rely on
-        md = cell.metadata.get("nbgrader", {})
-        if not isinstance(md, dict) or not isinstance(md.get("grade_id", ""), str):
+    expected = {
+        c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]
+        for c in reference.cells
+        if "grade_id" in c.metadata.get("nbgrader", {})
+    }
+    for i, cell in enumerate(submitted.cells):
+        problem = _metadata_problem(cell, expected)
+        if problem:
             return invalid(
-                f"cell {i} ({cell.get('id', '?')}) has nbgrader metadata of the wrong shape: "
-                "start again from the student version, or copy your answers into it"
+                f"cell {i} ({cell.get('id', '?')}) {problem}: start again from the student "
+                "version, or copy your answers into it"
             )
     return submitted, received
+
+
+def _metadata_problem(cell, expected: dict[str, dict]) -> str:
+    """What is wrong with a submitted cell's nbgrader metadata for nbgrader's own steps, or "".
+
+    Its shape is checked by nbgrader's validator (flags, points, schema version); a cell marked
+    as graded, a solution or locked must be one of the module's (`expected`: grade id ->
+    metadata) with the same flags and points, else nbgrader's checksums stop it."""
+    from nbgrader.nbgraderformat import MetadataValidator, SchemaTooNewError, SchemaTooOldError
+    from nbgrader.nbgraderformat import ValidationError as MetadataError
+
+    md = cell.metadata.get("nbgrader")
+    if md is None:
+        return ""
+    if not isinstance(md, dict) or not isinstance(md.get("grade_id", ""), str):
+        return "has nbgrader metadata of the wrong shape"
+    try:
+        MetadataValidator().validate_cell(cell)
+    except (MetadataError, SchemaTooNewError, SchemaTooOldError) as e:
+        return (
+            f"has nbgrader metadata nbgrader cannot read ({(str(e).splitlines() or [''])[0][:120]})"
+        )
+    if not (md.get("grade") or md.get("solution") or md.get("locked")):
+        return ""
+    grade_id = md.get("grade_id", "")
+    module = expected.get(grade_id)
+    if module is None:
+        return f"is marked as the module's cell {grade_id!r}, which the module does not have"
+    for key in ("grade", "solution", "points"):
+        if md.get(key, False if key != "points" else 0) != module.get(
+            key, False if key != "points" else 0
+        ):
+            return (
+                f"changes the {key} of the module's cell {grade_id!r} "
+                f"({md.get(key)!r} instead of {module.get(key)!r})"
+            )
+    return ""
 
 
 def _invalid_unicode(nb) -> str:
@@ -276,11 +323,38 @@ def prepare(
     with quiet():
         result = api(course, root, config).autograde(m.name, student, force=True, create=True)
     if not result.get("success"):
-        reason = "nbgrader could not prepare the submission: " + _nbgrader_error(result)
-        return Outcome(student, m.name, "failed", reason, _zero_cells(reference, reason))
+        error = _nbgrader_error(result)
+        lost = _lost_cells(error, submitted, reference)
+        if lost:  # the submission's doing: it deleted cells nbgrader cannot put back
+            reason = (
+                f"the notebook lost {len(lost)} of the module's cells ({', '.join(lost[:3])}"
+                f"{', ...' if len(lost) > 3 else ''}) and nbgrader cannot put them back ({error}): "
+                "start again from the student version, or copy your answers into it"
+            )
+            return Outcome(student, m.name, "invalid", reason, _cells(reference, reason, 0.0))
+        reason = "nbgrader could not prepare the submission: " + error
+        return Outcome(student, m.name, "failed", reason, _cells(reference, reason, None))
     path = course.student_folder("autograded", m, student, root) / f"{m.notebook}.ipynb"
     prepared = nbformat.read(path, as_version=4)
     return prepared, [f"duplicated cell {d!r}: one copy graded" for d in duplicated_ids(submitted)]
+
+
+def _lost_cells(error: str, submitted, reference) -> list[str]:
+    """The module's cells the submission lost, when nbgrader's error (a KeyError of one of the
+    module's cell ids) comes from putting them back: nbgrader places a restored cell after the
+    one before it and fails when that one is not a graded or solution cell. Else []."""
+    named = re.fullmatch(r"KeyError: '([^']+)'", error)
+    module, kept = (
+        [
+            c.metadata["nbgrader"]["grade_id"]
+            for c in nb.cells
+            if "grade_id" in c.metadata.get("nbgrader", {})
+        ]
+        for nb in (reference, submitted)
+    )
+    if not named or named[1] not in module:
+        return []
+    return [g for g in module if g not in kept]
 
 
 def student_package(course: Course) -> dict[str, str]:
@@ -405,11 +479,21 @@ def decide(
         )
     if "kernel" in result.memory_limit_hit:
         run_note = ""  # cells the stopped kernel never ran score 0 in the notebook
-    if result.failure or result.execution_note or run_note:
-        reason = "; ".join(x for x in (result.failure, result.execution_note, run_note) if x)
+    if result.failure:  # the job could not finish for a reason that is not the submission's
         return Outcome(
-            student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation
+            student,
+            m.name,
+            "failed",
+            result.failure,
+            _cells(reference, result.failure, None),
+            result.isolation,
         ), merged
+    # Everything in the kernel run's jail is the submission's: a kernel (or its client) that
+    # died, too much output, a notebook that is no longer the one sent. The cells it did not
+    # show passing score 0 in the kernel's verdict; a machine too busy is told apart below.
+    stopped = "; ".join(x for x in (result.execution_note, run_note) if x)
+    if stopped:
+        notes.append(f"{stopped}: the cells it did not run score 0")
     kernel = {
         c.metadata["nbgrader"]["grade_id"]: _kernel_score(c)
         for c in merged.cells
@@ -438,7 +522,7 @@ def decide(
             "when the machine is less loaded"
         )
         return Outcome(
-            student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation
+            student, m.name, "failed", reason, _cells(reference, reason, None), result.isolation
         ), merged
     if result.cell_errors:
         notes.append("errors in exported cells: " + "; ".join(result.cell_errors[:3]))
@@ -463,9 +547,8 @@ def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=Non
     kept = out / f"{m.notebook}.ipynb"
     if notebook is not None:
         write_if_changed(kept, dumps(notebook))
-    elif (
-        kept.is_file() or kept.is_symlink()
-    ):  # from an earlier run: the feedback says why there is none now
+    elif kept.is_file() or kept.is_symlink():
+        # From an earlier run: the feedback says why there is none now.
         kept.unlink()
 
     final = {c.grade_id: c.score for c in outcome.cells}
@@ -481,16 +564,19 @@ def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=Non
         except MissingEntry:
             gb.add_submission(m.name, outcome.student)
         for g in gb.find_submission_notebook(m.notebook, m.name, outcome.student).grades:
-            if g.name in final:
+            if outcome.status == "failed":
+                # No score at all, not 0: the grader or the machine failed, not the student.
+                # Every cell waits for a new grade (or a person) until then.
+                g.auto_score = None
+            elif g.name in final:
                 g.auto_score = final[g.name]
-            elif (
-                g.name in answers and outcome.status == "graded"
-            ):  # a written answer: nbgrader's rule
+            elif g.name in answers and outcome.status == "graded":
+                # A written answer: nbgrader's rule (None: it waits for a person).
                 g.auto_score = determine_grade(answers[g.name])[0]
             else:
                 g.auto_score = 0.0
-            # A written answer waits for a person until one has scored it; a score someone
-            # entered by hand (formgrader) is never touched, so a re-grade keeps it.
+            # A cell without a score waits for a person until one has scored it; a score
+            # someone entered by hand (formgrader) is never touched, so a re-grade keeps it.
             g.needs_manual_grade = g.auto_score is None and g.manual_score is None
         gb.db.commit()
     # Last: an outcome on disk always goes with the scores the gradebook holds for it.
@@ -623,7 +709,7 @@ def autograde(
             m.name,
             "failed",
             valid_text(reason),
-            _zero_cells(reference, reason),
+            _cells(reference, reason, None),
             outcome.isolation if outcome else "",
             digests=outcome.digests if outcome else {},
         )
@@ -675,7 +761,7 @@ def autograde(
         ) as e:  # data the job returned that the host cannot use: this one fails, not the batch
             reason = f"the grading job returned unusable data ({type(e).__name__}: {str(e)[:200]})"
             return Outcome(
-                student, m.name, "failed", reason, _zero_cells(reference, reason), result.isolation
+                student, m.name, "failed", reason, _cells(reference, reason, None), result.isolation
             ), None
 
     try:

@@ -11,6 +11,10 @@ from ..settings import Course, CourseError, Module
 from . import scores
 from .host import load_outcome
 
+# The statuses whose scores stand: graded, and invalid (the student's own doing, scored 0).
+# A failed or never graded submission has no score.
+SCORED = ("graded", "invalid")
+
 
 def written_answers(notebook) -> list[str]:
     """Grade ids of the answers graded by hand (nbgrader markdown cells with points)."""
@@ -46,20 +50,20 @@ def score_rows(
     for student in students:
         outcome = load_outcome(course, root, m, student)
         s = recorded.get(student, scores.Scores(student))
-        row = {
-            "student": student,
-            "status": outcome.status if outcome else "not graded",
-            "reason": outcome.reason if outcome else "",
-        }
-        row.update({c: float(s.points.get(c) or 0.0) for c in cells})
+        status = outcome.status if outcome else "not graded"
+        row = {"student": student, "status": status, "reason": outcome.reason if outcome else ""}
+        # A cell without a score (a written answer waiting for a person, or every cell of a
+        # failed outcome) is "pending", never 0.
         row.update(
             {
                 c: "pending"
                 if c in s.points and s.points[c] is None
                 else float(s.points.get(c) or 0.0)
-                for c in written
+                for c in [*cells, *written]
             }
         )
         row.update(automatic=s.automatic, manual=s.manual, pending=s.pending, total=s.total)
+        if status not in SCORED:  # failed, or never graded: no total to show, not 0
+            row.update(automatic=None, total=None)
         rows.append(row)
     return [*cells, *written], rows
