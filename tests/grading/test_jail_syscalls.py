@@ -1,8 +1,9 @@
 """The jail's syscall filter: kernel state that jails share is out of reach, ordinary work is not.
 
 A probe runs in a real jail, as root and as an unprivileged user: each denied call fails with
-EPERM (a keyring write, io_uring, a file lock on the shared read-only environment, a new
-namespace...), while processes, threads and files still work.
+EPERM (a keyring write, io_uring, a file lock or a file-event request on the shared read-only
+environment, a new namespace, ignoring SIGCHLD...), while processes, threads and files still
+work.
 """
 
 from __future__ import annotations
@@ -57,6 +58,22 @@ if r == 0:
 out["clone_newuser"] = errno.errorcode.get(ctypes.get_errno(), str(r)) if r == -1 else "ok"
 r = libc.inotify_init1(0)
 out["inotify"] = errno.errorcode.get(ctypes.get_errno(), str(r)) if r == -1 else "ok"
+# File events on the shared environment: another jail's reads as signals (dnotify, leases).
+folder = os.open(os.path.dirname(os.__file__), os.O_RDONLY)
+for name, cmd, arg in [("f_notify", 1026, 0x80000001), ("f_setlease", 1024, fcntl.F_RDLCK),
+                       ("f_setsig", 10, 10)]:
+    try:
+        fcntl.fcntl(folder if name == "f_notify" else env.fileno(), cmd, arg)
+        out[name] = "ok"
+    except OSError as e:
+        out[name] = errno.errorcode[e.errno]
+# Children the kernel reaps at once would take their CPU out of every count.
+import signal
+try:
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    out["sigchld_ignored"] = "ok"
+except OSError as e:
+    out["sigchld_ignored"] = errno.errorcode[e.errno]
 out["process"] = subprocess.run([sys.executable, "-c", "print('child')"],
                                 capture_output=True, text=True).stdout.strip()
 t = threading.Thread(target=lambda: out.__setitem__("thread", "ok"))
@@ -104,6 +121,10 @@ EXPECTED = {
     "fcntl_lock_high_bits": "EPERM",
     "clone_newuser": "EPERM",
     "inotify": "EPERM",
+    "f_notify": "EPERM",
+    "f_setlease": "EPERM",
+    "f_setsig": "EPERM",
+    "sigchld_ignored": "EPERM",
     "process": "child",
     "thread": "ok",
     "write": "1",

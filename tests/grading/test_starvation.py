@@ -45,10 +45,22 @@ def _start(code: str, nice: int = 0) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code], preexec_fn=pin)
 
 
+class _Started(list):
+    """Start pinned processes (call it); every one, and its tree, is killed at the end."""
+
+    @property
+    def procs(self) -> list:
+        return self
+
+    def __call__(self, code: str, nice: int = 0) -> subprocess.Popen:
+        self.append(_start(code, nice))
+        return self[-1]
+
+
 @pytest.fixture
 def started():
-    procs: list[subprocess.Popen] = []
-    yield lambda code, nice=0: procs.append(_start(code, nice)) or procs[-1]
+    procs = _Started()
+    yield procs
     for p in procs:
         for pid in reversed(processes.tree(p.pid)):
             try:
@@ -68,6 +80,43 @@ def test_a_tree_kept_waiting_behind_busy_processes_is_starved(started):
         r"and ran for 0\.0\d s",
         said,
     ), said
+
+
+# Children that each burn 0.1 s of CPU (counted in CPU time, whatever the load) and exit while
+# the parent, which never waits for them, sleeps: ignoring SIGCHLD or not is the only difference.
+BUSY_CHILDREN = """\
+import os, signal, sys, time
+if sys.argv[1] == "ignore":
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+for _ in range(5):
+    if os.fork() == 0:
+        while time.process_time() < 0.1:
+            pass
+        os._exit(0)
+print("forked", flush=True)
+time.sleep(60)
+"""
+
+
+def _cpu_of_children(started, sigchld: str) -> float:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BUSY_CHILDREN, sigchld], stdout=subprocess.PIPE, text=True
+    )
+    started.procs.append(proc)
+    assert proc.stdout.readline() == "forked\n"
+    while any(processes.state(pid) not in ("Z", None) for pid in processes.tree(proc.pid)[1:]):
+        time.sleep(0.05)  # until every child has burnt its CPU and exited
+    time.sleep(0.5)  # the kernel's own reaping of ignored children is done by now
+    return processes.cpu_seconds(processes.tree(proc.pid)[1:])  # the parent's own CPU left out
+
+
+def test_children_that_exited_unreaped_still_count_their_cpu(started):
+    """What the jail's filter keeps so: with SIGCHLD not ignored, a child that exits stays (a
+    zombie) with its CPU until its parent waits for it, which then counts it; ignoring SIGCHLD
+    (denied in the jail, test_jail_syscalls.py) would make the kernel drop it at once."""
+    # Five children of 0.1 s each (the kernel's clock ticks round each down by up to 0.01 s).
+    assert 0.45 <= _cpu_of_children(started, "keep") <= 0.6
+    assert _cpu_of_children(started, "ignore") == 0.0
 
 
 def test_a_sleeping_tree_is_not_starved(started):

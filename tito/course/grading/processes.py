@@ -94,8 +94,17 @@ TICK = os.sysconf("SC_CLK_TCK")
 STATE_SAMPLES = 10  # looks at the threads' states per judged interval
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    """CPU the processes used so far, with the children they have reaped."""
+def state(pid: int) -> str | None:
+    """The process's state letter (R running, S sleeping, Z exited and not yet reaped, ...)."""
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU the processes used so far, with the children they have reaped. An exited child not
+    yet reaped is in the tree (a zombie keeps its CPU times); the jail's filter keeps a
+    submission from having the kernel reap its children at once (ignoring SIGCHLD), which
+    would drop their CPU from every count."""
     total = 0
     for p in pids:
         fields = _stat_fields(p)
@@ -124,10 +133,10 @@ def _judge(
     """Watch the tree for `seconds` (less if `stop` is set): (CPU it used, share of looks at which
     it wanted a CPU, elapsed). The tree is looked up again at each look: processes come and go."""
     started, stop = time.monotonic(), stop or threading.Event()
-    cpu_before, wanting, looks = _cpu_seconds(tree(pid)), 0, 0
+    cpu_before, wanting, looks = cpu_seconds(tree(pid)), 0, 0
     while looks < STATE_SAMPLES and not stop.wait(seconds / STATE_SAMPLES):
         wanting, looks = wanting + _runnable(tree(pid)), looks + 1
-    return _cpu_seconds(tree(pid)) - cpu_before, wanting / max(1, looks), time.monotonic() - started
+    return cpu_seconds(tree(pid)) - cpu_before, wanting / max(1, looks), time.monotonic() - started
 
 
 def _starved(ran: float, wanting: float, seconds: float) -> bool:

@@ -4,8 +4,12 @@ bubblewrap loads it (`--seccomp FD`) just before it starts the jailed command, s
 everything a submission runs. Each listed call fails with EPERM; everything else is allowed.
 - keyrings (`add_key`, `request_key`, `keyctl`): the kernel keyring belongs to the user, not
   to a namespace, so data put there by one job is read by the next;
-- file locks (`flock`, and `fcntl`'s record locks) and inotify: the read-only environment is
-  the same file for every jail, so one jail's lock, or its reading a file, is another's signal;
+- file locks (`flock`, and `fcntl`'s record locks) and file events (inotify, fanotify, and
+  `fcntl`'s F_NOTIFY, F_SETLEASE and F_SETSIG): the read-only environment is the same file for
+  every jail, so one jail's lock, or its reading a file, is another's signal;
+- ignoring SIGCHLD (`rt_sigaction` for SIGCHLD, which also sets SA_NOCLDWAIT): the kernel
+  would reap the children at once and their CPU would be in no process's count, so a
+  submission busy in short-lived children could pass for a job the machine starved;
 - memory a process can hold without mapping it (`memfd_create`, SysV shared memory, message
   queues and semaphores): outside a control group nothing counts it against the jail's limit;
 - io_uring, userfaultfd, perf_event_open, bpf: large kernel surfaces no grading needs;
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import signal
 import tempfile
 
 DENIED = [
@@ -68,8 +73,21 @@ DENIED = [
     "msgget",
     "semget",
 ]
-# fcntl's record locks (POSIX and open-file-description ones), by command number.
+# fcntl's record locks (POSIX and open-file-description ones) and its file events (directory
+# notification, leases, the signal they send), by command number.
 F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 5, 6, 7, 36, 37, 38
+F_SETSIG, F_SETLEASE, F_NOTIFY = 10, 1024, 1026
+FCNTL_DENIED = (
+    F_GETLK,
+    F_SETLK,
+    F_SETLKW,
+    F_OFD_GETLK,
+    F_OFD_SETLK,
+    F_OFD_SETLKW,
+    F_SETSIG,
+    F_SETLEASE,
+    F_NOTIFY,
+)
 NAMESPACE_FLAGS = (
     0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET (and NEWTIME below)
 )
@@ -94,9 +112,10 @@ def compiled() -> bytes:
     deny = sc.ERRNO(errno.EPERM)
     for name in DENIED:
         f.add_rule(deny, name)
-    for cmd in (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW):
+    for cmd in FCNTL_DENIED:
         # The kernel reads cmd as 32 bits: compare those only (high bits set must not slip past).
         f.add_rule(deny, "fcntl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, cmd))
+    f.add_rule(deny, "rt_sigaction", sc.Arg(0, sc.MASKED_EQ, 0xFFFFFFFF, signal.SIGCHLD))
     for flag in [1 << bit for bit in range(32) if NAMESPACE_FLAGS >> bit & 1] + [CLONE_NEWTIME]:
         f.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
     f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
