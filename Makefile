@@ -65,4 +65,4 @@ bench: install
 	$(BIN)/python benchmarks/diagnosis.py
 
 clean-demo:
-	rm -rf submitted autograded feedback gradebook.db .tito
+	rm -rf submitted autograded feedback gradebook.db .tito .grading-staging

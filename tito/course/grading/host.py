@@ -5,7 +5,8 @@ Follow one submission through `autograde`:
    (a regular file, at most `output_mb`, at most `max_cells` cells), check it is a notebook,
    and let nbgrader's own autograde sanitize it (clear outputs, restore locked and deleted
    test cells from the gradebook, drop duplicated grade cells); nbgrader's execution step is
-   switched off here. What nbgrader wrote is replaced by its copy for display (display.py).
+   switched off here, and its copy is written to a staging folder, read and removed: never
+   to autograded/. The copy for display (display.py) is made from it.
 2. the job (job.py): the prepared notebook, without its hidden tests, runs in a jailed kernel,
    and the judge runs the instructor's tests against the student's functions in a jailed
    process. It returns data.
@@ -27,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +51,8 @@ from .job import Job, JobResult, run_in_process
 from .preprocessors import duplicated_ids
 
 OUTCOME_FILE = "grading.json"
+# Under the grading state's root: nbgrader's copy of a submission while the host reads it.
+STAGING = ".grading-staging"
 
 
 @dataclass
@@ -315,13 +319,27 @@ def prepare(
     course: Course, root: Path, m: Module, student: str, submitted, reference
 ) -> tuple[nbformat.NotebookNode, list[str]] | Outcome:
     """(the submission as nbgrader prepared it, notes on what nbgrader changed), or an Outcome
-    saying why not. What nbgrader wrote to autograded/ holds the hidden tests and the
-    submission's raw markdown: the caller replaces it with the copy for display at once."""
+    saying why not. nbgrader's copy holds the hidden tests and the submission's raw markdown:
+    it is read from the staging folder and removed there; nothing of it reaches autograded/."""
     config = nbgrader_config(course, root)
     config.Autograde.exporter_class = NotebookExporter
     config.Autograde.autograde_preprocessors = []  # sanitize only: the job runs the notebook
+    # nbgrader writes its copy (hidden tests, raw markdown) to a staging folder, never to
+    # autograded/, which only ever holds what record() writes: a batch killed at any point
+    # leaves no hidden test where formgrader or feedback would show it.
+    staged = Path(root) / STAGING / student
+    config.CourseDirectory.autograded_directory = STAGING
     with quiet():
         result = api(course, root, config).autograde(m.name, student, force=True, create=True)
+    try:
+        return _prepared(
+            result, staged / m.name / f"{m.notebook}.ipynb", student, m, submitted, reference
+        )
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def _prepared(result: dict, path: Path, student: str, m: Module, submitted, reference):
     if not result.get("success"):
         error = _nbgrader_error(result)
         lost = _lost_cells(error, submitted, reference)
@@ -334,7 +352,6 @@ def prepare(
             return Outcome(student, m.name, "invalid", reason, _cells(reference, reason, 0.0))
         reason = "nbgrader could not prepare the submission: " + error
         return Outcome(student, m.name, "failed", reason, _cells(reference, reason, None))
-    path = course.student_folder("autograded", m, student, root) / f"{m.notebook}.ipynb"
     prepared = nbformat.read(path, as_version=4)
     return prepared, [f"duplicated cell {d!r}: one copy graded" for d in duplicated_ids(submitted)]
 
@@ -724,18 +741,12 @@ def autograde(
         return outcome, notebook
 
     def _grade_read(student: str, submitted) -> tuple[Outcome, nbformat.NotebookNode | None]:
-        with (
-            lock
-        ):  # nbgrader's copy (hidden tests, raw markdown) is replaced before the lock is let go
+        with lock:  # nbgrader's gradebook: one writer at a time
             prepared = prepare(course, root, m, student, submitted, reference)
-            if isinstance(prepared, Outcome):
-                return prepared, None
-            prepared, notes = prepared
-            shown = for_display(prepared, reference, course.display_limits)
-            write_if_changed(
-                course.student_folder("autograded", m, student, root) / f"{m.notebook}.ipynb",
-                dumps(shown),
-            )
+        if isinstance(prepared, Outcome):
+            return prepared, None
+        prepared, notes = prepared
+        shown = for_display(prepared, reference, course.display_limits)
         # The kernel run gets no hidden test: the judge runs them from the instructor notebook.
         job = Job(
             student,

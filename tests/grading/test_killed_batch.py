@@ -1,0 +1,164 @@
+"""A batch killed with SIGKILL (out of memory, a power cut) loses nothing and shows nothing.
+
+`tito nbgrader autograde` grades two submissions one at a time (a complete one and one with a
+bug); the test kills its whole process group at a point of the batch, checks that no hidden
+test line is under autograded/ (nbgrader's copy goes to a staging folder, never there), grades
+again, and compares the gradebook's scores, the outcomes and the file for the LMS with those
+of a batch that was never killed: identical. The points are found by watching the course:
+while nbgrader prepares the first submission (its staging folder exists), while the first
+job runs (its process exists), while the first outcome is recorded (its notebook is written,
+the gradebook commit follows), and between the two submissions (the first outcome exists).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.conftest import make_course_copy
+from tests.grading.batch_checks import hidden_lines, notebooks
+from tito.course.generate import generate
+from tito.course.grading import scores
+from tito.course.grading import submissions as sub
+from tito.course.grading.examples import EPS_INSIDE_SQRT
+from tito.course.grading.host import STAGING, load_outcome
+from tito.course.settings import Course
+
+pytestmark = pytest.mark.slow
+STUDENTS = ["a_complete", "b_buggy"]  # graded in this order with one worker
+
+
+def _staging(course, student):
+    return (course.root / STAGING / student).exists()
+
+
+def _job_running(course, student):
+    return any(
+        b"tito.course.grading.job" in _cmdline(pid) for pid in os.listdir("/proc") if pid.isdigit()
+    )
+
+
+def _recording(course, student):
+    return (
+        course.student_folder("autograded", course.module("06"), student)
+        .joinpath("optimizers.ipynb")
+        .exists()
+    )
+
+
+def _outcome_written(course, student):
+    return (
+        course.student_folder("autograded", course.module("06"), student)
+        .joinpath("grading.json")
+        .exists()
+    )
+
+
+KILL_POINTS = {
+    "preparing": _staging,
+    "in_the_job": _job_running,
+    "recording": _recording,
+    "between_submissions": _outcome_written,
+}
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A generated course with the two submissions handed in, nothing graded."""
+    root = make_course_copy(tmp_path_factory.mktemp("template"))
+    course = Course(root)
+    generate(course, course.module("06"))
+    m, _, _, complete = notebooks(course)
+    for student, nb in zip(
+        STUDENTS, [complete, sub.replace_region(complete, "adam_step_impl", EPS_INSIDE_SQRT)]
+    ):
+        path = course.submission_notebook(m, student)
+        path.parent.mkdir(parents=True)
+        nbformat.write(nb, path)
+    return root
+
+
+def _tito(root: Path, *args: str) -> subprocess.Popen:
+    tito = Path(sys.executable).parent / "tito"
+    return subprocess.Popen(
+        [str(tito), "nbgrader", *args],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the batch and everything it started: killed together
+    )
+
+
+def _grade(root: Path) -> None:
+    proc = _tito(root, "autograde", "06", "--workers", "1")
+    assert proc.wait(timeout=600) == 0
+
+
+def _record(root: Path) -> dict:
+    """The record of the batch: the gradebook's scores, the outcomes (without the memory
+    measured) and the file for the LMS."""
+    course = Course(root)
+    m = course.module("06")
+    outcomes = {}
+    for student in STUDENTS:
+        outcome = json.loads(load_outcome(course, root, m, student).to_json())
+        outcome.pop("memory_mb")
+        outcomes[student] = outcome
+    proc = _tito(root, "export", "06", "--to", "grades.csv")
+    assert proc.wait(timeout=120) == 0
+    return {
+        "scores": {s: vars(x) for s, x in scores.read(course, m, STUDENTS).items()},
+        "outcomes": outcomes,
+        "lms": (root / "grades.csv").read_text(encoding="utf-8"),
+    }
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(template, tmp_path_factory):
+    root = tmp_path_factory.mktemp("uninterrupted") / "course"
+    shutil.copytree(template, root)
+    _grade(root)
+    return _record(root)
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_a_batch_killed_at_any_point_shows_no_hidden_test_and_grading_again_gives_the_same_record(
+    template, uninterrupted, tmp_path, point
+):
+    root = tmp_path / "course"
+    shutil.copytree(template, root)
+    course = Course(root)
+    proc = _tito(root, "autograde", "06", "--workers", "1")
+    reached = KILL_POINTS[point]
+    deadline = time.monotonic() + 300
+    while not reached(course, STUDENTS[0]) and proc.poll() is None:
+        assert time.monotonic() < deadline, f"{point} was never reached"
+        time.sleep(0.005)
+    assert proc.poll() is None, f"the batch ended before {point} was seen"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    while any(
+        b"tito.course.grading.job" in _cmdline(p) for p in os.listdir("/proc") if p.isdigit()
+    ):
+        time.sleep(0.05)  # the job (it dies with the batch) and its jails
+    hidden = hidden_lines(nbformat.read(course.source_notebook(course.module("06")), 4))
+    shown = [p for p in (root / "autograded").rglob("*") if p.is_file()]
+    assert [(p.name, h) for p in shown for h in hidden if h in p.read_text(encoding="utf-8")] == []
+    _grade(root)
+    assert _record(root) == uninterrupted
