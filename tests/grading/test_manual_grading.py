@@ -383,3 +383,36 @@ def test_a_score_changed_in_the_gradebook_is_the_score_in_every_view(regraded, m
         with Gradebook(db, course.course_id) as gb:
             gb.find_grade(cell, m.notebook, m.name, CLASSMATE).manual_score = None
             gb.db.commit()
+
+
+def test_a_score_by_hand_against_an_earlier_outcome_is_flagged_until_saved_again(regraded):
+    """The classmate's written answer is scored by hand; then the classmate hands in other work
+    and it is graded again: the score stands, the outcome records what it was entered against,
+    formgrader flags the cell and the report names it, until a person saves the score again."""
+    from nbgrader.api import Gradebook
+
+    course, m = regraded["course"], regraded["m"]
+    url = f"sqlite:///{course.root / 'gradebook.db'}"
+
+    def hand(enter=None):
+        with Gradebook(url, course.course_id) as gb:
+            grade = gb.find_grade(ANSWER, m.notebook, m.name, CLASSMATE)
+            if enter is not None:  # what formgrader's grade handler stores
+                grade.manual_score, grade.needs_manual_grade = enter, False
+                gb.db.commit()
+            return grade.manual_score, grade.needs_manual_grade
+
+    def check():
+        return next(r for r in score_rows(course, m)[1] if r["student"] == CLASSMATE)["check"]
+
+    hand(enter=2.0)
+    (same,) = autograde(course, m, [CLASSMATE], workers=1)  # nothing changed: nothing to check
+    assert (same.scored_against_another(), hand(), check()) == ([], (2.0, False), "")
+    shutil.copy(EXAMPLES / "alice.ipynb", course.submission_notebook(m, CLASSMATE))
+    (changed,) = autograde(course, m, [CLASSMATE], workers=1)
+    assert changed.manual[ANSWER] == {"score": 2.0, "against": same.seen} != changed.seen
+    assert (changed.scored_against_another(), hand(), check()) == ([ANSWER], (2.0, True), ANSWER)
+    hand(enter=2.0)  # looked at again and saved in formgrader
+    (confirmed,) = autograde(course, m, [CLASSMATE], workers=1)
+    assert confirmed.manual[ANSWER] == {"score": 2.0, "against": changed.seen}
+    assert (confirmed.scored_against_another(), hand(), check()) == ([], (2.0, False), "")

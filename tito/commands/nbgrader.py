@@ -220,7 +220,7 @@ def report(
         raise CourseError(
             f"no graded submissions for {m.name}: run `tito nbgrader autograde {m.name}` first"
         )
-    cols = ["student", "total", "automatic", "manual", "pending", "status", *cells]
+    cols = ["student", "total", "automatic", "manual", "pending", "status", "check", *cells]
     if format == "csv":
         w = spreadsheet_writer(sys.stdout, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
@@ -232,13 +232,19 @@ def report(
     t.add_column("graded cell")
     for r in rows:
         t.add_column(Text(_printable(r["student"])), justify="right")
-    for c in ["total", "automatic", "manual", "pending", "status", *cells]:
+    for c in ["total", "automatic", "manual", "pending", "status", "check", *cells]:
         t.add_row(
             c,
             *[_shown(r[c]) for r in rows],
-            end_section=c == "status",
+            end_section=c == "check",
         )
     console.print(t)
+    to_check = [f"{r['student']} ({r['check']})" for r in rows if r["check"]]
+    if to_check:
+        console.print(
+            f"[yellow]scored by hand against an earlier outcome, graded again since (formgrader "
+            f"flags these cells): {escape(_printable(', '.join(to_check)))}[/]"
+        )
 
 
 @app.command()

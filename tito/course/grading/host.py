@@ -84,6 +84,24 @@ class Outcome:
     # Solution region (grade id) -> ids of the catalogued mistakes its function behaves like; [] for
     # "differs from the reference, like no known mistake" (diagnosis.py).
     diagnosis: dict[str, list[str]] = field(default_factory=dict)
+    # Grade id -> {"score": a score entered by hand, "against": the `seen` digest of the outcome
+    # it was entered against}: record() fills it from the gradebook.
+    manual: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def seen(self) -> str:
+        """What a person grading by hand saw of this outcome (the submission, the status and the
+        automatic verdicts), as a short digest: a later outcome with another has changed."""
+        seen = {
+            "submission": self.digests.get("submission", ""),
+            "status": self.status,
+            "cells": [(c.grade_id, c.kernel, c.judge, c.message) for c in self.cells],
+        }
+        return digest(json.dumps(seen, sort_keys=True).encode())[:12]
+
+    def scored_against_another(self) -> list[str]:
+        """The cells scored by hand against another outcome than this one."""
+        return sorted(g for g, x in self.manual.items() if x["against"] != self.seen)
 
     @property
     def score(self) -> float | None:
@@ -568,6 +586,7 @@ def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=Non
         # From an earlier run: the feedback says why there is none now.
         kept.unlink()
 
+    previous = load_outcome(course, root, m, outcome.student)
     final = {c.grade_id: c.score for c in outcome.cells}
     answers = {
         c.metadata["nbgrader"]["grade_id"]: c
@@ -594,10 +613,31 @@ def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=Non
                 g.auto_score = 0.0
             # A cell without a score waits for a person until one has scored it; a score
             # someone entered by hand (formgrader) is never touched, so a re-grade keeps it.
+            reviewed = g.manual_score is not None and not g.needs_manual_grade
             g.needs_manual_grade = g.auto_score is None and g.manual_score is None
+            if g.manual_score is not None:
+                outcome.manual[g.name] = {
+                    "score": g.manual_score,
+                    "against": _scored_against(previous, g.name, g.manual_score, reviewed),
+                }
+                # Scored against another outcome: formgrader flags the cell for a look again
+                # (the score stands until a person saves it, which clears the flag).
+                g.needs_manual_grade = outcome.manual[g.name]["against"] != outcome.seen
         gb.db.commit()
     # Last: an outcome on disk always goes with the scores the gradebook holds for it.
     write_if_changed(out / OUTCOME_FILE, outcome.to_json())
+
+
+def _scored_against(previous: Outcome | None, grade_id: str, score: float, reviewed: bool) -> str:
+    """The `seen` digest of the outcome a score entered by hand was entered against: the one
+    recorded before, unless it was entered, changed, or confirmed (formgrader's flag cleared)
+    since then, which makes it the previous outcome's."""
+    if previous is None:
+        return ""
+    kept = previous.manual.get(grade_id)
+    if kept is None or kept["score"] != score or reviewed:
+        return previous.seen
+    return kept["against"]
 
 
 def known_mistakes(mistakes: str, reference) -> dict[str, set[str]]:

@@ -51,7 +51,13 @@ def score_rows(
         outcome = load_outcome(course, root, m, student)
         s = recorded.get(student, scores.Scores(student))
         status = outcome.status if outcome else "not graded"
-        row = {"student": student, "status": status, "reason": outcome.reason if outcome else ""}
+        row = {
+            "student": student,
+            "status": status,
+            "reason": outcome.reason if outcome else "",
+            # Cells scored by hand against an earlier outcome: formgrader flags them too.
+            "check": " ".join(outcome.scored_against_another()) if outcome else "",
+        }
         # A cell without a score (a written answer waiting for a person, or every cell of a
         # failed outcome) is "pending", never 0.
         row.update(
