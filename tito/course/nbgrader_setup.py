@@ -66,6 +66,18 @@ def nbgrader_config(course: Course, course_root: Path | None = None) -> Config:
     return c
 
 
+# Under the grading state's root: where nbgrader writes its copy of a submission (hidden tests,
+# raw markdown) while tito's host reads it. Never autograded/, which formgrader shows.
+STAGING = ".grading-staging"
+
+
+def staging_config(course: Course, course_root: Path | None = None) -> Config:
+    """The course's nbgrader configuration with nbgrader's autograded folder in STAGING."""
+    c = nbgrader_config(course, course_root)
+    c.CourseDirectory.autograded_directory = STAGING
+    return c
+
+
 def gradebook_url(course: Course, course_root: Path | None = None) -> str:
     return f"sqlite:///{course.gradebook(course_root)}"
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import nbformat
 from nbconvert.exporters import NotebookExporter
 
-from ..nbgrader_setup import api, gradebook, nbgrader_config, quiet
+from ..nbgrader_setup import STAGING, api, gradebook, quiet, staging_config
 from ..notebooks import SOLUTION_BEGIN, dumps, is_grade_cell, write_if_changed
 from ..settings import Course, CourseError, Module
 from . import jail as jail_module
@@ -51,8 +51,6 @@ from .job import Job, JobResult, run_in_process
 from .preprocessors import duplicated_ids
 
 OUTCOME_FILE = "grading.json"
-# Under the grading state's root: nbgrader's copy of a submission while the host reads it.
-STAGING = ".grading-staging"
 
 
 @dataclass
@@ -339,14 +337,13 @@ def prepare(
     """(the submission as nbgrader prepared it, notes on what nbgrader changed), or an Outcome
     saying why not. nbgrader's copy holds the hidden tests and the submission's raw markdown:
     it is read from the staging folder and removed there; nothing of it reaches autograded/."""
-    config = nbgrader_config(course, root)
-    config.Autograde.exporter_class = NotebookExporter
-    config.Autograde.autograde_preprocessors = []  # sanitize only: the job runs the notebook
     # nbgrader writes its copy (hidden tests, raw markdown) to a staging folder, never to
     # autograded/, which only ever holds what record() writes: a batch killed at any point
     # leaves no hidden test where formgrader or feedback would show it.
+    config = staging_config(course, root)
+    config.Autograde.exporter_class = NotebookExporter
+    config.Autograde.autograde_preprocessors = []  # sanitize only: the job runs the notebook
     staged = Path(root) / STAGING / student
-    config.CourseDirectory.autograded_directory = STAGING
     with quiet():
         result = api(course, root, config).autograde(m.name, student, force=True, create=True)
     try:
