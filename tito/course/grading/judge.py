@@ -26,6 +26,7 @@ import numpy as np
 from ..notebooks import SOLUTION_BEGIN, is_export_cell, is_grade_cell, is_test_support_cell
 from .jail import JAILED_PACKAGE, Jail, JailError
 from .jailed.protocol import Mirror, WireError, load_class, receive, send
+from .messages import holds_hidden_tests, parts, shown
 from .processes import starvation
 
 SANDBOX_START_SECONDS = 60  # Python, numpy and matplotlib start, before any student code
@@ -301,7 +302,11 @@ _REBUILT_ERRORS = {
 
 def _proxy(sp: StudentProcess, name: str, clock: dict, returns=...):
     def call(*args, **kwargs):
-        return sp.call(name, args, kwargs, clock["deadline"], returns)
+        try:
+            return sp.call(name, args, kwargs, clock["deadline"], returns)
+        except Exception as e:  # named in a message that may not show the text (messages.py)
+            e.student_function = name
+            raise
 
     call.__name__ = call.__qualname__ = name
     return call
@@ -414,6 +419,42 @@ def _namespace(trusted: dict, support: list) -> dict:
     return namespace
 
 
+class _Cells:
+    """Runs parts of graded cells against the student's process and keeps each cell's verdict."""
+
+    def __init__(self, support, trusted, sp, clock, cell_timeout, deadline):
+        self.support, self.trusted, self.sp, self.clock = support, trusted, sp, clock
+        self.cell_timeout, self.deadline = cell_timeout, deadline
+        self.verdicts: dict[int, CellVerdict] = {}
+
+    def run(self, i: int, md: dict, namespace: dict, cut: list, after_hidden: bool) -> dict | None:
+        """Run `cut` (parts of cell `i`) in `namespace` (a fresh one when empty); record the
+        verdict when the cell fails or has run to its end. The namespace, or None on a failure."""
+        points = float(md.get("points", 0))
+        self.clock["deadline"] = min(time.monotonic() + self.cell_timeout, self.deadline)
+        if time.monotonic() >= self.deadline:
+            message = "not run: the submission used up submission_timeout_seconds"
+            self.verdicts[i] = CellVerdict(md["grade_id"], points, False, message)
+            return None
+        in_hidden = False
+        try:
+            namespace = namespace or _namespace(self.trusted, self.support)
+            for code, hidden in cut:
+                in_hidden = hidden
+                exec(code, namespace)
+        except MachineError:
+            raise  # not the student's doing: the submission is recorded as failed, with why
+        except Exception as e:
+            message = shown(e, in_hidden, after_hidden)
+            self.verdicts[i] = CellVerdict(md["grade_id"], points, False, message)
+            namespace = None
+        if self.sp.machine_busy:
+            raise MachineBusy(self.sp.machine_busy)
+        if namespace is not None:
+            self.verdicts[i] = CellVerdict(md["grade_id"], points, True)
+        return namespace
+
+
 def _run_cells(
     grade_cells,
     support: list,
@@ -423,37 +464,21 @@ def _run_cells(
     cell_timeout: float,
     deadline: float,
 ) -> JudgeReport:
-    """Each graded cell in its own namespace (support cells, then the cell)."""
-    verdicts = []
-    for c in grade_cells:
-        md = c.metadata["nbgrader"]
-        clock["deadline"] = min(time.monotonic() + cell_timeout, deadline)
-        if time.monotonic() >= deadline:
-            verdicts.append(
-                CellVerdict(
-                    md["grade_id"],
-                    float(md.get("points", 0)),
-                    False,
-                    "not run: the submission used up submission_timeout_seconds",
-                )
-            )
-            continue
-        try:
-            namespace = _namespace(trusted, support)
-            exec(compile(c.source, f"<test {md['grade_id']}>", "exec"), namespace)
-            verdicts.append(CellVerdict(md["grade_id"], float(md.get("points", 0)), True))
-        except MachineError:
-            raise  # not the student's doing: the submission is recorded as failed, with why
-        except Exception as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            verdicts.append(
-                CellVerdict(
-                    md["grade_id"],
-                    float(md.get("points", 0)),
-                    False,
-                    f"{type(e).__name__}: {msg}"[:500],
-                )
-            )
-        if sp.machine_busy:
-            raise MachineBusy(sp.machine_busy)
+    """Each graded cell in its own namespace (support cells, then the cell's parts), so that
+    every visible part runs before any hidden one and keeps its whole message (messages.py):
+    first the cells without hidden tests, then each other cell up to its first hidden part,
+    then the rest of those cells, in the notebook's order each time."""
+    cells = _Cells(support, trusted, sp, clock, cell_timeout, deadline)
+    rest: dict[int, tuple[dict, list]] = {}  # cell -> its namespace and the parts still to run
+    order = sorted(range(len(grade_cells)), key=lambda i: holds_hidden_tests(grade_cells[i].source))
+    for i in order:
+        md = grade_cells[i].metadata["nbgrader"]
+        cut = parts(grade_cells[i].source, f"<test {md['grade_id']}>")
+        first = next((k for k, (_, hidden) in enumerate(cut) if hidden), len(cut))
+        namespace = cells.run(i, md, {}, cut[:first], after_hidden=False)
+        if namespace is not None and first < len(cut):
+            rest[i] = (namespace, cut[first:])
+    for i, (namespace, later) in rest.items():
+        cells.run(i, grade_cells[i].metadata["nbgrader"], namespace, later, after_hidden=True)
+    verdicts = [cells.verdicts[i] for i in range(len(grade_cells))]
     return JudgeReport(verdicts, sp.cell_errors)
