@@ -28,3 +28,63 @@ def test_values_a_student_left_that_cannot_be_compared_match_nothing_and_raise_n
         assert not same(
             [value], [copy.deepcopy(value)], 1e-9, 1e-12
         )  # not comparable, so not alike, even with a copy
+
+
+def _diagnosed_with_calls(failed):
+    """The diagnosis of a submission with Adam's step counted from 0 (AdamW right, calling the
+    student's Adam), its functions run here: what it names, and every (region probed, function
+    called) pair of the calls trusted code made to the student's functions."""
+    import nbformat
+
+    from tito.course.grading import diagnosis
+    from tito.course.grading import submissions as sub
+    from tito.course.notebooks import is_export_cell
+    from tito.course.settings import Course
+
+    m = Course().module("06")
+    reference = nbformat.read(Course().source_notebook(m), as_version=4)
+    catalogue = diagnosis.load(m.mistakes.read_text(encoding="utf-8"))
+    bug = next(x for x in catalogue.mistakes if x["id"] == "adam-step-from-zero")
+    namespace: dict = {}
+    for cell in sub.replace_region(reference, bug["region"], bug["code"]).cells:
+        if is_export_cell(cell):
+            exec(cell.source, namespace)
+    names = diagnosis.region_functions(reference)
+    calls, probing = [], {}
+
+    def through_proxy(name):
+        def call(*args, **kwargs):
+            calls.append((probing["region"], name))
+            return namespace[name](*args, **kwargs)
+
+        return call
+
+    found = diagnosis.diagnose(
+        reference,
+        catalogue,
+        {n: through_proxy(n) for n in names.values()},
+        before_region=lambda region: probing.update(region=region),
+        failed=failed,
+    )
+    return found, calls, names
+
+
+def test_trusted_code_calls_a_students_function_only_from_its_own_regions_probe():
+    """The reference and the wrong versions call the reference's other functions: AdamW's
+    reference never calls the student's Adam, so no value only the reference computed reaches
+    the student's code; the student's function gets only its probe's fixed inputs."""
+    found, calls, names = _diagnosed_with_calls(failed=None)
+    assert calls and {(region, name) for region, name in calls if names[region] != name} == set()
+    assert {r: d["ids"] for r, d in found.items()} == {
+        "adam_step_impl": ["adam-step-from-zero", "adam-bias-correction-t-minus-one"]
+    }
+
+
+def test_a_region_is_diagnosed_only_when_one_of_its_own_cells_failed():
+    assert _diagnosed_with_calls(failed=set())[:2] == ({}, [])
+    found, calls, _ = _diagnosed_with_calls(failed={"adamw_decays_before_update"})
+    assert list(found) == ["adamw_step_impl"] and {region for region, _ in calls} == {
+        "adamw_step_impl"
+    }
+    found, _, _ = _diagnosed_with_calls(failed={"adam_first_step_moves_lr"})
+    assert list(found) == ["adam_step_impl"]

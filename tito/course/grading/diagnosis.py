@@ -6,11 +6,11 @@ returns what it observed (arrays, numbers, whether an array was updated in place
 runs each probe with the student's function, through its proxy, so the student's code runs in
 the jail, and with the reference function. Where the two differ, it runs the probe with every
 catalogued wrong version of that region (the reference notebook with the region's body
-replaced: instructor code, run here) and names the mistakes whose observations the student's
-match, every number to the catalogue's tolerance. Two are named only when they give the same
-numbers (the same mistake written two ways); with none, the diagnosis is "no known mistake": a
-wrong name is worse than none. A function still raising the student version's
-NotImplementedError is not written yet: nothing is said.
+replaced: instructor code, run here, calling the reference's other functions) and names the
+mistakes whose observations the student's match, every number to the catalogue's tolerance.
+Two are named only when they give the same numbers (the same mistake written two ways); with
+none, the diagnosis is "no known mistake": a wrong name is worse than none. A function still
+raising the student version's NotImplementedError is not written yet: nothing is said.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def region_functions(reference) -> dict[str, str]:
 
 
 def _module(nb, overrides: dict) -> dict:
-    """A namespace of `nb`'s exported cells, then `overrides` (the student's other functions)."""
+    """A namespace of `nb`'s exported cells, then `overrides`."""
     namespace: dict = {"__name__": "__diagnosis__"}
     for cell in nb.cells:
         if is_export_cell(cell):
@@ -110,34 +110,40 @@ def diagnose(
     passthrough: tuple = (),
     before_region=None,
     stop=None,
+    failed: set[str] | None = None,
 ) -> dict[str, dict]:
     """For every region whose student function observes differently from the reference: the
     catalogued mistakes it matches, {"ids": [...], "mistake": "..."}; several only when they
     give the same observations (the same mistake written two ways), none as NO_KNOWN_MISTAKE.
 
-    `student` maps a function name to the student's (the judge's proxies). A region is compared
-    with the reference, and with each wrong version, calling the student's own other functions
-    (AdamW's reference calls the student's Adam), so a mistake is named in its own region only.
-    `before_region` is called before each region's probe (the judge sets its time limit there);
-    `stop()` true ends the diagnosis. A region where the student's code could not answer (the
-    judge's StudentError: a time limit, a process that could not start) is not diagnosed.
+    `student` maps a function name to the student's (the judge's proxies). Only the probe calls
+    the student's function, with the catalogue's own inputs; the reference and the wrong versions
+    run here and call the reference's other functions (AdamW's calls the reference's Adam), so no
+    value only trusted code computed reaches the student's code. With `failed` (the grade ids of
+    the cells that failed), a region is diagnosed only when a cell that catches one of its
+    catalogued mistakes failed. `before_region(region)` is called before each region's probe
+    (the judge sets its time limit there); `stop()` true ends the diagnosis. A region where the
+    student's code could not answer (the judge's StudentError: a time limit, a process that
+    could not start) is not diagnosed.
     """
     names = region_functions(reference)
+    trusted = _module(reference, {})
     out = {}
     for region, name in names.items():
         probe = catalogue.probes.get(region)
         if probe is None or name not in student:
             continue
-        others = {n: student[n] for n in names.values() if n != name and n in student}
+        own_cells = {c for m in catalogue.mistakes if m["region"] == region for c in m["caught_by"]}
+        if failed is not None and not failed & own_cells:
+            continue
         if before_region:
-            before_region()
+            before_region(region)
         if stop and stop():
             break
-        expected = _module(reference, others)
-        theirs = observe(probe, student[name], expected, passthrough)
+        theirs = observe(probe, student[name], trusted, passthrough)
         if theirs == [NOT_WRITTEN]:  # the student version's stub: nothing written to diagnose
             continue
-        reference_seen = observe(probe, expected[name], expected, passthrough)
+        reference_seen = observe(probe, trusted[name], trusted, passthrough)
         if UNANSWERED in (theirs, reference_seen) or (stop and stop()):
             continue  # no answer in time: nothing can be told of this region
         if same(theirs, reference_seen, catalogue.rtol, catalogue.atol):
@@ -146,7 +152,7 @@ def diagnose(
         for mistake in (m for m in catalogue.mistakes if m["region"] == region):
             wrong = _module(
                 sub.replace_region(reference, region, mistake["code"], mistake.get("index", 0)),
-                others,
+                {},
             )
             if same(
                 theirs,

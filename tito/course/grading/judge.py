@@ -353,23 +353,23 @@ def judge(
     with np.printoptions(floatmode="unique"):
         try:
             report = _run_cells(grade_cells, support, trusted, sp, clock, cell_timeout, deadline)
-            if mistakes and not all(v.passed for v in report.verdicts):
+            failed = {v.grade_id for v in report.verdicts if not v.passed}
+            if mistakes and failed:
                 # In a fresh process: what the graded cells left in the student's module state
-                # (a cache, a counter) must not decide which mistake the probes see.
+                # (a cache, a counter, hidden inputs it kept) must not decide or hear anything.
                 sp.stop()
                 try:
                     report.diagnosis = _diagnose(
                         reference,
                         mistakes,
                         {n: trusted[n] for n in names},
+                        failed,
                         sp,
                         clock,
                         cell_timeout,
                         deadline,
                     )
-                except (
-                    MachineError
-                ):  # too busy to diagnose: the verdicts, all decided, stand without it
+                except MachineError:  # too busy: the verdicts, all decided, stand without it
                     report.diagnosis = {}
             return report
         finally:
@@ -380,6 +380,7 @@ def _diagnose(
     reference,
     mistakes: str,
     student: dict,
+    failed: set[str],
     sp: StudentProcess,
     clock: dict,
     cell_timeout: float,
@@ -387,7 +388,8 @@ def _diagnose(
 ) -> dict[str, list[str]]:
     from . import diagnosis
 
-    def before_region() -> None:  # each region's probes get a cell's time, within the submission's
+    def before_region(region: str) -> None:
+        # Each region's probes get a cell's time, within the submission's.
         clock["deadline"] = min(time.monotonic() + cell_timeout, deadline)
 
     def stop() -> bool:  # the submission's time is up, or its code cannot be run any more
@@ -402,6 +404,7 @@ def _diagnose(
         passthrough=(MachineError,),
         before_region=before_region,
         stop=stop,
+        failed=failed,
     )
     return {region: d["ids"] for region, d in found.items()}
 
