@@ -107,18 +107,18 @@ def check_resources(course: Course, outcomes: dict, keys_before: set, keys_after
     """What the resource cases must show, as root or not: kernel state denied and nothing left in
     the keyrings, the memory hoard stopped and recorded, the CPU hog running, a broadcast
     refused."""
-    assert printed_json(course, "kernel_state", "kernel state: ") == [DENIED]
+    assert printed(course, "kernel_state", "kernel state: ") == [DENIED]
     assert keys_after == keys_before
     hoard = outcomes[HOARD]
     assert (
         hoard.status == "graded" and "the kernel run held more than memory_limit_mb" in hoard.reason
     ), hoard
-    assert printed_numbers(course, HOARD, "memfd: ") in (
+    assert printed(course, HOARD, "memfd: ") in (
         [1],
         [],
     )  # EPERM (none if the kernel was stopped)
-    assert all(n < 4 for n in printed_numbers(course, HOARD, "processes that held their memory: "))
-    assert printed_numbers(course, "hogs_cpu", "busy processes: ")[0] >= 30
+    assert all(n < 4 for n in printed(course, HOARD, "processes that held their memory: "))
+    assert printed(course, "hogs_cpu", "busy processes: ")[0] >= 30
     for grade_id in ("cosine_annealing_values", "cosine_annealing_beyond_t_max"):
         message = cell_of(outcomes["broadcasts"], grade_id).message
         assert "a valid one can need" in message and "160000" in message, message
@@ -287,28 +287,14 @@ def cell_of(outcome, grade_id):
     return next(c for c in outcome.cells if c.grade_id == grade_id)
 
 
-def printed_json(course: Course, student: str, prefix: str) -> list:
+def printed(course: Course, student: str, prefix: str) -> list:
+    """What a cell printed after `prefix` on a line (JSON: a number, or data), from the notebook
+    kept for feedback."""
     nb = nbformat.read(
         course.root / "autograded" / student / "06_optimizers" / "optimizers.ipynb", as_version=4
     )
     return [
         json.loads(line.split(prefix, 1)[1])
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.outputs
-        if o.get("name") == "stdout"
-        for line in o.text.splitlines()
-        if line.startswith(prefix)
-    ]
-
-
-def printed_numbers(course: Course, student: str, prefix: str) -> list[int]:
-    """Numbers a cell printed after `prefix`, from the notebook kept for feedback."""
-    nb = nbformat.read(
-        course.root / "autograded" / student / "06_optimizers" / "optimizers.ipynb", as_version=4
-    )
-    return [
-        int(line.split(prefix)[1])
         for c in nb.cells
         if c.cell_type == "code"
         for o in c.outputs
@@ -405,7 +391,7 @@ def check_display(course: Course, outcomes: dict, full: float) -> None:
         )
         assert "… 900 more outputs not shown (max_outputs_per_cell)" in outputs
         assert size < 1 << 20
-    printed = [
+    said = [
         line
         for c in autograded_notebook(course, "prints_inputs")[0].cells
         if c.cell_type == "code"
@@ -413,10 +399,10 @@ def check_display(course: Course, outcomes: dict, full: float) -> None:
         if o.get("name") == "stdout"
         for line in o.text.splitlines()
     ]
-    assert "hidden lines seen: 0" in printed
-    assert any(
-        line.startswith("read: ") and "/job/in/submission.ipynb" in line for line in printed
-    ), printed
+    assert "hidden lines seen: 0" in said
+    assert any(line.startswith("read: ") and "/job/in/submission.ipynb" in line for line in said), (
+        said
+    )
     instructor = nbformat.read(course.source_notebook(course.module("06")), as_version=4)
     hidden = hidden_lines(instructor)
     for folder in sorted((course.root / "autograded").glob("*/06_optimizers")):

@@ -35,7 +35,7 @@ from tests.grading.batch_checks import (
     keyring,
     notebooks,
     place,
-    printed_numbers,
+    printed,
     processes_with,
     recorded_scores,
     snapshot,
@@ -246,9 +246,9 @@ def test_limits_hold_inside_the_jail(batch):
     course = batch["course"]
     limits = course.grading_limits
     assert batch["outcomes"]["counts_limits"].score == batch["full"]  # honest work still counts
-    (forked,) = printed_numbers(course, "counts_limits", "forked: ")
-    (scratch,) = printed_numbers(course, "counts_limits", "scratch MB: ")
-    (visible,) = printed_numbers(course, "counts_limits", "visible processes: ")
+    (forked,) = printed(course, "counts_limits", "forked: ")
+    (scratch,) = printed(course, "counts_limits", "scratch MB: ")
+    (visible,) = printed(course, "counts_limits", "visible processes: ")
     assert 0 < forked < limits["max_processes"]
     assert scratch < limits["scratch_mb"]
     assert visible <= 3  # bubblewrap's init, the notebook runner, the kernel
