@@ -80,11 +80,10 @@ def test_trusted_code_calls_a_students_function_only_from_its_own_regions_probe(
     }
 
 
-def test_a_region_is_diagnosed_only_when_one_of_its_own_cells_failed():
-    assert _diagnosed_with_calls(failed=set())[:2] == ({}, [])
-    found, calls, _ = _diagnosed_with_calls(failed={"adamw_decays_before_update"})
-    assert list(found) == ["adamw_step_impl"] and {region for region, _ in calls} == {
-        "adamw_step_impl"
-    }
+def test_a_region_is_named_only_when_one_of_its_own_cells_failed():
+    """Every region is probed (a caller is named only when its callees behave); only regions
+    one of whose cells failed are named: not the right AdamW that calls the wrong Adam."""
+    assert _diagnosed_with_calls(failed=set())[0] == {}
+    assert _diagnosed_with_calls(failed={"adamw_decays_before_update"})[0] == {}
     found, _, _ = _diagnosed_with_calls(failed={"adam_first_step_moves_lr"})
     assert list(found) == ["adam_step_impl"]

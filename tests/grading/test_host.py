@@ -103,3 +103,14 @@ def test_150000_outputs_are_cut_to_the_cap_before_any_schema_check():
         "2\n",
         "… 149,997 more outputs not shown (max_outputs_per_cell)",
     ]
+
+
+def test_a_result_nbgrader_cannot_read_as_points_scores_nothing():
+    """A submission can make a graded cell's result anything (sys.displayhook): a number over
+    the cell's points, or no text at all; nbgrader raises on both, the cell scores 0."""
+    nb, _ = merge_outputs(_prepared(), _returned(_prepared()))
+    cell = nb.cells[1]
+    cell.execution_count = 2
+    for data in ({"text/plain": "1e9"}, {"image/png": "iVBORw0KGgo="}):
+        cell.outputs = [nbformat.v4.new_output("execute_result", data=data, execution_count=2)]
+        assert _kernel_score(cell) == 0.0

@@ -27,7 +27,7 @@ import pytest
 from tests.conftest import make_course_copy
 from tests.grading.batch_checks import hidden_lines, notebooks
 from tito.course.generate import generate
-from tito.course.grading import scores
+from tito.course.grading import processes, scores
 from tito.course.grading import submissions as sub
 from tito.course.grading.examples import EPS_INSIDE_SQRT
 from tito.course.grading.host import load_outcome
@@ -38,17 +38,16 @@ pytestmark = pytest.mark.slow
 STUDENTS = ["a_complete", "b_buggy"]  # graded in this order with one worker
 
 
-def _staging(course, student):
+def _staging(course, student, batch):
     return (course.root / STAGING / student).exists()
 
 
-def _job_running(course, student):
-    return any(
-        b"tito.course.grading.job" in _cmdline(pid) for pid in os.listdir("/proc") if pid.isdigit()
-    )
+def _job_running(course, student, batch):
+    """A grading job of this batch (a process below it) is running."""
+    return any(b"tito.course.grading.job" in _cmdline(str(p)) for p in processes.tree(batch))
 
 
-def _recording(course, student):
+def _recording(course, student, batch):
     return (
         course.student_folder("autograded", course.module("06"), student)
         .joinpath("optimizers.ipynb")
@@ -56,7 +55,7 @@ def _recording(course, student):
     )
 
 
-def _outcome_written(course, student):
+def _outcome_written(course, student, batch):
     return (
         course.student_folder("autograded", course.module("06"), student)
         .joinpath("grading.json")
@@ -148,16 +147,16 @@ def test_a_batch_killed_at_any_point_shows_no_hidden_test_and_grading_again_give
     proc = _tito(root, "autograde", "06", "--workers", "1")
     reached = KILL_POINTS[point]
     deadline = time.monotonic() + 300
-    while not reached(course, STUDENTS[0]) and proc.poll() is None:
+    while not reached(course, STUDENTS[0], proc.pid) and proc.poll() is None:
         assert time.monotonic() < deadline, f"{point} was never reached"
         time.sleep(0.005)
     assert proc.poll() is None, f"the batch ended before {point} was seen"
+    left = processes.tree(proc.pid)[1:]  # the job (it dies with the batch) and its jails
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    while any(
-        b"tito.course.grading.job" in _cmdline(p) for p in os.listdir("/proc") if p.isdigit()
-    ):
-        time.sleep(0.05)  # the job (it dies with the batch) and its jails
+    while [p for p in left if processes.state(p) not in (None, "Z")]:
+        assert time.monotonic() < deadline, "processes of the killed batch lived on"
+        time.sleep(0.05)
     hidden = hidden_lines(nbformat.read(course.source_notebook(course.module("06")), 4))
     shown = [p for p in (root / "autograded").rglob("*") if p.is_file()]
     assert [(p.name, h) for p in shown for h in hidden if h in p.read_text(encoding="utf-8")] == []

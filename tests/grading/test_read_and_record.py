@@ -194,3 +194,48 @@ def test_a_deleted_cell_nbgrader_cannot_put_back_makes_the_submission_invalid(co
         "back (KeyError: 'sgd_class'): start again from the student version, or copy your "
         "answers into it"
     )
+
+
+def _flags_off(cell: dict) -> None:
+    cell["metadata"]["nbgrader"].update(grade=False, locked=False)
+
+
+def _made_raw(cell: dict) -> None:
+    cell["cell_type"] = "raw"
+    del cell["outputs"], cell["execution_count"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (
+            _flags_off,
+            "changes the grade of the module's cell 'sgd_plain_step_values' (False "
+            "instead of True)",
+        ),
+        (_made_raw, "is the module's code cell 'sgd_plain_step_values' made a raw cell"),
+    ],
+)
+def test_a_module_cell_with_its_flags_or_its_type_changed_is_invalid_naming_it(
+    course, change, problem
+):
+    """All flags off, or the cell made a raw one: nbgrader's checksums or its restoring of
+    cells would stop on it (the submission was failed on every grade)."""
+    m, _, instructor, complete = notebooks(course)
+    nb = json.loads(nbformat.writes(complete))
+    index, cell = next(
+        (i, c)
+        for i, c in enumerate(nb["cells"])
+        if c["metadata"].get("nbgrader", {}).get("grade_id") == "sgd_plain_step_values"
+    )
+    change(cell)
+    path = course.submission_notebook(m, change.__name__)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    outcome = read_submission(course, course.root, m, change.__name__, instructor)
+    assert (outcome.status, outcome.reason) == (
+        "invalid",
+        f"cell {index} (sgd_plain_step_values) {problem}: start again from the student "
+        "version, or copy your answers into it",
+    )

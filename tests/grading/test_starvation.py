@@ -104,7 +104,9 @@ def _cpu_of_children(started, sigchld: str) -> float:
     )
     started.procs.append(proc)
     assert proc.stdout.readline() == "forked\n"
+    deadline = time.monotonic() + 120
     while any(processes.state(pid) not in ("Z", None) for pid in processes.tree(proc.pid)[1:]):
+        assert time.monotonic() < deadline, "the children did not finish"
         time.sleep(0.05)  # until every child has burnt its CPU and exited
     time.sleep(0.5)  # the kernel's own reaping of ignored children is done by now
     return processes.cpu_seconds(processes.tree(proc.pid)[1:])  # the parent's own CPU left out
@@ -203,3 +205,39 @@ def test_a_kernel_run_stopped_at_its_memory_limit_stays_graded_with_a_note():
         == "the kernel run held more than memory_limit_mb with all its processes and was stopped"
     )
     assert outcome.memory_mb == {"kernel": 2500.0, "judge": 16.0}
+
+
+def test_a_starved_kernel_run_that_left_the_judge_no_time_makes_the_outcome_failed():
+    """The machine kept the kernel run waiting until the submission's time was up, so the judge
+    ran nothing: the lost points are the machine's, not the student's."""
+    busy = "the grading machine was busy: the kernel run was starved of CPU for 300 s"
+    result = _result(kernel_busy=busy)
+    result.execution_note = "the kernel run was stopped after 400 s"
+    result.verdicts = [
+        {
+            "grade_id": "step_lr_values",
+            "points": 3.0,
+            "passed": False,
+            "message": "not run: the submission used up submission_timeout_seconds",
+        }
+    ]
+    outcome, _ = decide("s", MODULE, _notebook(), _notebook(), [], result, LIMITS)
+    assert (outcome.status, outcome.score) == ("failed", None) and outcome.reason.startswith(busy)
+
+
+def test_a_kernel_that_never_started_is_the_machines_failure_and_one_that_died_is_graded():
+    """The runner reports a started kernel on a pipe of its own before any cell runs: without
+    that, no code of the submission ran, and nothing is scored."""
+    dead = _result(kernel_started=False)
+    dead.executed = json.dumps({"error": "NoSuchKernel: python3", "notebook": None})
+    outcome, _ = decide("s", MODULE, _notebook(), _notebook(), [], dead, LIMITS)
+    assert (outcome.status, outcome.score) == ("failed", None)
+    assert outcome.reason == (
+        "the notebook's kernel did not start (the kernel run returned no readable notebook)"
+    )
+    dead.kernel_started = True  # it started, then the submission's code ended it
+    outcome, _ = decide("s", MODULE, _notebook(), _notebook(), [], dead, LIMITS)
+    assert (outcome.status, outcome.score) == ("graded", 0.0)
+    assert outcome.reason == (
+        "the kernel run returned no readable notebook: the cells it did not run score 0"
+    )

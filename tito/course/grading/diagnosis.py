@@ -120,8 +120,9 @@ def diagnose(
     the student's function, with the catalogue's own inputs; the reference and the wrong versions
     run here and call the reference's other functions (AdamW's calls the reference's Adam), so no
     value only trusted code computed reaches the student's code. With `failed` (the grade ids of
-    the cells that failed), a region is diagnosed only when a cell that catches one of its
-    catalogued mistakes failed. `before_region(region)` is called before each region's probe
+    the cells that failed), a region is named only when a cell that catches one of its
+    catalogued mistakes failed (every region is probed: whether a callee differs decides
+    whether its caller is named). `before_region(region)` is called before each region's probe
     (the judge sets its time limit there); `stop()` true ends the diagnosis. A region where the
     student's code could not answer (the judge's StudentError: a time limit, a process that
     could not start) is not diagnosed.
@@ -132,9 +133,6 @@ def diagnose(
     for region, name in names.items():
         probe = catalogue.probes.get(region)
         if probe is None or name not in student:
-            continue
-        own_cells = {c for m in catalogue.mistakes if m["region"] == region for c in m["caught_by"]}
-        if failed is not None and not failed & own_cells:
             continue
         if before_region:
             before_region(region)
@@ -169,7 +167,15 @@ def diagnose(
     # too may differ only through that call (state a wrong Adam keeps): it is not named.
     callers = {region: set(_calls(reference, names[region])) for region in out}
     wrong = {names[r] for r in out}
-    return {r: d for r, d in out.items() if d["ids"] or not (callers[r] & (wrong - {names[r]}))}
+    kept = {r: d for r, d in out.items() if d["ids"] or not (callers[r] & (wrong - {names[r]}))}
+    if failed is None:
+        return kept
+    return {r: d for r, d in kept.items() if failed & _own_cells(catalogue, r)}
+
+
+def _own_cells(catalogue: Catalogue, region: str) -> set[str]:
+    """The graded cells that catch one of `region`'s catalogued mistakes."""
+    return {c for m in catalogue.mistakes if m["region"] == region for c in m["caught_by"]}
 
 
 def _calls(reference, name: str) -> list[str]:

@@ -264,7 +264,7 @@ def read_submission(
     ):  # nbgrader could not write it back
         return invalid(_invalid_unicode(submitted))
     expected = {
-        c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]
+        c.metadata["nbgrader"]["grade_id"]: c
         for c in reference.cells
         if "grade_id" in c.metadata.get("nbgrader", {})
     }
@@ -278,12 +278,13 @@ def read_submission(
     return submitted, received
 
 
-def _metadata_problem(cell, expected: dict[str, dict]) -> str:
+def _metadata_problem(cell, expected: dict) -> str:
     """What is wrong with a submitted cell's nbgrader metadata for nbgrader's own steps, or "".
 
     Its shape is checked by nbgrader's validator (flags, points, schema version); a cell marked
-    as graded, a solution or locked must be one of the module's (`expected`: grade id ->
-    metadata) with the same flags and points, else nbgrader's checksums stop it."""
+    as graded, a solution or locked must be one of the module's (`expected`: grade id -> cell),
+    and a cell with one of the module's grade ids must keep its type, flags and points, else
+    nbgrader's checksums or its restoring of cells stop it."""
     from nbgrader.nbgraderformat import MetadataValidator, SchemaTooNewError, SchemaTooOldError
     from nbgrader.nbgraderformat import ValidationError as MetadataError
 
@@ -298,19 +299,20 @@ def _metadata_problem(cell, expected: dict[str, dict]) -> str:
         return (
             f"has nbgrader metadata nbgrader cannot read ({(str(e).splitlines() or [''])[0][:120]})"
         )
-    if not (md.get("grade") or md.get("solution") or md.get("locked")):
-        return ""
     grade_id = md.get("grade_id", "")
     module = expected.get(grade_id)
     if module is None:
-        return f"is marked as the module's cell {grade_id!r}, which the module does not have"
-    for key in ("grade", "solution", "points"):
-        if md.get(key, False if key != "points" else 0) != module.get(
-            key, False if key != "points" else 0
-        ):
+        if md.get("grade") or md.get("solution") or md.get("locked"):
+            return f"is marked as the module's cell {grade_id!r}, which the module does not have"
+        return ""
+    if cell.cell_type != module.cell_type:
+        return f"is the module's {module.cell_type} cell {grade_id!r} made a {cell.cell_type} cell"
+    theirs = module.metadata["nbgrader"]
+    for key, default in (("grade", False), ("solution", False), ("locked", False), ("points", 0)):
+        if md.get(key, default) != theirs.get(key, default):
             return (
                 f"changes the {key} of the module's cell {grade_id!r} "
-                f"({md.get(key)!r} instead of {module.get(key)!r})"
+                f"({md.get(key)!r} instead of {theirs.get(key)!r})"
             )
     return ""
 
@@ -489,7 +491,10 @@ def _kernel_score(cell) -> float:
 
     if cell.execution_count is None:  # never ran: nothing was shown to pass
         return 0.0
-    return float(determine_grade(cell)[0] or 0.0)
+    try:
+        return float(determine_grade(cell)[0] or 0.0)
+    except (ValueError, KeyError, TypeError):  # a result nbgrader cannot read as points
+        return 0.0
 
 
 def decide(
@@ -511,14 +516,13 @@ def decide(
         )
     if "kernel" in result.memory_limit_hit:
         run_note = ""  # cells the stopped kernel never ran score 0 in the notebook
-    if result.failure:  # the job could not finish for a reason that is not the submission's
+    failure = result.failure  # the job could not finish for a reason not the submission's
+    if not failure and not result.kernel_started:  # before any code of the submission ran
+        why = result.execution_note or run_note or "no reason given"
+        failure = f"the notebook's kernel did not start ({why})"
+    if failure:
         return Outcome(
-            student,
-            m.name,
-            "failed",
-            result.failure,
-            _cells(reference, result.failure, None),
-            result.isolation,
+            student, m.name, "failed", failure, _cells(reference, failure, None), result.isolation
         ), merged
     # Everything in the kernel run's jail is the submission's: a kernel (or its client) that
     # died, too much output, a notebook that is no longer the one sent. The cells it did not
@@ -547,8 +551,9 @@ def decide(
         if passed and score < points:
             msg = "failed when run in the notebook (see the feedback)"
         cells.append(CellScore(gid, points, score, k, v["passed"] if v else None, msg))
-    if result.kernel_busy and any(c.judge and c.score < c.max_score for c in cells):
-        # Points lost only in a kernel run the machine kept waiting: not the student's to lose.
+    if result.kernel_busy and any(c.score < c.max_score for c in cells):
+        # Points lost after a kernel run the machine kept waiting (which may have left the judge
+        # no time): not the student's to lose.
         reason = (
             f"{result.kernel_busy}; grade it again (autograde --retry-failed) "
             "when the machine is less loaded"
@@ -590,6 +595,10 @@ def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=Non
         for c in (notebook.cells if notebook is not None else [])
         if is_grade(c)
     }
+    # The old outcome goes first: killed before the new one is written, the submission reads
+    # "not graded" (graded again, never exported) rather than an old status over new scores.
+    if (out / OUTCOME_FILE).is_file():
+        (out / OUTCOME_FILE).unlink()
     with gradebook(course, root) as gb:
         gb.update_or_create_student(outcome.student)
         try:

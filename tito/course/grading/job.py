@@ -75,15 +75,18 @@ class JobResult:
     kernel_busy: str = (
         ""  # the kernel run was starved of CPU: its timed-out cells may be the machine's doing
     )
+    kernel_started: bool = True  # False: the kernel never started (no submission code ran)
     diagnosis: dict[str, list[str]] = field(
         default_factory=dict
     )  # region -> known mistakes it behaves like
 
 
-def _kernel_run(jail: Jail, notebook: str, deadline: float) -> tuple[str, str, str]:
+def _kernel_run(jail: Jail, notebook: str, deadline: float) -> tuple[str, str, str, bool]:
     """(what the jailed run printed, a note when it printed nothing usable, a note when the
-    machine starved it of CPU for more than a quarter of a cell's time limit)."""
+    machine starved it of CPU for more than a quarter of a cell's time limit, whether the
+    kernel started: the runner says so on a pipe of its own before any cell runs)."""
     limit = jail.limits.output_mb << 20
+    started_r, started_w = os.pipe()
     argv = [
         sys.executable,
         "-s",
@@ -91,11 +94,21 @@ def _kernel_run(jail: Jail, notebook: str, deadline: float) -> tuple[str, str, s
         f"{JAILED_PACKAGE}.execute",
         notebook,
         str(jail.limits.cell_timeout_seconds),
+        str(started_w),
     ]
     # The result goes to a file of the job's (not visible inside the jail); the file size
     # limit of the jail bounds it.
     with tempfile.TemporaryFile(dir=jail.workdir) as out:
-        proc = jail.popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.DEVNULL)
+        try:
+            proc = jail.popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(started_w,),
+            )
+        finally:
+            os.close(started_w)
         cpu = CpuWatch(proc)
         try:
             proc.wait(timeout=max(1.0, deadline - time.monotonic()))
@@ -105,6 +118,9 @@ def _kernel_run(jail: Jail, notebook: str, deadline: float) -> tuple[str, str, s
         proc.kill()  # the jail's first process: its PID namespace, and all in it, end with it
         proc.wait()
         starved = cpu.join()
+        # Every writer is gone with the jail: this read cannot wait.
+        started = os.read(started_r, 1) == b"1"
+        os.close(started_r)
         out.seek(0)
         data = out.read(limit + 1)
     busy = (
@@ -113,8 +129,8 @@ def _kernel_run(jail: Jail, notebook: str, deadline: float) -> tuple[str, str, s
         else ""
     )
     if len(data) > limit:
-        return "", f"the kernel run returned more than {jail.limits.output_mb} MB", busy
-    return data.decode("utf-8", errors="replace"), note, busy
+        return "", f"the kernel run returned more than {jail.limits.output_mb} MB", busy, started
+    return data.decode("utf-8", errors="replace"), note, busy, started
 
 
 def run(job: Job) -> JobResult:
@@ -134,7 +150,7 @@ def run(job: Job) -> JobResult:
         for jail in (kernel_jail, judge_jail):
             jail.add_package(job.package)
         try:
-            executed, note, busy = _kernel_run(
+            executed, note, busy, started = _kernel_run(
                 kernel_jail,
                 kernel_jail.add_input("submission.ipynb", job.notebook.encode()),
                 deadline,
@@ -165,6 +181,7 @@ def run(job: Job) -> JobResult:
             memory_mb={stage: round(j.peak_memory_mb, 1) for stage, j in jails.items()},
             memory_limit_hit=[stage for stage, j in jails.items() if j.memory_hit],
             kernel_busy=busy,
+            kernel_started=started,
             diagnosis=report.diagnosis,
         )
 

@@ -6,8 +6,8 @@ A failure in a visible part keeps the exception's own message: the student sees 
 in their notebook. Once a hidden part has run, the student's code may have kept what it saw
 (hidden inputs, their expected values) and may hand it back as an exception's text or as the
 values a message prints, and a hidden check's own message can name its inputs: from then on a
-message is the judge's own words only, the kind of failure and the student's function that
-raised it.
+message is the judge's own words only: the student's function that raised it (and, out of a
+hidden part, the kind of failure).
 """
 
 from __future__ import annotations
@@ -45,13 +45,16 @@ def holds_hidden_tests(source: str) -> bool:
 
 def shown(error: Exception, in_hidden: bool, after_hidden: bool) -> str:
     """The message of a failed cell: the exception's own before any hidden part ran, else the
-    kind of failure and the student's function (`student_function`, set by the judge's proxy)."""
+    student's function that raised it (`student_function`, set by the judge's proxy) and, out
+    of a hidden part only, the kind of failure: which of a dozen exception types a hidden part
+    raised could itself carry what the student's code saw."""
     kind = type(error).__name__
     if not (in_hidden or after_hidden):
         text = str(error).strip()
         return f"{kind}: {text.splitlines()[0] if text else kind}"[:MAX_MESSAGE]
     function = getattr(error, "student_function", "")
-    raised = f"{kind} raised by {function}()" if function else kind
     if in_hidden:
-        return f"a hidden check failed: {raised} (hidden inputs and values are not shown)"
+        where = f" in {function}()" if function else ""
+        return f"a hidden check failed{where} (hidden inputs and values are not shown)"
+    raised = f"{kind} raised by {function}()" if function else kind
     return f"{raised} (after a hidden check: no text or values of the student's code are shown)"

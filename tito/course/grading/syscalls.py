@@ -23,6 +23,7 @@ bubblewrap itself needs), not written by hand.
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import signal
 import tempfile
@@ -76,7 +77,7 @@ DENIED = [
 # fcntl's record locks (POSIX and open-file-description ones) and its file events (directory
 # notification, leases, the signal they send), by command number.
 F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 5, 6, 7, 36, 37, 38
-F_SETSIG, F_SETLEASE, F_NOTIFY = 10, 1024, 1026
+F_SETSIG, F_SETLEASE, F_NOTIFY = fcntl.F_SETSIG, fcntl.F_SETLEASE, fcntl.F_NOTIFY
 FCNTL_DENIED = (
     F_GETLK,
     F_SETLK,
@@ -115,7 +116,13 @@ def compiled() -> bytes:
     for cmd in FCNTL_DENIED:
         # The kernel reads cmd as 32 bits: compare those only (high bits set must not slip past).
         f.add_rule(deny, "fcntl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, cmd))
-    f.add_rule(deny, "rt_sigaction", sc.Arg(0, sc.MASKED_EQ, 0xFFFFFFFF, signal.SIGCHLD))
+    # Setting SIGCHLD's action (a new action given: arg 1 not NULL); reading it stays allowed.
+    f.add_rule(
+        deny,
+        "rt_sigaction",
+        sc.Arg(0, sc.MASKED_EQ, 0xFFFFFFFF, signal.SIGCHLD),
+        sc.Arg(1, sc.NE, 0),
+    )
     for flag in [1 << bit for bit in range(32) if NAMESPACE_FLAGS >> bit & 1] + [CLONE_NEWTIME]:
         f.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
     f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")

@@ -1,9 +1,9 @@
 """Run a notebook in a kernel (nbclient) and print the executed notebook as JSON.
 
 Started by the job, inside the jail, as
-`python -m tito.course.grading.jailed.execute NOTEBOOK CELL_TIMEOUT`. The submission's code
-runs in the kernel this starts and can reach this process too, so what it prints is only
-data to the job: outputs to show in the feedback, never a score.
+`python -m tito.course.grading.jailed.execute NOTEBOOK CELL_TIMEOUT STARTED_FD`. The
+submission's code runs in the kernel this starts and can reach this process too, so what it
+prints is only data to the job: outputs to show in the feedback, never a score.
 """
 
 from __future__ import annotations
@@ -20,15 +20,22 @@ def main() -> None:
     import nbformat
     from nbclient import NotebookClient
 
-    path, timeout = sys.argv[1], float(sys.argv[2])
+    path, timeout, started = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
     # The result goes to a private copy of stdout; the kernel inherits /dev/null instead, so
     # output written straight to file descriptor 1 cannot garble the result.
     result = os.fdopen(os.dup(1), "w", encoding="utf-8")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     nb = nbformat.read(path, as_version=4)
+
     # Like nbgrader's Execute: a slow cell is interrupted and the run goes on; errors are kept
     # as outputs (they are what the feedback shows).
+    def kernel_started(**_) -> None:
+        # One byte on a pipe of its own once the kernel answers, before any cell runs: no code
+        # of the submission's has run yet, so its absence means the kernel never started.
+        os.write(started, b"1")
+        os.close(started)
+
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -36,6 +43,7 @@ def main() -> None:
         allow_errors=True,
         shutdown_kernel="immediate",
         resources={"metadata": {"path": os.getcwd()}},
+        on_notebook_start=kernel_started,
     )
     error = ""
     try:
