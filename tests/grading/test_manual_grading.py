@@ -152,7 +152,10 @@ def test_report_and_export_show_manual_scores(regraded, monkeypatch):
         "1.5",
     )
 
-    result = runner.invoke(app, ["nbgrader", "export", "06", "--to", "grades.csv"])
+    # The course is shared with other test files' batches, where a job the machine starved is
+    # failed (and refused by export): their rows are marked; this student's is the one checked.
+    export = ["nbgrader", "export", "06", "--to", "grades.csv", "--allow-incomplete"]
+    result = runner.invoke(app, export)
     assert result.exit_code == 0, result.output
     lines = (course.root / "grades.csv").read_text(encoding="utf-8").splitlines()
     # Text quoted (an id is never read as a number), numbers as numbers.
@@ -342,7 +345,8 @@ def test_a_score_changed_in_the_gradebook_is_the_score_in_every_view(regraded, m
         )
         (page,) = feedback.generate(course, m, student=CLASSMATE)
         summary = _text(page.read_text(encoding="utf-8")).split("Part 1")[0]
-        assert runner.invoke(app, ["nbgrader", "export", "06", "--to", "grades.csv"]).exit_code == 0
+        export = ["nbgrader", "export", "06", "--to", "grades.csv", "--allow-incomplete"]
+        assert runner.invoke(app, export).exit_code == 0  # (other files' students: marked)
         lms = next(
             line
             for line in (course.root / "grades.csv").read_text().splitlines()
@@ -413,6 +417,7 @@ def test_a_score_by_hand_against_an_earlier_outcome_is_flagged_until_saved_again
     assert changed.manual[ANSWER] == {"score": 2.0, "against": same.seen} != changed.seen
     assert (changed.scored_against_another(), hand(), check()) == ([ANSWER], (2.0, True), ANSWER)
     hand(enter=2.0)  # looked at again and saved in formgrader
+    assert check() == ""  # the report reads the gradebook: at once, before any grade
     (confirmed,) = autograde(course, m, [CLASSMATE], workers=1)
     assert confirmed.manual[ANSWER] == {"score": 2.0, "against": changed.seen}
     assert (confirmed.scored_against_another(), hand(), check()) == ([], (2.0, False), "")

@@ -48,6 +48,7 @@ from .display import DisplayLimits, for_display, outputs_for_display, without_hi
 from .files import read_regular
 from .jailed.protocol import load_class
 from .job import Job, JobResult, run_in_process
+from .judge import NOT_RUN_IN_TIME
 from .preprocessors import duplicated_ids
 
 OUTCOME_FILE = "grading.json"
@@ -551,9 +552,13 @@ def decide(
         if passed and score < points:
             msg = "failed when run in the notebook (see the feedback)"
         cells.append(CellScore(gid, points, score, k, v["passed"] if v else None, msg))
-    if result.kernel_busy and any(c.score < c.max_score for c in cells):
-        # Points lost after a kernel run the machine kept waiting (which may have left the judge
-        # no time): not the student's to lose.
+    out_of_time = {v["grade_id"] for v in result.verdicts if v["message"] == NOT_RUN_IN_TIME}
+    lost_to_the_run = [
+        c for c in cells if c.score < c.max_score and (c.judge or c.grade_id in out_of_time)
+    ]
+    if result.kernel_busy and lost_to_the_run:
+        # Points lost in a kernel run the machine kept waiting, or in cells the judge had no
+        # time left for after it: not the student's to lose.
         reason = (
             f"{result.kernel_busy}; grade it again (autograde --retry-failed) "
             "when the machine is less loaded"

@@ -29,6 +29,7 @@ from .jailed.protocol import Mirror, WireError, load_class, receive, send
 from .messages import holds_hidden_tests, parts, shown
 from .processes import starvation
 
+NOT_RUN_IN_TIME = "not run: the submission used up submission_timeout_seconds"
 SANDBOX_START_SECONDS = 60  # Python, numpy and matplotlib start, before any student code
 # The largest reply a valid answer can need: the call's arguments changed in place, a few new
 # arrays shaped like them (state buffers) and a return value. Anything longer is refused
@@ -436,8 +437,7 @@ class _Cells:
         points = float(md.get("points", 0))
         self.clock["deadline"] = min(time.monotonic() + self.cell_timeout, self.deadline)
         if time.monotonic() >= self.deadline:
-            message = "not run: the submission used up submission_timeout_seconds"
-            self.verdicts[i] = CellVerdict(md["grade_id"], points, False, message)
+            self.verdicts[i] = CellVerdict(md["grade_id"], points, False, NOT_RUN_IN_TIME)
             return None
         in_hidden = False
         try:

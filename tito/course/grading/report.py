@@ -55,8 +55,8 @@ def score_rows(
             "student": student,
             "status": status,
             "reason": outcome.reason if outcome else "",
-            # Cells scored by hand against an earlier outcome: formgrader flags them too.
-            "check": " ".join(outcome.scored_against_another()) if outcome else "",
+            # Cells scored by hand against an earlier outcome, until saved again in formgrader.
+            "check": " ".join(sorted(s.to_check)),
         }
         # A cell without a score (a written answer waiting for a person, or every cell of a
         # failed outcome) is "pending", never 0.

@@ -26,6 +26,9 @@ class Scores:
     )  # grade id -> score; None: waits for a person
     max_points: dict[str, float] = field(default_factory=dict)
     written: set[str] = field(default_factory=set)  # the answers graded by hand
+    # Scored by hand against an earlier outcome, the outcome changed since (host.record), and
+    # not saved again in formgrader: the cells formgrader flags.
+    to_check: set[str] = field(default_factory=set)
 
     @property
     def automatic(self) -> float:
@@ -67,6 +70,8 @@ def from_gradebook(gb, assignment: str, notebook: str, student: str) -> Scores |
             else float(g.manual_score if g.manual_score is not None else g.auto_score or 0.0)
         )
         out.max_points[g.name] = float(g.max_score)
+        if g.manual_score is not None and g.needs_manual_grade:
+            out.to_check.add(g.name)
         if g.cell_type == "markdown":
             out.written.add(g.name)
     return out
