@@ -346,13 +346,11 @@ def prepare(
     config = staging_config(course, root)
     config.Autograde.exporter_class = NotebookExporter
     config.Autograde.autograde_preprocessors = []  # sanitize only: the job runs the notebook
-    staged = Path(root) / STAGING / student
+    staged = Path(root) / STAGING / student / m.name  # this module's only: others may be graded
     with quiet():
         result = api(course, root, config).autograde(m.name, student, force=True, create=True)
     try:
-        return _prepared(
-            result, staged / m.name / f"{m.notebook}.ipynb", student, m, submitted, reference
-        )
+        return _prepared(result, staged / f"{m.notebook}.ipynb", student, m, submitted, reference)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
 
