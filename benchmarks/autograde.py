@@ -38,7 +38,6 @@ from tito.course.nbgrader_setup import api, nbgrader_config, quiet
 from tito.course.settings import Course
 
 REPO = Path(__file__).resolve().parents[1]
-CATALOGUE = REPO / "tests" / "grading" / "catalogue"
 UNBOUNDED_JOB = Path(__file__).resolve().parent / "unbounded_job.py"
 
 
@@ -60,7 +59,7 @@ def submissions(course: Course, n: int) -> dict[str, nbformat.NotebookNode]:
         nbformat.read(p, as_version=4)
         for p in sorted((REPO / "examples" / "submissions").glob("*.ipynb"))
     ]
-    for bug in yaml.safe_load((CATALOGUE / "bugs.yaml").read_text(encoding="utf-8")):
+    for bug in yaml.safe_load(m.mistakes.read_text(encoding="utf-8"))["mistakes"]:
         pool.append(sub.replace_region(complete, bug["region"], bug["code"], bug.get("index", 0)))
     return {f"s{i:02d}": pool[i % len(pool)] for i in range(n)}
 

@@ -153,3 +153,6 @@ def test_a_job_judges_with_the_package_copy_it_was_given(tmp_path):
     assert [(v["grade_id"], v["passed"], v["message"]) for v in result.verdicts] == [
         ("copy", True, "")
     ]
+    # Each stage's time is its own: seconds since the job started, not since time zero.
+    assert sorted(result.seconds) == ["judge", "kernel"]
+    assert all(0 < s < 120 for s in result.seconds.values()), result.seconds

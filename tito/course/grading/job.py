@@ -150,7 +150,7 @@ def run(job: Job) -> JobResult:
         for jail in (kernel_jail, judge_jail):
             jail.add_package(job.package)
         try:
-            executed, note, busy, started = _kernel_run(
+            executed, note, busy, kernel_started = _kernel_run(
                 kernel_jail,
                 kernel_jail.add_input("submission.ipynb", job.notebook.encode()),
                 deadline,
@@ -181,7 +181,7 @@ def run(job: Job) -> JobResult:
             memory_mb={stage: round(j.peak_memory_mb, 1) for stage, j in jails.items()},
             memory_limit_hit=[stage for stage, j in jails.items() if j.memory_hit],
             kernel_busy=busy,
-            kernel_started=started,
+            kernel_started=kernel_started,
             diagnosis=report.diagnosis,
         )
 
