@@ -1,10 +1,12 @@
 """`tito nbgrader analytics` on a class whose statistics are known by construction.
 
-Ten students of ability 0..9 are written into a real gradebook as autograde would leave them:
-every one passes `gd_step_values`, none passes `clip_inf_norm`, only the three weakest pass
+Thirty students of ability 0..29 are written into a real gradebook as autograde would leave
+them: every one passes `gd_step_values`, none passes `clip_inf_norm`, the strongest third fail
 `adam_eps_outside_sqrt` (a test that behaves like a broken one), and every other automatic cell
-k is passed by the students of ability at least 1 + k % 9. The written answers wait for a person.
-An eleventh submission is invalid and must be left out.
+k is passed by the students of ability at least 3 + 3 * (k % 9). The written answers wait for a
+person. One more submission is invalid and must be left out. The flags alone are also tested
+on classes built in memory (`cell_stats`), among them the class of sixteen where two strong
+students slip on the same cell.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from tito.course.nbgrader_setup import nbgrader_config
 from tito.course.settings import Course
 from tito.main import app
 
-pytestmark = pytest.mark.slow  # generates a course (nbgrader)
+COURSE = Course()
+
 EASY, HARD, BROKEN = "gd_step_values", "clip_inf_norm", "adam_eps_outside_sqrt"
-STUDENTS = [f"s{i:02d}" for i in range(10)]
+STUDENTS = [f"s{i:02d}" for i in range(30)]
 # The grader's diagnosis of some outcomes: three students with eps inside the square root, one of
 # them also with per-tensor clipping, and one Adam like no known mistake; the invalid one is not
 # counted.
@@ -46,8 +49,59 @@ def passes(cell: str, k: int, ability: int) -> bool:
     if cell == HARD:
         return False
     if cell == BROKEN:
-        return ability < 3
-    return ability >= 1 + k % 9
+        return ability < 20
+    return ability >= 3 + 3 * (k % 9)
+
+
+def in_memory_class(n: int, slips: dict[str, int]) -> list[dict]:
+    """Score rows of a class of `n` (ability 0..n-1) on the module's cells: automatic cell k is
+    passed from ability (k * 7) % 12 * n // 16 on, except that the students of ability at least
+    slips[cell] fail `cell`; written answers wait for a person."""
+    parts, points = analytics._parts_and_points(COURSE.source_notebook(COURSE.module("06")))
+    rows = []
+    for ability in range(n):
+        row = {}
+        for k, cell in enumerate(c for c in points if not c.startswith("q_")):
+            passed = (
+                ability >= (k * 7) % 12 * n // 16 if cell not in slips else ability < slips[cell]
+            )
+            row[cell] = points[cell] if passed else 0.0
+        row |= {c: "pending" for c in points if c.startswith("q_")}
+        row["total"] = sum(v for v in row.values() if v != "pending")
+        rows.append(row)
+    return [points, parts, rows]
+
+
+def test_two_strong_students_slipping_on_one_cell_in_a_class_of_sixteen_flag_nothing():
+    """The two strongest of sixteen fail a scheduler cell and, through it, the scheduler's
+    integration cell: a discrimination far below -0.2 on both, but 1 chance in 12 (several of
+    the class share the top totals), not the 0.05 / 41 a page of 41 tested cells needs."""
+    slips = {"step_lr_values": 14, "scheduler_drives_optimizer_lr": 14}
+    stats = {s.grade_id: s for s in analytics.cell_stats(*in_memory_class(16, slips))}
+    assert sum(s.discrimination is not None for s in stats.values()) == 41
+    for cell in slips:
+        assert stats[cell].discrimination == pytest.approx(-0.3765, abs=1e-4)
+        assert stats[cell].chance == pytest.approx(10 / 120)  # exact: 120 ways to choose two
+        assert stats[cell].flags == []
+    assert [s.grade_id for s in stats.values() if "suspect" in s.flags] == []
+
+
+def test_a_test_the_strongest_third_of_thirty_fail_is_suspect():
+    stats = analytics.cell_stats(*in_memory_class(30, {BROKEN: 20}))
+    (suspect,) = [s for s in stats if "suspect" in s.flags]
+    assert suspect.grade_id == BROKEN and suspect.discrimination == pytest.approx(-0.744, abs=1e-3)
+    # C(30, 20) ways: 20,000 random ones, none as low as the class's, so 1 / 20,001.
+    assert suspect.chance == 1 / (analytics.DRAWS + 1)
+
+
+def test_the_chance_is_the_share_of_choices_as_low_as_the_class():
+    # Four students, rests 1, 2, 3, 4; the two who passed have the rests 1 and 3 (sum 4): of the
+    # six pairs, {1, 2} (3), {1, 3} (4) are as low: 2 / 6.
+    assert analytics.chance_of_lower([1, 0, 1, 0], [1.0, 2.0, 3.0, 4.0]) == 2 / 6
+    # 0.1 + 0.2 is 0.30000000000000004: the same rest as 0.3 but for rounding, so every
+    # choice of one student is as low as the one who passed.
+    assert analytics.chance_of_lower([0, 1, 0], [0.1 + 0.2, 0.3, 0.3]) == 1.0
+    assert analytics.chance_of_lower([1, 1], [1.0, 2.0]) is None  # everyone passed
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +146,7 @@ def constructed(tmp_path_factory):
     return course, m, expected
 
 
+@pytest.mark.slow  # generates a course (nbgrader)
 def test_the_statistics_are_the_constructed_ones(constructed):
     course, m, expected = constructed
     stats = analytics.class_stats(course, m)
@@ -105,7 +160,7 @@ def test_the_statistics_are_the_constructed_ones(constructed):
         by_id[EASY].mean,
         by_id[EASY].discrimination,
         by_id[EASY].flags,
-    ) == (10, 1.0, 2.0, None, ["easy"])
+    ) == (30, 1.0, 2.0, None, ["easy"])
     assert (
         by_id[HARD].pass_rate,
         by_id[HARD].mean,
@@ -115,9 +170,10 @@ def test_the_statistics_are_the_constructed_ones(constructed):
     broken = by_id[BROKEN]
     passed = np.array([expected[s][BROKEN] > 0 for s in STUDENTS], dtype=float)
     rest = np.array(totals) - np.array([expected[s][BROKEN] for s in STUDENTS])
-    assert (broken.pass_rate, broken.mean, broken.flags) == (0.3, 0.9, ["suspect"])
+    assert (broken.pass_rate, broken.mean, broken.flags) == (20 / 30, 2.0, ["suspect"])
     assert broken.discrimination == pytest.approx(np.corrcoef(passed, rest)[0, 1], abs=1e-12)
-    assert broken.discrimination < -0.8  # the three weakest pass it, the seven strongest fail it
+    assert broken.discrimination < -0.7  # the twenty weakest pass it, the ten strongest fail it
+    assert broken.chance == 1 / (analytics.DRAWS + 1)
     # a cell passed by the stronger half: positive, not flagged
     half = next(s for s in stats.cells if s.pass_rate == 0.5)
     assert half.discrimination > 0.8 and half.flags == []
@@ -139,6 +195,7 @@ def test_the_statistics_are_the_constructed_ones(constructed):
     ]
 
 
+@pytest.mark.slow
 def test_the_command_writes_csv_and_a_page_without_script(constructed, monkeypatch, browser):
     course, m, _ = constructed
     monkeypatch.chdir(course.root)
@@ -146,20 +203,22 @@ def test_the_command_writes_csv_and_a_page_without_script(constructed, monkeypat
     table = runner.invoke(app, ["nbgrader", "analytics", "06"])
     assert table.exit_code == 0, table.output
     said = " ".join(table.output.split())
-    assert "10 graded submissions (left out: 1 invalid)" in said and "suspect" in said
+    assert "30 graded submissions (left out: 1 invalid)" in said and "suspect" in said
     assert "adam_step: no known mistake: 1 student" in said and said.count(": 3 students") == 1
     result = runner.invoke(app, ["nbgrader", "analytics", "06", "--format", "csv"])
     assert result.exit_code == 0, result.output
     rows = {r["grade_id"]: r for r in csv.DictReader(io.StringIO(result.stdout))}
     assert len(rows) == 49
     assert (rows[BROKEN]["pass_rate"], rows[BROKEN]["mean"], rows[BROKEN]["flags"]) == (
-        "0.3",
-        "0.9",
+        "0.6667",
+        "2.0",
         "suspect",
     )
-    assert float(rows[BROKEN]["discrimination"]) == pytest.approx(-0.8393, abs=1e-4)
+    broken = next(s for s in analytics.class_stats(course, m).cells if s.grade_id == BROKEN)
+    assert float(rows[BROKEN]["discrimination"]) == round(broken.discrimination, 4)
+    assert float(rows[BROKEN]["chance"]) == round(1 / (analytics.DRAWS + 1), 4)
     assert (
-        rows["q_adam_memory"]["pass_rate"] == "" and result.stdout.count('"0.3"') == 0
+        rows["q_adam_memory"]["pass_rate"] == "" and result.stdout.count('"0.6667"') == 0
     )  # numbers unquoted
     page_path = course.root / "reports" / "analytics.html"
     result = runner.invoke(

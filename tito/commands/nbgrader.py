@@ -257,8 +257,9 @@ def analytics(
     ),
 ):
     """What the class got wrong, from the gradebook: per graded cell the pass rate, the mean points,
-    the discrimination (point-biserial with the rest of the total) and flags: easy, hard, and
-    suspect (failed more by the strongest students: a likely broken test)."""
+    the discrimination (point-biserial with the rest of the total), the chance of so low a
+    discrimination (a permutation test) and flags: easy, hard, and suspect (failed more by the
+    strongest students than chance explains: a likely broken test)."""
     if format not in ("table", "csv", "html"):
         raise CourseError(f"unknown format {format!r}; use table, csv or html")
     course = load_course()
@@ -282,7 +283,7 @@ def analytics(
         f"{sum(stats.totals) / len(stats.totals):.1f} of {stats.max_total:g}"
     )
     t = Table(title=f"{m.name}: per graded cell")
-    for col in ["graded cell", "graded", "pass rate", "mean", "discrimination", "flags"]:
+    for col in ["graded cell", "graded", "pass rate", "mean", "discrimination", "chance", "flags"]:
         # grade ids whole (folded if they must be), as the grader names them
         t.add_column(
             col, justify="left" if col in ("graded cell", "flags") else "right", overflow="fold"
@@ -294,6 +295,7 @@ def analytics(
             class_analytics.number(s.pass_rate),
             class_analytics.number(s.mean),
             class_analytics.number(s.discrimination),
+            class_analytics.number(s.chance, 4),
             Text(" ".join(s.flags), style="red" if "suspect" in s.flags else ""),
         )
     console.print(t)

@@ -10,10 +10,16 @@ failed one was never scored. Per graded cell:
   with one student; the rest of the total keeps a cell from correlating with itself. None when
   everyone or no one passes, or every other total is the same.
 Flags: `easy` when at least 95% pass, `hard` when at most 5% pass, and `suspect` when the
-discrimination is -0.2 or less: the strongest students fail the cell more often than the
-weakest, which is what a broken test looks like. With fewer than 10 graded submissions a
-correlation near -1 or 1 is common by chance, so `suspect` waits for ten. Written answers
-still waiting for a person count 0 in the rest of the total.
+strongest students fail the cell more often than the weakest, which is what a broken test looks
+like, and more clearly than chance explains: a discrimination of -0.2 or less, and a `chance` of
+at most 0.05 / (the number of cells with a discrimination). The chance is a permutation test:
+the share of the ways to pick as many passing students from the class whose rest of the total
+sums to no more than the students who did pass (exact while there are at most EXACT_UP_TO ways,
+else DRAWS random ones from a fixed seed). Dividing 0.05 among the cells keeps a page of some
+fifty cells from flagging one by chance: two strong students who each slip on the same cell in
+a class of sixteen (a chance of 1 in 120) are not flagged, a test that fails the strongest third
+of a class of thirty is. Written answers still waiting for a person count 0 in the rest of the
+total.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+import numpy as np
 
 from ..notebooks import part_heading
 from ..settings import Course, Module
@@ -36,7 +44,9 @@ from .lms import spreadsheet_text, spreadsheet_writer
 from .report import score_rows
 
 EASY, HARD, SUSPECT = 0.95, 0.05, -0.2
-SUSPECT_FROM = 10  # graded submissions before a negative discrimination is flagged
+FALSE_ALARMS = 0.05  # the chance of any `suspect` flag on a page where no test is broken
+EXACT_UP_TO = 50_000  # ways to choose the passing students enumerated; beyond, random draws
+DRAWS = 20_000
 
 
 @dataclass
@@ -48,6 +58,7 @@ class CellStats:
     pass_rate: float | None
     mean: float | None
     discrimination: float | None
+    chance: float | None = None  # of so negative a discrimination by chance (permutation test)
     flags: list[str] = field(default_factory=list)
 
 
@@ -76,6 +87,62 @@ def point_biserial(passed: list[int], rest: list[float]) -> float | None:
     return sum((p - mp) * (r - mr) for p, r in zip(passed, rest)) / math.sqrt(sp * sr)
 
 
+def chance_of_lower(passed: list[int], rest: list[float]) -> float | None:
+    """The share of the ways to choose sum(passed) students of the class whose `rest` sums to at
+    most that of the students who passed: how often a discrimination this negative comes from
+    passing unrelated to the rest. Exact up to EXACT_UP_TO ways, else from DRAWS random choices
+    (seed 0, so the same class gives the same figure); None when the discrimination is None."""
+    n, k = len(passed), sum(passed)
+    if point_biserial(passed, rest) is None:
+        return None
+    values = np.asarray(rest, dtype=float)
+    observed = float(values[np.asarray(passed, dtype=bool)].sum())
+    tie = 1e-9 * max(1.0, float(np.abs(values).sum()))  # sums equal but for rounding count as equal
+    if math.comb(n, k) <= EXACT_UP_TO:
+        sums = [sum(c) for c in itertools.combinations(values.tolist(), k)]
+        return sum(t <= observed + tie for t in sums) / len(sums)
+    picks = np.argsort(np.random.default_rng(0).random((DRAWS, n)), axis=1)[:, :k]
+    lower = int((values[picks].sum(axis=1) <= observed + tie).sum())
+    return (1 + lower) / (1 + DRAWS)  # the observed choice counts as one of the draws
+
+
+def cell_stats(
+    points: dict[str, float], parts: dict[str, str], rows: list[dict]
+) -> list[CellStats]:
+    """Statistics and flags of each cell in `points` over `rows` (one per graded submission: the
+    points of each cell, or "pending" for a written answer waiting for a person, and "total")."""
+    stats = []
+    for c in points:
+        scored = [r for r in rows if r[c] != "pending"]
+        passed = [int(r[c] >= points[c]) for r in scored]
+        rest = [r["total"] - r[c] for r in scored]
+        stats.append(
+            CellStats(
+                c,
+                parts.get(c, ""),
+                points[c],
+                len(scored),
+                sum(passed) / len(scored) if scored else None,
+                sum(r[c] for r in scored) / len(scored) if scored else None,
+                point_biserial(passed, rest),
+                chance_of_lower(passed, rest),
+            )
+        )
+    tested = sum(s.discrimination is not None for s in stats)
+    for s in stats:
+        if s.pass_rate is not None and s.pass_rate >= EASY:
+            s.flags.append("easy")
+        if s.pass_rate is not None and s.pass_rate <= HARD:
+            s.flags.append("hard")
+        if (
+            s.discrimination is not None
+            and s.discrimination <= SUSPECT
+            and s.chance <= FALSE_ALARMS / tested
+        ):
+            s.flags.append("suspect")
+    return stats
+
+
 def _parts_and_points(reference: Path) -> tuple[dict[str, str], dict[str, float]]:
     """Grade id -> the "Part N: ..." heading it sits under, and -> its points (instructor
     notebook)."""
@@ -97,31 +164,7 @@ def class_stats(course: Course, m: Module, course_root: Path | None = None) -> C
     for r in rows:
         if r["status"] != "graded":
             left_out[r["status"]] = left_out.get(r["status"], 0) + 1
-    stats = []
-    for c in cells:
-        scored = [r for r in graded if r[c] != "pending"]
-        passed = [int(r[c] >= points[c]) for r in scored]
-        rest = [r["total"] - r[c] for r in scored]
-        s = CellStats(
-            c,
-            parts.get(c, ""),
-            points[c],
-            len(scored),
-            sum(passed) / len(scored) if scored else None,
-            sum(r[c] for r in scored) / len(scored) if scored else None,
-            point_biserial(passed, rest),
-        )
-        if s.pass_rate is not None and s.pass_rate >= EASY:
-            s.flags.append("easy")
-        if s.pass_rate is not None and s.pass_rate <= HARD:
-            s.flags.append("hard")
-        if (
-            s.discrimination is not None
-            and s.discrimination <= SUSPECT
-            and s.graded >= SUSPECT_FROM
-        ):
-            s.flags.append("suspect")
-        stats.append(s)
+    stats = cell_stats({c: points[c] for c in cells}, parts, graded)
     return ClassStats(
         m.name,
         stats,
@@ -163,7 +206,17 @@ def to_csv(stats: ClassStats) -> str:
     out = io.StringIO()
     w = spreadsheet_writer(out)
     w.writerow(
-        ["grade_id", "part", "points", "graded", "pass_rate", "mean", "discrimination", "flags"]
+        [
+            "grade_id",
+            "part",
+            "points",
+            "graded",
+            "pass_rate",
+            "mean",
+            "discrimination",
+            "chance",
+            "flags",
+        ]
     )
     for s in stats.cells:  # numbers as numbers (a blank where there is none), text quoted
         w.writerow(
@@ -174,7 +227,7 @@ def to_csv(stats: ClassStats) -> str:
                 s.graded,
                 *(
                     "" if x is None else round(x, 4)
-                    for x in (s.pass_rate, s.mean, s.discrimination)
+                    for x in (s.pass_rate, s.mean, s.discrimination, s.chance)
                 ),
                 " ".join(s.flags),
             ]
@@ -239,6 +292,7 @@ def to_html(stats: ClassStats) -> str:
     """A page of its own: no script, no request (the plots are inline PNG), every text escaped."""
     e = html.escape
     images = plots(stats)
+    tested = sum(s.discrimination is not None for s in stats.cells)
     left = ", ".join(f"{n} {status}" for status, n in sorted(stats.left_out.items())) or "none"
     mistakes = (
         (
@@ -259,7 +313,8 @@ def to_html(stats: ClassStats) -> str:
         f'<tr class="{" ".join(s.flags)}"><td>{e(s.grade_id)}</td>'
         f"<td>{e(s.part)}</td><td>{s.points:g}</td>"
         f"<td>{s.graded}</td><td>{number(s.pass_rate)}</td><td>{number(s.mean)}</td>"
-        f"<td>{number(s.discrimination)}</td><td>{e(' '.join(s.flags))}</td></tr>"
+        f"<td>{number(s.discrimination)}</td><td>{number(s.chance, 4)}</td>"
+        f"<td>{e(' '.join(s.flags))}</td></tr>"
         for s in stats.cells
     )
     return f"""<!DOCTYPE html>
@@ -272,16 +327,18 @@ tr.hard {{ background: #ffe9c7; }} tr.easy {{ color: #666; }}</style></head>
 <p>{len(stats.totals)} graded submissions (left out: {e(left)}). \
 Pass rate: the share with a cell's full points.
 Discrimination: the point-biserial correlation of passing the cell with the rest of the total.
+Chance: how often passing that is unrelated to the rest of the total gives a discrimination this
+low (a permutation test over the class).
 Flags: <b>easy</b> (at least {EASY:.0%} pass), <b>hard</b> (at most {HARD:.0%} pass), <b>suspect</b>
-(discrimination {SUSPECT} or less, from {SUSPECT_FROM} graded submissions: \
-the strongest students fail it more
-often, as with a broken test).</p>
+(discrimination {SUSPECT} or less and a chance of at most {FALSE_ALARMS} divided among the
+{tested} cells with a discrimination, {FALSE_ALARMS / max(tested, 1):.4f}: \
+the strongest students fail it more often than chance explains, as with a broken test).</p>
 <h2>Scores</h2><img alt="histogram of total scores" src="{images["scores"]}">
 <h2>Pass rate per graded cell</h2><img alt="pass rate per graded cell" src="{images["pass_rates"]}">
 {mistakes}<h2>Per graded cell</h2>
 <table><tr><th>graded cell</th><th>part</th><th>points</th><th>graded</th>\
 <th>pass rate</th><th>mean</th>
-<th>discrimination</th><th>flags</th></tr>
+<th>discrimination</th><th>chance</th><th>flags</th></tr>
 {rows}
 </table></body></html>
 """
