@@ -3,11 +3,17 @@
 Constructed from the catalogue: the reference solution; a copy of it with renamed variables and
 two statements swapped; the alternatives packed into one submission that writes every region
 differently (`alternatives-1`); the untouched student version; a copy of the reference that
-carries script in a comment (the page must show it as text); and a file that is no notebook.
+carries script in a string (the page must show it as text); and a file that is no notebook.
+Then the copies that try to hide: one with `;` after every statement, one with a `None` line
+after every statement, one whose solution bodies are `pass` and whose last cell `exec`s the
+copied functions from one string, one padded with textbook helpers that nothing calls, one
+padded with a flood of `<&` comment lines; and a framer: the independent solution carrying the
+reference's functions, renamed, as helpers that nothing calls.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 
@@ -18,7 +24,13 @@ from typer.testing import CliRunner
 from tests.conftest import make_course_copy
 from tests.grading.catalogue_runs import ALTERNATIVE_GROUPS, alternative_submission
 from tito.course.grading import submissions as sub
-from tito.course.grading.similarity import THRESHOLD, similarity, to_html
+from tito.course.grading.similarity import (
+    THRESHOLD,
+    provided,
+    similarity,
+    to_html,
+    written,
+)
 from tito.course.settings import Course
 from tito.main import app
 
@@ -34,7 +46,77 @@ RENAMES = {
     "clip_coef": "factor",
     "progress": "frac",
 }
-SCRIPT = "# </pre><script>document.title = 'owned'</script><img src=x onerror=alert(1)>"
+SCRIPT = "</pre><script>document.title = 'owned'</script><img src=x onerror=alert(1)>"
+REGIONS = [
+    "gradient_descent_step_impl",
+    "sgd_step_impl",
+    "adam_step_impl",
+    "adamw_step_impl",
+    "clip_grad_norm_impl",
+    "step_lr_impl",
+    "exponential_lr_impl",
+    "cosine_annealing_lr_impl",
+    "warmup_cosine_lr_impl",
+]
+# Helpers in a common textbook style; the padded copies define them and never call them.
+TEXTBOOK = """
+def numerical_gradient(f, x, h=1e-5):
+    grad = np.zeros_like(x)
+    for i in range(x.size):
+        old = x.flat[i]
+        x.flat[i] = old + h
+        plus = f(x)
+        x.flat[i] = old - h
+        minus = f(x)
+        x.flat[i] = old
+        grad.flat[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+def rmsprop_update(param, grad, cache, lr=0.01, decay=0.99, eps=1e-8):
+    cache[:] = decay * cache + (1 - decay) * grad ** 2
+    param -= lr * grad / (np.sqrt(cache) + eps)
+    return param, cache
+
+
+def adagrad_update(param, grad, cache, lr=0.01, eps=1e-8):
+    cache += grad ** 2
+    param -= lr * grad / (np.sqrt(cache) + eps)
+    return param, cache
+
+
+def exponential_moving_average(values, beta=0.9):
+    averages, running = [], 0.0
+    for t, v in enumerate(values, start=1):
+        running = beta * running + (1 - beta) * v
+        averages.append(running / (1 - beta ** t))
+    return averages
+
+
+def polynomial_decay(base_lr, step, total_steps, power=2.0, end_lr=0.0):
+    fraction = min(step, total_steps) / total_steps
+    return (base_lr - end_lr) * (1 - fraction) ** power + end_lr
+
+
+def linear_warmup(base_lr, step, warmup_steps):
+    if step >= warmup_steps:
+        return base_lr
+    return base_lr * (step + 1) / warmup_steps
+
+
+def global_norm(arrays):
+    return float(np.sqrt(sum(float(np.sum(a * a)) for a in arrays)))
+
+
+class RunningMean:
+    def __init__(self):
+        self.count, self.mean = 0, 0.0
+
+    def update(self, value):
+        self.count += 1
+        self.mean += (value - self.mean) / self.count
+        return self.mean
+"""
 
 
 def disguised(nb):
@@ -56,6 +138,65 @@ def disguised(nb):
     return nb
 
 
+def _each_statement(nb, edit):
+    """Each simple statement of the solution regions through edit(lines, statement), last first."""
+    for grade_id in REGIONS:
+        code = sub.region(nb, grade_id)
+        lines = code.splitlines()
+        simple = [
+            node
+            for node in ast.walk(ast.parse(code))
+            if isinstance(node, ast.stmt) and not hasattr(node, "body")
+        ]
+        for node in sorted(simple, key=lambda n: (n.end_lineno, n.end_col_offset), reverse=True):
+            edit(lines, node)
+        nb = sub.replace_region(nb, grade_id, "\n".join(lines) + "\n")
+    return nb
+
+
+def with_semicolons(nb):
+    def edit(lines, node):
+        line = lines[node.end_lineno - 1]
+        lines[node.end_lineno - 1] = line[: node.end_col_offset] + ";" + line[node.end_col_offset :]
+
+    return _each_statement(nb, edit)
+
+
+def with_none_lines(nb):
+    def edit(lines, node):
+        lines.insert(node.end_lineno, " " * node.col_offset + "None")
+
+    return _each_statement(nb, edit)
+
+
+def run_from_a_string(complete):
+    """Solution bodies `pass`; the copied functions (their cells as the reference has them) run
+    by one exec of a string in a last cell."""
+    nb = complete
+    for grade_id in REGIONS:
+        nb = sub.replace_region(nb, grade_id, "pass\n")
+    return sub.insert_code_cell(nb, REGIONS[-1], f"exec({solution_cells(complete)!r})")
+
+
+def with_helpers(nb, helpers: str):
+    return sub.insert_code_cell(nb, REGIONS[-1], "import numpy as np\n" + helpers)
+
+
+def solution_cells(nb) -> str:
+    """The code of every solution cell, as one text."""
+    return "\n\n".join(
+        c.source
+        for c in nb.cells
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")
+    )
+
+
+def framing(independent, complete):
+    """The independent solution carrying the reference's functions, renamed, as helpers."""
+    renamed = re.sub(r"^def (\w+)\(", r"def kept_\1(", solution_cells(complete), flags=re.M)
+    return with_helpers(independent, renamed)
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     course = Course()
@@ -63,7 +204,7 @@ def report(tmp_path_factory):
     release = nbformat.read(course.release_notebook(m), as_version=4)
     complete = sub.filled(release, nbformat.read(course.source_notebook(m), as_version=4))
     scripted = sub.replace_region(
-        complete, "step_lr_impl", SCRIPT + "\n" + sub.region(complete, "step_lr_impl")
+        complete, "step_lr_impl", f"note = {SCRIPT!r}\n" + sub.region(complete, "step_lr_impl")
     )
     root = tmp_path_factory.mktemp("similarity")
     for student, nb in {
@@ -82,6 +223,75 @@ def report(tmp_path_factory):
     return course, m, root, similarity(course, m, course_root=root)
 
 
+FLOOD = "\n".join("# " + "<&" * 45 for _ in range(2000))  # 186,000 characters of comment
+
+
+@pytest.fixture(scope="module")
+def hiding(tmp_path_factory):
+    """A class of copies that try to hide, the independent solution and the framer."""
+    course = Course()
+    m = course.module("06")
+    release = nbformat.read(course.release_notebook(m), as_version=4)
+    complete = sub.filled(release, nbformat.read(course.source_notebook(m), as_version=4))
+    independent = alternative_submission(complete, *ALTERNATIVE_GROUPS["alternatives-1"])
+    flooded = sub.replace_region(
+        complete, "adam_step_impl", FLOOD + "\n" + sub.region(complete, "adam_step_impl")
+    )
+    root = tmp_path_factory.mktemp("hiding")
+    notebooks = {
+        "reference": complete,
+        "independent": independent,
+        "semicolons": with_semicolons(complete),
+        "none_lines": with_none_lines(complete),
+        "from_string": run_from_a_string(complete),
+        "padded": with_helpers(complete, TEXTBOOK),
+        "flooded": flooded,
+        "framer": framing(independent, complete),
+    }
+    for student, nb in notebooks.items():
+        path = course.submission_notebook(m, student, root)
+        path.parent.mkdir(parents=True)
+        nbformat.write(nb, path)
+    return notebooks, release, similarity(course, m, course_root=root)
+
+
+def test_copies_that_hide_are_listed_with_the_original(hiding):
+    _, _, r = hiding
+    shares = {(p.a, p.b): p.share for p in r.pairs}
+    listed = {(p.a, p.b) for p in r.flagged}
+    for copy in ["semicolons", "none_lines", "from_string", "padded", "flooded"]:
+        pair = tuple(sorted((copy, "reference")))
+        assert pair in listed and shares[pair] >= 0.9, (copy, shares[pair])
+    assert r.notes["from_string"] == ["runs code built from a string (exec)"]
+    assert r.notes["padded"] == [
+        "left out: 8 function(s) or class(es) that no graded function calls (RunningMean, "
+        "adagrad_update, exponential_moving_average, global_norm, linear_warmup, "
+        "numerical_gradient, polynomial_decay, rmsprop_update)"
+    ]
+
+
+def test_an_independent_solution_is_listed_with_no_copy_and_a_framer_frames_no_one(hiding):
+    """The framer copies `independent` (listed with it) and carries the reference's functions,
+    renamed, as helpers nothing calls: left out and named, so it is not listed with the
+    reference or any copy of it."""
+    _, _, r = hiding
+    listed = {(p.a, p.b) for p in r.flagged}
+    assert [pair for pair in listed if "independent" in pair] == [("framer", "independent")]
+    assert [pair for pair in listed if "framer" in pair] == [("framer", "independent")]
+    assert r.notes["framer"][0].startswith(
+        "left out: 9 function(s) or class(es) that no graded function calls (kept_adam_step, "
+    )
+
+
+def test_a_comment_flood_changes_nothing_that_is_compared_or_shown(hiding):
+    """The flood is comment: what is compared (and so its cost, and the page) is the reference's
+    code exactly."""
+    notebooks, release, r = hiding
+    given = provided(release)
+    assert written(notebooks["flooded"], given) == written(notebooks["reference"], given)
+    assert "<&" not in to_html(r)
+
+
 def test_the_disguised_copy_is_found_and_the_independent_solution_is_not(report):
     _, _, _, r = report
     assert r.compared == ["copy", "independent", "reference", "scripted", "untouched"]
@@ -96,7 +306,7 @@ def test_the_disguised_copy_is_found_and_the_independent_solution_is_not(report)
         ("reference", "scripted"),
     ]
     assert shares[("copy", "reference")] == (1.0, 1.0)
-    assert shares[("independent", "reference")] == (0.12, 0.10)  # shared idioms only: far below 0.5
+    assert shares[("independent", "reference")] == (0.16, 0.13)  # shared idioms only: far below 0.5
     assert (
         max(
             max(shares[tuple(sorted(("independent", other)))])
@@ -163,3 +373,27 @@ def test_one_common_idiom_is_not_a_copy(report):
     (pair,) = compare({"idiom": idiom, "reference": reference}, "").pairs
     assert pair.share_a == 1.0 and pair.tokens < MIN_SHARED
     assert compare({"idiom": idiom, "reference": reference}, "").flagged == []
+
+
+def test_a_long_code_is_shown_as_its_shared_fragments_only(report):
+    """A string of 150,000 characters survives reading as code (it is not a comment): the page
+    shows each side's shared fragments, at most SHOWN characters, not the whole code."""
+    from tito.course.grading.similarity import SHOWN, compare
+
+    _, _, _, r = report
+    reference = next(p.code_a if p.a == "reference" else p.code_b for p in r.flagged)
+    padded = reference + f"\nfiller = {'<&' * 75_000!r}"
+    page = to_html(compare({"padded": padded, "reference": reference}, ""))
+    assert "shared fragments only" in page and len(page) < 4 * SHOWN + 10_000
+    assert page.count("&lt;&amp;") < 100  # the filler is shared with no one: not shown
+
+
+def test_the_page_shows_the_code_of_the_most_similar_pairs_only(report):
+    from tito.course.grading.similarity import SHOWN_PAIRS, compare
+
+    _, _, _, r = report
+    reference = next(p.code_a if p.a == "reference" else p.code_b for p in r.flagged)
+    many = compare({f"s{i:02d}": reference for i in range(16)}, "")  # 120 pairs, all listed
+    page = to_html(many)
+    assert len(many.flagged) == 120 and page.count('<div class="pair">') == SHOWN_PAIRS == 100
+    assert "The code of the other 20 listed pairs is not shown" in page

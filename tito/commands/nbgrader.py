@@ -319,10 +319,11 @@ def similarity(
         None, "--out", help="Where the html page goes (default: reports/<module>/similarity.html)."
     ),
 ):
-    """Similar submissions: the pairs of students whose code shares long fragments (renamed names
-    and
-    reordered statements do not hide them; the student version's code never counts), in a table
-    and on an HTML page that shows each listed pair's code with the shared fragments marked."""
+    """Similar submissions: the pairs of students whose code shares long fragments, compared as it
+    runs (comments, formatting, renamed names and reordered statements do not hide a copy; code
+    run from strings and helpers no graded function calls are named; the student version's code
+    never counts), in a table and on an HTML page that shows each listed pair's code with the
+    shared fragments marked."""
     from ..course.grading import similarity as similar
 
     course = load_course()
@@ -346,6 +347,8 @@ def similarity(
             str(p.tokens),
         )
     console.print(t)
+    for student, said in sorted(report.notes.items()):
+        console.print(Text(f"read with care: {_printable(student)}: {_printable('; '.join(said))}"))
     for student, why in sorted(report.skipped.items()):
         console.print(Text(f"not compared: {_printable(student)}: {_printable(why)}"))
     console.print(

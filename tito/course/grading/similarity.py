@@ -1,28 +1,37 @@
 """Similar submissions: which students' code shares long fragments.
 
-What a student wrote is every line of their notebook's code that the release notebook does not
-hold: the release's code (signatures, docstrings, stubs, provided lines, examples) is boilerplate
-and never counts, line by line and again as fingerprints. copydetect fingerprints each student's
-code by
-winnowing, as MOSS does: hashes of every K-character run of the code with names and strings
-normalised by copydetect's tokenizer (renamed variables do not hide a copy; numbers stay as
-written), a minimum kept in every window of W hashes, matched wherever they stand (reordered
-statements do not hide one either). Every pair is compared; a pair is listed when either side
-has at least `threshold` of its code in fragments the other also has, and they share at least
-MIN_SHARED characters.
+What is compared is what runs, not how it is typed. Each code cell is parsed (`ast`) and written
+back (`ast.unparse`): comments, docstrings and statements that do nothing (`pass`, a bare
+`None` or `...`) are gone and every statement stands on its own line, so trailing `;`, padding
+lines and reformatting change nothing. A cell that does not parse is compared as typed, comment
+lines left out. Code that `exec`, `eval` or `compile` runs from a string written out in the
+submission is compared as code; a submission that runs code built from a string at all is named
+("runs code built from a string"), since what such a string holds can be hidden from any reader.
+Functions and classes that no graded function calls (helpers never reached from the functions
+the student version defines) are left out of the comparison and named: padding a copy with them
+does not dilute its share, and textbook helpers nobody calls do not make two students look alike.
 
-The submissions are data: read as regular files up to the size limit, parsed as notebooks, and
-every byte of their code is escaped and then passed through display.sanitize before the page
-shows it.
+What a student wrote is every line of that code that the release notebook (read the same way, and
+as typed) does not hold. copydetect fingerprints it by winnowing, as MOSS does: hashes of every
+K-character run of the code with names and strings normalised by copydetect's tokenizer (renamed
+variables do not hide a copy; numbers stay as written), a minimum kept in every window of W
+hashes, matched wherever they stand (reordered statements do not hide one either). Every pair is
+compared; a pair is listed when either side has at least `threshold` of its code in fragments the
+other also has, and they share at least MIN_SHARED characters.
+
+The submissions are data: read as regular files up to the size limit, parsed as notebooks (and
+their code by `ast`, which never runs it), and every byte of their code is escaped and then passed
+through display.sanitize before the page shows it; a long code is shown as its shared fragments.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import html
 import io
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -41,6 +50,11 @@ MIN_SHARED = (
 )
 # characters of a student's own code compared at most; a longer one is named, not compared
 MAX_CODE = 200_000
+# characters of one side's code a page shows; a longer code shows its shared fragments only
+SHOWN = 20_000
+SHOWN_PAIRS = 100  # listed pairs whose code the page shows side by side, most similar first
+# Calls that run code built from a string: the submission is named, literal strings are compared.
+STRING_RUNNERS = {"exec", "eval", "compile", "__import__", "FunctionType"}
 
 
 @dataclass
@@ -67,29 +81,168 @@ class Report:
     skipped: dict[str, str]  # student -> why not
     pairs: list[Pair]  # every compared pair, most similar first
     threshold: float
+    notes: dict[str, list[str]] = field(default_factory=dict)  # student -> Written.notes()
 
     @property
     def flagged(self) -> list[Pair]:
         return [p for p in self.pairs if p.share >= self.threshold and p.tokens >= MIN_SHARED]
 
 
-def written_code(submission, release) -> str:
-    """The code a student wrote: the lines of their code cells that no code cell of the release
-    holds (nor nbgrader's solution markers), in order, blank lines left out."""
-    provided = {
-        line.strip()
-        for c in release.cells
-        if c.cell_type == "code"
-        for line in c.source.splitlines()
-    }
-    provided |= {SOLUTION_BEGIN, SOLUTION_END}
-    return "\n".join(
-        line
-        for c in submission.cells
-        if c.cell_type == "code"
-        for line in c.source.splitlines()
-        if line.strip() and line.strip() not in provided
+@dataclass
+class Written:
+    code: str  # what is compared: the student's own lines of the code that runs
+    helpers: list[str] = field(default_factory=list)  # left out: defined, never reached
+    from_strings: list[str] = field(default_factory=list)  # calls that run code from a string
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.from_strings:
+            notes.append(f"runs code built from a string ({', '.join(self.from_strings)})")
+        if self.helpers:
+            notes.append(
+                f"left out: {len(self.helpers)} function(s) or class(es) that no graded function "
+                f"calls ({', '.join(self.helpers[:10])}{', ...' if len(self.helpers) > 10 else ''})"
+            )
+        return notes
+
+
+def _no_op(statement: ast.stmt) -> bool:
+    return isinstance(statement, ast.Pass) or (
+        isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
     )
+
+
+class _WithoutNoOps(ast.NodeTransformer):
+    """Docstrings, bare constants (None, ..., numbers) and pass taken out of every block; a body
+    left empty keeps one pass."""
+
+    def generic_visit(self, node):
+        super().generic_visit(node)
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(node, name, None)
+            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                kept = [s for s in block if not _no_op(s)]
+                if not kept and name == "body" and not isinstance(node, ast.Module):
+                    kept = [ast.Pass()]
+                setattr(node, name, kept)
+        return node
+
+
+def _parsed(source: str) -> ast.Module | None:
+    """The code of `source` with its no-op statements removed, or None if it does not parse."""
+    try:
+        return _WithoutNoOps().visit(ast.parse(source))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def _typed_lines(source: str) -> list[str]:
+    return [line for line in source.splitlines() if not line.strip().startswith("#")]
+
+
+def _strings_run(trees: list[ast.Module]) -> tuple[list[str], list[str]]:
+    """(the names of the calls that run code from a string, the literal strings they run: an
+    argument written out, or a name bound to one at the top of a cell)."""
+    literals = {
+        target.id: node.value.value
+        for tree in trees
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    names, strings = set(), []
+    for tree in trees:
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else ""
+            if isinstance(func, ast.Attribute) and func.attr in ("exec", "eval", "FunctionType"):
+                name = func.attr
+            if name not in STRING_RUNNERS:
+                continue
+            names.add(name)
+            first = node.args[0] if node.args else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                strings.append(first.value)
+            elif isinstance(first, ast.Name) and first.id in literals:
+                strings.append(literals[first.id])
+    return sorted(names), strings
+
+
+def _unreached(trees: list[ast.Module], graded: set[str]) -> set[str]:
+    """Top-level functions and classes that no graded function (one the release defines) calls,
+    directly or through other functions."""
+    defs: dict[str, list[ast.stmt]] = {}
+    for tree in trees:
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defs.setdefault(node.name, []).append(node)
+    reached, todo = set(), [n for n in defs if n in graded]
+    while todo:
+        name = todo.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        for node in defs[name]:
+            todo += [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in defs]
+    return set(defs) - reached
+
+
+@dataclass
+class Provided:
+    """What the release notebook gives every student, read once per class."""
+
+    sources: set[str]  # its code cells as they are: a submission's unchanged cell adds nothing
+    lines: set[str]  # its lines, as typed and as read by `ast`
+    graded: set[str]  # the functions and classes it defines
+    boilerplate: str  # its code as read by `ast`, for copydetect's boilerplate
+
+
+def provided(release) -> Provided:
+    sources = [c.source for c in release.cells if c.cell_type == "code"]
+    trees = [(src, _parsed(src)) for src in sources]
+    lines = {SOLUTION_BEGIN, SOLUTION_END}
+    lines |= {line.strip() for src in sources for line in src.splitlines()}
+    read = [ast.unparse(t) if t is not None else src for src, t in trees]
+    lines |= {line.strip() for text in read for line in text.splitlines()}
+    graded = {
+        node.name
+        for _, t in trees
+        if t is not None
+        for node in t.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    }
+    return Provided(set(sources), lines, graded, "\n\n".join(read))
+
+
+def written(submission, given: Provided) -> Written:
+    """The code a student wrote, read as it runs: the lines of their code that the release does
+    not hold (`given`), in order, blank lines left out; helpers no graded function calls left
+    out and named, code run from strings named."""
+    cells = [
+        (c.source, _parsed(c.source))
+        for c in submission.cells
+        if c.cell_type == "code" and c.source not in given.sources
+    ]
+    trees = [t for _, t in cells if t is not None]
+    runners, strings = _strings_run(trees)
+    cells += [(src, t) for src in strings if (t := _parsed(src)) is not None]
+    trees = [t for _, t in cells if t is not None]
+    helpers = _unreached(trees, given.graded)
+    lines = []
+    for source, tree in cells:
+        if tree is None:
+            lines += _typed_lines(source)
+            continue
+        for node in tree.body:
+            if getattr(node, "name", None) not in helpers:
+                lines += ast.unparse(node).splitlines()
+    code = "\n".join(line for line in lines if line.strip() and line.strip() not in given.lines)
+    return Written(code, sorted(helpers), runners)
 
 
 def _stable_kgram_hashes(string: str, k: int) -> np.ndarray:
@@ -125,6 +278,7 @@ def compare(
     threshold: float = THRESHOLD,
     module: str = "",
     skipped: dict[str, str] | None = None,
+    notes: dict[str, list[str]] | None = None,
 ) -> Report:
     """Compare every pair of students' code, `boilerplate_code` excluded."""
     from copydetect import compare_files
@@ -148,7 +302,7 @@ def compare(
             )
         )
     pairs.sort(key=lambda p: (-p.share, p.a, p.b))
-    return Report(module, sorted(prints), dict(skipped or {}), pairs, threshold)
+    return Report(module, sorted(prints), dict(skipped or {}), pairs, threshold, dict(notes or {}))
 
 
 def _ranges(slices) -> list[tuple[int, int]]:
@@ -165,7 +319,8 @@ def similarity(
             f"no student version at {release_path}: run `tito nbgrader generate {m.name}` first"
         )
     release = nbformat.read(release_path, as_version=4)
-    codes, skipped = {}, {}
+    codes, skipped, notes = {}, {}, {}
+    given = provided(release)
     limit = course.grading_limits["output_mb"] << 20
     for student in course.students("submitted", m, course_root):
         try:
@@ -175,21 +330,23 @@ def similarity(
                 ),
                 as_version=4,
             )
-            code = written_code(nb, release)
-            if len(code) > MAX_CODE:
+            own = written(nb, given)
+            if len(own.code) > MAX_CODE:
                 skipped[student] = (
-                    f"{len(code):,} characters of its own code, more than the {MAX_CODE:,} compared"
+                    f"{len(own.code):,} characters of its own code, more than the {MAX_CODE:,} "
+                    "compared"
                 )
                 continue
-            codes[student] = code
+            codes[student] = own.code
+            if own.notes():
+                notes[student] = own.notes()
         except Exception as e:  # unreadable, too large or not a notebook: named, never compared
             skipped[student] = (
                 f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
             )
     if len(codes) < 2:
         raise CourseError(f"{len(codes)} readable submission(s) of {m.name}: nothing to compare")
-    boilerplate = "\n\n".join(c.source for c in release.cells if c.cell_type == "code")
-    return compare(codes, boilerplate, threshold, m.name, skipped)
+    return compare(codes, given.boilerplate, threshold, m.name, skipped, notes)
 
 
 def to_html(report: Report) -> str:
@@ -206,9 +363,17 @@ def to_html(report: Report) -> str:
         f'<div class="pair"><div>{_code(p.a, p.code_a, p.copied_a)}</div>'
         f"<div>{_code(p.b, p.code_b, p.copied_b)}</div>"
         "</div>"
-        for p in report.flagged
+        for p in report.flagged[:SHOWN_PAIRS]
     )
+    if len(report.flagged) > SHOWN_PAIRS:
+        sections += (
+            f"<p>The code of the other {len(report.flagged) - SHOWN_PAIRS} listed pairs is not "
+            f"shown: the page shows the {SHOWN_PAIRS} most similar.</p>"
+        )
     skipped = "".join(f"<li>{e(s)}: {e(why)}</li>" for s, why in sorted(report.skipped.items()))
+    notes = "".join(
+        f"<li>{e(s)}: {e('; '.join(said))}</li>" for s, said in sorted(report.notes.items())
+    )
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{e(report.module)}: similar submissions</title><style>"
@@ -225,17 +390,30 @@ def to_html(report: Report) -> str:
         f"{report.threshold:.0%} of its code in "
         f"fragments of {K + WINDOW - 1} characters or more that the other has too, "
         f"{MIN_SHARED} characters at "
-        "least (names and strings normalised; the student version's code left out). "
+        "least (the code as it runs: comments, docstrings and statements that do nothing left "
+        "out; names and strings normalised; the student version's code left out). "
         "Shared fragments are in "
         "bold.</p><table><tr><th>student</th><th>student</th><th>share of the first</th>"
         f"<th>share of the second</th><th>shared characters</th></tr>{rows}</table>{sections}"
+        + (f"<h2>Read with care</h2><ul>{notes}</ul>" if notes else "")
         + (f"<h2>Not compared</h2><ul>{skipped}</ul>" if skipped else "")
         + "</body></html>\n"
     )
 
 
 def _code(student: str, code: str, copied: list[tuple[int, int]]) -> str:
-    """`code` escaped, the `copied` ranges in <strong>, through the sanitiser."""
+    """`code` escaped, the `copied` ranges in <strong>, through the sanitiser; a code longer than
+    SHOWN characters shows its shared fragments only, up to SHOWN characters."""
+    if len(code) > SHOWN:
+        fragments, length = [], 0
+        for start, end in sorted(copied):
+            fragments.append(code[start : min(end, start + SHOWN - length)])
+            length += len(fragments[-1])
+            if length >= SHOWN:
+                break
+        shown = "".join(f"<strong>{html.escape(f)}</strong>\n…\n" for f in fragments)
+        said = f"{len(code):,} characters: the shared fragments only, {length:,} characters"
+        return sanitize(f"<h3>{html.escape(student)}</h3><p>{said}</p><pre>{shown}</pre>")
     out, at = [], 0
     for start, end in sorted(copied):
         start = max(start, at)
