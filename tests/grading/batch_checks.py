@@ -99,7 +99,17 @@ HOG_SECONDS = 12  # long enough to overlap other jobs of the batch
 HOARD = "uses_memory"
 DENIED = {
     name: "EPERM"
-    for name in ["add_key", "keyctl_search", "io_uring_setup", "memfd_create", "shmget", "flock"]
+    for name in [
+        "add_key",
+        "keyctl_search",
+        "io_uring_setup",
+        "memfd_create",
+        "shmget",
+        "flock",
+        "F_NOTIFY",
+        "F_SETLEASE",
+        "F_SETSIG",
+    ]
 }
 
 

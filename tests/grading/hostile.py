@@ -163,7 +163,39 @@ try:
     _found["flock"] = "ok"
 except OSError as _e:
     _found["flock"] = errno.errorcode[_e.errno]
+# File events on the read-only environment every jail shares: a channel between jobs.
+_shared = os.open(sys.prefix, os.O_RDONLY)
+for _name, _arg in [("F_NOTIFY", fcntl.DN_ACCESS | fcntl.DN_MULTISHOT),
+                   ("F_SETLEASE", fcntl.F_RDLCK), ("F_SETSIG", 10)]:
+    try:
+        fcntl.fcntl(_shared, getattr(fcntl, _name), _arg)
+        _found[_name] = "ok"
+    except OSError as _e:
+        _found[_name] = errno.errorcode[_e.errno]
 print("kernel state:", json.dumps(_found, sort_keys=True))
+"""
+
+
+def fills_sockets(mb: int) -> str:
+    """Fill socket pairs' buffers (kernel memory, which no user-page count sees) until `mb` MB are
+    held; print how much, wait, and print that it was not stopped."""
+    return f"""\
+import socket, time
+_held, _pairs, _chunk = 0, [], bytes(1 << 16)
+while _held < ({mb} << 20):
+    _a, _b = socket.socketpair()
+    _a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    _b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    _a.setblocking(False)
+    try:
+        while True:
+            _held += _a.send(_chunk)
+    except BlockingIOError:
+        pass
+    _pairs.append((_a, _b))
+print("socket buffers held MB:", _held >> 20, flush=True)
+time.sleep(2)
+print("socket buffers still held", flush=True)
 """
 
 

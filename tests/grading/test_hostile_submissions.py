@@ -44,6 +44,7 @@ from tests.grading.dask_cluster import local_cluster
 from tito.course.grading import submissions as sub
 from tito.course.grading.examples import EPS_INSIDE_SQRT
 from tito.course.grading.host import autograde
+from tito.course.grading.jail import kernel_memory_bounded
 from tito.course.grading.report import score_rows
 
 pytestmark = pytest.mark.slow
@@ -86,6 +87,8 @@ def batch(graded_course, tmp_path_factory):
             kernel_only=True,
         ),
         **(attacks := hostile_cases(course, tmpdir)),
+        # Kernel memory: counted by the control group (as root), so stopped at the limit.
+        "fills_sockets": hostile.with_attack(release, hostile.fills_sockets(4000)),
         # The 40 MB flood runs in test_hostile_unprivileged.py's batch only (it costs time, not
         # coverage).
         **{s: c for s, c in display_cases(release, instructor, complete).items() if s != "floods"},
@@ -106,7 +109,15 @@ def batch(graded_course, tmp_path_factory):
                 os.kill(workers[0].pid, signal.SIGKILL)
 
         before, keys_before = snapshot(course, tmpdir), keyring()
-        outcomes = autograde(course, m, sorted(paths), scheduler=address, on_done=kill_a_worker)
+        outcomes = autograde(
+            course,
+            m,
+            sorted(paths),
+            scheduler=address,
+            on_done=kill_a_worker,
+            # Run by a user with no control group, the batch tests the memory watch instead.
+            accept_unbounded_kernel_memory=not kernel_memory_bounded(),
+        )
         killed_status = workers[0].wait(timeout=10)
     lingering = processes_with(hostile.MARKER)
     after = snapshot(course, tmpdir)
@@ -212,6 +223,24 @@ def test_what_a_submission_uses_stays_within_its_own_job(batch):
     check_resources(batch["course"], batch["outcomes"], *batch["keys"])
     if os.geteuid() == 0:  # the control group's own peak: never above the limit
         assert 0 < batch["outcomes"][HOARD].memory_mb["kernel"] <= 2500
+
+
+def test_socket_buffers_count_against_the_memory_limit(batch):
+    """Socket buffers are kernel memory: the job's control group counts them with everything else,
+    so a submission that fills socket pairs towards 4,000 MB is stopped at the 2,500 MB limit in
+    the kernel run and in the judge, scores nothing, and the honest classmate keeps full marks."""
+    if not kernel_memory_bounded():
+        pytest.skip(
+            "without a control group, grading counts user pages only (refused unless "
+            "accepted: test_hostile_unprivileged.py)"
+        )
+    fills = batch["outcomes"]["fills_sockets"]
+    assert fills.status == "graded" and fills.score == 0, fills
+    assert "the kernel run held more than memory_limit_mb" in fills.reason, fills.reason
+    assert printed(batch["course"], "fills_sockets", "socket buffers held MB: ") == []
+    assert 0 < fills.memory_mb["kernel"] <= 2500
+    honest = batch["outcomes"][HONEST]
+    assert honest.score == batch["full"] == 92, honest
 
 
 def test_every_attack_scores_nothing_in_any_cell(batch):

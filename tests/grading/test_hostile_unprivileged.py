@@ -45,7 +45,7 @@ from tests.grading.batch_checks import (
     snapshot,
 )
 from tito.course.generate import generate
-from tito.course.grading import display
+from tito.course.grading import cgroups, display
 from tito.course.grading import submissions as sub
 from tito.course.grading.examples import EPS_INSIDE_SQRT
 from tito.course.grading.host import CellScore, Outcome, load_outcome, record
@@ -100,6 +100,14 @@ def _grade_unprivileged(laptop: Path) -> dict:
     }
     keys_before = keyring()
     tito = [str(Path(sys.executable).parent / "tito"), "nbgrader", "autograde", "06"]
+    # No control group for the jails (as root this runs as nobody, in none): the memory limit
+    # would leave out kernel memory, so grading is refused, before anything is written, until the
+    # instructor accepts it.
+    refused = unprivileged.run(
+        [*tito, "--workers", "2"], cwd=root, env=env, needed=[REPO, root], timeout=900
+    )
+    written_when_refused = sorted(p.name for p in (root / "autograded").glob("*"))
+    tito.append("--accept-unbounded-kernel-memory")
     proc = unprivileged.run(
         [*tito, "--workers", "2"], cwd=root, env=env, needed=[REPO, root], timeout=900
     )
@@ -115,6 +123,8 @@ def _grade_unprivileged(laptop: Path) -> dict:
     outcomes = {s: load_outcome(course, root, m, s) for s in paths}
     return dict(
         course=course,
+        refused=refused,
+        written_when_refused=written_when_refused,
         proc=proc,
         retry=retry,
         first=first,
@@ -195,6 +205,22 @@ def test_unprivileged_grading_keeps_each_job_to_its_own_resources(unprivileged_b
         f"{len(starved)} job(s) failed as starved ({', '.join(starved) or 'none'}), "
         f"all graded by --retry-failed; memory hoard peak {final[HOARD].memory_mb}",
     )
+
+
+def test_without_a_control_group_grading_is_refused_until_the_risk_is_accepted(
+    unprivileged_batch,
+):
+    """As nobody, with no control group delegated, the jail's memory limit counts user pages only:
+    a submission could fill socket buffers past it. autograde says so and stops (exit 1), having
+    written nothing, until --accept-unbounded-kernel-memory is given."""
+    b = unprivileged_batch
+    if os.geteuid() != 0 and cgroups.available():
+        pytest.skip("this user has a delegated control group: its jails count kernel memory too")
+    said = " ".join((b["refused"].stdout + b["refused"].stderr).split())
+    assert b["refused"].returncode == 1, said
+    assert "bounds memory for user pages only" in said
+    assert "--accept-unbounded-kernel-memory" in said
+    assert b["written_when_refused"] == []
 
 
 def test_unprivileged_run_really_ran_unprivileged(unprivileged_batch):

@@ -95,6 +95,12 @@ def autograde(
         "--unsafe-no-jail",
         help="Run submitted code without the jail (only for submissions you trust).",
     ),
+    accept_unbounded_kernel_memory: bool = typer.Option(
+        False,
+        "--accept-unbounded-kernel-memory",
+        help="Grade without root or a delegated control group: the memory limit then leaves out "
+        "the socket and pipe buffers a submission fills.",
+    ),
 ):
     """Autograde submitted/<student>/<module>/: a jailed kernel run and the judge's checks.
 
@@ -131,6 +137,7 @@ def autograde(
             on_done=lambda o: bar.advance(task),
             jail=not unsafe_no_jail,
             scheduler=scheduler,
+            accept_unbounded_kernel_memory=accept_unbounded_kernel_memory,
         )
     console.print(scores_table(course, m, outcomes))
     if unsafe_no_jail:
@@ -374,6 +381,12 @@ def verify(
         0, "--seed", help="Which sample: the same seed picks the same students."
     ),
     workers: int = typer.Option(None, "--workers", min=1, help="Submissions graded again at once."),
+    accept_unbounded_kernel_memory: bool = typer.Option(
+        False,
+        "--accept-unbounded-kernel-memory",
+        help="Grade without root or a delegated control group: the memory limit then leaves out "
+        "the socket and pipe buffers a submission fills.",
+    ),
 ):
     """Check the recorded outcomes against what would grade them now: the ones graded with another
     instructor notebook, package, configuration or grader, or whose submitted file changed since
@@ -414,7 +427,14 @@ def verify(
         with console.status(f"grading {len(picked)} submission(s) again"):
             differing = {
                 s: d
-                for s, d in check.regrade(course, m, recorded, picked, workers=workers).items()
+                for s, d in check.regrade(
+                    course,
+                    m,
+                    recorded,
+                    picked,
+                    workers=workers,
+                    accept_unbounded_kernel_memory=accept_unbounded_kernel_memory,
+                ).items()
                 if d
             }
         for s in picked:

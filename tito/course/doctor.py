@@ -72,6 +72,16 @@ def run_checks(start: Path | None = None) -> list[Check]:
     try:
         jail.check(jail.Limits.from_course(course))
         checks.append(Check("grading jail", True, "bubblewrap (user, PID and network namespaces)"))
+        checks.append(
+            Check("grading memory bound", True, "a control group: all memory, kernel included")
+            if jail.kernel_memory_bounded()
+            else Check(
+                "grading memory bound",
+                False,
+                f"user pages only: {jail.UNBOUNDED_KERNEL_MEMORY}",
+                "grade as root or from a delegated control group",
+            )
+        )
     except jail.JailError as e:
         checks.append(Check("grading jail", False, str(e), "sudo apt-get install bubblewrap"))
     for key in ["modules", "package", "source", "release"]:

@@ -707,13 +707,16 @@ def autograde(
     jail: bool = True,
     scheduler: str | None = None,
     run_job: Callable[[Job], JobResult] | None = None,
+    accept_unbounded_kernel_memory: bool = False,
 ) -> list[Outcome]:
     """Grade `students`' submissions of module `m`, `workers` at a time; every one gets an Outcome.
 
     Jobs run in fresh processes on this machine, or on the Dask cluster at `scheduler`
     (default: settings.ini's [grading] scheduler; "" for this machine). `workers` defaults
     to 1 here and to the cluster's threads there. `run_job` replaces how a job is run (a
-    benchmark's variant).
+    benchmark's variant). Without a control group for its jails (no root, no delegated group)
+    this machine refuses to grade unless `accept_unbounded_kernel_memory` (jail.py says why);
+    a Dask worker in that state fails its jobs, to be graded again elsewhere.
     """
     root = Path(course_root or course.root).resolve()
     check_ready(course, root, m)
@@ -724,6 +727,8 @@ def autograde(
     run_job = run_job or (cluster.run if cluster else run_in_process)
     workers = workers or (cluster.threads if cluster else 1)
     if jail:
+        if not (cluster or accept_unbounded_kernel_memory or jail_module.kernel_memory_bounded()):
+            raise CourseError(jail_module.UNBOUNDED_KERNEL_MEMORY)
         try:
             jail_module.check(jail_module.Limits.from_course(course))
         except jail_module.JailError as e:
@@ -807,6 +812,7 @@ def autograde(
             asdict(jail_module.Limits.from_course(course)),
             jail,
             mistakes,
+            accept_unbounded_kernel_memory,
         )
         result = run_job(job)
         try:

@@ -18,7 +18,9 @@
   is delegated to the grading user. Linux never applies RLIMIT_NPROC to user id 0, so the
   group is required as root. Without root or delegation, a watch sums the memory of its
   processes and kills them past the limit (processes.py); no CPU quota applies then, and a
-  starved call is told from a slow one instead.
+  starved call is told from a slow one instead. The watch sees user pages only: socket and
+  pipe buffers are kernel memory, which only a group counts, so grading refuses to run that
+  way unless the instructor accepts it (UNBOUNDED_KERNEL_MEMORY).
 It works without root (user namespaces); as root the sandboxed process has no capabilities.
 """
 
@@ -137,8 +139,8 @@ class Jail:
         if _grouped():
             return "bubblewrap, seccomp, " + cgroups.describe(self.limits.memory_limit_mb)
         return (
-            f"bubblewrap, seccomp, memory watch ({self.limits.memory_limit_mb} MB in all), "
-            "no CPU quota"
+            f"bubblewrap, seccomp, memory watch ({self.limits.memory_limit_mb} MB in all, "
+            "user pages only), no CPU quota"
         )
 
     def add_package(self, files: dict[str, str]) -> None:
@@ -380,6 +382,21 @@ def _grouped() -> bool:
     """Whether jails here get control groups: always as root (Linux applies no process limit to
     uid 0 otherwise, so no group means no jail), and without root where a group is delegated."""
     return os.geteuid() == 0 or cgroups.available()
+
+
+UNBOUNDED_KERNEL_MEMORY = (
+    "without root or a control group delegated to this user, the grading jail bounds memory "
+    "for user pages only: socket and pipe buffers that a submission fills are kernel memory and "
+    "are not counted (one submission can hold gigabytes of them). Grade as root, or from a "
+    "delegated group (e.g. `systemd-run --user --scope -p Delegate=yes tito nbgrader "
+    "autograde ...`), or pass --accept-unbounded-kernel-memory to grade with that risk"
+)
+
+
+def kernel_memory_bounded() -> bool:
+    """Whether a jail's memory limit counts kernel memory (socket and pipe buffers) too: only a
+    control group does (as root, or delegated); the memory watch sees user pages."""
+    return _grouped()
 
 
 @functools.cache

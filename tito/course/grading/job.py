@@ -29,7 +29,15 @@ from pathlib import Path
 
 import nbformat
 
-from .jail import JAILED_PACKAGE, Jail, JailError, Limits, stage_files
+from .jail import (
+    JAILED_PACKAGE,
+    UNBOUNDED_KERNEL_MEMORY,
+    Jail,
+    JailError,
+    Limits,
+    kernel_memory_bounded,
+    stage_files,
+)
 from .judge import MachineError, judge
 from .processes import CpuWatch
 
@@ -53,6 +61,9 @@ class Job:
     limits: dict[str, int]  # the fields of jail.Limits
     jail: bool = True  # False only with --unsafe-no-jail
     mistakes: str = ""  # the module's catalogue of known mistakes (YAML), for the judge's diagnosis
+    # Without a control group the jail's memory limit leaves out kernel memory (jail.py): the
+    # job refuses to grade that way unless the instructor accepted it.
+    accept_unbounded_kernel_memory: bool = False
 
 
 @dataclass
@@ -135,6 +146,8 @@ def _kernel_run(jail: Jail, notebook: str, deadline: float) -> tuple[str, str, s
 
 def run(job: Job) -> JobResult:
     limits = Limits(**job.limits)
+    if job.jail and not job.accept_unbounded_kernel_memory and not kernel_memory_bounded():
+        return _failure(f"this machine cannot grade: {UNBOUNDED_KERNEL_MEMORY}")
     started = time.monotonic()
     deadline = started + limits.submission_timeout_seconds
     with tempfile.TemporaryDirectory(prefix="tito-job-") as workdir:

@@ -92,9 +92,11 @@ def regrade(
     students: list[str],
     course_root: Path | None = None,
     workers: int | None = None,
+    accept_unbounded_kernel_memory: bool = False,
 ) -> dict[str, list[str]]:
     """Grade `students` again in fresh jobs, in a copy of the grading state; per student, every
-    difference from the recorded outcome (status, or a cell's judge verdict or kernel points)."""
+    difference from the recorded outcome (status, or a cell's judge verdict or kernel points).
+    `accept_unbounded_kernel_memory` as for host.autograde."""
     root = course.state_root(course_root)
     if not course.gradebook(root).is_file():
         raise CourseError(f"no gradebook at {course.gradebook(root)}: nothing was graded")
@@ -111,7 +113,17 @@ def regrade(
         for s in graded:
             _copy(course.submission_notebook(m, s, root), course.submission_notebook(m, s, copy))
         again = (
-            {o.student: o for o in autograde(course, m, graded, workers, course_root=copy)}
+            {
+                o.student: o
+                for o in autograde(
+                    course,
+                    m,
+                    graded,
+                    workers,
+                    course_root=copy,
+                    accept_unbounded_kernel_memory=accept_unbounded_kernel_memory,
+                )
+            }
             if graded
             else {}
         )
