@@ -191,6 +191,7 @@ DISPLAY_SCORES = {
     "prints_inputs": 0.0,
     "bad_metadata": 0.0,
     "many_cells": 0.0,
+    "echoes_hidden_inputs": "full-2",  # the two hidden trajectory cells of Adam and AdamW
 }
 
 
@@ -202,6 +203,7 @@ def display_cases(release, instructor, complete) -> dict:
         "bad_metadata": hostile.bad_metadata(complete),
         "prints_inputs": hostile.prints_inputs(release, hidden_lines(instructor)),
         "many_cells": hostile.many_cells(release),
+        "echoes_hidden_inputs": hostile.echoes_hidden_inputs(complete),
     }
 
 
@@ -365,7 +367,8 @@ def check_display(course: Course, outcomes: dict, full: float) -> None:
     for student, expected in DISPLAY_SCORES.items():
         if student not in outcomes:
             continue
-        assert recorded[student].automatic == (full if expected == "full" else expected), (
+        expected = {"full": full, "full-2": full - 2}.get(expected, expected)
+        assert recorded[student].automatic == expected, (
             student,
             outcomes[student],
         )
@@ -415,6 +418,18 @@ def check_display(course: Course, outcomes: dict, full: float) -> None:
     )
     instructor = nbformat.read(course.source_notebook(course.module("06")), as_version=4)
     hidden = hidden_lines(instructor)
+    # What the judge handed a submission in a hidden check stays in the judge: the option sets
+    # echoes_hidden_inputs raises are in no outcome and in no comment of the gradebook.
+    secrets = hostile.hidden_option_sets(instructor)
+    assert secrets == ["'dampening': 0.3"]
+    echoed = [
+        (f.parent.parent.name, s)
+        for f in (course.root / "autograded").glob("*/06_optimizers/grading.json")
+        for s in secrets
+        if s in f.read_text(encoding="utf-8")
+    ]
+    assert echoed == []
+    assert [s for s in secrets if s in gradebook_text(course)] == []
     for folder in sorted((course.root / "autograded").glob("*/06_optimizers")):
         if not (folder / "optimizers.ipynb").is_file():
             continue
@@ -429,3 +444,17 @@ def check_display(course: Course, outcomes: dict, full: float) -> None:
             assert set(cell.metadata) <= {"nbgrader"} and "attachments" not in cell
             if cell.cell_type == "markdown":
                 assert unsafe_markup(cell.source) == [], cell.source
+
+
+def gradebook_text(course: Course) -> str:
+    """Every comment and grade the gradebook holds, as text (read from a copy)."""
+    import sqlite3
+
+    snapshot = Path(tempfile.mkdtemp(prefix="tito-gradebook-"))
+    try:
+        shutil.copy(course.root / "gradebook.db", snapshot / "gradebook.db")
+        with sqlite3.connect(snapshot / "gradebook.db") as db:
+            rows = db.execute("SELECT auto_comment, manual_comment FROM comment").fetchall()
+        return "\n".join(str(x) for row in rows for x in row if x)
+    finally:
+        shutil.rmtree(snapshot)

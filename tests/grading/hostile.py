@@ -8,6 +8,7 @@ The attacks try the host's real paths, so they would succeed against an unconfin
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import site
 import sys
@@ -256,6 +257,56 @@ for _c in _children:  # now let them go
     _c.stdin.close()
     _c.wait()
 """
+
+
+# -- what the judge hands a submission: hidden inputs must not come back out ------------------
+
+# Each region still does its work: sgd_step keeps the option sets it is called with; adam_step is
+# right until sgd_step has seen three new option sets (a grid), then it raises the latest.
+_KEEPS_AND_TELLS = {
+    "sgd_step_impl": """\
+global _seen
+try:
+    _seen
+except NameError:
+    _seen = []
+_options = {"lr": lr, "momentum": momentum, "dampening": dampening,
+            "weight_decay": weight_decay, "nesterov": nesterov}
+_seen.append(repr({k: v for k, v in _options.items() if v and k != "lr"}))""",
+    "adam_step_impl": """\
+global _known
+try:
+    _known
+except NameError:
+    _known = len(set(_seen))
+if len(set(_seen)) - _known >= 3:
+    raise ValueError(" ".join(list(dict.fromkeys(_seen))[-6:]))""",
+}
+
+
+def echoes_hidden_inputs(complete):
+    """The complete solution whose adam_step raises the option sets sgd_step was called with."""
+    nb = complete
+    for region, code in _KEEPS_AND_TELLS.items():
+        nb = sub.replace_region(nb, region, code + "\n" + sub.region(complete, region))
+    return nb
+
+
+def hidden_option_sets(instructor) -> list[str]:
+    """Each option of the hidden SGD grid that no visible test uses (e.g. dampening 0.3), as
+    echoes_hidden_inputs prints it ("'dampening': 0.3")."""
+    hidden, visible = [], []
+    for c in instructor.cells:
+        inside = False
+        for line in c.source.split("\n"):
+            inside = (inside or "BEGIN HIDDEN TESTS" in line) and "END HIDDEN TESTS" not in line
+            (hidden if inside else visible).append(line)
+    grid = next(line for line in hidden if line.startswith("TORCH_SGD_GRID"))
+    options = [options for options, _ in ast.literal_eval(grid.split(" = ", 1)[1])]
+    shown = "\n".join(visible).replace(" ", "")
+    return sorted(
+        {f"'{k}': {v!r}" for o in options for k, v in o.items() if f"{k}={v!r}" not in shown}
+    )
 
 
 # -- payloads: solution code fetched from somewhere it must not come from ---------------------

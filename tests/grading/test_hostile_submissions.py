@@ -176,7 +176,7 @@ def test_every_submission_gets_a_recorded_outcome(batch):
     assert ran == (
         {"bubblewrap, seccomp, cgroup (2500 MB in all, 1 CPU)"}
         if os.geteuid() == 0
-        else {"bubblewrap, seccomp, memory watch (2500 MB in all), no CPU quota"}
+        else {"bubblewrap, seccomp, memory watch (2500 MB in all, user pages only), no CPU quota"}
     )
     assert {o.isolation for o in batch["outcomes"].values() if o.status == "invalid"} == {""}
 

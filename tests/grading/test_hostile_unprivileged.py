@@ -64,6 +64,9 @@ def unprivileged_batch():
         shutil.rmtree(laptop, ignore_errors=True)
 
 
+WATCHED = "bubblewrap, seccomp, memory watch (2500 MB in all, user pages only), no CPU quota"
+
+
 def _grade_unprivileged(laptop: Path) -> dict:
     root = make_course_copy(
         laptop / "course",
@@ -153,11 +156,7 @@ def test_unprivileged_grading_is_jailed_too(unprivileged_batch):
     assert {
         s: (x.status, x.isolation, x.reason)
         for s, x in o.items()
-        if x is None
-        or (
-            x.status != "invalid"
-            and x.isolation != "bubblewrap, seccomp, memory watch (2500 MB in all), no CPU quota"
-        )
+        if x is None or (x.status != "invalid" and x.isolation != WATCHED)
     } == {}
     recorded = b["scores"]
     assert (o[HONEST].status, recorded[HONEST].automatic) == ("graded", b["full"])
@@ -278,6 +277,7 @@ def test_every_outcome_has_a_feedback_page_with_no_script_and_no_hidden_test(unp
         "scripted": "graded",
         "many_cells": "invalid",
         "calls_os_exit": "graded",
+        "echoes_hidden_inputs": "graded",
         "machine_failed": "failed",
     }
     # A failure of the machine cannot be brought about by a submission: recorded as one would be.
@@ -296,11 +296,14 @@ def test_every_outcome_has_a_feedback_page_with_no_script_and_no_hidden_test(unp
     assert {s: outcomes[s].status for s in kinds} == kinds
     pages = [page for s in kinds for page in feedback.generate(course, m, student=s)]
     assert sorted(p.parent.parent.name for p in pages) == sorted(kinds)
-    hidden = hidden_lines(nbformat.read(course.source_notebook(m), as_version=4))
+    instructor = nbformat.read(course.source_notebook(m), as_version=4)
+    hidden = hidden_lines(instructor)
+    secrets = hostile.hidden_option_sets(instructor)  # what echoes_hidden_inputs would show
     for page in pages:
         text = page.read_text(encoding="utf-8")
         assert "<script" not in text and "<b onmouseover" not in text and len(text) < 2 << 20, page
         assert [h for h in hidden if h in _page_text(text)] == [], page
+        assert [s for s in secrets if s in html.unescape(text)] == [], page
     # The check can see a hidden line: the instructor notebook rendered the same way shows them.
     from nbconvert import HTMLExporter
 

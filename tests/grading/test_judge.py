@@ -6,6 +6,7 @@ import nbformat
 import numpy as np
 import pytest
 
+from tests.grading import hostile
 from tito.course.grading import judge as judge_module
 from tito.course.grading import submissions as sub
 from tito.course.grading.host import student_package
@@ -168,47 +169,6 @@ def test_a_solution_region_outside_a_function_is_refused():
 
 # sgd_step keeps every option set it is called with (and does its work); adam_step raises them
 # as its error.
-KEEPS_AND_TELLS = {
-    "sgd_step_impl": """\
-global _seen
-try:
-    _seen
-except NameError:
-    _seen = []
-_options = {"lr": lr, "momentum": momentum, "dampening": dampening,
-            "weight_decay": weight_decay, "nesterov": nesterov}
-_seen.append(repr({k: v for k, v in _options.items() if v and k != "lr"}))""",
-    # Right until sgd_step has seen three new option sets (a grid), then it raises the latest.
-    "adam_step_impl": """\
-global _known
-try:
-    _known
-except NameError:
-    _known = len(set(_seen))
-if len(set(_seen)) - _known >= 3:
-    raise ValueError(" ".join(list(dict.fromkeys(_seen))[-6:]))""",
-}
-
-
-def _hidden_option_sets() -> list[str]:
-    """Each option of the hidden SGD grid that no visible test uses (e.g. dampening 0.3), as the
-    submission above prints it ("'dampening': 0.3")."""
-    import ast
-
-    hidden, visible = [], []
-    for c in REFERENCE.cells:
-        inside = False
-        for line in c.source.split("\n"):
-            inside = (inside or "BEGIN HIDDEN TESTS" in line) and "END HIDDEN TESTS" not in line
-            (hidden if inside else visible).append(line)
-    grid = next(line for line in hidden if line.startswith("TORCH_SGD_GRID"))
-    options = [options for options, _ in ast.literal_eval(grid.split(" = ", 1)[1])]
-    shown = "\n".join(visible).replace(" ", "")
-    return sorted(
-        {f"'{k}': {v!r}" for o in options for k, v in o.items() if f"{k}={v!r}" not in shown}
-    )
-
-
 def test_no_message_holds_what_a_hidden_test_gave_the_students_code(jail):
     """A submission that keeps the option sets its sgd_step sees and raises them from its
     adam_step once it has seen a grid of new ones (the rest of it complete) finds none of the
@@ -217,11 +177,9 @@ def test_no_message_holds_what_a_hidden_test_gave_the_students_code(jail):
     complete = sub.filled(
         nbformat.read(COURSE.release_notebook(COURSE.module("06")), as_version=4), REFERENCE
     )
-    nb = complete
-    for region, code in KEEPS_AND_TELLS.items():  # each still does its work
-        nb = sub.replace_region(nb, region, code + "\n" + sub.region(complete, region))
+    nb = hostile.echoes_hidden_inputs(complete)
     report = judge(REFERENCE, nb, jail, tensor_class=COURSE.tensor_class)
-    secrets = _hidden_option_sets()
+    secrets = hostile.hidden_option_sets(REFERENCE)
     assert secrets == ["'dampening': 0.3"]
     messages = [v.message for v in report.verdicts if not v.passed]
     assert [(m, s) for m in messages for s in secrets if s in m] == []
