@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from tests.conftest import make_course_copy
 from tito.course.generate import generate
 from tito.course.grading import analytics
-from tito.course.grading.host import OUTCOME_FILE, CellScore, Outcome
+from tito.course.grading.outcome import OUTCOME_FILE, CellScore, Outcome
 from tito.course.nbgrader_setup import nbgrader_config
 from tito.course.settings import Course
 from tito.main import app

@@ -48,7 +48,8 @@ from tito.course.generate import generate
 from tito.course.grading import cgroups, display
 from tito.course.grading import submissions as sub
 from tito.course.grading.examples import EPS_INSIDE_SQRT
-from tito.course.grading.host import CellScore, Outcome, load_outcome, record
+from tito.course.grading.host import record
+from tito.course.grading.outcome import CellScore, Outcome, load_outcome
 from tito.course.settings import Course
 
 pytestmark = pytest.mark.slow

@@ -30,7 +30,7 @@ from tito.course.generate import generate
 from tito.course.grading import processes, scores
 from tito.course.grading import submissions as sub
 from tito.course.grading.examples import EPS_INSIDE_SQRT
-from tito.course.grading.host import load_outcome
+from tito.course.grading.outcome import load_outcome
 from tito.course.nbgrader_setup import STAGING
 from tito.course.settings import Course
 

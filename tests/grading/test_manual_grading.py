@@ -325,7 +325,7 @@ def test_a_score_changed_in_the_gradebook_is_the_score_in_every_view(regraded, m
     from typer.testing import CliRunner
 
     from tito.commands.nbgrader import scores_table
-    from tito.course.grading.host import load_outcome
+    from tito.course.grading.outcome import load_outcome
     from tito.main import app
 
     course, m = regraded["course"], regraded["m"]

@@ -11,7 +11,8 @@ import pytest
 from tests.conftest import make_course_copy
 from tests.grading.batch_checks import notebooks
 from tito.course.generate import generate
-from tito.course.grading.host import Outcome, prepare, read_submission, record
+from tito.course.grading.host import prepare, read_submission, record
+from tito.course.grading.outcome import Outcome
 from tito.course.settings import Course
 
 
@@ -60,7 +61,7 @@ def test_an_outcome_path_that_is_a_folder_is_moved_aside_not_deleted(course):
 
 def _outcome(course, student: str, status: str, score: float | None):
     """An outcome of `status` with every graded cell at `score` (None: a failed one's)."""
-    from tito.course.grading.host import CellScore
+    from tito.course.grading.outcome import CellScore
 
     m, _, instructor, _ = notebooks(course)
     cells = [

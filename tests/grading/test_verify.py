@@ -20,7 +20,8 @@ import pytest
 from tests.conftest import REPO, make_course_copy
 from tito.course.generate import generate
 from tito.course.grading import submissions as sub
-from tito.course.grading.host import autograde, grading_digests, load_outcome
+from tito.course.grading.host import autograde, grading_digests
+from tito.course.grading.outcome import load_outcome
 from tito.course.grading.verify import sample
 from tito.course.settings import Course
 

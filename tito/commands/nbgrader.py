@@ -18,8 +18,8 @@ from ..course.grading import feedback as feedback_page
 from ..course.grading import scores
 from ..course.grading.collect import collect as collect_archive
 from ..course.grading.host import autograde as autograde_module
-from ..course.grading.host import load_outcome
 from ..course.grading.lms import spreadsheet_text, spreadsheet_writer
+from ..course.grading.outcome import load_outcome
 from ..course.grading.report import score_rows
 from ..course.notebooks import write_if_changed
 from ..course.settings import CourseError

@@ -50,7 +50,7 @@ def nbgrader_config(course: Course, course_root: Path | None = None) -> Config:
         OverwriteKernelspec,
     )
 
-    from .grading.preprocessors import DropDuplicateGradeCells, OnlyInTheJail
+    from .preprocessors import DropDuplicateGradeCells, OnlyInTheJail
 
     c.Autograde.sanitize_preprocessors = [
         ClearOutput,

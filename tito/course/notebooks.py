@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from pathlib import Path
 
@@ -97,3 +98,27 @@ def is_grade_cell(cell) -> bool:
     """An automatically graded test cell (nbgrader grade cell that is not a solution)."""
     md = cell.metadata.get("nbgrader", {})
     return cell.cell_type == "code" and bool(md.get("grade")) and not md.get("solution")
+
+
+def student_functions(cells) -> list[str]:
+    """Names of the top-level functions whose bodies hold a solution region."""
+    names = []
+    for cell in cells:
+        if SOLUTION_BEGIN not in cell.source:
+            continue
+        lines = cell.source.splitlines()
+        marks = [i + 1 for i, line in enumerate(lines) if line.strip() == SOLUTION_BEGIN]
+        tree = ast.parse(cell.source)
+        covered = set()
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef):
+                inside = [m for m in marks if node.lineno < m <= node.end_lineno]
+                if inside:
+                    names.append(node.name)
+                    covered.update(inside)
+        if set(marks) - covered:
+            raise ValueError(
+                "a solution region must sit inside a top-level function so that it can be "
+                f"judged in isolation; found one outside in cell {cell.get('id')!r}"
+            )
+    return names

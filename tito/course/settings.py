@@ -11,6 +11,16 @@ SETTINGS_FILE = "settings.ini"
 GRADEBOOK_FILE = "gradebook.db"  # nbgrader's, under the grading state's root
 
 
+@dataclass(frozen=True)
+class DisplayLimits:
+    """The [display] section of settings.ini: what a page shows of a submission's outputs."""
+
+    max_cells: int
+    max_outputs_per_cell: int
+    max_output_chars: int
+    max_image_kb: int
+
+
 class CourseError(Exception):
     """A problem the user can fix; the CLI prints it without a traceback."""
 
@@ -98,10 +108,8 @@ class Course:
         return value
 
     @property
-    def display_limits(self):
+    def display_limits(self) -> DisplayLimits:
         """The limits in [display]: what a page shows of a submission."""
-        from .grading.display import DisplayLimits
-
         return DisplayLimits(**{k: self._ini["display"].getint(k) for k in self._ini["display"]})
 
     @property

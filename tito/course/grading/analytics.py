@@ -39,8 +39,8 @@ import numpy as np
 from ..notebooks import part_heading
 from ..settings import Course, Module
 from . import diagnosis
-from .host import load_outcome
 from .lms import spreadsheet_text, spreadsheet_writer
+from .outcome import load_outcome
 from .report import score_rows
 
 EASY, HARD, SUSPECT = 0.95, 0.05, -0.2

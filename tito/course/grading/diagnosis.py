@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import yaml
 
-from ..notebooks import is_export_cell
+from ..notebooks import is_export_cell, student_functions
 from . import submissions as sub
 
 NO_KNOWN_MISTAKE = "no known mistake"
@@ -81,8 +81,6 @@ def _alike(x, y, rtol: float, atol: float) -> bool:
 
 def region_functions(reference) -> dict[str, str]:
     """Solution cell grade id -> the name of the function its (first) region sits in."""
-    from .judge import student_functions
-
     out = {}
     for cell in reference.cells:
         md = cell.metadata.get("nbgrader", {})

@@ -23,10 +23,11 @@ from __future__ import annotations
 import copy
 import html
 import re
-from dataclasses import dataclass
 
 import bleach
 import nbformat
+
+from ..settings import DisplayLimits
 
 # As nbgrader's ClearHiddenTests matches them: anywhere in a line.
 HIDDEN_BEGIN, HIDDEN_END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
@@ -168,16 +169,6 @@ _CODE = re.compile(r"(<pre.*?</pre>|<code.*?</code>)", re.S)
 # Markdown goes through the converters (whose cost grows faster than its length on crafted
 # input) up to this many characters a cell and a notebook; beyond, it is shown as plain text.
 MARKDOWN_CELL_CHARS, MARKDOWN_NOTEBOOK_CHARS = 5_000, 100_000
-
-
-@dataclass(frozen=True)
-class DisplayLimits:
-    """The [display] section of settings.ini: what a page shows of a submission's outputs."""
-
-    max_cells: int
-    max_outputs_per_cell: int
-    max_output_chars: int
-    max_image_kb: int
 
 
 def _attribute_allowed(tag: str, name: str, value: str) -> bool:

@@ -27,7 +27,7 @@ from ..nbgrader_setup import api, check, nbgrader_config, quiet
 from ..notebooks import write_if_changed
 from ..settings import Course, Module
 from . import diagnosis, scores
-from .host import load_outcome
+from .outcome import load_outcome
 
 TEMPLATES = Path(__file__).parent / "templates"
 

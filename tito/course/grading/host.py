@@ -24,7 +24,6 @@ Any exception on the way makes that one submission `failed` with the reason; the
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import re
@@ -33,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
@@ -41,6 +40,7 @@ from nbconvert.exporters import NotebookExporter
 
 from ..nbgrader_setup import STAGING, api, gradebook, quiet, staging_config
 from ..notebooks import SOLUTION_BEGIN, dumps, is_grade_cell, write_if_changed
+from ..preprocessors import duplicated_ids
 from ..settings import Course, CourseError, Module
 from . import jail as jail_module
 from .cluster import Cluster
@@ -49,91 +49,7 @@ from .files import read_regular
 from .jailed.protocol import load_class
 from .job import Job, JobResult, run_in_process
 from .judge import NOT_RUN_IN_TIME
-from .preprocessors import duplicated_ids
-
-OUTCOME_FILE = "grading.json"
-
-
-@dataclass
-class CellScore:
-    grade_id: str
-    max_score: float
-    score: (
-        float | None
-    )  # decided here and recorded in the gradebook; None when read back from grading.json
-    kernel: float | None  # points from the kernel run's outputs (None: not run)
-    judge: bool | None  # the judge's verdict (None: not judged)
-    message: str = ""
-
-
-@dataclass
-class Outcome:
-    student: str
-    module: str
-    status: str  # graded | invalid | failed
-    reason: str = ""
-    cells: list[CellScore] = field(default_factory=list)
-    isolation: str = ""  # the jail the submission's code ran in
-    memory_mb: dict[str, float] = field(
-        default_factory=dict
-    )  # stage -> the most its processes held at once
-    # What graded it (grading_digests) and the submission as received ("submission"): sha256 hex
-    # digests.
-    digests: dict[str, str] = field(default_factory=dict)
-    # Solution region (grade id) -> ids of the catalogued mistakes its function behaves like; [] for
-    # "differs from the reference, like no known mistake" (diagnosis.py).
-    diagnosis: dict[str, list[str]] = field(default_factory=dict)
-    # Grade id -> {"score": a score entered by hand, "against": the `seen` digest of the outcome
-    # it was entered against}: record() fills it from the gradebook.
-    manual: dict[str, dict] = field(default_factory=dict)
-
-    @property
-    def seen(self) -> str:
-        """What a person grading by hand saw of this outcome (the submission, the status and the
-        automatic verdicts), as a short digest: a later outcome with another has changed."""
-        seen = {
-            "submission": self.digests.get("submission", ""),
-            "status": self.status,
-            "cells": [(c.grade_id, c.kernel, c.judge, c.message) for c in self.cells],
-        }
-        return digest(json.dumps(seen, sort_keys=True).encode())[:12]
-
-    def scored_against_another(self) -> list[str]:
-        """The cells scored by hand against another outcome than this one."""
-        return sorted(g for g, x in self.manual.items() if x["against"] != self.seen)
-
-    @property
-    def score(self) -> float | None:
-        """The points decided in this run; None for a failed outcome, which has no score (an
-        outcome read back from grading.json has none either: read the gradebook, scores.py)."""
-        if self.status == "failed":
-            return None
-        if any(c.score is None for c in self.cells):
-            raise ValueError("this outcome holds no scores; the gradebook does (scores.py)")
-        return sum(c.score for c in self.cells)
-
-    @property
-    def max_score(self) -> float:
-        return sum(c.max_score for c in self.cells)
-
-    def to_json(self) -> str:
-        """Everything but the scores, which the gradebook holds (a score entered by hand may replace
-        one)."""
-        d = asdict(self)
-        for c in d["cells"]:
-            del c["score"]
-        return json.dumps(d, indent=1) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> Outcome:
-        d = json.loads(text)
-        cells = [CellScore(**{**c, "score": None}) for c in d.pop("cells")]
-        d.pop("score", None), d.pop("max_score", None)  # totals written by earlier versions
-        return cls(**d, cells=cells)
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from .outcome import OUTCOME_FILE, CellScore, Outcome, digest, load_outcome
 
 
 def grading_digests(
@@ -157,32 +73,44 @@ def grading_digests(
     }
 
 
-def grader_digest() -> str:
-    """The grader's version: a digest of the sources of tito/course/grading (and its templates) and
-    of tito/course/notebooks.py (which cells are graded, solutions, support)."""
-    here = Path(__file__).parent
-    files = sorted(
-        p
-        for p in here.rglob("*")
-        if p.is_file()
-        and p.suffix in (".py", ".j2", ".tpl", ".css", ".json")
-        and "__pycache__" not in p.parts
-    ) + [here.parent / "notebooks.py"]
+# The files whose code decides an outcome, relative to tito/course: reading and preparing a
+# submission, the job, the jail and what runs in it, the judge and the diagnosis, deciding and
+# recording. The views (report, feedback, analytics, similarity, the LMS file, formgrader) and
+# the example submissions are not on this path: changing them changes no outcome.
+GRADING_PATH = (
+    "notebooks.py",
+    "nbgrader_setup.py",
+    "preprocessors.py",
+    "settings.py",
+    "grading/cgroups.py",
+    "grading/cluster.py",
+    "grading/diagnosis.py",
+    "grading/display.py",
+    "grading/files.py",
+    "grading/host.py",
+    "grading/jail.py",
+    "grading/jailed/execute.py",
+    "grading/jailed/protocol.py",
+    "grading/jailed/sandbox.py",
+    "grading/job.py",
+    "grading/judge.py",
+    "grading/messages.py",
+    "grading/outcome.py",
+    "grading/processes.py",
+    "grading/submissions.py",
+    "grading/syscalls.py",
+)
+
+
+def grader_digest(course_code: Path = Path(__file__).parents[1]) -> str:
+    """The grader's version: a digest of the files on GRADING_PATH under `course_code` (the
+    folder tito/course)."""
     return digest(
         b"".join(
-            str(p.relative_to(here.parent)).encode() + b"\0" + digest(p.read_bytes()).encode()
-            for p in files
+            name.encode() + b"\0" + digest((course_code / name).read_bytes()).encode()
+            for name in GRADING_PATH
         )
     )
-
-
-def load_outcome(course: Course, course_root: Path, m: Module, student: str) -> Outcome | None:
-    """The recorded outcome, or None when there is none (or it cannot be read as one)."""
-    path = course.student_folder("autograded", m, student, course_root) / OUTCOME_FILE
-    try:
-        return Outcome.from_json(read_regular(path, 16 << 20).decode("utf-8"))
-    except (OSError, ValueError, TypeError, KeyError):
-        return None
 
 
 # -- 1. prepare --------------------------------------------------------------------------

@@ -11,7 +11,6 @@ decides how their code is judged.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import signal
@@ -23,7 +22,8 @@ from dataclasses import dataclass, field
 import nbformat
 import numpy as np
 
-from ..notebooks import SOLUTION_BEGIN, is_export_cell, is_grade_cell, is_test_support_cell
+from ..notebooks import is_export_cell, is_grade_cell, is_test_support_cell, student_functions
+from . import diagnosis
 from .jail import JAILED_PACKAGE, Jail, JailError
 from .jailed.protocol import Mirror, WireError, load_class, receive, send
 from .messages import holds_hidden_tests, parts, shown
@@ -36,30 +36,6 @@ SANDBOX_START_SECONDS = 60  # Python, numpy and matplotlib start, before any stu
 # before it is read, so a reply cannot make this trusted process grow.
 REPLY_BYTES_PER_REQUEST_BYTE = 4
 REPLY_BYTES_EXTRA = 1 << 20
-
-
-def student_functions(cells) -> list[str]:
-    """Names of the top-level functions whose bodies hold a solution region."""
-    names = []
-    for cell in cells:
-        if SOLUTION_BEGIN not in cell.source:
-            continue
-        lines = cell.source.splitlines()
-        marks = [i + 1 for i, line in enumerate(lines) if line.strip() == SOLUTION_BEGIN]
-        tree = ast.parse(cell.source)
-        covered = set()
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef):
-                inside = [m for m in marks if node.lineno < m <= node.end_lineno]
-                if inside:
-                    names.append(node.name)
-                    covered.update(inside)
-        if set(marks) - covered:
-            raise ValueError(
-                "a solution region must sit inside a top-level function so that it can be "
-                f"judged in isolation; found one outside in cell {cell.get('id')!r}"
-            )
-    return names
 
 
 @dataclass
@@ -387,8 +363,6 @@ def _diagnose(
     cell_timeout: float,
     deadline: float,
 ) -> dict[str, list[str]]:
-    from . import diagnosis
-
     def before_region(region: str) -> None:
         # Each region's probes get a cell's time, within the submission's.
         clock["deadline"] = min(time.monotonic() + cell_timeout, deadline)

@@ -26,7 +26,7 @@ from nbgrader.plugins import ExportPlugin
 from ..nbgrader_setup import gradebook as course_gradebook
 from ..settings import Course, CourseError
 from . import scores
-from .host import load_outcome
+from .outcome import load_outcome
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

@@ -9,7 +9,7 @@ import nbformat
 from ..notebooks import is_grade_cell
 from ..settings import Course, CourseError, Module
 from . import scores
-from .host import load_outcome
+from .outcome import load_outcome
 
 # The statuses whose scores stand: graded, and invalid (the student's own doing, scored 0).
 # A failed or never graded submission has no score.
