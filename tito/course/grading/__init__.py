@@ -8,7 +8,10 @@ Follow one submission from `host.autograde` to its score:
 - judge.py: the instructor's tests in the job's trusted process, against the student's
   functions in a jailed process; jailed/protocol.py is what crosses between them.
 - jail.py: how a process is confined (bubblewrap); jailed/ holds the code that runs inside.
-Around them: display.py makes the only copy of a submission that pages show (formgrader,
-feedback.py); files.py reads what a student or an archive provided (host.py, collect.py);
-formgrader.py starts nbgrader's formgrader for hostile work.
+Around them: outcome.py is what a graded submission leaves (grading.json), which the views
+(report.py, lms.py, feedback.py, analytics.py, similarity.py) read with the gradebook's
+scores (scores.py), never importing the grader; display.py makes the only copy of a
+submission that pages show (formgrader, feedback.py); files.py reads what a student or an
+archive provided (host.py, collect.py); formgrader.py starts nbgrader's formgrader for
+hostile work. docs/architecture.md draws it.
 """
