@@ -293,13 +293,19 @@ def to_html(stats: ClassStats) -> str:
     e = html.escape
     images = plots(stats)
     tested = sum(s.discrimination is not None for s in stats.cells)
+    totals_said = (
+        f"histogram of the total scores of {len(stats.totals)} graded submissions, out of "
+        f"{stats.max_total:g}: lowest {min(stats.totals):g}, median "
+        f"{sorted(stats.totals)[len(stats.totals) // 2]:g}, highest {max(stats.totals):g}"
+    )
     left = ", ".join(f"{n} {status}" for status, n in sorted(stats.left_out.items())) or "none"
     mistakes = (
         (
             "<h2>The most common mistakes</h2>"
             "<p>The known mistake each graded submission's functions "
             "behave like (the grader's diagnosis).</p>"
-            f'<img alt="the most common mistakes" src="{images["mistakes"]}"><ul>'
+            '<img alt="the most common mistakes: the same counts as the list below" '
+            f'src="{images["mistakes"]}"><ul>'
             + "".join(
                 f"<li>{e(fn)}: {e(what)}: {n} student{'s' if n != 1 else ''}</li>"
                 for fn, what, n in stats.mistakes
@@ -318,12 +324,12 @@ def to_html(stats: ClassStats) -> str:
         for s in stats.cells
     )
     return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{e(stats.module)}: class analytics</title>
+<html lang="en"><head><meta charset="utf-8"><title>{e(stats.module)}: class analytics</title>
 <style>body {{ font-family: sans-serif; max-width: 60em; margin: 2em auto; }} \
 table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #ccc; padding: 0.2em 0.5em; }} tr.suspect {{ background: #fdd; }}
 tr.hard {{ background: #ffe9c7; }} tr.easy {{ color: #666; }}</style></head>
-<body><h1>{e(stats.module)}: what the class got wrong</h1>
+<body><main><h1>{e(stats.module)}: what the class got wrong</h1>
 <p>{len(stats.totals)} graded submissions (left out: {e(left)}). \
 Pass rate: the share with a cell's full points.
 Discrimination: the point-biserial correlation of passing the cell with the rest of the total.
@@ -333,12 +339,13 @@ Flags: <b>easy</b> (at least {EASY:.0%} pass), <b>hard</b> (at most {HARD:.0%} p
 (discrimination {SUSPECT} or less and a chance of at most {FALSE_ALARMS} divided among the
 {tested} cells with a discrimination, {FALSE_ALARMS / max(tested, 1):.4f}: \
 the strongest students fail it more often than chance explains, as with a broken test).</p>
-<h2>Scores</h2><img alt="histogram of total scores" src="{images["scores"]}">
-<h2>Pass rate per graded cell</h2><img alt="pass rate per graded cell" src="{images["pass_rates"]}">
+<h2>Scores</h2><img alt="{e(totals_said)}" src="{images["scores"]}">
+<h2>Pass rate per graded cell</h2><img alt="pass rate per graded cell, grouped by part: the \
+same figures as the pass rate column of the table below" src="{images["pass_rates"]}">
 {mistakes}<h2>Per graded cell</h2>
 <table><tr><th>graded cell</th><th>part</th><th>points</th><th>graded</th>\
 <th>pass rate</th><th>mean</th>
 <th>discrimination</th><th>chance</th><th>flags</th></tr>
 {rows}
-</table></body></html>
+</table></main></body></html>
 """

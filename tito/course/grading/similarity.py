@@ -360,8 +360,8 @@ def to_html(report: Report) -> str:
     )
     sections = "".join(
         f"<h2>{e(p.a)} and {e(p.b)}: {p.share_a:.0%} and {p.share_b:.0%} shared</h2>"
-        f'<div class="pair"><div>{_code(p.a, p.code_a, p.copied_a)}</div>'
-        f"<div>{_code(p.b, p.code_b, p.copied_b)}</div>"
+        f'<div class="pair"><div tabindex="0">{_code(p.a, p.code_a, p.copied_a)}</div>'
+        f'<div tabindex="0">{_code(p.b, p.code_b, p.copied_b)}</div>'
         "</div>"
         for p in report.flagged[:SHOWN_PAIRS]
     )
@@ -375,7 +375,7 @@ def to_html(report: Report) -> str:
         f"<li>{e(s)}: {e('; '.join(said))}</li>" for s, said in sorted(report.notes.items())
     )
     return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{e(report.module)}: similar submissions</title><style>"
         "body { font-family: sans-serif; margin: 2em; } table { border-collapse: collapse; } "
         "td, th { border: 1px solid #ccc; padding: 0.2em 0.6em; } "
@@ -383,7 +383,7 @@ def to_html(report: Report) -> str:
         ".pair > div { flex: 1; overflow-x: auto; } "
         "pre { font-size: 0.8em; background: #f6f6f6; } "
         "strong { background: #ffd54f; font-weight: normal; } pre { line-height: 1.35; }"
-        "</style></head><body>"
+        "</style></head><body><main>"
         f"<h1>{e(report.module)}: similar submissions</h1>"
         f"<p>{len(report.compared)} submissions compared, {len(report.pairs)} pairs; listed: the "
         f"{len(report.flagged)} pair(s) where either side has at least "
@@ -397,7 +397,7 @@ def to_html(report: Report) -> str:
         f"<th>share of the second</th><th>shared characters</th></tr>{rows}</table>{sections}"
         + (f"<h2>Read with care</h2><ul>{notes}</ul>" if notes else "")
         + (f"<h2>Not compared</h2><ul>{skipped}</ul>" if skipped else "")
-        + "</body></html>\n"
+        + "</main></body></html>\n"
     )
 
 
