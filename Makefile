@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+AXE_VERSION := 4.14.1
 TITO   := $(BIN)/tito
 # Tools that the installed packages call by name (nbgrader runs `alembic`) come from the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
@@ -12,15 +13,17 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 $(STAMP): pyproject.toml
 	@# The grading jail runs submitted code under bubblewrap (Debian package bubblewrap): required
-	@# as root on Debian. The browser test of formgrader and the feedback page drives Debian's
-	@# chromium: installed when possible, else that test is skipped with the reason.
+	@# as root on Debian. The browser tests of formgrader and the pages drive Debian's chromium and
+	@# check the pages with axe-core (from npm): installed when possible, else those checks are
+	@# skipped with the reason.
 	@need=""; command -v bwrap >/dev/null 2>&1 || need="bubblewrap util-linux"; \
 	want=""; command -v chromium >/dev/null 2>&1 || want="chromium"; \
+	command -v npm >/dev/null 2>&1 || want="$$want npm"; \
 	if [ -n "$$need$$want" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  apt-get update -qq; \
 	  if [ -n "$$need" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null || exit 1; fi; \
 	  if [ -n "$$want" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$want >/dev/null \
-	    || echo "note: apt-get could not install chromium: the browser test will be skipped"; fi; \
+	    || echo "note: apt-get could not install $$want: the browser tests will be skipped"; fi; \
 	elif [ -n "$$need$$want" ]; then \
 	  echo "note: missing $$need $$want (sudo apt-get install $$need $$want): autograding refuses to" \
 	       "run without bubblewrap, and the browser test is skipped without chromium"; \
@@ -28,6 +31,10 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@$(AXE_VERSION) >/dev/null \
+	    || echo "note: npm could not install axe-core: the pages' accessibility checks will be skipped"; \
+	else echo "note: no npm (apt-get install npm): the pages' accessibility checks will be skipped"; fi
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -35,6 +35,22 @@ def browser(request, tmp_path):
         b.close()
 
 
+AXE = Path(__file__).parents[2] / ".venv" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def accessibility_problems(page) -> list[str]:
+    """axe-core's violations of impact serious or critical on the open page, as "rule: what it
+    asks (elements)". Skips the test when axe-core is not installed (make install does it)."""
+    if not AXE.is_file():
+        pytest.skip(f"no axe-core at {AXE}: `make install` installs it with npm")
+    page.evaluate(AXE.read_text(encoding="utf-8"))
+    return page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+            .filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .map(v => `${v.id}: ${v.help} (${v.nodes.length})`)"""
+    )
+
+
 @contextlib.contextmanager
 def formgrader(course):
     """`tito nbgrader formgrader` for the course on a free loopback port; yields (base URL,

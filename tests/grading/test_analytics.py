@@ -20,6 +20,7 @@ import yaml
 from typer.testing import CliRunner
 
 from tests.conftest import make_course_copy
+from tests.grading.browser import accessibility_problems
 from tito.course.generate import generate
 from tito.course.grading import analytics
 from tito.course.grading.outcome import OUTCOME_FILE, CellScore, Outcome
@@ -238,3 +239,16 @@ def test_the_command_writes_csv_and_a_page_without_script(constructed, monkeypat
     assert browser.locator("li").all_inner_texts()[1] == "adam_step: no known mistake: 1 student"
     for image in browser.locator("img").all():
         assert image.evaluate("i => i.complete && i.naturalWidth > 100")
+
+
+@pytest.mark.slow
+def test_the_page_has_no_serious_accessibility_problem(constructed, browser):
+    course, m, _ = constructed
+    page_path = course.root / "analytics-a11y.html"
+    page_path.write_text(analytics.to_html(analytics.class_stats(course, m)), encoding="utf-8")
+    browser.goto(page_path.as_uri())
+    assert accessibility_problems(browser) == []
+    # Every chart says in words what it shows, with its figures or where they are in the text.
+    alts = [i.get_attribute("alt") for i in browser.locator("img").all()]
+    assert alts[0].startswith("histogram of the total scores of 30 graded submissions, out of 100")
+    assert all(len(alt) > 40 for alt in alts), alts

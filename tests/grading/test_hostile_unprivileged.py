@@ -44,6 +44,7 @@ from tests.grading.batch_checks import (
     recorded_scores,
     snapshot,
 )
+from tests.grading.browser import accessibility_problems
 from tito.course.generate import generate
 from tito.course.grading import cgroups, display
 from tito.course.grading import submissions as sub
@@ -281,19 +282,7 @@ def test_every_outcome_has_a_feedback_page_with_no_script_and_no_hidden_test(unp
         "echoes_hidden_inputs": "graded",
         "machine_failed": "failed",
     }
-    # A failure of the machine cannot be brought about by a submission: recorded as one would be.
-    failed = Outcome(
-        "machine_failed",
-        m.name,
-        "failed",
-        "the grading sandbox could not start: <b onmouseover=alert(1)>x</b>",
-        [CellScore(c.grade_id, c.max_score, None, None, None) for c in outcomes[HONEST].cells],
-    )
-    handed_in = course.submission_notebook(m, "machine_failed")
-    handed_in.parent.mkdir(parents=True, exist_ok=True)
-    handed_in.write_text("{}", encoding="utf-8")
-    record(course, course.root, m, failed)
-    outcomes = {**outcomes, "machine_failed": failed}
+    outcomes = {**outcomes, "machine_failed": _machine_failure(course, outcomes[HONEST])}
     assert {s: outcomes[s].status for s in kinds} == kinds
     pages = [page for s in kinds for page in feedback.generate(course, m, student=s)]
     assert sorted(p.parent.parent.name for p in pages) == sorted(kinds)
@@ -316,6 +305,37 @@ def test_every_outcome_has_a_feedback_page_with_no_script_and_no_hidden_test(unp
         encoding="utf-8"
     )
     assert "not graded" in invalid and "more than the 1,000 a submission may have" in invalid
+
+
+def _machine_failure(course, honest: Outcome) -> Outcome:
+    """A failure of the machine, recorded as one would be (a submission cannot bring one about)."""
+    m = course.module("06")
+    failed = Outcome(
+        "machine_failed",
+        m.name,
+        "failed",
+        "the grading sandbox could not start: <b onmouseover=alert(1)>x</b>",
+        [CellScore(c.grade_id, c.max_score, None, None, None) for c in honest.cells],
+    )
+    handed_in = course.submission_notebook(m, "machine_failed")
+    handed_in.parent.mkdir(parents=True, exist_ok=True)
+    handed_in.write_text("{}", encoding="utf-8")
+    record(course, course.root, m, failed)
+    return failed
+
+
+def test_every_kind_of_feedback_page_has_no_serious_accessibility_problem(
+    unprivileged_batch, browser
+):
+    """axe-core in Chromium on a graded, an invalid and a failed outcome's page."""
+    from tito.course.grading import feedback
+
+    course, outcomes = unprivileged_batch["course"], unprivileged_batch["outcomes"]
+    _machine_failure(course, outcomes[HONEST])
+    for student in [HONEST, "many_cells", "machine_failed"]:
+        (path,) = feedback.generate(course, course.module("06"), student=student)
+        browser.goto(path.as_uri())
+        assert accessibility_problems(browser) == [], student
 
 
 def _watch(page) -> dict:

@@ -22,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import make_course_copy
+from tests.grading.browser import accessibility_problems
 from tests.grading.catalogue_runs import ALTERNATIVE_GROUPS, alternative_submission
 from tito.course.grading import submissions as sub
 from tito.course.grading.similarity import (
@@ -397,3 +398,11 @@ def test_the_page_shows_the_code_of_the_most_similar_pairs_only(report):
     page = to_html(many)
     assert len(many.flagged) == 120 and page.count('<div class="pair">') == SHOWN_PAIRS == 100
     assert "The code of the other 20 listed pairs is not shown" in page
+
+
+def test_the_page_has_no_serious_accessibility_problem(report, browser):
+    _, _, root, r = report
+    page_path = root / "similarity-a11y.html"
+    page_path.write_text(to_html(r), encoding="utf-8")
+    browser.goto(page_path.as_uri())
+    assert accessibility_problems(browser) == []

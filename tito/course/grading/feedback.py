@@ -187,12 +187,12 @@ def not_graded_page(outcome, recorded: scores.Scores | None) -> str:
     got = recorded.automatic if recorded else 0.0
     most = sum(c.max_score for c in outcome.cells)
     return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{e(outcome.module)}: not graded</title>"
         "<style>body { font-family: sans-serif; max-width: 48em; margin: 2em auto; } "
         ".reason { color: #a40000; }</style></head>\n"
-        f'<body><section id="summary"><h1>{e(outcome.module)}: not graded</h1>\n'
+        f'<body><main id="summary"><h1>{e(outcome.module)}: not graded</h1>\n'
         f'<p class="reason">{e(what)}</p>\n'
-        f"<p>Automatic tests: {got:g} / {most:g} until it is graded.</p></section>"
+        f"<p>Automatic tests: {got:g} / {most:g} until it is graded.</p></main>"
         "</body></html>\n"
     )
