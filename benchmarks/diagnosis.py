@@ -21,7 +21,7 @@ import yaml
 
 from tito.course.grading import submissions as sub
 from tito.course.grading.host import student_package
-from tito.course.grading.jail import Jail, Limits
+from tito.course.grading.jail import Jail
 from tito.course.grading.judge import judge
 from tito.course.settings import Course
 
@@ -46,14 +46,14 @@ def main() -> None:
     for _ in range(args.runs):
         for name, catalogue in (("judge", ""), ("judge + diagnosis", mistakes)):
             with tempfile.TemporaryDirectory() as d:
-                jail = Jail(Limits.from_course(course), Path(d))
+                jail = Jail(course.grading, Path(d))
                 jail.add_package(student_package(course))
                 start = time.perf_counter()
                 report = judge(
                     reference,
                     submission,
                     jail,
-                    tensor_class=course.tensor_class,
+                    tensor_class=course.package.tensor_class,
                     mistakes=catalogue,
                 )
                 seconds[name].append(time.perf_counter() - start)

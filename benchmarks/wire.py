@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from tito.course.grading.host import student_package
-from tito.course.grading.jail import Jail, Limits
+from tito.course.grading.jail import Jail
 from tito.course.grading.judge import StudentProcess
-from tito.course.settings import Course
+from tito.course.settings import Course, GradingLimits
 
 STUDENT = "def step(param, lr, momentum=0.0, nesterov=False):\n    param -= lr\n"
 
@@ -30,13 +30,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=3000)
     args = parser.parse_args()
-    limits = Limits(
+    limits = GradingLimits(
         cell_timeout_seconds=60,
         memory_limit_mb=2000,
         submission_timeout_seconds=600,
         max_processes=64,
         scratch_mb=64,
-        output_mb=16,
+        max_output_mb=16,
     )
     param = np.zeros(10_000)
     namespace: dict = {}
@@ -50,7 +50,7 @@ def main() -> None:
         jail = Jail(limits, Path(d))
         jail.add_package(student_package(Course()))
         sp = StudentProcess(
-            [STUDENT], cell_timeout=60, jail=jail, tensor_class=Course().tensor_class
+            [STUDENT], cell_timeout=60, jail=jail, tensor_class=Course().package.tensor_class
         )
         try:
             sp.call(

@@ -11,6 +11,7 @@ gives the verdicts of several entries.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import multiprocessing
 import os
 import shutil
@@ -25,7 +26,7 @@ from tests.conftest import make_course_copy
 from tito.course import student
 from tito.course.grading import submissions as sub
 from tito.course.grading.host import student_package
-from tito.course.grading.jail import Jail, Limits
+from tito.course.grading.jail import Jail
 from tito.course.grading.judge import judge
 from tito.course.notebooks import SOLUTION_BEGIN
 from tito.course.settings import Course
@@ -201,8 +202,8 @@ def judge_one(course_root: str, notebook: str, only: list[str] | None, as_releas
     with tempfile.TemporaryDirectory() as d:
         # At the course's own time limit per cell (settings.ini): the course copy's short limit
         # is for the pipeline's runaway cases, and a training cell needs more on a busy machine.
-        limits = {**course.grading_limits, "cell_timeout_seconds": Course().cell_timeout}
-        jail = Jail(Limits(**limits), Path(d))
+        limits = dataclasses.replace(course.grading, cell_timeout_seconds=Course().cell_timeout)
+        jail = Jail(limits, Path(d))
         jail.add_package(student_package(course))
         mistakes = "" if as_released else m.mistakes.read_text(encoding="utf-8")
         try:
@@ -210,7 +211,7 @@ def judge_one(course_root: str, notebook: str, only: list[str] | None, as_releas
                 reference,
                 nbformat.reads(notebook, as_version=4),
                 jail,
-                tensor_class=course.tensor_class,
+                tensor_class=course.package.tensor_class,
                 mistakes=mistakes,
             )
             return Judged(report)

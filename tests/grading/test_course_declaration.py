@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,11 @@ def module_level_imports(path: Path) -> set[str]:
 
 def test_the_grader_imports_no_course_package_at_module_level():
     course = Course(REPO)
-    packages = {course.directory("package").name, course.tensor_class.split(".")[0], "experiments"}
+    packages = {
+        course.directory("package").name,
+        course.package.tensor_class.split(".")[0],
+        "experiments",
+    }
     files = sorted(GRADING.rglob("*.py"))
     assert len(files) > 15 and GRADING / "jailed" / "protocol.py" in files
     assert {
@@ -145,8 +150,8 @@ def test_a_job_judges_with_the_package_copy_it_was_given(tmp_path):
         notebook,
         notebook,
         package,
-        course.tensor_class,
-        {**course.grading_limits, "cell_timeout_seconds": 20, "submission_timeout_seconds": 120},
+        course.package.tensor_class,
+        {**asdict(course.grading), "cell_timeout_seconds": 20, "submission_timeout_seconds": 120},
     )
     result = run_in_process(job)
     assert result.failure == "", result.failure

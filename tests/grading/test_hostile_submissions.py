@@ -273,13 +273,13 @@ def test_no_file_outside_the_jobs_outputs_changes(batch):
 
 def test_limits_hold_inside_the_jail(batch):
     course = batch["course"]
-    limits = course.grading_limits
+    limits = course.grading
     assert batch["outcomes"]["counts_limits"].score == batch["full"]  # honest work still counts
     (forked,) = printed(course, "counts_limits", "forked: ")
     (scratch,) = printed(course, "counts_limits", "scratch MB: ")
     (visible,) = printed(course, "counts_limits", "visible processes: ")
-    assert 0 < forked < limits["max_processes"]
-    assert scratch < limits["scratch_mb"]
+    assert 0 < forked < limits.max_processes
+    assert scratch < limits.scratch_mb
     assert visible <= 3  # bubblewrap's init, the notebook runner, the kernel
 
 

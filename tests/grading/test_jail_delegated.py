@@ -29,9 +29,10 @@ pytestmark = pytest.mark.slow
 RUN = r"""
 import json, subprocess, sys, tempfile
 from pathlib import Path
-from tito.course.grading.jail import Jail, Limits
+from tito.course.grading.jail import Jail
+from tito.course.settings import GradingLimits
 with tempfile.TemporaryDirectory() as d:
-    jail = Jail(Limits(60, 2500, 120, 64, 64, 16), Path(d))
+    jail = Jail(GradingLimits(60, 2500, 120, 64, 64, 16), Path(d))
     probe = jail.add_input("probe.py", open(sys.argv[1], "rb").read())
     proc = jail.popen([sys.executable, probe], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate(timeout=120)

@@ -85,9 +85,10 @@ print(json.dumps(out))
 RUN = r"""
 import subprocess, sys, tempfile
 from pathlib import Path
-from tito.course.grading.jail import Jail, Limits
+from tito.course.grading.jail import Jail
+from tito.course.settings import GradingLimits
 with tempfile.TemporaryDirectory() as d:
-    jail = Jail(Limits(60, 1024, 60, 64, 16, 16), Path(d))
+    jail = Jail(GradingLimits(60, 1024, 60, 64, 16, 16), Path(d))
     probe = jail.add_input("probe.py", sys.stdin.buffer.read())
     proc = jail.popen([sys.executable, probe], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate(timeout=120)

@@ -10,7 +10,7 @@ from tests.grading import hostile
 from tito.course.grading import judge as judge_module
 from tito.course.grading import submissions as sub
 from tito.course.grading.host import student_package
-from tito.course.grading.jail import Jail, Limits
+from tito.course.grading.jail import Jail
 from tito.course.grading.judge import (
     MachineError,
     SandboxSetupError,
@@ -18,18 +18,18 @@ from tito.course.grading.judge import (
     SupportCellError,
     judge,
 )
-from tito.course.settings import Course
+from tito.course.settings import Course, GradingLimits
 
 pytestmark = pytest.mark.slow  # starts jailed processes
 COURSE = Course()
 REFERENCE = nbformat.read(COURSE.source_notebook(COURSE.module("06")), as_version=4)
-LIMITS = Limits(
+LIMITS = GradingLimits(
     cell_timeout_seconds=30,
     memory_limit_mb=2500,
     submission_timeout_seconds=120,
     max_processes=64,
     scratch_mb=64,
-    output_mb=16,
+    max_output_mb=16,
 )
 
 
@@ -43,12 +43,12 @@ def jail(tmp_path):
 
 def _student(jail, *cells: str, timeout=10):
     return StudentProcess(
-        list(cells), cell_timeout=timeout, jail=jail, tensor_class=COURSE.tensor_class
+        list(cells), cell_timeout=timeout, jail=jail, tensor_class=COURSE.package.tensor_class
     )
 
 
 def test_reference_passes_every_graded_cell_in_the_judge(jail):
-    report = judge(REFERENCE, REFERENCE, jail, tensor_class=COURSE.tensor_class)
+    report = judge(REFERENCE, REFERENCE, jail, tensor_class=COURSE.package.tensor_class)
     assert [v.grade_id for v in report.verdicts if not v.passed] == []
     assert len(report.verdicts) == 45
 
@@ -134,13 +134,13 @@ def probe():
 def test_a_sandbox_that_cannot_start_is_the_graders_problem_not_a_zero(jail, monkeypatch):
     monkeypatch.setattr(judge_module.sys, "executable", "/nonexistent/python")
     with pytest.raises(SandboxSetupError, match="could not start"):
-        judge(REFERENCE, REFERENCE, jail, tensor_class=COURSE.tensor_class)
+        judge(REFERENCE, REFERENCE, jail, tensor_class=COURSE.package.tensor_class)
 
 
 def test_a_broken_test_support_cell_is_the_graders_problem_not_a_zero(jail):
     broken = sub.set_source(REFERENCE, "test_support", "raise KeyError('helpers')\n")
     with pytest.raises(SupportCellError, match="test-support cells raised KeyError") as e:
-        judge(broken, REFERENCE, jail, tensor_class=COURSE.tensor_class)
+        judge(broken, REFERENCE, jail, tensor_class=COURSE.package.tensor_class)
     assert isinstance(e.value, MachineError)  # the job fails and nothing is scored
 
 
@@ -155,7 +155,7 @@ def test_every_graded_cell_gets_its_own_copy_of_the_support_helpers(jail):
     spoiled = sub.set_source(
         REFERENCE, "gd_step_values", source + "\ncheck_close.__globals__['check_close'] = None\n"
     )
-    report = judge(spoiled, REFERENCE, jail, tensor_class=COURSE.tensor_class)
+    report = judge(spoiled, REFERENCE, jail, tensor_class=COURSE.package.tensor_class)
     assert [v.grade_id for v in report.verdicts if not v.passed] == []
 
 
@@ -178,7 +178,7 @@ def test_no_message_holds_what_a_hidden_test_gave_the_students_code(jail):
         nbformat.read(COURSE.release_notebook(COURSE.module("06")), as_version=4), REFERENCE
     )
     nb = hostile.echoes_hidden_inputs(complete)
-    report = judge(REFERENCE, nb, jail, tensor_class=COURSE.tensor_class)
+    report = judge(REFERENCE, nb, jail, tensor_class=COURSE.package.tensor_class)
     secrets = hostile.hidden_option_sets(REFERENCE)
     assert secrets == ["'dampening': 0.3"]
     messages = [v.message for v in report.verdicts if not v.passed]

@@ -78,12 +78,8 @@ def test_collect_rejects_a_file_that_is_not_an_archive(tmp_path):
 
 
 @pytest.mark.parametrize("layout", ["zip", "folder"])
-def test_collect_refuses_a_notebook_over_the_size_limit_without_reading_it_whole(
-    tmp_path, monkeypatch, layout
-):
-    limits = {**Course().grading_limits, "output_mb": 1}
-    monkeypatch.setattr(Course, "grading_limits", property(lambda self: limits))
-    course = Course()
+def test_collect_refuses_a_notebook_over_the_size_limit_without_reading_it_whole(tmp_path, layout):
+    course = Course(make_course_copy(tmp_path / "small", max_archive_member_mb=1))
     m = course.module("06")
     limit = 1 << 20
     members = {"alice.ipynb": b"{}", "huge.ipynb": b" " * (limit + 1)}
@@ -96,7 +92,9 @@ def test_collect_refuses_a_notebook_over_the_size_limit_without_reading_it_whole
             (archive / name).write_bytes(data)
     imported, skipped = collect(course, m, archive, course_root=tmp_path / "course")
     assert imported == ["alice"]
-    assert skipped == [f"huge.ipynb: larger than {limit >> 20} MB (output_mb in settings.ini)"]
+    assert skipped == [
+        f"huge.ipynb: larger than {limit >> 20} MB (max_archive_member_mb in settings.ini)"
+    ]
     assert not (tmp_path / "course/submitted/huge").exists()
 
 
@@ -104,7 +102,7 @@ def test_collect_refuses_a_notebook_over_the_size_limit_without_reading_it_whole
 # without opening (a named pipe would block the read until a writer came, which never does).
 LIMIT = 1 << 20
 NAMED = {
-    "huge.ipynb": "larger than 1 MB (output_mb in settings.ini)",
+    "huge.ipynb": "larger than 1 MB (max_archive_member_mb in settings.ini)",
     "linked.ipynb": "not a regular file: a symbolic link",
     "piped.ipynb": "not a regular file: a named pipe",
     "plugged.ipynb": "not a regular file: a socket",
@@ -165,7 +163,7 @@ def _zip_with_modes(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def course_root(tmp_path_factory):
-    return make_course_copy(tmp_path_factory.mktemp("collect") / "course", output_mb=1)
+    return make_course_copy(tmp_path_factory.mktemp("collect") / "course", max_archive_member_mb=1)
 
 
 @pytest.mark.parametrize("layout", ["folder", "tar", "zip"])

@@ -1,12 +1,13 @@
 """settings.ini lookups and the CLI's answers to bad input (no kernels involved)."""
 
-from dataclasses import asdict
+import configparser
+import re
 
 import pytest
 from typer.testing import CliRunner
 
-from tito.course.grading.jail import Limits
-from tito.course.settings import Course, CourseError, find_root
+from tests.conftest import make_course_copy
+from tito.course.settings import Course, CourseError, GradingLimits, find_root
 from tito.main import app
 
 runner = CliRunner()
@@ -46,13 +47,42 @@ def test_outside_the_repository_the_error_names_the_expected_root(tmp_path, monk
 
 def test_grading_limits_come_from_settings_ini():
     course = Course()
-    limits = Limits.from_course(course)
-    assert (course.cell_timeout, limits.memory_limit_mb, limits.submission_timeout_seconds) == (
-        60,
-        3072,
-        900,
+    assert course.grading == GradingLimits(
+        cell_timeout_seconds=60,
+        memory_limit_mb=3072,
+        submission_timeout_seconds=900,
+        max_processes=256,
+        scratch_mb=512,
+        max_output_mb=64,
+        max_submission_mb=64,
+        max_archive_member_mb=64,
     )
-    assert asdict(limits) == course.grading_limits
+    assert course.cell_timeout == 60 and course.student_cell_timeout == 10
+
+
+@pytest.mark.parametrize(
+    "section, key, value, said",
+    [
+        ("grading", "output_mb", "64", "[grading] output_mb is now max_output_mb"),
+        ("grading", "memory_limit", "64", "[grading] has unknown key(s) memory_limit"),
+        ("grading", "scratch_mb", "lots", "[grading] scratch_mb = 'lots' is not a whole number"),
+        ("display", "max_cells", None, "[display] max_cells is missing"),
+        ("package", "tensor_class", "", "[package] tensor_class is empty, which grading needs"),
+    ],
+)
+def test_a_wrong_setting_is_named_with_its_section_and_key(tmp_path, section, key, value, said):
+    root = make_course_copy(tmp_path / "course")
+    ini = configparser.ConfigParser()
+    ini.read(root / "settings.ini", encoding="utf-8")
+    if value is None:
+        del ini[section][key]
+    else:
+        ini[section][key] = value
+    with open(root / "settings.ini", "w", encoding="utf-8") as f:
+        ini.write(f)
+    read = {"grading": "grading", "display": "display_limits", "package": "package"}[section]
+    with pytest.raises(CourseError, match=re.escape(said)):
+        getattr(Course(root), read)
 
 
 def test_nbgrader_config_reads_the_same_settings(tmp_path):

@@ -70,7 +70,7 @@ def run_checks(start: Path | None = None) -> list[Check]:
     from .grading import jail
 
     try:
-        jail.check(jail.Limits.from_course(course))
+        jail.check(course.grading)
         checks.append(Check("grading jail", True, "bubblewrap (user, PID and network namespaces)"))
         checks.append(
             Check("grading memory bound", True, "a control group: all memory, kernel included")

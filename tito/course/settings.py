@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -11,14 +12,53 @@ SETTINGS_FILE = "settings.ini"
 GRADEBOOK_FILE = "gradebook.db"  # nbgrader's, under the grading state's root
 
 
+# settings.ini as typed sections, read once per Course; each key means one thing.
+
+
+@dataclass(frozen=True)
+class GradingLimits:
+    """The [grading] section: what grading allows a submission and the processes it runs in."""
+
+    cell_timeout_seconds: int  # each cell, in the kernel run and in the judge
+    memory_limit_mb: int  # each jail, all its processes together
+    submission_timeout_seconds: int  # the whole job; also each jailed process's CPU time
+    max_processes: int  # processes and threads in a jail at once
+    scratch_mb: int  # a jail's only writable file system (its home and /tmp)
+    max_output_mb: int  # the largest file a jailed process writes: bounds a job's executed notebook
+    max_submission_mb: int = 64  # the largest submitted notebook grading, verify, similarity read
+    max_archive_member_mb: int = 64  # the largest file `collect` takes from an archive
+
+
 @dataclass(frozen=True)
 class DisplayLimits:
-    """The [display] section of settings.ini: what a page shows of a submission's outputs."""
+    """The [display] section: what a page shows of a submission's outputs."""
 
     max_cells: int
     max_outputs_per_cell: int
     max_output_chars: int
     max_image_kb: int
+
+
+@dataclass(frozen=True)
+class StudentLimits:
+    """The [student] section: `tito module complete`."""
+
+    cell_timeout_seconds: int  # each cell it runs; well below the grader's
+
+
+@dataclass(frozen=True)
+class PackageSettings:
+    """The [package] section: what the grader knows of the course's package."""
+
+    jail_files: tuple[str, ...]  # the files a submission may import in the jail, from the root
+    tensor_class: str  # "module:Class" whose objects cross the jail as data
+
+
+# Keys an earlier settings.ini had, and what replaced them.
+RENAMED = {
+    ("grading", "output_mb"): "max_output_mb (what a job may write), max_submission_mb (a "
+    "submitted notebook) and max_archive_member_mb (a file in a collected archive)",
+}
 
 
 class CourseError(Exception):
@@ -73,44 +113,64 @@ class Course:
 
     @property
     def cell_timeout(self) -> int:
-        """The grader's time limit per cell ([grading] cell_timeout_seconds)."""
-        return self.grading_limits["cell_timeout_seconds"]
+        """The grader's time limit per cell ([grading] cell_timeout_seconds): the one key of
+        [grading] the student edition's settings.ini holds (its messages name the limit)."""
+        return self._ini.getint("grading", "cell_timeout_seconds")
 
     @property
     def student_cell_timeout(self) -> int:
-        """The time limit of each cell `tito module complete` runs ([student]
-        cell_timeout_seconds)."""
-        return self._ini.getint("student", "cell_timeout_seconds", fallback=self.cell_timeout)
+        """The time limit of each cell `tito module complete` runs ([student])."""
+        return self.student.cell_timeout_seconds
 
-    @property
-    def grading_limits(self) -> dict[str, int]:
-        """The limits in [grading] (every key but `scheduler`), as integers."""
-        return {k: self._ini["grading"].getint(k) for k in self._ini["grading"] if k != "scheduler"}
+    def _section(self, name: str, cls, ignore: tuple[str, ...] = ()):
+        """Section `name` as a `cls`: every key a field of it (integers where the field is), a
+        key it does not know or a missing one refused, naming the file and the key."""
+        where = self.root / SETTINGS_FILE
+        section = self._ini[name] if self._ini.has_section(name) else {}
+        for key in section:
+            if (name, key) in RENAMED:
+                raise CourseError(f"{where}: [{name}] {key} is now {RENAMED[(name, key)]}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(section) - set(fields) - set(ignore))
+        if unknown:
+            raise CourseError(f"{where}: [{name}] has unknown key(s) {', '.join(unknown)}")
+        values = {}
+        for key, f in fields.items():
+            if key not in section:
+                if f.default is dataclasses.MISSING:
+                    raise CourseError(f"{where}: [{name}] {key} is missing")
+                continue
+            raw = section[key].strip()
+            if f.type == "int":
+                try:
+                    values[key] = int(raw)
+                except ValueError:
+                    raise CourseError(
+                        f"{where}: [{name}] {key} = {raw!r} is not a whole number"
+                    ) from None
+            elif f.type == "tuple[str, ...]":
+                values[key] = tuple(raw.split())
+            elif not raw:
+                raise CourseError(f"{where}: [{name}] {key} is empty, which grading needs")
+            else:
+                values[key] = raw
+        return cls(**values)
 
-    @property
-    def jail_files(self) -> list[str]:
-        """The package files given to the jail ([package] jail_files), relative to the course
-        root."""
-        return self._package_setting("jail_files").split()
+    @cached_property
+    def grading(self) -> GradingLimits:
+        return self._section("grading", GradingLimits, ignore=("scheduler",))
 
-    @property
-    def tensor_class(self) -> str:
-        """The class whose objects cross the jail as data ([package] tensor_class,
-        "module:Class")."""
-        return self._package_setting("tensor_class")
-
-    def _package_setting(self, key: str) -> str:
-        value = self._ini.get("package", key, fallback="").strip()
-        if not value:
-            raise CourseError(
-                f"{self.root / SETTINGS_FILE} has no [package] {key}, which grading needs"
-            )
-        return value
-
-    @property
+    @cached_property
     def display_limits(self) -> DisplayLimits:
-        """The limits in [display]: what a page shows of a submission."""
-        return DisplayLimits(**{k: self._ini["display"].getint(k) for k in self._ini["display"]})
+        return self._section("display", DisplayLimits)
+
+    @cached_property
+    def student(self) -> StudentLimits:
+        return self._section("student", StudentLimits)
+
+    @cached_property
+    def package(self) -> PackageSettings:
+        return self._section("package", PackageSettings)
 
     @property
     def scheduler(self) -> str:

@@ -16,6 +16,8 @@ from ..notebooks import write_if_changed
 from ..settings import Course, CourseError, Module
 from .files import Refused, kind_refusal, read_regular, too_large
 
+MEMBER_LIMIT = "max_archive_member_mb"  # the setting that bounds a file taken from an archive
+
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -69,7 +71,10 @@ def _folder_members(folder: Path, limit: int) -> list:
         for name in files + [d for d in dirs if Path(parent, d).is_symlink()]:
             f = Path(parent, name)
             out.append(
-                (f.relative_to(folder).as_posix(), functools.partial(read_regular, f, limit))
+                (
+                    f.relative_to(folder).as_posix(),
+                    functools.partial(read_regular, f, limit, MEMBER_LIMIT),
+                )
             )
     return sorted(out, key=lambda item: item[0])
 
@@ -81,7 +86,7 @@ def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> 
     if stat.S_IFMT(mode) and (reason := kind_refusal(mode)):
         raise Refused(reason)
     if info.file_size > limit:
-        raise too_large(limit)
+        raise too_large(limit, MEMBER_LIMIT)
     try:
         with zf.open(info) as fh:
             data = fh.read(limit + 1)  # the header's size may lie; the stream is cut here
@@ -93,7 +98,7 @@ def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> 
     ) as e:  # encrypted, unknown method
         raise Refused(f"cannot be read from the archive: {e}") from None
     if len(data) > limit:
-        raise too_large(limit)
+        raise too_large(limit, MEMBER_LIMIT)
     return data
 
 
@@ -111,14 +116,14 @@ def _read_tar_member(tf: tarfile.TarFile, info: tarfile.TarInfo, limit: int) -> 
     if not info.isreg():
         raise Refused(kind_refusal(_TAR_KINDS.get(info.type, 0)))
     if info.size > limit:
-        raise too_large(limit)
+        raise too_large(limit, MEMBER_LIMIT)
     try:
         with tf.extractfile(info) as fh:
             data = fh.read(limit + 1)
     except (OSError, tarfile.TarError) as e:
         raise Refused(f"cannot be read from the archive: {e}") from None
     if len(data) > limit:
-        raise too_large(limit)
+        raise too_large(limit, MEMBER_LIMIT)
     return data
 
 
@@ -132,7 +137,7 @@ def collect(
     """
     root = course.state_root(course_root)
     imported, skipped, seen = [], [], set()
-    with _members(Path(archive), course.grading_limits["output_mb"] << 20) as members:
+    with _members(Path(archive), course.grading.max_archive_member_mb << 20) as members:
         for name, read in members:
             student, reason = _student_of(PurePosixPath(name), seen)
             dest = course.submission_notebook(m, student or ".", root)

@@ -35,12 +35,13 @@ def kind_refusal(mode: int) -> str | None:
     return f"not a regular file: {KINDS.get(stat.S_IFMT(mode), 'an unknown kind of entry')}"
 
 
-def too_large(limit: int) -> Refused:
-    return Refused(f"larger than {limit >> 20} MB (output_mb in settings.ini)")
+def too_large(limit: int, setting: str) -> Refused:
+    return Refused(f"larger than {limit >> 20} MB ({setting} in settings.ini)")
 
 
-def read_regular(path: Path, limit: int) -> bytes:
-    """The bytes of the regular file at `path` (its last step not a link), at most `limit` bytes.
+def read_regular(path: Path, limit: int, setting: str = "max_submission_mb") -> bytes:
+    """The bytes of the regular file at `path` (its last step not a link), at most `limit` bytes
+    (the `setting` of settings.ini that sets it, named when a file is larger).
 
     Raises Refused with the reason for anything else, FileNotFoundError when there is nothing.
     """
@@ -48,7 +49,7 @@ def read_regular(path: Path, limit: int) -> bytes:
     if (reason := kind_refusal(before.st_mode)) is not None:
         raise Refused(reason)
     if before.st_size > limit:
-        raise too_large(limit)
+        raise too_large(limit, setting)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError as e:  # replaced by a link or a socket since lstat
@@ -59,5 +60,5 @@ def read_regular(path: Path, limit: int) -> bytes:
             raise Refused("replaced while it was being read")
         data = f.read(limit + 1)  # the size may have grown since
     if len(data) > limit:
-        raise too_large(limit)
+        raise too_large(limit, setting)
     return data

@@ -2,7 +2,7 @@
 
 Follow one submission through `autograde`:
 1. `read_submission` and `prepare` (here, no student code runs): read the submitted file
-   (a regular file, at most `output_mb`, at most `max_cells` cells), check it is a notebook,
+   (a regular file, at most `max_submission_mb`, at most `max_cells` cells), check it is a notebook,
    and let nbgrader's own autograde sanitize it (clear outputs, restore locked and deleted
    test cells from the gradebook, drop duplicated grade cells); nbgrader's execution step is
    switched off here, and its copy is written to a staging folder, read and removed: never
@@ -60,9 +60,9 @@ def grading_digests(
     crosses it) and the grader's own code. An outcome keeps them, so `verify` can tell which
     outcomes a change would touch."""
     config = {
-        "limits": asdict(jail_module.Limits.from_course(course)),
+        "limits": asdict(course.grading),
         "jail": jail,
-        "tensor_class": course.tensor_class,
+        "tensor_class": course.package.tensor_class,
         "display": asdict(course.display_limits),
     }
     return {
@@ -151,7 +151,7 @@ def read_submission(
     """(the submitted notebook, parsed and checked, and the digest of its bytes), or why not
     (with the digest when there were bytes). No lock held: it may be large."""
     path = course.submission_notebook(m, student, root)
-    limits = jail_module.Limits.from_course(course)
+    limits = course.grading
 
     received = ""  # the digest of the bytes read, once there are some
 
@@ -169,7 +169,7 @@ def read_submission(
         for folder in (path.parent.parent, path.parent):
             if folder.is_symlink():
                 return invalid(f"{folder.relative_to(root)} is a symbolic link, not a folder")
-        raw = read_regular(path, limits.output_mb << 20)
+        raw = read_regular(path, limits.max_submission_mb << 20)
     except FileNotFoundError:
         return invalid(f"no submission at {path.relative_to(root)}")
     except OSError as e:
@@ -325,7 +325,7 @@ def student_package(course: Course) -> dict[str, str]:
     not be able to hand the reference solutions to every submission."""
     package = course.directory("package").resolve()
     out = {}
-    for rel in course.jail_files:
+    for rel in course.package.jail_files:
         path = (course.root / rel).resolve()
         if not path.is_relative_to(package) or path.suffix != ".py":
             raise CourseError(
@@ -658,7 +658,7 @@ def autograde(
         if not (cluster or accept_unbounded_kernel_memory or jail_module.kernel_memory_bounded()):
             raise CourseError(jail_module.UNBOUNDED_KERNEL_MEMORY)
         try:
-            jail_module.check(jail_module.Limits.from_course(course))
+            jail_module.check(course.grading)
         except jail_module.JailError as e:
             raise CourseError(
                 f"{e}. Without a jail, submitted code can change any file the grading user "
@@ -667,7 +667,7 @@ def autograde(
     instructor_text = course.source_notebook(m, root).read_text(encoding="utf-8")
     reference = nbformat.reads(instructor_text, as_version=4)
     package = student_package(course)
-    tensor_class = course.tensor_class
+    tensor_class = course.package.tensor_class
     try:
         load_class(tensor_class)
     except (ValueError, ImportError, AttributeError) as e:
@@ -737,7 +737,7 @@ def autograde(
             instructor_text,
             package,
             tensor_class,
-            asdict(jail_module.Limits.from_course(course)),
+            asdict(course.grading),
             jail,
             mistakes,
             accept_unbounded_kernel_memory,

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
 
+from ..settings import GradingLimits
 from . import cgroups, syscalls
 from .processes import MemoryWatch
 
@@ -48,6 +49,9 @@ GRADER_ROOT = "/grader"  # holds tito/course/grading/jailed inside the jail
 INPUTS = "/job/in"  # the job's input folder inside the jail (read-only)
 PACKAGE = "/job/pkg"  # the student-safe copy of the course package (read-only)
 SCRATCH = "/scratch"
+# One thread per numerical library in every process of a job, trusted or jailed: a job takes
+# one CPU's worth, and a jail's CPU quota holds.
+SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # Open files per process: pipes and sockets hold kernel memory no memory watch sees.
 OPEN_FILES = 1024
 
@@ -59,23 +63,6 @@ _MOUNT_SCRATCH = (
 
 class JailError(Exception):
     """No jail can be made on this machine (the message says why and how to fix it)."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The [grading] section of settings.ini."""
-
-    cell_timeout_seconds: int
-    memory_limit_mb: int
-    submission_timeout_seconds: int
-    max_processes: int
-    scratch_mb: int
-    output_mb: int
-
-    @classmethod
-    def from_course(cls, course) -> Limits:
-        """The limits of a course's settings.ini."""
-        return cls(**course.grading_limits)
 
 
 def _python_trees() -> list[Path]:
@@ -117,7 +104,7 @@ def _installed_copies(packages: list[str]) -> list[Path]:
 class Jail:
     """One job's confinement. `workdir` is the job's private folder on the host."""
 
-    limits: Limits
+    limits: GradingLimits
     workdir: Path
     enabled: bool = True  # False only with --unsafe-no-jail: same commands, no confinement
     _n: count = field(default_factory=count, repr=False)
@@ -173,9 +160,7 @@ class Jail:
             "IPYTHONDIR": f"{home}/.ipython",
             "JUPYTER_RUNTIME_DIR": f"{home}/.jupyter",
             "JUPYTER_PLATFORM_DIRS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
-            "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
+            **SINGLE_THREADED,
             # nbgrader's documented switch: cells that only demonstrate may skip themselves.
             "NBGRADER_EXECUTION": "autograde",
         }
@@ -185,7 +170,7 @@ class Jail:
         return [
             f"--as={lim.memory_limit_mb << 20}",
             f"--cpu={lim.submission_timeout_seconds}",
-            f"--fsize={lim.output_mb << 20}",
+            f"--fsize={lim.max_output_mb << 20}",
             f"--nproc={lim.max_processes}",
             "--core=0",
             f"--nofile={OPEN_FILES}",
@@ -400,7 +385,7 @@ def kernel_memory_bounded() -> bool:
 
 
 @functools.cache
-def check(limits: Limits) -> None:
+def check(limits: GradingLimits) -> None:
     """Raise JailError unless a jail with `limits` can be made here (tried once per process)."""
     missing = [
         t

@@ -31,10 +31,11 @@ import nbformat
 
 from .jail import (
     JAILED_PACKAGE,
+    SINGLE_THREADED,
     UNBOUNDED_KERNEL_MEMORY,
+    GradingLimits,
     Jail,
     JailError,
-    Limits,
     kernel_memory_bounded,
     stage_files,
 )
@@ -42,7 +43,7 @@ from .judge import MachineError, judge
 from .processes import CpuWatch
 
 # The address space of the job's own (trusted) process: Python, numpy, the notebooks, the
-# kernel run's output (at most output_mb, held a few times while it is parsed) and the judge's
+# kernel run's output (at most max_output_mb, held a few times while it is parsed) and the judge's
 # replies (each bounded by its request, judge.py). Reached only by a grader bug: the job fails.
 # A soft limit: the jails it starts set their own.
 TRUSTED_MEMORY_MB = 2048
@@ -58,7 +59,7 @@ class Job:
         str, str
     ]  # path inside the package folder -> source, e.g. "tinytorch/core/tensor.py"
     tensor_class: str  # "module:Class" of the package whose objects cross the jail as data
-    limits: dict[str, int]  # the fields of jail.Limits
+    limits: dict[str, int]  # the fields of settings.GradingLimits
     jail: bool = True  # False only with --unsafe-no-jail
     mistakes: str = ""  # the module's catalogue of known mistakes (YAML), for the judge's diagnosis
     # Without a control group the jail's memory limit leaves out kernel memory (jail.py): the
@@ -96,7 +97,7 @@ def _kernel_run(jail: Jail, notebook: str, deadline: float) -> tuple[str, str, s
     """(what the jailed run printed, a note when it printed nothing usable, a note when the
     machine starved it of CPU for more than a quarter of a cell's time limit, whether the
     kernel started: the runner says so on a pipe of its own before any cell runs)."""
-    limit = jail.limits.output_mb << 20
+    limit = jail.limits.max_output_mb << 20
     started_r, started_w = os.pipe()
     argv = [
         sys.executable,
@@ -140,12 +141,17 @@ def _kernel_run(jail: Jail, notebook: str, deadline: float) -> tuple[str, str, s
         else ""
     )
     if len(data) > limit:
-        return "", f"the kernel run returned more than {jail.limits.output_mb} MB", busy, started
+        return (
+            "",
+            f"the kernel run returned more than {jail.limits.max_output_mb} MB (max_output_mb)",
+            busy,
+            started,
+        )
     return data.decode("utf-8", errors="replace"), note, busy, started
 
 
 def run(job: Job) -> JobResult:
-    limits = Limits(**job.limits)
+    limits = GradingLimits(**job.limits)
     if job.jail and not job.accept_unbounded_kernel_memory and not kernel_memory_bounded():
         return _failure(f"this machine cannot grade: {UNBOUNDED_KERNEL_MEMORY}")
     started = time.monotonic()
@@ -208,14 +214,8 @@ def run_in_process(
     that apart from whatever calls it (the host's thread pool, a Dask worker). `program` is
     what Python runs (benchmarks/autograde.py runs a variant to measure what the bounds cost).
     """
-    limits = Limits(**job.limits)
-    env = {
-        **os.environ,
-        "OPENBLAS_NUM_THREADS": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "MPLBACKEND": "Agg",
-    }
+    limits = GradingLimits(**job.limits)
+    env = {**os.environ, **SINGLE_THREADED, "MPLBACKEND": "Agg"}
     # -I ignores PYTHON* variables, so -B is needed to keep the job from writing bytecode
     # next to the installed sources (it writes nothing but its result).
     # The job enforces the submission's time limit itself; this one only catches a grader bug.

@@ -321,7 +321,7 @@ def similarity(
     release = nbformat.read(release_path, as_version=4)
     codes, skipped, notes = {}, {}, {}
     given = provided(release)
-    limit = course.grading_limits["output_mb"] << 20
+    limit = course.grading.max_submission_mb << 20
     for student in course.students("submitted", m, course_root):
         try:
             nb = nbformat.reads(

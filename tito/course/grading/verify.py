@@ -73,7 +73,7 @@ def _submission_digest(
         return digest(
             read_regular(
                 course.submission_notebook(m, student, course_root),
-                course.grading_limits["output_mb"] << 20,
+                course.grading.max_submission_mb << 20,
             )
         )
     except Exception:  # gone or unreadable: it differs from any digest recorded
