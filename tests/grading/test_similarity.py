@@ -198,26 +198,41 @@ def framing(independent, complete):
     return with_helpers(independent, renamed)
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def the_module():
+    """(course, module 06, its student version, the student version filled with the reference)."""
     course = Course()
     m = course.module("06")
     release = nbformat.read(course.release_notebook(m), as_version=4)
     complete = sub.filled(release, nbformat.read(course.source_notebook(m), as_version=4))
+    return course, m, release, complete
+
+
+def hand_in(course, m, root, notebooks: dict) -> None:
+    for student, nb in notebooks.items():
+        path = course.submission_notebook(m, student, root)
+        path.parent.mkdir(parents=True)
+        nbformat.write(nb, path)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    course, m, release, complete = the_module()
     scripted = sub.replace_region(
         complete, "step_lr_impl", f"note = {SCRIPT!r}\n" + sub.region(complete, "step_lr_impl")
     )
     root = tmp_path_factory.mktemp("similarity")
-    for student, nb in {
-        "reference": complete,
-        "copy": disguised(complete),
-        "untouched": release,
-        "independent": alternative_submission(complete, *ALTERNATIVE_GROUPS["alternatives-1"]),
-        "scripted": scripted,
-    }.items():
-        path = course.submission_notebook(m, student, root)
-        path.parent.mkdir(parents=True)
-        nbformat.write(nb, path)
+    hand_in(
+        course,
+        m,
+        root,
+        {
+            "reference": complete,
+            "copy": disguised(complete),
+            "untouched": release,
+            "independent": alternative_submission(complete, *ALTERNATIVE_GROUPS["alternatives-1"]),
+            "scripted": scripted,
+        },
+    )
     junk = course.submission_notebook(m, "junk", root)
     junk.parent.mkdir(parents=True)
     junk.write_bytes(b"\x00 not a notebook")
@@ -230,10 +245,7 @@ FLOOD = "\n".join("# " + "<&" * 45 for _ in range(2000))  # 186,000 characters o
 @pytest.fixture(scope="module")
 def hiding(tmp_path_factory):
     """A class of copies that try to hide, the independent solution and the framer."""
-    course = Course()
-    m = course.module("06")
-    release = nbformat.read(course.release_notebook(m), as_version=4)
-    complete = sub.filled(release, nbformat.read(course.source_notebook(m), as_version=4))
+    course, m, release, complete = the_module()
     independent = alternative_submission(complete, *ALTERNATIVE_GROUPS["alternatives-1"])
     flooded = sub.replace_region(
         complete, "adam_step_impl", FLOOD + "\n" + sub.region(complete, "adam_step_impl")
@@ -249,10 +261,7 @@ def hiding(tmp_path_factory):
         "flooded": flooded,
         "framer": framing(independent, complete),
     }
-    for student, nb in notebooks.items():
-        path = course.submission_notebook(m, student, root)
-        path.parent.mkdir(parents=True)
-        nbformat.write(nb, path)
+    hand_in(course, m, root, notebooks)
     return notebooks, release, similarity(course, m, course_root=root)
 
 
