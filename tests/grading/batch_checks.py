@@ -192,6 +192,7 @@ DISPLAY_SCORES = {
     "bad_metadata": 0.0,
     "many_cells": 0.0,
     "echoes_hidden_inputs": "full-2",  # the two hidden trajectory cells of Adam and AdamW
+    "listens_in_diagnosis": "full-9",  # clip_grad_norm's six cells, clipping per tensor
 }
 
 
@@ -204,7 +205,16 @@ def display_cases(release, instructor, complete) -> dict:
         "prints_inputs": hostile.prints_inputs(release, hidden_lines(instructor)),
         "many_cells": hostile.many_cells(release),
         "echoes_hidden_inputs": hostile.echoes_hidden_inputs(complete),
+        "listens_in_diagnosis": hostile.listens_in_diagnosis(complete, _mistake_code()),
     }
+
+
+def _mistake_code() -> dict[str, str]:
+    """Each known mistake's code, by id (modules/06_optimizers/mistakes.yaml)."""
+    import yaml
+
+    text = Course().module("06").mistakes.read_text(encoding="utf-8")
+    return {x["id"]: x["code"] for x in yaml.safe_load(text)["mistakes"]}
 
 
 def place(course: Course, cases: dict, not_files: bool = True) -> dict[str, Path]:
@@ -367,7 +377,7 @@ def check_display(course: Course, outcomes: dict, full: float) -> None:
     for student, expected in DISPLAY_SCORES.items():
         if student not in outcomes:
             continue
-        expected = {"full": full, "full-2": full - 2}.get(expected, expected)
+        expected = {"full": full, "full-2": full - 2, "full-9": full - 9}.get(expected, expected)
         assert recorded[student].automatic == expected, (
             student,
             outcomes[student],
@@ -429,6 +439,11 @@ def check_display(course: Course, outcomes: dict, full: float) -> None:
         if s in f.read_text(encoding="utf-8")
     ]
     assert echoed == []
+    # The diagnosis hands the student's process nothing the reference computed: its adam_step
+    # hears only its own probe's 32 calls, so its clip_grad_norm behaves like clipping per tensor.
+    assert outcomes["listens_in_diagnosis"].diagnosis == {
+        "clip_grad_norm_impl": ["clip-per-tensor"]
+    }
     assert [s for s in secrets if s in gradebook_text(course)] == []
     for folder in sorted((course.root / "autograded").glob("*/06_optimizers")):
         if not (folder / "optimizers.ipynb").is_file():

@@ -12,6 +12,7 @@ import ast
 import hashlib
 import site
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -307,6 +308,26 @@ def hidden_option_sets(instructor) -> list[str]:
     return sorted(
         {f"'{k}': {v!r}" for o in options for k, v in o.items() if f"{k}={v!r}" not in shown}
     )
+
+
+def listens_in_diagnosis(complete, mistakes: dict):
+    """The complete solution whose adam_step counts its calls and whose clip_grad_norm behaves like
+    one known mistake when adam_step has been called more often than its own probe calls it (32
+    times) and like another otherwise; its adamw_step does Adam's work itself. Were the
+    reference's AdamW to call the student's adam_step during the diagnosis (as it once did, with
+    values only the reference computes), the diagnosis would name the first mistake."""
+    adam = sub.region(complete, "adam_step_impl")
+    counting = "global _HEARD\n_HEARD = globals().get('_HEARD', 0) + 1\n" + adam
+    inline = "param *= 1 - lr * weight_decay\nweight_decay = 0.0\n" + adam
+    clip = (
+        "if globals().get('_HEARD', 0) > 32:\n"
+        + textwrap.indent(mistakes["clip-without-epsilon"], "    ")
+        + "else:\n"
+        + textwrap.indent(mistakes["clip-per-tensor"], "    ")
+    )
+    nb = sub.replace_region(complete, "adam_step_impl", counting)
+    nb = sub.replace_region(nb, "adamw_step_impl", inline)
+    return sub.replace_region(nb, "clip_grad_norm_impl", clip)
 
 
 # -- payloads: solution code fetched from somewhere it must not come from ---------------------
