@@ -415,3 +415,45 @@ def test_the_page_has_no_serious_accessibility_problem(report, browser):
     page_path.write_text(to_html(r), encoding="utf-8")
     browser.goto(page_path.as_uri())
     assert accessibility_problems(browser) == []
+
+
+def test_reading_the_code_holds_against_the_ways_round_it():
+    """What a hostile or an unlucky submission does to the reading itself, one cell at a time."""
+    from tito.course.grading.similarity import MAX_CODE, TooLong
+
+    _, _, release, complete = the_module()
+    given = provided(release)
+    own = written(complete, given).code
+
+    def added(cell: str):
+        w = written(sub.insert_code_cell(complete, REGIONS[-1], cell), given)
+        return [line for line in w.code.splitlines() if line not in own.splitlines()], w.notes()
+
+    # Code run from a string: an alias counts, a method or an imported name of the same name not.
+    assert added("run = exec\nrun('y = 2')") == (
+        ["run = exec", "run('y = 2')", "y = 2"],
+        ["runs code built from a string (exec)"],
+    )
+    assert added("class M:\n    def eval(self):\n        return 1\nM().eval()")[1] == [
+        "left out: 1 function(s) or class(es) that no graded function calls (M)"
+    ]
+    assert added("from re import compile\npattern = compile('[a-z]+')") == (
+        ["from re import compile", "pattern = compile('[a-z]+')"],
+        [],
+    )
+    # One string run many times is read once.
+    lines, _ = added("s = 'z = 3'\n" + "exec(s)\n" * 500)
+    assert lines.count("z = 3") == 1
+    # A helper bound to a graded name, or named as a string in a graded function, is compared.
+    assert added("def _impl(x):\n    return 2 * x + 1\nadam_step = _impl")[0] == [
+        "def _impl(x):",
+        "    return 2 * x + 1",
+        "adam_step = _impl",
+    ]
+    # A helper too deep to write back does not turn the cell's other code back into as-typed.
+    deep = "def _pad():\n    return " + " + ".join(["0"] * 1200) + "\ncount = 1;\nNone\n"
+    assert added(deep)[0] == ["count = 1"]
+    # Code past MAX_CODE characters (comments not counted) is named, not read.
+    with pytest.raises(TooLong, match="characters of its own code"):
+        added("values = [" + "1, " * (MAX_CODE // 3 + 10) + "]")
+    assert added("# " + "<&" * 45 + "\n" * 3000)[0] == []  # comments only: nothing to read

@@ -31,6 +31,7 @@ import hashlib
 import html
 import io
 import itertools
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,37 +113,87 @@ def _no_op(statement: ast.stmt) -> bool:
     )
 
 
-class _WithoutNoOps(ast.NodeTransformer):
-    """Docstrings, bare constants (None, ..., numbers) and pass taken out of every block; a body
-    left empty keeps one pass."""
+NO_OPS = {"None", "pass", "...", ""}
+# Statement fields that hold blocks of statements (try's handlers and match's cases hold nodes
+# that hold blocks).
+_BLOCKS = ("body", "orelse", "finalbody")
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
-    def generic_visit(self, node):
-        super().generic_visit(node)
-        for name in ("body", "orelse", "finalbody"):
+
+def _statements(tree: ast.Module):
+    """Every statement of `tree`, blocks within blocks, never walking into an expression (an
+    expression however deep costs nothing here)."""
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        yield node
+        for name in _BLOCKS:
+            todo += getattr(node, name, [])
+        for holder in [*getattr(node, "handlers", []), *getattr(node, "cases", [])]:
+            todo += holder.body
+
+
+def _parsed(source: str) -> ast.Module | None:
+    """The code of `source` with docstrings, bare constants (None, ..., numbers) and pass taken
+    out of every block (a body left empty keeps one pass); None if it does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    for node in [tree, *_statements(tree), *(h for n in _statements(tree) for h in _holders(n))]:
+        for name in _BLOCKS:
             block = getattr(node, name, None)
             if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
                 kept = [s for s in block if not _no_op(s)]
                 if not kept and name == "body" and not isinstance(node, ast.Module):
                     kept = [ast.Pass()]
                 setattr(node, name, kept)
-        return node
+    return tree
 
 
-def _parsed(source: str) -> ast.Module | None:
-    """The code of `source` with its no-op statements removed, or None if it does not parse."""
-    try:
-        return _WithoutNoOps().visit(ast.parse(source))
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
+def _holders(node) -> list:
+    return [*getattr(node, "handlers", []), *getattr(node, "cases", [])]
 
 
 def _typed_lines(source: str) -> list[str]:
-    return [line for line in source.splitlines() if not line.strip().startswith("#")]
+    """Code that does not parse, or is too deep to write back, as typed: comments, a trailing `;`
+    and lines holding only None, pass or ... left out."""
+    lines = source.splitlines()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                row, col = token.start
+                lines[row - 1] = lines[row - 1][:col]
+    except (tokenize.TokenError, SyntaxError):  # unclosed brackets or strings: comments as lines
+        lines = [line for line in lines if not line.strip().startswith("#")]
+    out = []
+    for line in lines:
+        line = line.rstrip().rstrip(";").rstrip()
+        if line.strip() not in NO_OPS:
+            out.append(line)
+    return out
+
+
+def _written_back(node: ast.stmt, source: str) -> list[str]:
+    try:
+        return ast.unparse(node).splitlines()
+    except RecursionError:  # an expression too deep to write back: that statement as typed
+        return _typed_lines(ast.get_source_segment(source, node) or "")
 
 
 def _strings_run(trees: list[ast.Module]) -> tuple[list[str], list[str]]:
-    """(the names of the calls that run code from a string, the literal strings they run: an
-    argument written out, or a name bound to one at the top of a cell)."""
+    """(the built-ins a submission can run code from a string with and refers to, the literal
+    strings it passes them: written out, or a name bound to one at the top of a cell). Referring
+    is enough (`run = exec`); a name imported from a module (`from re import compile`) is that
+    module's, and an attribute counts only on `builtins` or as `FunctionType`."""
+    nodes = [n for tree in trees for n in ast.walk(tree)]
+    imported = {
+        a.asname or a.name
+        for n in nodes
+        if isinstance(n, ast.ImportFrom) and n.module != "builtins"
+        for a in n.names
+    }
+    runners = STRING_RUNNERS - imported
     literals = {
         target.id: node.value.value
         for tree in trees
@@ -153,42 +204,94 @@ def _strings_run(trees: list[ast.Module]) -> tuple[list[str], list[str]]:
         for target in node.targets
         if isinstance(target, ast.Name)
     }
-    names, strings = set(), []
+    aliases = set(runners)  # names bound to a runner at the top of a cell: run = exec
     for tree in trees:
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Call):
-                continue
-            func = node.func
-            name = func.id if isinstance(func, ast.Name) else ""
-            if isinstance(func, ast.Attribute) and func.attr in ("exec", "eval", "FunctionType"):
-                name = func.attr
-            if name not in STRING_RUNNERS:
-                continue
-            names.add(name)
-            first = node.args[0] if node.args else None
-            if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                strings.append(first.value)
-            elif isinstance(first, ast.Name) and first.id in literals:
-                strings.append(literals[first.id])
-    return sorted(names), strings
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
+                if node.value.id in runners:
+                    aliases |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    names, strings = set(), {}
+    for node in nodes:
+        if isinstance(node, ast.Name) and node.id in runners:
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute) and (
+            node.attr == "FunctionType"
+            or (
+                node.attr in runners
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "builtins"
+            )
+        ):
+            names.add(node.attr)
+        if not (isinstance(node, ast.Call) and node.args):
+            continue
+        func = node.func
+        called = func.id if isinstance(func, ast.Name) else ""
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            called = func.attr if func.value.id == "builtins" else ""
+        if called not in aliases or called in ("__import__",):
+            continue
+        first = node.args[0]
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            strings[first.value] = None
+        elif isinstance(first, ast.Name) and first.id in literals:
+            strings[literals[first.id]] = None
+    return sorted(names), list(strings)  # each string once, however often it runs
+
+
+def _defs(trees: list[ast.Module]) -> dict[str, list[ast.stmt]]:
+    """Functions and classes defined outside any function: at the top of a cell, or in an if, a
+    try, a with or a loop there."""
+    found: dict[str, list[ast.stmt]] = {}
+    todo = [s for tree in trees for s in tree.body]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, _DEFS):
+            found.setdefault(node.name, []).append(node)
+            continue
+        for name in _BLOCKS:
+            todo += getattr(node, name, [])
+        for holder in _holders(node):
+            todo += holder.body
+    return found
 
 
 def _unreached(trees: list[ast.Module], graded: set[str]) -> set[str]:
-    """Top-level functions and classes that no graded function (one the release defines) calls,
-    directly or through other functions."""
-    defs: dict[str, list[ast.stmt]] = {}
+    """Functions and classes that no graded function (one the release defines) reaches: by
+    calling or naming them (also as a string, as in globals()["name"]), through other functions,
+    or by binding them to a graded name (adam_step = _impl, SGD.step = _step)."""
+    defs = _defs(trees)
+
+    def named(node) -> list[str]:
+        return [
+            n.id if isinstance(n, ast.Name) else n.value
+            for n in ast.walk(node)
+            if (isinstance(n, ast.Name) and n.id in defs)
+            or (isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in defs)
+        ]
+
+    def binds_graded(node) -> bool:
+        targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
+        for t in targets:
+            while isinstance(t, ast.Attribute):
+                t = t.value
+            if isinstance(t, ast.Name) and t.id in graded:
+                return True
+        return False
+
+    todo = [n for n in defs if n in graded]
     for tree in trees:
         for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                defs.setdefault(node.name, []).append(node)
-    reached, todo = set(), [n for n in defs if n in graded]
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and binds_graded(node):
+                todo += named(node.value) if node.value is not None else []
+    reached = set()
     while todo:
         name = todo.pop()
         if name in reached:
             continue
         reached.add(name)
         for node in defs[name]:
-            todo += [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in defs]
+            todo += named(node)
     return set(defs) - reached
 
 
@@ -219,17 +322,35 @@ def provided(release) -> Provided:
     return Provided(set(sources), lines, graded, "\n\n".join(read))
 
 
+class TooLong(ValueError):
+    """A student's changed code (with the strings it runs) is longer than MAX_CODE characters."""
+
+
+def _within_bounds(texts: list[str]) -> None:
+    """Raise TooLong before parsing code past MAX_CODE characters, comments not counted (reading
+    code costs memory and time in proportion; no submission of ordinary size comes near). Text
+    past four times MAX_CODE is not even read for its comments."""
+    total = sum(map(len, texts))
+    if total <= 4 * MAX_CODE:
+        total = sum(len(line) for text in texts for line in _typed_lines(text))
+    if total > MAX_CODE:
+        raise TooLong(f"{total:,} characters of its own code, more than the {MAX_CODE:,} compared")
+
+
 def written(submission, given: Provided) -> Written:
     """The code a student wrote, read as it runs: the lines of their code that the release does
     not hold (`given`), in order, blank lines left out; helpers no graded function calls left
     out and named, code run from strings named."""
-    cells = [
-        (c.source, _parsed(c.source))
+    sources = [
+        c.source
         for c in submission.cells
         if c.cell_type == "code" and c.source not in given.sources
     ]
+    _within_bounds(sources)
+    cells = [(src, _parsed(src)) for src in sources]
     trees = [t for _, t in cells if t is not None]
     runners, strings = _strings_run(trees)
+    _within_bounds(sources + strings)
     cells += [(src, t) for src in strings if (t := _parsed(src)) is not None]
     trees = [t for _, t in cells if t is not None]
     helpers = _unreached(trees, given.graded)
@@ -239,8 +360,8 @@ def written(submission, given: Provided) -> Written:
             lines += _typed_lines(source)
             continue
         for node in tree.body:
-            if getattr(node, "name", None) not in helpers:
-                lines += ast.unparse(node).splitlines()
+            if not (isinstance(node, _DEFS) and node.name in helpers):
+                lines += _written_back(node, source)
     code = "\n".join(line for line in lines if line.strip() and line.strip() not in given.lines)
     return Written(code, sorted(helpers), runners)
 
@@ -330,12 +451,10 @@ def similarity(
                 ),
                 as_version=4,
             )
-            own = written(nb, given)
-            if len(own.code) > MAX_CODE:
-                skipped[student] = (
-                    f"{len(own.code):,} characters of its own code, more than the {MAX_CODE:,} "
-                    "compared"
-                )
+            try:
+                own = written(nb, given)
+            except TooLong as e:
+                skipped[student] = str(e)
                 continue
             codes[student] = own.code
             if own.notes():
