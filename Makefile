@@ -5,6 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 AXE_VERSION := 4.14.1
+AXE    := $(VENV)/axe/node_modules/axe-core/axe.min.js
 TITO   := $(BIN)/tito
 # Tools that the installed packages call by name (nbgrader runs `alembic`) come from the venv.
 export PATH := $(abspath $(BIN)):$(PATH)
@@ -31,13 +32,17 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# axe-core, which the browser tests run on every page the project writes (a stamp of its own, so
+# that an existing environment gets it too).
+$(AXE): | $(STAMP)
 	@if command -v npm >/dev/null 2>&1; then \
 	  npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@$(AXE_VERSION) >/dev/null \
 	    || echo "note: npm could not install axe-core: the pages' accessibility checks will be skipped"; \
 	else echo "note: no npm (apt-get install npm): the pages' accessibility checks will be skipped"; fi
-	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(AXE)
 
 # Instructor round trip on the bundled example submissions.
 demo: install

@@ -178,6 +178,39 @@ print("kernel state:", json.dumps(_found, sort_keys=True))
 """
 
 
+def fills_tcp_buffers(mb: int) -> str:
+    """Fill loopback TCP connections that nobody reads (at most 480) until `mb` MB are held;
+    print how much."""
+    return f"""\
+import socket
+_server = socket.socket()
+_server.bind(("127.0.0.1", 0))
+_server.listen(1000)
+_held, _kept, _chunk = 0, [], bytes(1 << 16)
+while _held < ({mb} << 20) and len(_kept) < 480:
+    _c = socket.socket()
+    _c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    _c.connect(_server.getsockname())
+    _a, _ = _server.accept()
+    _a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    _c.setblocking(False)
+    try:
+        while True:
+            _held += _c.send(_chunk)
+    except BlockingIOError:
+        pass
+    _kept.append((_c, _a))
+print("tcp buffers held MB:", _held >> 20, flush=True)
+"""
+
+
+def socket_fill_reach_mb() -> int:
+    """About the most fills_sockets can hold from one process in a jail: 500 socket pairs (the
+    jail's 1,024 open files), each holding twice the send buffer net.core.wmem_max allows."""
+    wmem_max = int(Path("/proc/sys/net/core/wmem_max").read_text())
+    return 500 * 2 * min(wmem_max, 4 << 20) >> 20
+
+
 def fills_sockets(mb: int) -> str:
     """Fill socket pairs' buffers (kernel memory, which no user-page count sees) until `mb` MB are
     held; print how much, wait, and print that it was not stopped."""

@@ -234,6 +234,11 @@ def test_socket_buffers_count_against_the_memory_limit(batch):
             "without a control group, grading counts user pages only (refused unless "
             "accepted: test_hostile_unprivileged.py)"
         )
+    if hostile.socket_fill_reach_mb() < 3000:
+        pytest.skip(
+            f"net.core.wmem_max lets one jailed process hold about "
+            f"{hostile.socket_fill_reach_mb()} MB of socket buffers, under the 2,500 MB limit"
+        )
     fills = batch["outcomes"]["fills_sockets"]
     assert fills.status == "graded" and fills.score == 0, fills
     assert "the kernel run held more than memory_limit_mb" in fills.reason, fills.reason

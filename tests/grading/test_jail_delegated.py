@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -104,6 +105,36 @@ def test_a_delegated_group_holds_an_unprivileged_jail_to_its_memory_limit(delega
 def test_a_delegated_group_counts_socket_buffers_too(delegated):
     """Socket buffers are kernel memory, which the memory watch never sees: in a delegated group
     they count, and a fill towards 4,000 MB is stopped at the 2,500 MB limit."""
+    if hostile.socket_fill_reach_mb() < 3000:
+        pytest.skip(
+            f"net.core.wmem_max lets one jailed process hold about "
+            f"{hostile.socket_fill_reach_mb()} MB of socket buffers, under the 2,500 MB limit"
+        )
     got = _run_as_nobody(hostile.fills_sockets(4000), delegated)
     assert got["hit"] is True and 2400 < got["peak"] <= 2500, got
     assert "socket buffers" not in got["printed"], got
+
+
+def test_tcp_buffers_a_jail_holds_are_capped_as_root_and_in_a_delegated_group(delegated):
+    """cgroup v1 leaves TCP socket buffers out of a group's memory unless its own TCP limit is
+    set: without it, loopback connections that nobody reads held 2.2 GB here (the machine's
+    whole net.ipv4.tcp_mem, which every job shares). Each jail sets TCP_BUFFERS_MB."""
+    from tito.course.grading.cgroups import TCP_BUFFERS_MB
+    from tito.course.grading.jail import Jail
+    from tito.course.settings import GradingLimits
+
+    probe = hostile.fills_tcp_buffers(2000)
+    with tempfile.TemporaryDirectory() as d:  # as root
+        jail = Jail(GradingLimits(60, 2500, 120, 64, 64, 16), Path(d))
+        try:
+            proc = jail.popen(
+                [sys.executable, "-c", probe], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            out, err = proc.communicate(timeout=120)
+        finally:
+            jail.close()
+    (held,) = [int(line.split()[-1]) for line in out.decode().splitlines()]
+    assert 0 < held <= TCP_BUFFERS_MB, (held, err.decode()[-500:])
+    got = _run_as_nobody(probe, delegated)
+    (held,) = [int(line.split()[-1]) for line in got["printed"].splitlines()]
+    assert 0 < held <= TCP_BUFFERS_MB, got

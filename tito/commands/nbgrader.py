@@ -302,7 +302,7 @@ def analytics(
             class_analytics.number(s.pass_rate),
             class_analytics.number(s.mean),
             class_analytics.number(s.discrimination),
-            class_analytics.number(s.chance, 4),
+            class_analytics.chance_text(s.chance),
             Text(" ".join(s.flags), style="red" if "suspect" in s.flags else ""),
         )
     console.print(t)

@@ -16,10 +16,11 @@ at most 0.05 / (the number of cells with a discrimination). The chance is a perm
 the share of the ways to pick as many passing students from the class whose rest of the total
 sums to no more than the students who did pass (exact while there are at most EXACT_UP_TO ways,
 else DRAWS random ones from a fixed seed). Dividing 0.05 among the cells keeps a page of some
-fifty cells from flagging one by chance: two strong students who each slip on the same cell in
-a class of sixteen (a chance of 1 in 120) are not flagged, a test that fails the strongest third
-of a class of thirty is. Written answers still waiting for a person count 0 in the rest of the
-total.
+fifty cells from flagging one by chance: on this module's page (41 cells with a
+discrimination), two strong students of sixteen who slip on the same cell (a chance of 1 in 12)
+are not flagged, a test that fails the strongest third of a class of thirty is. A class of about
+twelve or fewer cannot reach the threshold at all: so few students cannot show more than
+chance. Written answers still waiting for a person count 0 in the rest of the total.
 """
 
 from __future__ import annotations
@@ -101,8 +102,11 @@ def chance_of_lower(passed: list[int], rest: list[float]) -> float | None:
     if math.comb(n, k) <= EXACT_UP_TO:
         sums = [sum(c) for c in itertools.combinations(values.tolist(), k)]
         return sum(t <= observed + tie for t in sums) / len(sums)
-    picks = np.argsort(np.random.default_rng(0).random((DRAWS, n)), axis=1)[:, :k]
-    lower = int((values[picks].sum(axis=1) <= observed + tie).sum())
+    rng, lower = np.random.default_rng(0), 0
+    for start in range(0, DRAWS, 1000):  # a thousand choices at a time: memory stays small
+        draws = min(1000, DRAWS - start)
+        picks = np.argpartition(rng.random((draws, n)), k - 1, axis=1)[:, :k]
+        lower += int((values[picks].sum(axis=1) <= observed + tie).sum())
     return (1 + lower) / (1 + DRAWS)  # the observed choice counts as one of the draws
 
 
@@ -202,6 +206,11 @@ def number(x: float | None, digits: int = 2) -> str:
     return "" if x is None else f"{x:.{digits}f}"
 
 
+def chance_text(x: float | None) -> str:
+    """A chance with two significant digits (0.083, 5e-05): small ones stay readable."""
+    return "" if x is None else f"{x:.2g}"
+
+
 def to_csv(stats: ClassStats) -> str:
     out = io.StringIO()
     w = spreadsheet_writer(out)
@@ -227,8 +236,9 @@ def to_csv(stats: ClassStats) -> str:
                 s.graded,
                 *(
                     "" if x is None else round(x, 4)
-                    for x in (s.pass_rate, s.mean, s.discrimination, s.chance)
+                    for x in (s.pass_rate, s.mean, s.discrimination)
                 ),
+                "" if s.chance is None else float(f"{s.chance:.4g}"),
                 " ".join(s.flags),
             ]
         )
@@ -319,7 +329,7 @@ def to_html(stats: ClassStats) -> str:
         f'<tr class="{" ".join(s.flags)}"><td>{e(s.grade_id)}</td>'
         f"<td>{e(s.part)}</td><td>{s.points:g}</td>"
         f"<td>{s.graded}</td><td>{number(s.pass_rate)}</td><td>{number(s.mean)}</td>"
-        f"<td>{number(s.discrimination)}</td><td>{number(s.chance, 4)}</td>"
+        f"<td>{number(s.discrimination)}</td><td>{chance_text(s.chance)}</td>"
         f"<td>{e(' '.join(s.flags))}</td></tr>"
         for s in stats.cells
     )

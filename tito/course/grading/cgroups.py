@@ -26,6 +26,9 @@ from pathlib import Path
 PARENT = "tito-grading"
 CONTROLLERS = ("pids", "memory", "cpu")
 CPU_PERIOD_US = 100_000
+# TCP socket buffers a jail may hold under cgroup v1 (its loopback: the notebook's kernel talks
+# to its runner over it, a few megabytes at most).
+TCP_BUFFERS_MB = 128
 
 
 class CgroupError(Exception):
@@ -137,6 +140,12 @@ class Group:
                     "memory", "memory.memsw.limit_in_bytes", limit, optional=True
                 )  # no swap
                 self._write("memory", "memory.swappiness", 0, optional=True)
+                # v1 charges TCP socket buffers to a group only once this limit is set (v2 counts
+                # them with the rest): without it one jail's loopback connections could take the
+                # machine's whole TCP memory (net.ipv4.tcp_mem), which every job shares.
+                self._write(
+                    "memory", "memory.kmem.tcp.limit_in_bytes", TCP_BUFFERS_MB << 20, optional=True
+                )
         if "cpu" in self.folders:
             if self._v2("cpu"):
                 self._write("cpu", "cpu.max", f"{CPU_PERIOD_US} {CPU_PERIOD_US}")

@@ -38,6 +38,13 @@ class Cluster:
             ) from None
         self.address = address
 
+    def unbounded_workers(self) -> list[str]:
+        """The workers whose jails would not count kernel memory (no control group there)."""
+        from .jail import kernel_memory_bounded
+
+        answers = self.client.run(kernel_memory_bounded)
+        return sorted(worker for worker, bounded in answers.items() if not bounded)
+
     @property
     def threads(self) -> int:
         return max(1, sum(w["nthreads"] for w in self.client.scheduler_info()["workers"].values()))

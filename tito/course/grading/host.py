@@ -60,7 +60,8 @@ def grading_digests(
     crosses it) and the grader's own code. An outcome keeps them, so `verify` can tell which
     outcomes a change would touch."""
     config = {
-        "limits": asdict(course.grading),
+        # what grades a submission: the archive limit is collect's alone
+        "limits": {k: v for k, v in asdict(course.grading).items() if k != "max_archive_member_mb"},
         "jail": jail,
         "tensor_class": course.package.tensor_class,
         "display": asdict(course.display_limits),
@@ -643,8 +644,9 @@ def autograde(
     (default: settings.ini's [grading] scheduler; "" for this machine). `workers` defaults
     to 1 here and to the cluster's threads there. `run_job` replaces how a job is run (a
     benchmark's variant). Without a control group for its jails (no root, no delegated group)
-    this machine refuses to grade unless `accept_unbounded_kernel_memory` (jail.py says why);
-    a Dask worker in that state fails its jobs, to be graded again elsewhere.
+    on this machine or on any worker of the cluster, grading is refused before anything is
+    written unless `accept_unbounded_kernel_memory` (jail.py says why); a worker that joins
+    later in that state fails its jobs (the machine's problem: graded again).
     """
     root = Path(course_root or course.root).resolve()
     check_ready(course, root, m)
@@ -655,8 +657,14 @@ def autograde(
     run_job = run_job or (cluster.run if cluster else run_in_process)
     workers = workers or (cluster.threads if cluster else 1)
     if jail:
-        if not (cluster or accept_unbounded_kernel_memory or jail_module.kernel_memory_bounded()):
-            raise CourseError(jail_module.UNBOUNDED_KERNEL_MEMORY)
+        if not accept_unbounded_kernel_memory:
+            unbounded = (
+                cluster.unbounded_workers()
+                if cluster
+                else ([] if jail_module.kernel_memory_bounded() else ["this machine"])
+            )
+            if unbounded:
+                raise CourseError(f"{', '.join(unbounded)}: {jail_module.UNBOUNDED_KERNEL_MEMORY}")
         try:
             jail_module.check(course.grading)
         except jail_module.JailError as e:

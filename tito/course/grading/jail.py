@@ -380,8 +380,9 @@ UNBOUNDED_KERNEL_MEMORY = (
 
 def kernel_memory_bounded() -> bool:
     """Whether a jail's memory limit counts kernel memory (socket and pipe buffers) too: only a
-    control group does (as root, or delegated); the memory watch sees user pages."""
-    return _grouped()
+    control group of the memory controller does (as root, or delegated); the memory watch sees
+    user pages."""
+    return _grouped() and "memory" in cgroups.hierarchies()
 
 
 @functools.cache
