@@ -95,7 +95,7 @@ def hint_for(actual, known, default=""):
 
 def sgd_steps(grads, param=(1.0, -2.0, 0.5), **options):
     """(param, state) after one sgd_step per gradient (lr=0.1 and no momentum unless `options` say)."""
-    param, state, scratch = np.array(param), {}, np.empty(len(param))
+    param, state, scratch = np.array(param), {}, np.zeros(len(param))
     options = {"lr": 0.1, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False, **options}
     for g in grads:
         sgd_step(param, np.array(g), state, **options, scratch=scratch)
@@ -104,7 +104,7 @@ def sgd_steps(grads, param=(1.0, -2.0, 0.5), **options):
 
 def adam_steps(kernel, grads, param=(1.0, -2.0, 0.5), **options):
     """(param, state) after one `kernel` (adam_step or adamw_step) update per gradient, from a fresh state."""
-    param, scratch = np.array(param), np.empty(len(param))
+    param, scratch = np.array(param), np.zeros(len(param))
     state = {"step": 0, "exp_avg": np.zeros_like(param), "exp_avg_sq": np.zeros_like(param)}
     options = {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, **options}
     for g in grads:
@@ -327,8 +327,8 @@ class Optimizer:
                 raise ValueError(f"gradient of parameter {self._index[id(p)]} has shape {grad.shape}, "
                                  f"but the parameter has shape {p.data.shape}")
             key = (p.data.shape, p.data.dtype.str)
-            if key not in self._scratch:
-                self._scratch[key] = np.empty_like(p.data)
+            if key not in self._scratch:  # zeros: a kernel sees no memory this process used before
+                self._scratch[key] = np.zeros_like(p.data)
             yield p, grad, self.state.setdefault(p, {}), self._scratch[key]
 
     def state_dict(self):
@@ -524,7 +524,7 @@ for (nesterov, weight_decay), expected in after_three_steps.items():
     param, state, grad = np.array([1.0, -2.0, 0.5]), {}, np.array([0.5, -1.0, 2.0])
     for _ in range(3):
         sgd_step(param, grad, state, lr=0.1, momentum=0.9, dampening=0.0, weight_decay=weight_decay, nesterov=nesterov,
-                 scratch=np.empty(3))
+                 scratch=np.zeros(3))
     after = f"after 3 steps (nesterov={nesterov}, weight_decay={weight_decay})"
     check_close(grad, [0.5, -1.0, 2.0], f"{after} the gradient", " The kernel must not write into grad (store a copy as"
                 " the buffer, build g + wd * param elsewhere).", rtol=0, atol=0)
@@ -1010,7 +1010,7 @@ def measure(step, n, repeats):
     rng = np.random.default_rng(0)
     param, grad = (rng.standard_normal(n).astype(np.float32).view(CountingArray) for _ in range(2))
     state = {"step": 0, **{k: np.zeros(n, np.float32).view(CountingArray) for k in ("exp_avg", "exp_avg_sq")}}
-    scratch = np.empty(n, np.float32).view(CountingArray)
+    scratch = np.zeros(n, np.float32).view(CountingArray)
     step(param, grad, state, scratch)  # first step outside the measurement
     CountingArray.created = 0
     tracemalloc.start()

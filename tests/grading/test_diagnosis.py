@@ -54,7 +54,7 @@ def _diagnosed_with_calls(failed):
 
     def through_proxy(name):
         def call(*args, **kwargs):
-            calls.append((probing["region"], name))
+            calls.append((probing["region"], name, _snapshot((args, kwargs))))
             return namespace[name](*args, **kwargs)
 
         return call
@@ -66,18 +66,57 @@ def _diagnosed_with_calls(failed):
         before_region=lambda region: probing.update(region=region),
         failed=failed,
     )
-    return found, calls, names
+    return found, calls, names, namespace, catalogue
+
+
+def _snapshot(value):
+    """A value as plain data, arrays and Tensors by their contents, to compare calls by."""
+    import numpy as np
+
+    from tinytorch.core.tensor import Tensor
+
+    if isinstance(value, np.ndarray):
+        return ("array", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, Tensor):
+        return ("tensor", _snapshot(value.data), _snapshot(value.grad))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _snapshot(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_snapshot(v) for v in value))
+    return repr(value)
 
 
 def test_trusted_code_calls_a_students_function_only_from_its_own_regions_probe():
     """The reference and the wrong versions call the reference's other functions: AdamW's
     reference never calls the student's Adam, so no value only the reference computed reaches
     the student's code; the student's function gets only its probe's fixed inputs."""
-    found, calls, names = _diagnosed_with_calls(failed=None)
-    assert calls and {(region, name) for region, name in calls if names[region] != name} == set()
+    found, calls, names, _, _ = _diagnosed_with_calls(failed=None)
+    assert calls and {(region, name) for region, name, _ in calls if names[region] != name} == set()
     assert {r: d["ids"] for r, d in found.items()} == {
         "adam_step_impl": ["adam-step-from-zero", "adam-bias-correction-t-minus-one"]
     }
+
+
+def test_the_students_functions_receive_only_their_probes_inputs_and_their_own_results():
+    """Every value the student's functions receive during the diagnosis, recorded: exactly what
+    each region's probe passes the student's function when it runs on it alone (its fixed inputs,
+    and what the function itself returned or changed), call for call. A value only the
+    reference computed (AdamW's decayed parameter, handed to the student's Adam) would be an
+    extra call here."""
+    from tito.course.grading import diagnosis
+
+    _, calls, names, namespace, catalogue = _diagnosed_with_calls(failed=None)
+    alone = []
+    for region, name in names.items():
+        if region not in catalogue.probes:
+            continue
+
+        def record(*args, _name=name, _region=region, **kwargs):
+            alone.append((_region, _name, _snapshot((args, kwargs))))
+            return namespace[_name](*args, **kwargs)
+
+        diagnosis.observe(catalogue.probes[region], record, {**namespace})
+    assert len(calls) > 100 and calls == alone
 
 
 def test_a_region_is_named_only_when_one_of_its_own_cells_failed():
@@ -85,5 +124,5 @@ def test_a_region_is_named_only_when_one_of_its_own_cells_failed():
     one of whose cells failed are named: not the right AdamW that calls the wrong Adam."""
     assert _diagnosed_with_calls(failed=set())[0] == {}
     assert _diagnosed_with_calls(failed={"adamw_decays_before_update"})[0] == {}
-    found, _, _ = _diagnosed_with_calls(failed={"adam_first_step_moves_lr"})
+    found = _diagnosed_with_calls(failed={"adam_first_step_moves_lr"})[0]
     assert list(found) == ["adam_step_impl"]

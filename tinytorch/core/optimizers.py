@@ -98,8 +98,8 @@ class Optimizer:
                 raise ValueError(f"gradient of parameter {self._index[id(p)]} has shape {grad.shape}, "
                                  f"but the parameter has shape {p.data.shape}")
             key = (p.data.shape, p.data.dtype.str)
-            if key not in self._scratch:
-                self._scratch[key] = np.empty_like(p.data)
+            if key not in self._scratch:  # zeros: a kernel sees no memory this process used before
+                self._scratch[key] = np.zeros_like(p.data)
             yield p, grad, self.state.setdefault(p, {}), self._scratch[key]
 
     def state_dict(self):
