@@ -18,7 +18,8 @@ from pathlib import Path
 
 from ..settings import Course, CourseError, Module
 from .files import read_regular
-from .host import Outcome, autograde, digest, grading_digests, load_outcome
+from .host import autograde, grading_digests
+from .outcome import Outcome, digest, load_outcome
 
 WHAT = {
     "instructor": "the instructor notebook (tests, hidden tests)",
