@@ -129,7 +129,7 @@ def _statements(tree: ast.Module):
         yield node
         for name in _BLOCKS:
             todo += getattr(node, name, [])
-        for holder in [*getattr(node, "handlers", []), *getattr(node, "cases", [])]:
+        for holder in _holders(node):
             todo += holder.body
 
 
