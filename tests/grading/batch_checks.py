@@ -134,6 +134,23 @@ def check_resources(course: Course, outcomes: dict, keys_before: set, keys_after
         assert "a valid one can need" in message and "160000" in message, message
 
 
+REAPS_CHILDREN = "reaps_children"
+
+
+def check_reaped_children(outcome, full: float) -> None:
+    """A judged function that keeps its CPU in children it forks and reaps timed out: its cell
+    scores 0 and the submission keeps the rest (graded, never failed: the machine gave it its
+    CPU, the loop was its own)."""
+    lost = [c.grade_id for c in outcome.cells if c.score < c.max_score]
+    assert (outcome.status, lost) == ("graded", ["exponential_lr_values"]), (outcome, lost)
+    cell = cell_of(outcome, "exponential_lr_values")
+    assert (cell.judge, cell.message) == (
+        False,
+        "exponential_lr() did not return within the time limit",
+    )
+    assert outcome.score == full - cell.max_score
+
+
 def recorded_scores(course: Course, students) -> dict:
     """The gradebook's scores (scores.read), from a copy: a course graded by the unprivileged user
     is its, and a test process writes nothing of it."""

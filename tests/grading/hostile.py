@@ -257,6 +257,36 @@ print("busy processes:", _started)
 """
 
 
+def reaps_children(complete):
+    """The complete solution whose exponential_lr, called by the judge at epoch 50 (one graded
+    cell), tries to ignore SIGCHLD and then forks short busy children for ever, reaping each:
+    the process the judge waits on sleeps while its children burn the CPU. (Only in the judge's
+    process: the kernel run has runaway cells of its own.)"""
+    return sub.replace_region(
+        complete,
+        "exponential_lr_impl",
+        """\
+import os, signal, sys, time
+if epoch == 50 and getattr(sys.modules["__main__"].__spec__, "name", "").endswith(".sandbox"):
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel would reap them unseen
+    except OSError:
+        pass
+    while True:
+        _pid = os.fork()
+        if _pid == 0:
+            _start = time.process_time()
+            while time.process_time() - _start < 0.05:
+                pass
+            os._exit(0)
+        try:
+            os.waitpid(_pid, 0)
+        except ChildProcessError:  # ignored: already reaped
+            pass
+return base_lr * gamma ** epoch""",
+    )
+
+
 def hoards_memory(processes: int, mb_each: int) -> str:
     """Start fresh processes that each touch `mb_each` MB and hold it until all have, and make a
     memfd; print what it got. (Fresh interpreters: a fork of the kernel would meet its own

@@ -25,9 +25,11 @@ from tests.grading.batch_checks import (
     HONEST,
     IMPORT_REFERENCE,
     LOOP_FOREVER,
+    REAPS_CHILDREN,
     cell_of,
     check_attack_cells,
     check_display,
+    check_reaped_children,
     check_resources,
     display_cases,
     full_score,
@@ -81,6 +83,7 @@ def batch(graded_course, tmp_path_factory):
             complete, "adam_step_impl", "import sys\nsys.exit(3)"
         ),
         "calls_os_exit": sub.insert_code_cell(complete, "adam_step_impl", "import os\nos._exit(0)"),
+        REAPS_CHILDREN: hostile.reaps_children(complete),
         "counts_limits": hostile.with_attack(
             hostile.with_attack(complete, hostile.counts_limits(), kernel_only=True),
             hostile.reads_proc_count(),
@@ -382,6 +385,10 @@ def test_the_reference_package_cannot_be_imported_from_a_submission(batch):
 def test_runaway_cells_are_stopped_and_honest_work_still_counts(batch, student):
     o = batch["outcomes"][student]
     assert (o.status, o.score) == ("graded", batch["full"])
+
+
+def test_a_judged_function_that_burns_cpu_in_reaped_children_is_graded_not_failed(batch):
+    check_reaped_children(batch["outcomes"][REAPS_CHILDREN], batch["full"])
 
 
 def test_a_kernel_killed_by_os_exit_is_graded_and_the_cells_it_never_ran_score_nothing(batch):

@@ -30,8 +30,10 @@ from tests.grading import hostile, unprivileged
 from tests.grading.batch_checks import (
     HOARD,
     HONEST,
+    REAPS_CHILDREN,
     check_attack_cells,
     check_display,
+    check_reaped_children,
     check_resources,
     display_cases,
     full_score,
@@ -89,6 +91,7 @@ def _grade_unprivileged(laptop: Path) -> dict:
     said = {
         "buggy": sub.replace_region(complete, "adam_step_impl", EPS_INSIDE_SQRT),
         "calls_os_exit": sub.insert_code_cell(complete, "adam_step_impl", "import os\nos._exit(0)"),
+        REAPS_CHILDREN: hostile.reaps_children(complete),
         **display_cases(release, instructor, complete),
     }
     paths = place(
@@ -206,6 +209,13 @@ def test_unprivileged_grading_keeps_each_job_to_its_own_resources(unprivileged_b
         f"{len(starved)} job(s) failed as starved ({', '.join(starved) or 'none'}), "
         f"all graded by --retry-failed; memory hoard peak {final[HOARD].memory_mb}",
     )
+
+
+def test_a_judged_function_that_burns_cpu_in_reaped_children_is_graded_at_once(
+    unprivileged_batch,
+):
+    """Graded by the first run, with no CPU quota and a CPU hog in the batch: no retry needed."""
+    check_reaped_children(unprivileged_batch["first"][REAPS_CHILDREN], unprivileged_batch["full"])
 
 
 def test_without_a_control_group_grading_is_refused_until_the_risk_is_accepted(

@@ -1,13 +1,12 @@
 """A machine that keeps a job waiting is never the student's fault.
 
-processes.py tells a process tree that waited for a CPU (starved) from one that slept: real
-processes here, pinned to one CPU, the victim at the lowest priority behind a busy competitor
-(one: the other tests running meanwhile keep the rest of the machine).
-(A tree that keeps itself busy runs all the time and is not starved either; on a machine
-shared with other tests that cannot be set up reliably, so it is not tested here.) The host then
-turns a starved kernel run that cost
-points into a `failed` outcome, and a memory limit the submission reached into a graded one
-with a note (host.decide on a job's data).
+processes.py tells a process tree that waited for a CPU (starved) from one that slept or
+computed: real processes here, pinned to one CPU next to busy competitors (the other tests
+running meanwhile keep the rest of the machine). A call of the judge is waited for while it is
+starved, until it has had its CPU, so a call that computes too long times out after the same
+CPU however loaded the machine is and however it spreads its work over processes. The host then
+turns a starved kernel run that cost points into a `failed` outcome, and a memory limit the
+submission reached into a graded one with a note (host.decide on a job's data).
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ import pytest
 from tito.course.grading import processes
 from tito.course.grading.display import DisplayLimits
 from tito.course.grading.host import decide
+from tito.course.grading.jailed.protocol import receive
 from tito.course.grading.job import JobResult
 from tito.course.settings import Module
 
@@ -70,16 +70,58 @@ def started():
         p.wait()
 
 
-def test_a_tree_kept_waiting_behind_busy_processes_is_starved(started):
+def _call_that_never_answers(pid: int, seconds: float) -> tuple[str, float]:
+    """Wait for an answer that never comes from the tree under `pid`, as the judge waits for a
+    call: what ended the wait, and the CPU the tree used meanwhile."""
+    read, write = os.pipe()
+    before = processes.cpu_seconds(processes.tree(pid))
+    allowance = processes.Allowance(pid, seconds)
+    try:
+        receive(read, allowance.deadline, overtime=allowance.extend)
+    except (TimeoutError, processes.Starved) as e:
+        ended = f"{type(e).__name__}: {e}"
+    finally:
+        os.close(read)
+        os.close(write)
+    return ended, processes.cpu_seconds(processes.tree(pid)) - before
+
+
+def test_a_call_kept_waiting_behind_busy_processes_is_the_machines_doing(started):
     started(BUSY)  # one competitor at the usual priority takes nearly all of the CPU
     victim = started(BUSY, nice=19)
     time.sleep(0.3)
-    said = processes.starvation(victim.pid)
+    ended, _ = _call_that_never_answers(victim.pid, 0.5)  # waited for up to 4 x 0.5 s
     assert re.fullmatch(
-        r"the grading machine was busy: in 1\.\d s the code wanted a CPU (9\d|100)% of the time "
-        r"and ran for 0\.0\d s",
-        said,
-    ), said
+        r"Starved: the grading machine was busy: in 2\.\d s the code wanted a CPU (9\d|100)% of "
+        r"the time and ran for 0\.0\d s",
+        ended,
+    ), ended
+
+
+# Short busy children, each waited for (reaped) before the next: the parent itself only waits.
+FORKS_AND_REAPS = """import os, time
+while True:
+    pid = os.fork()
+    if pid == 0:
+        start = time.process_time()
+        while time.process_time() - start < 0.05:
+            pass
+        os._exit(0)
+    os.waitpid(pid, 0)
+"""
+
+
+def test_a_call_that_computes_times_out_after_its_cpu_however_loaded_and_spread(started):
+    """Two busy competitors at the same priority leave the tree about a third of its CPU: the
+    call is waited for until the tree, its reaped children included, has used half its time."""
+    started(BUSY)
+    started(BUSY)
+    victim = started(FORKS_AND_REAPS)
+    time.sleep(0.3)
+    began = time.monotonic()
+    ended, cpu = _call_that_never_answers(victim.pid, 1.0)
+    assert ended == "TimeoutError: no answer before the time limit"
+    assert 0.5 <= cpu <= 1.3 and 1.0 <= time.monotonic() - began < 4.0, (cpu, ended)
 
 
 # Children that each burn 0.1 s of CPU (counted in CPU time, whatever the load) and exit while
@@ -121,9 +163,12 @@ def test_children_that_exited_unreaped_still_count_their_cpu(started):
     assert _cpu_of_children(started, "ignore") == 0.0
 
 
-def test_a_sleeping_tree_is_not_starved(started):
+def test_a_call_that_sleeps_times_out_at_its_time(started):
     sleeper = started("import time\ntime.sleep(60)")
-    assert processes.starvation(sleeper.pid) == ""
+    began = time.monotonic()
+    ended, cpu = _call_that_never_answers(sleeper.pid, 0.5)
+    assert ended == "TimeoutError: no answer before the time limit"
+    assert cpu < 0.05 and 0.5 <= time.monotonic() - began < 1.0
 
 
 def test_a_cpu_watch_counts_the_seconds_a_run_was_starved(started):

@@ -27,7 +27,7 @@ from . import diagnosis
 from .jail import JAILED_PACKAGE, Jail, JailError
 from .jailed.protocol import Mirror, WireError, load_class, receive, send
 from .messages import holds_hidden_tests, parts, shown
-from .processes import starvation
+from .processes import Allowance, Starved, tree
 
 NOT_RUN_IN_TIME = "not run: the submission used up submission_timeout_seconds"
 SANDBOX_START_SECONDS = 60  # Python, numpy and matplotlib start, before any student code
@@ -74,6 +74,7 @@ class StudentProcess:
         self.proc = None
         self.broken = ""  # why the student's cells could not be run; later calls fail at once
         self.machine_busy = ""  # a call the machine, not the code, made too slow
+        self.granted = 0.0  # seconds the last call was given because the machine kept it waiting
         self.cell_errors: list[str] = []
         self._code = jail.add_input("student-code.json", json.dumps(cells).encode())
 
@@ -115,6 +116,9 @@ class StudentProcess:
             )
             if hello != {"hello": True}:
                 raise WireError("unexpected first message")
+            # The process that runs the calls: the end of the jail's chain, before any
+            # student code has run (it runs next).
+            self.main_pid = tree(self.proc.pid)[-1]
         except Exception as e:
             self.stop()
             raise SandboxSetupError(f"the grading sandbox could not start: {e}") from None
@@ -132,12 +136,11 @@ class StudentProcess:
         """Stop the process after `error`; say what the code did (a phrase), or raise MachineBusy
         when the machine, not the code, made it too slow."""
         proc = self.proc
-        busy = starvation(proc.pid) if isinstance(error, TimeoutError) else ""
         self.stop()
-        if busy:
+        if isinstance(error, Starved):
             # Kept as well as raised: a test cell that catches every exception cannot hide it.
             self.machine_busy = (
-                f"the student's code did not answer in time, and {busy}; grade it again "
+                f"the student's code did not answer in time, and {error}; grade it again "
                 "(autograde --retry-failed) when the machine is less loaded"
             )
             raise MachineBusy(self.machine_busy)
@@ -168,6 +171,7 @@ class StudentProcess:
     def call(self, name: str, args, kwargs, deadline: float, returns=...):
         """The student's `name(*args, **kwargs)`; `returns` is the reference's return annotation
         (float or None), which the reply must match (anything else: not checked)."""
+        self.granted = 0.0
         if self.broken:
             raise StudentError(self.broken)
         if self.proc is None:
@@ -178,15 +182,26 @@ class StudentProcess:
             "args": [self.mirror.encode(a, arrays) for a in args],
             "kwargs": {k: self.mirror.encode(v, arrays) for k, v in kwargs.items()},
         }
+        # A call has the cell's time left (at most a cell's), and more while the machine keeps it
+        # waiting for a CPU (processes.Allowance).
+        allowance = Allowance(
+            self.proc.pid,
+            min(deadline, time.monotonic() + self.timeout) - time.monotonic(),
+            latest=self.deadline,
+            main=self.main_pid,
+        )
         try:
             sent = send(self.req_w, header, arrays)
             reply, out = receive(
                 self.resp_r,
-                min(deadline, time.monotonic() + self.timeout),
+                allowance.deadline,
                 REPLY_BYTES_PER_REQUEST_BYTE * sent + REPLY_BYTES_EXTRA,
+                overtime=allowance.extend,
             )
         except Exception as e:  # too slow, out of step or gone: the next call starts afresh
             raise StudentError(f"{name}() {self._stopped(e)}") from None
+        finally:
+            self.granted = allowance.granted
         if not reply.get("ok"):
             # Common built-in errors keep their type, so tests of error behaviour work across
             # the boundary; anything else (custom classes, SystemExit, ...) is a StudentError.
@@ -284,6 +299,8 @@ def _proxy(sp: StudentProcess, name: str, clock: dict, returns=...):
         except Exception as e:  # named in a message that may not show the text (messages.py)
             e.student_function = name
             raise
+        finally:  # the time the machine kept the call waiting is not taken from the cell's
+            clock["deadline"] += sp.granted
 
     call.__name__ = call.__qualname__ = name
     return call

@@ -6,19 +6,20 @@
 - `MemoryWatch`: where no control group can be made, a thread sums the anonymous and
   shared-memory pages of the tree (RssAnon + RssShmem, kernel counters: cheap whatever the
   process maps) every `PERIOD` seconds and kills the tree past the limit;
-- `starvation(pid)`: why a tree that did not answer in time was starved of CPU (the machine
-  was busy), or "" when it ran or slept (the submission was slow);
-- `CpuWatch`: the same judgement second by second over a whole run, summed.
+- `Allowance`: the time one call of the student's code may take, more while the machine keeps
+  it waiting for a CPU, and `Starved` when the machine kept it waiting too long;
+- `CpuWatch`: the judgement below, second by second over a whole run, summed.
 A tree is starved in an interval when at most looks some thread of it wanted a CPU (state R:
 running or runnable) while the tree, children it has already reaped included, used less than
-half a CPU. A tree that keeps itself busy (however many processes, and whatever their
-priorities) uses its CPU all the time; one that sleeps wants none: neither is starved. (The
-threads' states are looked at, not the kernel's wait accounts, which grow only when a thread
-next runs: a thread that never got a CPU would look asleep.)
+half a CPU. A tree that keeps itself busy (however many processes) uses its CPU; one that
+sleeps wants none: neither is starved. (The threads' states are looked at, not the kernel's
+wait accounts, which grow only when a thread next runs: a thread that never got a CPU would
+look asleep.)
 """
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -26,7 +27,9 @@ import time
 from pathlib import Path
 
 PERIOD = 0.05  # seconds between two samples of the memory watch
-PROBE_SECONDS = 1.0
+PROBE_SECONDS = 1.0  # a kernel run's starvation is judged per this many seconds
+LOOK_SECONDS = 0.2  # a call past its time is watched this long before it is judged again
+OVERTIME = 4  # a call kept waiting for a CPU may take this many times its time limit
 
 
 def _stat_fields(pid: int | str) -> list[str] | None:
@@ -144,17 +147,50 @@ def _starved(ran: float, wanting: float, seconds: float) -> bool:
     return wanting >= 0.5 and ran < seconds / 2
 
 
-def starvation(pid: int, seconds: float = PROBE_SECONDS) -> str:
-    """Watch the tree under `pid` for `seconds`: a sentence saying how it was starved of CPU, or
-    "" when it was not (it ran, or it slept: either is the submission's own doing)."""
-    ran, wanting, elapsed = _judge(pid, seconds)
-    if _starved(ran, wanting, elapsed):
-        return (
-            f"the grading machine was busy: in {elapsed:.1f} s "
-            f"the code wanted a CPU {wanting:.0%} of the "
-            f"time and ran for {ran:.2f} s"
-        )
-    return ""
+class Starved(Exception):
+    """The machine, not the code, kept a call from finishing: it wanted a CPU and got too little."""
+
+
+class Allowance:
+    """The time one call of the tree under `pid` may take: `seconds`, counted in CPU when the
+    machine is busy.
+
+    When the time is up (`extend`), a tree that slept, or that used half of `seconds` in CPU,
+    has had its time. One that wants a CPU and has used less is waited for, until it has used
+    that much or OVERTIME times `seconds` have passed (`latest` at most): then the machine is
+    named (Starved). So a call that computes too long times out after the same CPU whatever the
+    machine's load, and how it spreads its work over processes changes nothing.
+    """
+
+    def __init__(self, pid: int, seconds: float, latest: float = math.inf, main: int = 0):
+        """`main`: the process the call runs in. Its CPU alone is then the count to start from
+        (one read, where the whole tree is a walk of /proc): other processes the tree already
+        has make the call look less starved, never more."""
+        self.pid, self.seconds = pid, seconds
+        self.started = time.monotonic()
+        self.cpu_before = cpu_seconds([main] if main else tree(pid))
+        self.deadline = min(self.started + seconds, latest)
+        self.latest = min(self.started + OVERTIME * max(0.0, seconds), latest)
+
+    @property
+    def granted(self) -> float:
+        """Seconds given beyond `seconds` because the machine kept the call waiting."""
+        return max(0.0, self.deadline - self.started - self.seconds)
+
+    def extend(self) -> float | None:
+        """At the deadline: a later one while the tree is starved, or None (its time is up)."""
+        _, wanting, _ = _judge(self.pid, LOOK_SECONDS)
+        ran = cpu_seconds(tree(self.pid)) - self.cpu_before
+        if wanting < 0.5 or ran >= self.seconds / 2:
+            return None
+        now = time.monotonic()
+        if now >= self.latest:
+            raise Starved(
+                f"the grading machine was busy: in {now - self.started:.1f} s the code wanted a "
+                f"CPU {wanting:.0%} of the time and ran for {ran:.2f} s"
+            )
+        self.deadline = min(now + LOOK_SECONDS, self.latest)
+        return self.deadline
 
 
 class CpuWatch:

@@ -39,22 +39,28 @@ class WireError(Exception):
     """The peer sent something unreadable, went away, or did not answer in time."""
 
 
-def _wait(fd: int, deadline: float | None) -> None:
-    if deadline is None:
-        return
-    remaining = deadline - time.monotonic()
-    if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-        raise TimeoutError("no answer before the time limit")
+def _wait(fd: int, deadline: float | None, overtime=None) -> float | None:
+    """Wait until `fd` can be read; past `deadline`, `overtime()` gives a later one (or None:
+    the time is up). Returns the deadline in force."""
+    while deadline is not None:
+        remaining = deadline - time.monotonic()
+        if remaining > 0 and select.select([fd], [], [], remaining)[0]:
+            break
+        deadline = overtime() if overtime is not None else None
+        if deadline is None:
+            raise TimeoutError("no answer before the time limit")
+    return deadline
 
 
-def _read_into(fd: int, buf: bytearray, deadline: float | None) -> None:
+def _read_into(fd: int, buf: bytearray, deadline: float | None, overtime=None) -> float | None:
     view, got = memoryview(buf), 0
     while got < len(buf):
-        _wait(fd, deadline)
+        deadline = _wait(fd, deadline, overtime)
         n = os.readv(fd, [view[got:]])
         if not n:
             raise WireError("the other process closed the connection")
         got += n
+    return deadline
 
 
 def send(fd: int, header: dict, arrays: list[np.ndarray]) -> int:
@@ -91,21 +97,22 @@ def _dtype(name) -> np.dtype:
 
 
 def receive(
-    fd: int, deadline: float | None = None, limit: int = MAX_MESSAGE_BYTES
+    fd: int, deadline: float | None = None, limit: int = MAX_MESSAGE_BYTES, overtime=None
 ) -> tuple[dict, list[np.ndarray]]:
     """The next frame's header and arrays (writable, no copies); never runs code from the frame.
 
     A frame longer than `limit` bytes is refused before anything of it is read or allocated.
+    Past `deadline`, `overtime()` may give a later one (None: TimeoutError).
     """
     size = bytearray(8)
-    _read_into(fd, size, deadline)
+    deadline = _read_into(fd, size, deadline, overtime)
     (n,) = struct.unpack("<Q", size)
     if n > limit:
         raise WireError(f"a message of {n} bytes, more than the {limit} a valid one can need")
     if n < 4:
         raise WireError("message too short")
     frame = bytearray(n)
-    _read_into(fd, frame, deadline)
+    _read_into(fd, frame, deadline, overtime)
     (n_body,) = struct.unpack_from("<I", frame)
     try:
         body = json.loads(bytes(frame[4 : 4 + n_body]))
