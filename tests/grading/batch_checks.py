@@ -19,10 +19,10 @@ from pathlib import Path
 
 import nbformat
 
+from tests import submissions as sub
 from tests.conftest import REPO
 from tests.grading import hostile
 from tito.course.grading import display, scores
-from tito.course.grading import submissions as sub
 from tito.course.settings import Course
 
 HONEST = "complete"
@@ -137,18 +137,18 @@ def check_resources(course: Course, outcomes: dict, keys_before: set, keys_after
 REAPS_CHILDREN = "reaps_children"
 
 
-def check_reaped_children(outcome, full: float) -> None:
+def check_reaped_children(outcome, recorded, full: float) -> None:
     """A judged function that keeps its CPU in children it forks and reaps timed out: its cell
     scores 0 and the submission keeps the rest (graded, never failed: the machine gave it its
-    CPU, the loop was its own)."""
-    lost = [c.grade_id for c in outcome.cells if c.score < c.max_score]
-    assert (outcome.status, lost) == ("graded", ["exponential_lr_values"]), (outcome, lost)
+    CPU, the loop was its own). `recorded`: its scores in the gradebook (scores.read)."""
+    assert (outcome.status, outcome.reason) == ("graded", ""), outcome
     cell = cell_of(outcome, "exponential_lr_values")
     assert (cell.judge, cell.message) == (
         False,
-        "exponential_lr() did not return within the time limit",
-    )
-    assert outcome.score == full - cell.max_score
+        "StudentError: exponential_lr() did not return within the time limit",
+    ), cell
+    assert [c.grade_id for c in outcome.cells if c.judge is False] == ["exponential_lr_values"]
+    assert recorded.automatic == full - cell.max_score
 
 
 def recorded_scores(course: Course, students) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests import submissions as sub
 from tests.grading import hostile
 from tests.grading.batch_checks import (
     EAT_MEMORY,
@@ -43,8 +44,7 @@ from tests.grading.batch_checks import (
     snapshot,
 )
 from tests.grading.dask_cluster import local_cluster
-from tito.course.grading import submissions as sub
-from tito.course.grading.examples import EPS_INSIDE_SQRT
+from tito.course.examples import with_mistake
 from tito.course.grading.host import autograde
 from tito.course.grading.jail import kernel_memory_bounded
 from tito.course.grading.report import score_rows
@@ -59,7 +59,7 @@ def batch(graded_course, tmp_path_factory):
     course = graded_course
     m, release, instructor, complete = notebooks(course)
     tmpdir = tmp_path_factory.mktemp("grading-tmp")
-    buggy = sub.replace_region(complete, "adam_step_impl", EPS_INSIDE_SQRT)
+    buggy = with_mistake(complete, m, "adam-eps-inside-sqrt")
     cases = {
         HONEST: complete,
         "untouched": release,
@@ -388,7 +388,8 @@ def test_runaway_cells_are_stopped_and_honest_work_still_counts(batch, student):
 
 
 def test_a_judged_function_that_burns_cpu_in_reaped_children_is_graded_not_failed(batch):
-    check_reaped_children(batch["outcomes"][REAPS_CHILDREN], batch["full"])
+    recorded = recorded_scores(batch["course"], [REAPS_CHILDREN])[REAPS_CHILDREN]
+    check_reaped_children(batch["outcomes"][REAPS_CHILDREN], recorded, batch["full"])
 
 
 def test_a_kernel_killed_by_os_exit_is_graded_and_the_cells_it_never_ran_score_nothing(batch):

@@ -25,6 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests import submissions as sub
 from tests.conftest import REPO, make_course_copy, report_summary
 from tests.grading import hostile, unprivileged
 from tests.grading.batch_checks import (
@@ -47,10 +48,9 @@ from tests.grading.batch_checks import (
     snapshot,
 )
 from tests.grading.browser import accessibility_problems
+from tito.course.examples import with_mistake
 from tito.course.generate import generate
 from tito.course.grading import cgroups, display
-from tito.course.grading import submissions as sub
-from tito.course.grading.examples import EPS_INSIDE_SQRT
 from tito.course.grading.host import record
 from tito.course.grading.outcome import CellScore, Outcome, load_outcome
 from tito.course.settings import Course
@@ -89,7 +89,7 @@ def _grade_unprivileged(laptop: Path) -> dict:
     m, release, instructor, complete = notebooks(course)
     attacks = hostile_cases(course, tmpdir)
     said = {
-        "buggy": sub.replace_region(complete, "adam_step_impl", EPS_INSIDE_SQRT),
+        "buggy": with_mistake(complete, m, "adam-eps-inside-sqrt"),
         "calls_os_exit": sub.insert_code_cell(complete, "adam_step_impl", "import os\nos._exit(0)"),
         REAPS_CHILDREN: hostile.reaps_children(complete),
         **display_cases(release, instructor, complete),
@@ -215,7 +215,8 @@ def test_a_judged_function_that_burns_cpu_in_reaped_children_is_graded_at_once(
     unprivileged_batch,
 ):
     """Graded by the first run, with no CPU quota and a CPU hog in the batch: no retry needed."""
-    check_reaped_children(unprivileged_batch["first"][REAPS_CHILDREN], unprivileged_batch["full"])
+    b = unprivileged_batch
+    check_reaped_children(b["first"][REAPS_CHILDREN], b["first_scores"][REAPS_CHILDREN], b["full"])
 
 
 def test_without_a_control_group_grading_is_refused_until_the_risk_is_accepted(
