@@ -5,7 +5,8 @@ render) through `for_display` first, once:
 - each hidden test region becomes one line (`HIDDEN_LINE`); the judge runs the instructor's
   copy, and its message says what a hidden check found;
 - markdown becomes sanitised HTML: markdown -> HTML (nbconvert) -> MathML (latex2mathml, for
-  a fixed set of TeX commands) -> bleach's allow-list, last. The result is stored as one line
+  a fixed set of TeX commands) -> nh3's allow-list, last (as Jupyter shows markdown: allowed
+  HTML the author typed renders, any other tag is taken out). The result is stored as one line
   in a block that MathJax skips, so any markdown renderer passes it through as it is;
 - attachments: PNG and JPEG images that the markdown shows are inlined; the rest is dropped;
 - outputs: plain text, PNG and JPEG only (images checked to be base64), capped in characters
@@ -24,8 +25,8 @@ import copy
 import html
 import re
 
-import bleach
 import nbformat
+import nh3
 
 from ..settings import DisplayLimits
 
@@ -171,25 +172,34 @@ _CODE = re.compile(r"(<pre.*?</pre>|<code.*?</code>)", re.S)
 MARKDOWN_CELL_CHARS, MARKDOWN_NOTEBOOK_CHARS = 5_000, 100_000
 
 
-def _attribute_allowed(tag: str, name: str, value: str) -> bool:
-    if tag in MATHML_TAGS:
-        return name in MATHML_ATTRIBUTES
-    if tag == "a":
-        return name == "title" or (name == "href" and bool(_LINK.match(value)))
-    if tag == "img":  # only images in the page itself: nothing is fetched
-        return name in ("alt", "title") or (name == "src" and bool(_IMAGE_DATA.fullmatch(value)))
-    return tag in ("td", "th") and name == "align"
+def _attribute_allowed(tag: str, name: str, value: str) -> str | None:
+    """`value` when the attribute may stay, else None (nh3's attribute filter)."""
+    if tag == "a" and name == "href":
+        return value if _LINK.match(value) else None
+    if tag == "img" and name == "src":  # only images in the page itself: nothing is fetched
+        return value if _IMAGE_DATA.fullmatch(value) else None
+    return value
+
+
+_SANITIZER = nh3.Cleaner(
+    tags=HTML_TAGS | MATHML_TAGS,
+    attributes={
+        **{tag: set(MATHML_ATTRIBUTES) for tag in MATHML_TAGS},
+        "a": {"title", "href"},
+        "img": {"alt", "title", "src"},
+        "td": {"align"},
+        "th": {"align"},
+    },
+    attribute_filter=_attribute_allowed,
+    url_schemes={"http", "https", "mailto", "data"},
+    strip_comments=True,
+)
 
 
 def sanitize(rendered: str) -> str:
-    """HTML (and MathML) with only the allow-listed tags and attributes; everything else is text."""
-    return bleach.clean(
-        rendered,
-        tags=HTML_TAGS | MATHML_TAGS,
-        attributes=_attribute_allowed,
-        protocols={"http", "https", "mailto", "data"},
-        strip_comments=True,
-    )
+    """HTML (and MathML) with only the allow-listed tags and attributes: any other tag is taken
+    out (its text kept; a script's or a style's dropped)."""
+    return _SANITIZER.clean(rendered)
 
 
 def mathml(rendered: str) -> str:
