@@ -367,9 +367,7 @@ def written(submission, given: Provided) -> Written:
 
 
 def _stable_kgram_hashes(string: str, k: int) -> np.ndarray:
-    """The hash of every k-character run of `string`. copydetect's own uses Python's hash(), which
-    changes from process to process (hash randomisation), and with it which runs winnowing keeps:
-    the same submissions then give slightly different figures each run. This one does not."""
+    """The hash of every k-character run of `string`, the same in every process."""
     return np.array(
         [
             int.from_bytes(
@@ -384,13 +382,27 @@ def _stable_kgram_hashes(string: str, k: int) -> np.ndarray:
 
 
 def _fingerprint(code: str, boilerplate=None):
-    import copydetect.utils
-    from copydetect import CodeFingerprint
+    """copydetect's fingerprint of `code` (its tokenizer's normalised text), with stable hashes.
 
-    copydetect.utils.hashed_kgrams = _stable_kgram_hashes  # looked up there at each call
-    return CodeFingerprint(
-        "submission.py", K, WINDOW, boilerplate=boilerplate, language="python", fp=io.StringIO(code)
-    )
+    copydetect hashes each run with Python's hash(), which changes from process to process (hash
+    randomisation), and with it which runs winnowing keeps: the same submissions would give
+    slightly different figures each run. So the fingerprint's documented `hashes`, `hash_idx`
+    and `token_coverage` are set again from copydetect's winnowing of stable hashes, the
+    boilerplate's runs left out.
+    """
+    from copydetect import CodeFingerprint
+    from copydetect.utils import get_token_coverage, winnow
+
+    fp = CodeFingerprint("submission.py", K, WINDOW, language="python", fp=io.StringIO(code))
+    hashes, idx = winnow(_stable_kgram_hashes(fp.filtered_code, K), WINDOW, remove_duplicates=False)
+    if boilerplate is not None and len(boilerplate):
+        kept = ~np.isin(hashes, boilerplate)
+        hashes, idx = hashes[kept], idx[kept]
+    fp.hashes, fp.hash_idx = set(hashes.tolist()), {}
+    for h, i in zip(hashes.tolist(), idx.tolist()):
+        fp.hash_idx.setdefault(h, []).append(i)
+    fp.token_coverage = get_token_coverage(fp.hash_idx, K, len(fp.filtered_code))
+    return fp
 
 
 def compare(
