@@ -30,8 +30,8 @@ import nbformat
 import yaml
 from nbconvert.exporters import NotebookExporter
 
+from tito.course import notebooks as sub
 from tito.course.generate import generate
-from tito.course.grading import submissions as sub
 from tito.course.grading.host import autograde
 from tito.course.grading.job import run_in_process
 from tito.course.nbgrader_setup import api, nbgrader_config, quiet

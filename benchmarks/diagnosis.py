@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from tito.course.grading import submissions as sub
+from tito.course import notebooks as sub
 from tito.course.grading.host import student_package
 from tito.course.grading.jail import Jail
 from tito.course.grading.judge import judge

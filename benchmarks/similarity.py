@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.grading.catalogue_runs import ALTERNATIVES, alternative_submission  # noqa: E402
-from tito.course.grading import submissions as sub  # noqa: E402
+from tito.course import notebooks as sub  # noqa: E402
 from tito.course.grading.similarity import similarity, to_html  # noqa: E402
 from tito.course.settings import Course  # noqa: E402
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import nbformat
 
-from tito.course.grading import submissions as sub
+from tito.course import notebooks as sub
 from tito.course.settings import Course
 
 REPO = Path(__file__).resolve().parents[1]

@@ -22,9 +22,9 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from tests import submissions as sub
 from tests.conftest import make_course_copy
 from tito.course import student
-from tito.course.grading import submissions as sub
 from tito.course.grading.host import student_package
 from tito.course.grading.jail import Jail
 from tito.course.grading.judge import judge

@@ -27,6 +27,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests import submissions as sub
 from tests.conftest import report_summary
 from tests.grading.catalogue_runs import (
     ALTERNATIVE_GROUPS,
@@ -47,7 +48,6 @@ from tests.grading.catalogue_runs import (
 )
 from tito.course import student
 from tito.course.grading import feedback
-from tito.course.grading import submissions as sub
 from tito.course.grading.host import autograde
 from tito.course.settings import Course
 

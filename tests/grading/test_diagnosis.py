@@ -36,8 +36,8 @@ def _diagnosed_with_calls(failed):
     called) pair of the calls trusted code made to the student's functions."""
     import nbformat
 
+    from tests import submissions as sub
     from tito.course.grading import diagnosis
-    from tito.course.grading import submissions as sub
     from tito.course.notebooks import is_export_cell
     from tito.course.settings import Course
 

@@ -123,7 +123,7 @@ def test_editing_what_is_not_on_the_grading_path_changes_no_digest(tmp_path):
     shutil.copytree(COURSE_CODE, code, ignore=shutil.ignore_patterns("__pycache__"))
     before = grader_digest(code)
     assert before == grader_digest()
-    for name in ["grading/examples.py", "grading/feedback.py", "grading/analytics.py"]:
+    for name in ["examples.py", "grading/feedback.py", "grading/analytics.py"]:
         with open(code / name, "a", encoding="utf-8") as f:
             f.write("\n# edited\n")
     assert grader_digest(code) == before

@@ -6,9 +6,9 @@ import nbformat
 import numpy as np
 import pytest
 
+from tests import submissions as sub
 from tests.grading import hostile
 from tito.course.grading import judge as judge_module
-from tito.course.grading import submissions as sub
 from tito.course.grading.host import student_package
 from tito.course.grading.jail import Jail
 from tito.course.grading.judge import (

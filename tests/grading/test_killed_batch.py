@@ -26,10 +26,9 @@ import pytest
 
 from tests.conftest import make_course_copy
 from tests.grading.batch_checks import hidden_lines, notebooks
+from tito.course.examples import with_mistake
 from tito.course.generate import generate
 from tito.course.grading import processes, scores
-from tito.course.grading import submissions as sub
-from tito.course.grading.examples import EPS_INSIDE_SQRT
 from tito.course.grading.outcome import load_outcome
 from tito.course.nbgrader_setup import STAGING
 from tito.course.settings import Course
@@ -85,9 +84,7 @@ def template(tmp_path_factory):
     course = Course(root)
     generate(course, course.module("06"))
     m, _, _, complete = notebooks(course)
-    for student, nb in zip(
-        STUDENTS, [complete, sub.replace_region(complete, "adam_step_impl", EPS_INSIDE_SQRT)]
-    ):
+    for student, nb in zip(STUDENTS, [complete, with_mistake(complete, m, "adam-eps-inside-sqrt")]):
         path = course.submission_notebook(m, student)
         path.parent.mkdir(parents=True)
         nbformat.write(nb, path)

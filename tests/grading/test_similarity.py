@@ -21,10 +21,10 @@ import nbformat
 import pytest
 from typer.testing import CliRunner
 
+from tests import submissions as sub
 from tests.conftest import make_course_copy
 from tests.grading.browser import accessibility_problems
 from tests.grading.catalogue_runs import ALTERNATIVE_GROUPS, alternative_submission
-from tito.course.grading import submissions as sub
 from tito.course.grading.similarity import (
     THRESHOLD,
     provided,

@@ -17,9 +17,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests import submissions as sub
 from tests.conftest import REPO, make_course_copy
 from tito.course.generate import generate
-from tito.course.grading import submissions as sub
 from tito.course.grading.host import autograde, grading_digests
 from tito.course.grading.outcome import load_outcome
 from tito.course.grading.verify import sample

@@ -9,8 +9,7 @@ import pytest
 from tests.conftest import make_course_copy
 from tito.course.generate import generate
 from tito.course.grading.host import autograde
-from tito.course.grading.submissions import filled
-from tito.course.notebooks import is_grade_cell
+from tito.course.notebooks import filled, is_grade_cell
 from tito.course.settings import Course
 
 pytestmark = pytest.mark.slow

@@ -7,9 +7,9 @@ import nbformat
 import pytest
 
 from tests.conftest import REPO, make_course_copy
+from tito.course import examples
 from tito.course.export import export_reference
 from tito.course.generate import generate
-from tito.course.grading import examples
 from tito.course.notebooks import dumps, read_source
 from tito.course.settings import Course
 

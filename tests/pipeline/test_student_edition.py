@@ -21,8 +21,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import REPO, make_course_copy
 from tito.course import edition as student_edition
-from tito.course.grading.submissions import filled, replace_region
-from tito.course.notebooks import SOLUTION_BEGIN, SOLUTION_END, read_source
+from tito.course.notebooks import SOLUTION_BEGIN, SOLUTION_END, filled, read_source, replace_region
 from tito.course.settings import Course, CourseError
 from tito.main import app
 

@@ -14,10 +14,10 @@ import nbformat
 import pytest
 from typer.testing import CliRunner
 
+from tests import submissions as sub
 from tests.conftest import REPO
 from tito.course import student
-from tito.course.grading import submissions as sub
-from tito.course.grading.submissions import filled
+from tito.course.notebooks import filled
 from tito.course.settings import Course
 from tito.main import app
 

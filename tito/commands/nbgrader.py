@@ -58,7 +58,7 @@ def generate(
 @handles_errors
 def examples():
     """Rebuild the bundled example submissions (examples/submissions/) from the student version."""
-    from ..course.grading.examples import write
+    from ..course.examples import write
 
     course = load_course()
     for path in write(course):

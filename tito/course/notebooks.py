@@ -1,9 +1,14 @@
-"""Percent-format source -> instructor notebook, reproducibly (jupytext does the parsing)."""
+"""Notebooks of the course: percent-format source -> instructor notebook, reproducibly (jupytext
+does the parsing); which cells are exported, graded or test support; and a submission built
+from the student version by its solution regions (filled in, or one region replaced)."""
 
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
+import re
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -122,3 +127,49 @@ def student_functions(cells) -> list[str]:
                 f"judged in isolation; found one outside in cell {cell.get('id')!r}"
             )
     return names
+
+
+# -- solution regions: a submission built from the student version -------------------------
+
+
+def by_grade_id(nb) -> dict:
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
+
+
+def filled(
+    release: nbformat.NotebookNode, instructor: nbformat.NotebookNode
+) -> nbformat.NotebookNode:
+    """The student version with every solution cell written as the reference solution."""
+    nb = copy.deepcopy(release)
+    ref = by_grade_id(instructor)
+    for cell in nb.cells:
+        md = cell.metadata.get("nbgrader", {})
+        if md.get("solution"):
+            cell.source = ref[md["grade_id"]].source
+    return nb
+
+
+def replace_region(
+    nb: nbformat.NotebookNode, grade_id: str, code: str, index: int = 0
+) -> nbformat.NotebookNode:
+    """Replace the body of the `index`-th solution region in cell `grade_id` by `code`."""
+    nb = copy.deepcopy(nb)
+    cell = by_grade_id(nb)[grade_id]
+    lines = cell.source.split("\n")
+    begins = [i for i, line in enumerate(lines) if line.strip() == SOLUTION_BEGIN]
+    if index >= len(begins):
+        raise KeyError(f"cell {grade_id} has {len(begins)} solution region(s), not {index + 1}")
+    b = begins[index]
+    e = next(i for i in range(b + 1, len(lines)) if lines[i].strip() == SOLUTION_END)
+    indent = re.match(r"\s*", lines[b]).group(0)
+    body = textwrap.indent(textwrap.dedent(code).strip("\n"), indent).split("\n")
+    cell.source = "\n".join(lines[: b + 1] + body + lines[e:])
+    return nb
+
+
+def region(nb: nbformat.NotebookNode, grade_id: str, index: int = 0) -> str:
+    """The dedented body of a solution region (what a catalogue entry replaces)."""
+    lines = by_grade_id(nb)[grade_id].source.split("\n")
+    b = [i for i, line in enumerate(lines) if line.strip() == SOLUTION_BEGIN][index]
+    e = next(i for i in range(b + 1, len(lines)) if lines[i].strip() == SOLUTION_END)
+    return textwrap.dedent("\n".join(lines[b + 1 : e]))

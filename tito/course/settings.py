@@ -74,6 +74,7 @@ class Module:
     export: Path  # exported package file, absolute
     depends: tuple[str, ...]
     mistakes: Path | None = None  # the catalogue of known mistakes (diagnosis.py), absolute
+    examples: Path | None = None  # the example submissions it bundles (examples.py), absolute
 
     @property
     def number(self) -> str:
@@ -191,6 +192,7 @@ class Course:
                     export=self.root / sec["export"],
                     depends=tuple(sec.get("depends", "").split()),
                     mistakes=self.root / sec["mistakes"] if sec.get("mistakes") else None,
+                    examples=self.root / sec["examples"] if sec.get("examples") else None,
                 )
             )
         return out

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import yaml
 
-from ..notebooks import is_export_cell, student_functions
-from . import submissions as sub
+from ..notebooks import is_export_cell, replace_region, student_functions
 
 NO_KNOWN_MISTAKE = "no known mistake"
 NOT_WRITTEN = "raised NotImplementedError"  # what the student version's stub observes
@@ -147,7 +146,7 @@ def diagnose(
         matches = []
         for mistake in (m for m in catalogue.mistakes if m["region"] == region):
             wrong = _module(
-                sub.replace_region(reference, region, mistake["code"], mistake.get("index", 0)),
+                replace_region(reference, region, mistake["code"], mistake.get("index", 0)),
                 {},
             )
             if same(

@@ -98,7 +98,6 @@ GRADING_PATH = (
     "grading/messages.py",
     "grading/outcome.py",
     "grading/processes.py",
-    "grading/submissions.py",
     "grading/syscalls.py",
 )
 

@@ -1,0 +1,67 @@
+"""The example submissions a module bundles (settings.ini `examples`: a YAML file beside its
+source), each built from the student version: answers filled in or not, a known mistake
+(mistakes.yaml) written in its region, cells edited."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from .notebooks import by_grade_id, dumps, filled, replace_region, write_if_changed
+from .settings import Course, CourseError, Module
+
+EXAMPLES_DIR = "examples/submissions"
+
+
+def with_mistake(nb: nbformat.NotebookNode, m: Module, mistake: str) -> nbformat.NotebookNode:
+    """`nb` with the region of the known mistake `mistake` (its id in m.mistakes) written as
+    that mistake."""
+    entries = {}
+    if m.mistakes is not None:
+        entries = {e["id"]: e for e in yaml.safe_load(m.mistakes.read_text())["mistakes"]}
+    if mistake not in entries:
+        raise CourseError(f"{m.name}: no known mistake {mistake!r} in {m.mistakes}")
+    entry = entries[mistake]
+    return replace_region(nb, entry["region"], entry["code"], entry.get("index", 0))
+
+
+def build(course: Course, m: Module) -> dict[str, nbformat.NotebookNode]:
+    """Each example of module `m`, by student name."""
+    release = nbformat.read(course.release_notebook(m), as_version=4)
+    instructor = nbformat.read(course.source_notebook(m), as_version=4)
+    out = {}
+    for student, spec in yaml.safe_load(m.examples.read_text()).items():
+        answers = spec.get("answers")
+        if answers not in ("reference", "none"):
+            raise CourseError(
+                f"{m.examples}: {student}: answers is {answers!r}, not reference or none"
+            )
+        nb = filled(release, instructor) if answers == "reference" else release
+        if "mistake" in spec:
+            nb = with_mistake(nb, m, spec["mistake"])
+        for grade_id, source in spec.get("cells", {}).items():
+            nb = copy.deepcopy(nb)  # the release stays as read
+            by_grade_id(nb)[grade_id].source = source
+        out[student] = nb
+    return out
+
+
+def write(course: Course) -> list[Path]:
+    """Write every module's examples to examples/submissions/<student>.ipynb."""
+    out = []
+    for m in course.modules:
+        if m.examples is None:
+            continue
+        if not course.release_notebook(m).is_file():
+            raise CourseError(
+                f"no student version at {course.release_notebook(m)}: "
+                f"run `tito nbgrader generate {m.name}`"
+            )
+        for student, nb in build(course, m).items():
+            path = course.root / EXAMPLES_DIR / f"{student}.ipynb"
+            write_if_changed(path, dumps(nb))
+            out.append(path)
+    return out
