@@ -130,3 +130,22 @@ def test_editing_what_is_not_on_the_grading_path_changes_no_digest(tmp_path):
     with open(code / "grading" / "judge.py", "a", encoding="utf-8") as f:
         f.write("\n# edited\n")
     assert grader_digest(code) != before
+
+
+def test_every_import_inside_a_function_says_why_it_waits():
+    """An import made inside a function saves start-up time (or waits for a dependency that may
+    be missing); a comment on it, or on the line before its block, says which."""
+    silent = []
+    for path in sorted((COURSE_CODE.parent).rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for func in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            body = [n for n in ast.walk(func) if isinstance(n, ast.Import | ast.ImportFrom)]
+            for node in body:
+                here = lines[node.lineno - 1 : node.end_lineno]
+                above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
+                follows = above.startswith(("import ", "from ")) or "#" in above
+                if not (any("#" in line for line in here) or follows):
+                    silent.append(f"{path.relative_to(COURSE_CODE.parents[1])}:{node.lineno}")
+    assert silent == []

@@ -23,6 +23,7 @@ app = typer.Typer(
 def list_studies() -> None:
     """List the studies and their config files."""
     _import_studies()
+    # the studies import the exported package, which may not exist yet (_import_studies)
     from experiments import STUDIES
     from experiments.run import CONFIG_DIR
 
@@ -48,6 +49,7 @@ def run(
 ) -> None:
     """Run one study, save config, commit, metrics and plots, and print a summary."""
     _import_studies()
+    # the studies import the exported package, which may not exist yet (_import_studies)
     from experiments import ExperimentError, run_study
     from experiments.common import summary_text
 
@@ -89,6 +91,7 @@ def run(
 def _import_studies() -> None:
     """Import the studies (and with them the exported package), or say why that fails."""
     try:
+        # the exported package may not exist yet: said below
         import experiments  # noqa: F401
     except Exception as err:
         raise CourseError(

@@ -3,6 +3,8 @@ generate|autograde|verify|feedback|report|analytics|similarity|collect|export|fo
 
 from __future__ import annotations
 
+import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -12,13 +14,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from ..course.examples import write as write_examples
 from ..course.generate import generate as generate_module
 from ..course.grading import analytics as class_analytics
 from ..course.grading import feedback as feedback_page
 from ..course.grading import scores
+from ..course.grading import similarity as similar
+from ..course.grading import verify as check
 from ..course.grading.collect import collect as collect_archive
+from ..course.grading.formgrader import server_argv
 from ..course.grading.host import autograde as autograde_module
-from ..course.grading.lms import spreadsheet_text, spreadsheet_writer
+from ..course.grading.lms import (
+    IncompleteGrades,
+    export_grades,
+    spreadsheet_text,
+    spreadsheet_writer,
+)
 from ..course.grading.outcome import load_outcome
 from ..course.grading.report import score_rows
 from ..course.notebooks import write_if_changed
@@ -58,10 +69,9 @@ def generate(
 @handles_errors
 def examples():
     """Rebuild the bundled example submissions (examples/submissions/) from the student version."""
-    from ..course.examples import write
 
     course = load_course()
-    for path in write(course):
+    for path in write_examples(course):
         console.print(f"example submission: {path.relative_to(course.root)}")
 
 
@@ -331,7 +341,6 @@ def similarity(
     run from strings and helpers no graded function calls are named; the student version's code
     never counts), in a table and on an HTML page that shows each listed pair's code with the
     shared fragments marked."""
-    from ..course.grading import similarity as similar
 
     course = load_course()
     m = course.module(module)
@@ -396,7 +405,6 @@ def verify(
     Exits 0 when every outcome is current and every one graded again is identical, 3 when not,
     1 on a problem with the course or the command.
     """
-    from ..course.grading import verify as check
 
     course = load_course()
     m = course.module(module)
@@ -505,7 +513,6 @@ def export(
     (automatic + manual), its maximum, how many written answers still wait for grading and the
     status of the outcome. Exits 3, writing nothing, while a submission has no score (failed or
     never graded), unless --allow-incomplete."""
-    from ..course.grading.lms import IncompleteGrades, export_grades
 
     course = load_course()
     names = [course.module(module).name] if module else [m.name for m in course.modules]
@@ -525,10 +532,6 @@ def formgrader(
 ):
     """Start nbgrader's formgrader for this course on localhost, to grade the written answers
     by hand and comment on any cell (it shows the scores the judge decided). Ctrl-C stops it."""
-    import os
-    import secrets
-
-    from ..course.grading.formgrader import server_argv
 
     course = load_course()
     if not course.gradebook().is_file():

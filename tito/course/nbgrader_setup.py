@@ -42,6 +42,7 @@ def nbgrader_config(course: Course, course_root: Path | None = None) -> Config:
     # A deleted grade cell is put back from the gradebook, so it is graded (and fails)
     # instead of silently vanishing from the score.
     c.OverwriteCells.add_missing_cells = True
+    # nbgrader: a second to import, paid only by the commands that use it
     from nbgrader.preprocessors import (
         CheckCellMetadata,
         ClearOutput,
@@ -50,6 +51,7 @@ def nbgrader_config(course: Course, course_root: Path | None = None) -> Config:
         OverwriteKernelspec,
     )
 
+    # (these import nbgrader too)
     from .preprocessors import DropDuplicateGradeCells, OnlyInTheJail
 
     c.Autograde.sanitize_preprocessors = [
@@ -84,6 +86,7 @@ def gradebook_url(course: Course, course_root: Path | None = None) -> str:
 
 def gradebook(course: Course, course_root: Path | None = None):
     """The course's nbgrader Gradebook (a context manager that commits nothing by itself)."""
+    # nbgrader: a second to import, paid only by the commands that use it
     from nbgrader.api import Gradebook
 
     tools_on_path()
@@ -99,6 +102,7 @@ def tools_on_path() -> None:
 
 
 def api(course: Course, course_root: Path | None = None, config: Config | None = None):
+    # nbgrader: a second to import, paid only by the commands that use it
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 

@@ -51,6 +51,7 @@ class OnlyInTheJail(NotebookExporter):
     `tito nbgrader autograde` sanitizes with nbgrader's NotebookExporter instead."""
 
     def __init__(self, *args, **kwargs):
+        # nbgrader: a second to import, paid only by the commands that use it
         from nbgrader.converters.base import NbGraderException
 
         super().__init__(*args, **kwargs)

@@ -195,6 +195,7 @@ def changed_cells(work: nbformat.NotebookNode, release: nbformat.NotebookNode) -
         )
 
     def checksum(cell) -> str | None:
+        # nbgrader: a second to import, paid only by the commands that use it
         from nbgrader.utils import compute_checksum
 
         try:

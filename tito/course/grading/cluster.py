@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 
 from ..settings import CourseError
+from .jail import kernel_memory_bounded
 from .job import Job, JobResult, run_in_process
 
 CONNECT_SECONDS = 10
@@ -23,7 +24,7 @@ class Cluster:
 
     def __init__(self, address: str):
         try:
-            from distributed import Client
+            from distributed import Client  # optional: only a Dask cluster needs it
         except ImportError:
             raise CourseError(
                 "grading on a Dask cluster needs the `distributed` package: pip install distributed"
@@ -40,8 +41,6 @@ class Cluster:
 
     def unbounded_workers(self) -> list[str]:
         """The workers whose jails would not count kernel memory (no control group there)."""
-        from .jail import kernel_memory_bounded
-
         answers = self.client.run(kernel_memory_bounded)
         return sorted(worker for worker, bounded in answers.items() if not bounded)
 

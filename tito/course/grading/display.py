@@ -27,6 +27,7 @@ import re
 
 import nbformat
 import nh3
+from latex2mathml.converter import convert
 
 from ..settings import DisplayLimits
 
@@ -205,7 +206,6 @@ def sanitize(rendered: str) -> str:
 def mathml(rendered: str) -> str:
     """`$…$` and `$$…$$` in rendered HTML (outside code) replaced by MathML, for TEX_COMMANDS
     only."""
-    from latex2mathml.converter import convert
 
     def one(m: re.Match) -> str:
         display, tex = (True, m.group(1)) if m.group(1) is not None else (False, m.group(2))
@@ -235,6 +235,7 @@ def markdown_html(source: str, attachments: dict | None = None) -> str:
     its first blank line; on one line (newlines written as `&#10;`) nothing of it is read as
     markdown again.
     """
+    # nbconvert: 0.3 s to import, which the pages that only sanitise need not pay
     from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
     # Attachments other than PNG and JPEG become an empty image the sanitiser then drops.

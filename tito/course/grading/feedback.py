@@ -19,8 +19,9 @@ import html
 from pathlib import Path
 
 import nbformat
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.api import Gradebook
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import GetGrades, NbGraderPreprocessor
 from traitlets import Dict
 
 from ..nbgrader_setup import api, check, nbgrader_config, quiet
@@ -120,9 +121,6 @@ def generate(
 ) -> list[Path]:
     """Write feedback/<student>/<module>/<notebook>.html for every autograded submission (or
     one)."""
-    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-    from nbgrader.preprocessors import GetGrades
-
     root = course.state_root(course_root)
     config = nbgrader_config(course, root)
     students = [student] if student else course.students("autograded", m, root)

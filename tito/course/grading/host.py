@@ -37,6 +37,10 @@ from pathlib import Path
 
 import nbformat
 from nbconvert.exporters import NotebookExporter
+from nbgrader.api import MissingEntry
+from nbgrader.nbgraderformat import MetadataValidator, SchemaTooNewError, SchemaTooOldError
+from nbgrader.nbgraderformat import ValidationError as MetadataError
+from nbgrader.utils import determine_grade, is_grade
 
 from ..nbgrader_setup import STAGING, api, gradebook, quiet, staging_config
 from ..notebooks import SOLUTION_BEGIN, dumps, is_grade_cell, write_if_changed
@@ -44,6 +48,7 @@ from ..preprocessors import duplicated_ids
 from ..settings import Course, CourseError, Module
 from . import jail as jail_module
 from .cluster import Cluster
+from .diagnosis import load
 from .display import DisplayLimits, for_display, outputs_for_display, without_hidden_tests
 from .files import read_regular
 from .jailed.protocol import load_class
@@ -214,8 +219,6 @@ def _metadata_problem(cell, expected: dict) -> str:
     as graded, a solution or locked must be one of the module's (`expected`: grade id -> cell),
     and a cell with one of the module's grade ids must keep its type, flags and points, else
     nbgrader's checksums or its restoring of cells stop it."""
-    from nbgrader.nbgraderformat import MetadataValidator, SchemaTooNewError, SchemaTooOldError
-    from nbgrader.nbgraderformat import ValidationError as MetadataError
 
     md = cell.metadata.get("nbgrader")
     if md is None:
@@ -414,8 +417,6 @@ def valid_text(value):
 
 
 def _kernel_score(cell) -> float:
-    from nbgrader.utils import determine_grade
-
     if cell.execution_count is None:  # never ran: nothing was shown to pass
         return 0.0
     try:
@@ -504,9 +505,6 @@ def decide(
 
 def record(course: Course, root: Path, m: Module, outcome: Outcome, notebook=None) -> None:
     """Write the outcome, the notebook for feedback, and the gradebook's automatic scores."""
-    from nbgrader.api import MissingEntry
-    from nbgrader.utils import determine_grade, is_grade
-
     out = course.student_folder("autograded", m, outcome.student, root)
     if out.is_symlink():
         raise CourseError(f"{out} is a symbolic link, not a folder of autograded files")
@@ -579,8 +577,6 @@ def _scored_against(previous: Outcome | None, grade_id: str, score: float, revie
 
 def known_mistakes(mistakes: str, reference) -> dict[str, set[str]]:
     """Solution region -> the ids of its catalogued mistakes (what a job's diagnosis may name)."""
-    from .diagnosis import load
-
     if not mistakes:
         return {}
     regions = {
@@ -612,8 +608,6 @@ def checked_diagnosis(found, known: dict[str, set[str]]) -> dict[str, list[str]]
 def check_ready(course: Course, root: Path, m: Module) -> None:
     """Refuse at once when the module was never generated (no instructor notebook or gradebook
     entry)."""
-    from nbgrader.api import MissingEntry
-
     ref = course.source_notebook(m, root)
     hint = f"run `tito nbgrader generate {m.name}` first"
     if not ref.is_file():

@@ -30,6 +30,7 @@ import functools
 import os
 import resource
 import shutil
+import site
 import subprocess
 import sys
 import tempfile
@@ -90,8 +91,6 @@ def _installed_copies(packages: list[str]) -> list[Path]:
     """Installed copies in site-packages of the packages staged for the jail (a non-editable
     install of the course holds the reference solutions there); covered inside the jail so that
     only the staged copy is seen."""
-    import site
-
     return [
         Path(sp) / name
         for sp in site.getsitepackages()

@@ -113,8 +113,6 @@ class LmsExportPlugin(ExportPlugin):
 def outcome_statuses(course: Course, modules: list[str]) -> dict[tuple[str, str], str]:
     """(module, student) -> the status of the student's outcome, for every student with a
     submission (in submitted/ or in the gradebook); "not graded" where there is no outcome."""
-    from nbgrader.api import MissingEntry
-
     out = {}
     with course_gradebook(course) as gb:
         for name in modules:

@@ -54,6 +54,7 @@ class Scores:
 def from_gradebook(gb, assignment: str, notebook: str, student: str) -> Scores | None:
     """`student`'s scores in one notebook of an assignment (a module), from an open nbgrader
     Gradebook; None when the gradebook has no such submission."""
+    # nbgrader: a second to import, paid only by the commands that use it
     from nbgrader.api import MissingEntry
 
     try:

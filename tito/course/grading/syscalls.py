@@ -103,6 +103,7 @@ class FilterError(Exception):
 def compiled() -> bytes:
     """The filter as the BPF program bubblewrap loads."""
     try:
+        # loads libseccomp when imported: a missing library is named below
         import pyseccomp as sc
     except ImportError as e:  # pyseccomp loads libseccomp.so.2 when imported
         raise FilterError(

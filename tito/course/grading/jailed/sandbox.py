@@ -13,6 +13,11 @@ import signal
 import sys
 import traceback
 
+# numpy is loaded before any student code, as in a notebook (the jail sets MPLBACKEND).
+import numpy as np  # noqa: F401
+
+from .protocol import SCALARS, Mirror, load_class, receive, send
+
 
 def _describe(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
@@ -31,10 +36,6 @@ def main() -> None:
         float(sys.argv[4]),
     )
     tensor_class = sys.argv[5]
-    import numpy as np  # noqa: F401  (loaded before student code, like in a notebook; the jail sets MPLBACKEND)
-
-    from .protocol import SCALARS, Mirror, load_class, receive, send
-
     # Say hello before any student code runs, so the judge can tell a sandbox that could not
     # start (its own problem) from student code that stops the process (the student's).
     send(resp_fd, {"hello": True}, [])
