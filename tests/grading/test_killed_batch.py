@@ -7,7 +7,9 @@ again, and compares the gradebook's scores, the outcomes and the file for the LM
 of a batch that was never killed: identical. The points are found by watching the course:
 while nbgrader prepares the first submission (its staging folder exists), while the first
 job runs (its process exists), while the first outcome is recorded (its notebook is written,
-the gradebook commit follows), and between the two submissions (the first outcome exists).
+the gradebook commit follows), in that gradebook commit (a hook the test adds to the batch's
+Python kills it when SQLAlchemy commits, before the database does), and between the two
+submissions (the first outcome exists).
 """
 
 from __future__ import annotations
@@ -62,12 +64,30 @@ def _outcome_written(course, student, batch):
     )
 
 
+def _never(course, student, batch):  # the batch kills itself (IN_THE_COMMIT)
+    return False
+
+
 KILL_POINTS = {
     "preparing": _staging,
     "in_the_job": _job_running,
     "recording": _recording,
+    "in_the_commit": _never,
     "between_submissions": _outcome_written,
 }
+# Loaded by the batch's Python (sitecustomize on PYTHONPATH): at the first gradebook commit after
+# the first student's notebook is written, the batch's process group is killed inside the commit.
+IN_THE_COMMIT = """\
+import os, signal
+from pathlib import Path
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+@event.listens_for(Engine, "commit")
+def _kill_in_the_commit(connection):
+    if Path(os.environ["KILL_IN_THE_COMMIT_AFTER"]).exists():
+        os.killpg(0, signal.SIGKILL)
+"""
 
 
 def _cmdline(pid: str) -> bytes:
@@ -91,11 +111,12 @@ def template(tmp_path_factory):
     return root
 
 
-def _tito(root: Path, *args: str) -> subprocess.Popen:
+def _tito(root: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     tito = Path(sys.executable).parent / "tito"
     return subprocess.Popen(
         [str(tito), "nbgrader", *args],
         cwd=root,
+        env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # the batch and everything it started: killed together
@@ -141,16 +162,31 @@ def test_a_batch_killed_at_any_point_shows_no_hidden_test_and_grading_again_give
     root = tmp_path / "course"
     shutil.copytree(template, root)
     course = Course(root)
-    proc = _tito(root, "autograde", "06", "--workers", "1")
+    env = {}
+    if point == "in_the_commit":
+        hook = tmp_path / "hook"
+        hook.mkdir()
+        (hook / "sitecustomize.py").write_text(IN_THE_COMMIT)
+        written = course.student_folder("autograded", course.module("06"), STUDENTS[0])
+        env = {
+            "PYTHONPATH": str(hook),
+            "KILL_IN_THE_COMMIT_AFTER": str(written / "optimizers.ipynb"),
+        }
+    proc = _tito(root, "autograde", "06", "--workers", "1", env=env)
     reached = KILL_POINTS[point]
     deadline = time.monotonic() + 300
     while not reached(course, STUDENTS[0], proc.pid) and proc.poll() is None:
         assert time.monotonic() < deadline, f"{point} was never reached"
         time.sleep(0.005)
-    assert proc.poll() is None, f"the batch ended before {point} was seen"
-    left = processes.tree(proc.pid)[1:]  # the job (it dies with the batch) and its jails
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    if point == "in_the_commit":
+        assert proc.wait(timeout=300) == -signal.SIGKILL  # killed itself in the commit
+        assert not (root / "autograded" / STUDENTS[0] / "06_optimizers" / "grading.json").exists()
+        left = []
+    else:
+        assert proc.poll() is None, f"the batch ended before {point} was seen"
+        left = processes.tree(proc.pid)[1:]  # the job (it dies with the batch) and its jails
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     while [p for p in left if processes.state(p) not in (None, "Z")]:
         assert time.monotonic() < deadline, "processes of the killed batch lived on"
         time.sleep(0.05)
