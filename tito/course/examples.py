@@ -5,6 +5,7 @@ source), each built from the student version: answers filled in or not, a known 
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import nbformat
@@ -14,6 +15,8 @@ from .notebooks import by_grade_id, dumps, filled, replace_region, write_if_chan
 from .settings import Course, CourseError, Module
 
 EXAMPLES_DIR = "examples/submissions"
+KEYS = ("answers", "mistake", "cells")
+STUDENT = re.compile(r"[A-Za-z0-9_-]+")  # the example's file name
 
 
 def with_mistake(nb: nbformat.NotebookNode, m: Module, mistake: str) -> nbformat.NotebookNode:
@@ -33,7 +36,19 @@ def build(course: Course, m: Module) -> dict[str, nbformat.NotebookNode]:
     release = nbformat.read(course.release_notebook(m), as_version=4)
     instructor = nbformat.read(course.source_notebook(m), as_version=4)
     out = {}
-    for student, spec in yaml.safe_load(m.examples.read_text()).items():
+    try:
+        examples = yaml.safe_load(m.examples.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise CourseError(f"{m.examples}: cannot be read: {e}") from None
+    if not isinstance(examples, dict):
+        raise CourseError(f"{m.examples}: not a mapping of student names to examples")
+    for student, spec in examples.items():
+        if not (isinstance(student, str) and STUDENT.fullmatch(student)):
+            raise CourseError(f"{m.examples}: {student!r} is no student name ({STUDENT.pattern})")
+        if not isinstance(spec, dict) or not isinstance(spec.get("cells", {}), dict):
+            raise CourseError(f"{m.examples}: {student}: not a mapping of {', '.join(KEYS)}")
+        if unknown := sorted(set(spec) - set(KEYS)):
+            raise CourseError(f"{m.examples}: {student}: unknown key(s) {', '.join(unknown)}")
         answers = spec.get("answers")
         if answers not in ("reference", "none"):
             raise CourseError(
@@ -41,9 +56,14 @@ def build(course: Course, m: Module) -> dict[str, nbformat.NotebookNode]:
             )
         nb = filled(release, instructor) if answers == "reference" else release
         if "mistake" in spec:
-            nb = with_mistake(nb, m, spec["mistake"])
+            try:
+                nb = with_mistake(nb, m, spec["mistake"])
+            except CourseError as e:
+                raise CourseError(f"{m.examples}: {student}: {e}") from None
         for grade_id, source in spec.get("cells", {}).items():
             nb = copy.deepcopy(nb)  # the release stays as read
+            if grade_id not in by_grade_id(nb):
+                raise CourseError(f"{m.examples}: {student}: no cell {grade_id!r} to edit")
             by_grade_id(nb)[grade_id].source = source
         out[student] = nb
     return out
