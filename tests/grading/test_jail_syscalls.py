@@ -29,7 +29,8 @@ libc = ctypes.CDLL(None, use_errno=True)
 out = {}
 for name in ["add_key", "request_key", "keyctl", "io_uring_setup", "userfaultfd",
              "perf_event_open", "bpf", "unshare", "setns", "mount", "ptrace",
-             "process_vm_readv", "memfd_create", "shmget", "msgget", "semget"]:
+             "process_vm_readv", "memfd_create", "shmget", "msgget", "semget", "setpriority",
+             "sched_setscheduler", "sched_setattr", "sched_setaffinity"]:
     nr = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
     # -3: user keyring
     args = {"add_key": (b"user", b"hidden", b"data", 4, -3)}.get(name, (0, 0, 0, 0, 0))
@@ -60,10 +61,12 @@ r = libc.inotify_init1(0)
 out["inotify"] = errno.errorcode.get(ctypes.get_errno(), str(r)) if r == -1 else "ok"
 # File events on the shared environment: another jail's reads as signals (dnotify, leases).
 folder = os.open(os.path.dirname(os.__file__), os.O_RDONLY)
+pipe_r, pipe_w = os.pipe()
 for name, cmd, arg in [("f_notify", 1026, 0x80000001), ("f_setlease", 1024, fcntl.F_RDLCK),
-                       ("f_setsig", 10, 10)]:
+                       ("f_setsig", 10, 10), ("f_setpipe_sz", 1031, 4096)]:
+    fd = {"f_notify": folder, "f_setpipe_sz": pipe_w}.get(name, env.fileno())
     try:
-        fcntl.fcntl(folder if name == "f_notify" else env.fileno(), cmd, arg)
+        fcntl.fcntl(fd, cmd, arg)
         out[name] = "ok"
     except OSError as e:
         out[name] = errno.errorcode[e.errno]
@@ -115,6 +118,10 @@ EXPECTED = {
             "shmget",
             "msgget",
             "semget",
+            "setpriority",
+            "sched_setscheduler",
+            "sched_setattr",
+            "sched_setaffinity",
             "flock",
             "fcntl_lock",
         ]
@@ -125,6 +132,7 @@ EXPECTED = {
     "f_notify": "EPERM",
     "f_setlease": "EPERM",
     "f_setsig": "EPERM",
+    "f_setpipe_sz": "EPERM",
     "sigchld_ignored": "EPERM",
     "process": "child",
     "thread": "ok",

@@ -90,9 +90,9 @@ def test_a_call_kept_waiting_behind_busy_processes_is_the_machines_doing(started
     started(BUSY)  # one competitor at the usual priority takes nearly all of the CPU
     victim = started(BUSY, nice=19)
     time.sleep(0.3)
-    ended, _ = _call_that_never_answers(victim.pid, 0.5)  # waited for up to 4 x 0.5 s
+    ended, _ = _call_that_never_answers(victim.pid, 0.5)  # waited for up to 8 x 0.5 s
     assert re.fullmatch(
-        r"Starved: the grading machine was busy: in 2\.\d s the code wanted a CPU (9\d|100)% of "
+        r"Starved: the grading machine was busy: in 4\.\d s the code wanted a CPU (9\d|100)% of "
         r"the time and ran for 0\.0\d s",
         ended,
     ), ended
@@ -112,16 +112,15 @@ while True:
 
 
 def test_a_call_that_computes_times_out_after_its_cpu_however_loaded_and_spread(started):
-    """Two busy competitors at the same priority leave the tree about a third of its CPU: the
-    call is waited for until the tree, its reaped children included, has used half its time."""
-    started(BUSY)
+    """A busy competitor at the same priority leaves the tree at most half its CPU: the call is
+    waited for until the tree, its reaped children included, has used its whole time in CPU."""
     started(BUSY)
     victim = started(FORKS_AND_REAPS)
     time.sleep(0.3)
     began = time.monotonic()
     ended, cpu = _call_that_never_answers(victim.pid, 1.0)
     assert ended == "TimeoutError: no answer before the time limit"
-    assert 0.5 <= cpu <= 1.3 and 1.0 <= time.monotonic() - began < 4.0, (cpu, ended)
+    assert 1.0 <= cpu <= 1.4 and 1.5 <= time.monotonic() - began < 8.0, (cpu, ended)
 
 
 # Children that each burn 0.1 s of CPU (counted in CPU time, whatever the load) and exit while

@@ -21,6 +21,8 @@ from tito.course.settings import Course, CourseError
         ("alice: {answers: none, points: 3}", "alice: unknown key(s) points"),
         ("alice: {answers: all}", "alice: answers is 'all', not reference or none"),
         ("alice: {answers: none, mistake: adam-typo}", "no known mistake 'adam-typo'"),
+        ("alice: {answers: none, mistake: [x]}", "no known mistake ['x']"),
+        ("alice: {answers: none, cells: {adam_eps_outside_sqrt: 5}}", "source is no text"),
         ("alice: {answers: none, cells: {no_such_cell: pass}}", "alice: no cell 'no_such_cell'"),
         ("alice: {answers: none, cells: [pass]}", "alice: not a mapping of answers"),
     ],

@@ -68,6 +68,12 @@ def test_grading_limits_come_from_settings_ini():
         ("grading", "scratch_mb", "lots", "[grading] scratch_mb = 'lots' is not a whole number"),
         ("display", "max_cells", None, "[display] max_cells is missing"),
         ("package", "tensor_class", "", "[package] tensor_class is empty, which grading needs"),
+        (
+            "module:06_optimizers",
+            "example",
+            "x.yaml",
+            "[module:06_optimizers] has unknown key(s) example",
+        ),
     ],
 )
 def test_a_wrong_setting_is_named_with_its_section_and_key(tmp_path, section, key, value, said):
@@ -80,7 +86,12 @@ def test_a_wrong_setting_is_named_with_its_section_and_key(tmp_path, section, ke
         ini[section][key] = value
     with open(root / "settings.ini", "w", encoding="utf-8") as f:
         ini.write(f)
-    read = {"grading": "grading", "display": "display_limits", "package": "package"}[section]
+    read = {
+        "grading": "grading",
+        "display": "display_limits",
+        "package": "package",
+        "module:06_optimizers": "modules",
+    }[section]
     with pytest.raises(CourseError, match=re.escape(said)):
         getattr(Course(root), read)
 

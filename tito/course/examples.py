@@ -25,10 +25,15 @@ def with_mistake(nb: nbformat.NotebookNode, m: Module, mistake: str) -> nbformat
     entries = {}
     if m.mistakes is not None:
         entries = {e["id"]: e for e in yaml.safe_load(m.mistakes.read_text())["mistakes"]}
-    if mistake not in entries:
+    if not isinstance(mistake, str) or mistake not in entries:
         raise CourseError(f"{m.name}: no known mistake {mistake!r} in {m.mistakes}")
     entry = entries[mistake]
-    return replace_region(nb, entry["region"], entry["code"], entry.get("index", 0))
+    try:
+        return replace_region(nb, entry["region"], entry["code"], entry.get("index", 0))
+    except (KeyError, StopIteration) as e:
+        raise CourseError(
+            f"{m.name}: the known mistake {mistake!r} has no region to replace ({e!r})"
+        ) from None
 
 
 def build(course: Course, m: Module) -> dict[str, nbformat.NotebookNode]:
@@ -64,6 +69,8 @@ def build(course: Course, m: Module) -> dict[str, nbformat.NotebookNode]:
             nb = copy.deepcopy(nb)  # the release stays as read
             if grade_id not in by_grade_id(nb):
                 raise CourseError(f"{m.examples}: {student}: no cell {grade_id!r} to edit")
+            if not isinstance(source, str):
+                raise CourseError(f"{m.examples}: {student}: cell {grade_id}'s source is no text")
             by_grade_id(nb)[grade_id].source = source
         out[student] = nb
     return out
@@ -71,7 +78,7 @@ def build(course: Course, m: Module) -> dict[str, nbformat.NotebookNode]:
 
 def write(course: Course) -> list[Path]:
     """Write every module's examples to examples/submissions/<student>.ipynb."""
-    out = []
+    out, declared = [], {}
     for m in course.modules:
         if m.examples is None:
             continue
@@ -81,6 +88,11 @@ def write(course: Course) -> list[Path]:
                 f"run `tito nbgrader generate {m.name}`"
             )
         for student, nb in build(course, m).items():
+            if student in declared:
+                raise CourseError(
+                    f"{m.examples}: {student} is an example of {declared[student]} already"
+                )
+            declared[student] = m.name
             path = course.root / EXAMPLES_DIR / f"{student}.ipynb"
             write_if_changed(path, dumps(nb))
             out.append(path)

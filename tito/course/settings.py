@@ -61,6 +61,9 @@ RENAMED = {
 }
 
 
+MODULE_KEYS = {"title", "source", "notebook", "export", "depends", "mistakes", "examples"}
+
+
 class CourseError(Exception):
     """A problem the user can fix; the CLI prints it without a traceback."""
 
@@ -183,6 +186,12 @@ class Course:
         out = []
         for name in self._ini["course"]["modules"].split():
             sec = self._ini[f"module:{name}"]
+            unknown = sorted(set(sec) - MODULE_KEYS)
+            if unknown:
+                raise CourseError(
+                    f"{self.root / SETTINGS_FILE}: [module:{name}] has unknown key(s) "
+                    f"{', '.join(unknown)}"
+                )
             out.append(
                 Module(
                     name=name,

@@ -75,6 +75,7 @@ class StudentProcess:
         self.broken = ""  # why the student's cells could not be run; later calls fail at once
         self.machine_busy = ""  # a call the machine, not the code, made too slow
         self.granted = 0.0  # seconds the last call was given because the machine kept it waiting
+        self.granted_in_all = 0.0  # ... and every call so far
         self.cell_errors: list[str] = []
         self._code = jail.add_input("student-code.json", json.dumps(cells).encode())
 
@@ -119,17 +120,23 @@ class StudentProcess:
             # The process that runs the calls: the end of the jail's chain, before any
             # student code has run (it runs next).
             self.main_pid = tree(self.proc.pid)[-1]
+            os.set_blocking(self.req_w, False)  # a process that stops reading cannot hold a send
         except Exception as e:
             self.stop()
             raise SandboxSetupError(f"the grading sandbox could not start: {e}") from None
-        deadline = min(time.monotonic() + self.timeout * max(1, len(self.cells)), self.deadline)
+        seconds = self.timeout * max(1, len(self.cells))
+        running = Allowance(self.proc.pid, seconds, latest=self.deadline, main=self.main_pid)
         try:
-            header, _ = receive(self.resp_r, deadline, REPLY_BYTES_EXTRA)
+            header, _ = receive(
+                self.resp_r, running.deadline, REPLY_BYTES_EXTRA, overtime=running.extend
+            )
         except (
             Exception
         ) as e:  # unreadable, too slow, or gone: nothing of the student's can be judged
             self.broken = f"your exported cells did not finish running: they {self._stopped(e)}"
             raise StudentError(self.broken) from None
+        finally:
+            self.granted_in_all += running.granted
         self.cell_errors = [str(x)[:500] for x in header.get("cell_errors", [])][:20]
 
     def _stopped(self, error: Exception) -> str:
@@ -191,7 +198,7 @@ class StudentProcess:
             main=self.main_pid,
         )
         try:
-            sent = send(self.req_w, header, arrays)
+            sent = send(self.req_w, header, arrays, allowance.deadline, allowance.extend)
             reply, out = receive(
                 self.resp_r,
                 allowance.deadline,
@@ -202,6 +209,7 @@ class StudentProcess:
             raise StudentError(f"{name}() {self._stopped(e)}") from None
         finally:
             self.granted = allowance.granted
+            self.granted_in_all += self.granted
         if not reply.get("ok"):
             # Common built-in errors keep their type, so tests of error behaviour work across
             # the boundary; anything else (custom classes, SystemExit, ...) is a StudentError.
@@ -428,6 +436,12 @@ class _Cells:
         points = float(md.get("points", 0))
         self.clock["deadline"] = min(time.monotonic() + self.cell_timeout, self.deadline)
         if time.monotonic() >= self.deadline:
+            if self.sp.granted_in_all:  # the machine took part of the submission's time
+                raise MachineBusy(
+                    f"the submission's time ran out after the machine kept its calls waiting "
+                    f"for a CPU for {self.sp.granted_in_all:.0f} s; grade it again "
+                    "(autograde --retry-failed) when the machine is less loaded"
+                )
             self.verdicts[i] = CellVerdict(md["grade_id"], points, False, NOT_RUN_IN_TIME)
             return None
         in_hidden = False

@@ -29,7 +29,7 @@ from pathlib import Path
 PERIOD = 0.05  # seconds between two samples of the memory watch
 PROBE_SECONDS = 1.0  # a kernel run's starvation is judged per this many seconds
 LOOK_SECONDS = 0.2  # a call past its time is watched this long before it is judged again
-OVERTIME = 4  # a call kept waiting for a CPU may take this many times its time limit
+OVERTIME = 8  # a call kept waiting for a CPU may take this many times its time limit
 
 
 def _stat_fields(pid: int | str) -> list[str] | None:
@@ -155,11 +155,13 @@ class Allowance:
     """The time one call of the tree under `pid` may take: `seconds`, counted in CPU when the
     machine is busy.
 
-    When the time is up (`extend`), a tree that slept, or that used half of `seconds` in CPU,
-    has had its time. One that wants a CPU and has used less is waited for, until it has used
-    that much or OVERTIME times `seconds` have passed (`latest` at most): then the machine is
-    named (Starved). So a call that computes too long times out after the same CPU whatever the
-    machine's load, and how it spreads its work over processes changes nothing.
+    When the time is up (`extend`), a tree that slept, or that used `seconds` of CPU, has had its
+    time. One that wants a CPU and has used less is waited for, until it has used that much or
+    OVERTIME times `seconds` have passed (`latest` at most): then the machine is named
+    (Starved). So a call that computes too long times out after the same CPU whatever the
+    machine's load (if it leaves the call an eighth of a CPU), and how it spreads its work over
+    processes changes nothing. (Its priority, scheduling class and CPUs are the jail's: the
+    syscall filter denies changing them.)
     """
 
     def __init__(self, pid: int, seconds: float, latest: float = math.inf, main: int = 0):
@@ -174,14 +176,14 @@ class Allowance:
 
     @property
     def granted(self) -> float:
-        """Seconds given beyond `seconds` because the machine kept the call waiting."""
-        return max(0.0, self.deadline - self.started - self.seconds)
+        """Seconds taken so far beyond `seconds` because the machine kept the call waiting."""
+        return max(0.0, min(time.monotonic(), self.deadline) - self.started - self.seconds)
 
     def extend(self) -> float | None:
         """At the deadline: a later one while the tree is starved, or None (its time is up)."""
         _, wanting, _ = _judge(self.pid, LOOK_SECONDS)
         ran = cpu_seconds(tree(self.pid)) - self.cpu_before
-        if wanting < 0.5 or ran >= self.seconds / 2:
+        if wanting < 0.5 or ran >= self.seconds:
             return None
         now = time.monotonic()
         if now >= self.latest:

@@ -73,10 +73,18 @@ DENIED = [
     "shmget",
     "msgget",
     "semget",
+    # A process's priority, scheduling class and CPUs: lowered, they would let a submission
+    # starve itself on a busy machine and look like the machine's failure (processes.py).
+    "setpriority",
+    "sched_setscheduler",
+    "sched_setattr",
+    "sched_setaffinity",
 ]
-# fcntl's record locks (POSIX and open-file-description ones) and its file events (directory
-# notification, leases, the signal they send), by command number.
+# fcntl's record locks (POSIX and open-file-description ones), its file events (directory
+# notification, leases, the signal they send) and pipe sizes (a pipe shrunk by the student's
+# side would make the judge's writes wait), by command number.
 F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 5, 6, 7, 36, 37, 38
+F_SETPIPE_SZ = 1031
 F_SETSIG, F_SETLEASE, F_NOTIFY = fcntl.F_SETSIG, fcntl.F_SETLEASE, fcntl.F_NOTIFY
 FCNTL_DENIED = (
     F_GETLK,
@@ -88,6 +96,7 @@ FCNTL_DENIED = (
     F_SETSIG,
     F_SETLEASE,
     F_NOTIFY,
+    F_SETPIPE_SZ,
 )
 NAMESPACE_FLAGS = (
     0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET (and NEWTIME below)

@@ -39,40 +39,56 @@ class WireError(Exception):
     """The peer sent something unreadable, went away, or did not answer in time."""
 
 
-def _wait(fd: int, deadline: float | None, overtime=None) -> float | None:
-    """Wait until `fd` can be read; past `deadline`, `overtime()` gives a later one (or None:
-    the time is up). Returns the deadline in force."""
-    while deadline is not None:
+GRACE_SECONDS = 1.0  # for the rest of an answer that began as its time ran out
+
+
+def _wait(fd: int, deadline: float | None, overtime=None, write: bool = False):
+    """Wait until `fd` can be read (or written). Past `deadline`, `overtime()` gives a later one,
+    or None: the time is up (TimeoutError), unless the peer got there meanwhile, which then has
+    GRACE_SECONDS more and no overtime. Returns the deadline and overtime in force."""
+    ready = ([], [fd], []) if write else ([fd], [], [])
+    if deadline is None:
+        select.select(*ready)
+        return None, None
+    while True:
         remaining = deadline - time.monotonic()
-        if remaining > 0 and select.select([fd], [], [], remaining)[0]:
-            break
+        if remaining > 0 and any(select.select(*ready, remaining)):
+            return deadline, overtime
         deadline = overtime() if overtime is not None else None
         if deadline is None:
-            raise TimeoutError("no answer before the time limit")
-    return deadline
+            if not any(select.select(*ready, 0)):
+                raise TimeoutError("no answer before the time limit")
+            return time.monotonic() + GRACE_SECONDS, None
 
 
-def _read_into(fd: int, buf: bytearray, deadline: float | None, overtime=None) -> float | None:
+def _read_into(fd: int, buf: bytearray, deadline: float | None, overtime=None):
     view, got = memoryview(buf), 0
     while got < len(buf):
-        deadline = _wait(fd, deadline, overtime)
+        deadline, overtime = _wait(fd, deadline, overtime)
         n = os.readv(fd, [view[got:]])
         if not n:
             raise WireError("the other process closed the connection")
         got += n
-    return deadline
+    return deadline, overtime
 
 
-def send(fd: int, header: dict, arrays: list[np.ndarray]) -> int:
+def send(
+    fd: int, header: dict, arrays: list[np.ndarray], deadline: float | None = None, overtime=None
+) -> int:
     """One frame: its length, the length of its JSON part, the JSON part, the arrays' raw bytes.
-    Returns the frame's size in bytes."""
+    Returns the frame's size in bytes. With a `deadline`, `fd` is non-blocking and a peer that
+    stops reading raises TimeoutError (past `overtime()`, as in `receive`)."""
     arrays = [a if a.flags.c_contiguous else a.copy(order="C") for a in arrays]
     body = json.dumps({"h": header, "a": [[a.dtype.str, list(a.shape)] for a in arrays]}).encode()
     parts = [b"", struct.pack("<I", len(body)), body, *(memoryview(a).cast("B") for a in arrays)]
     parts[0] = struct.pack("<Q", sum(len(x) for x in parts[1:]))
     total, written = sum(len(x) for x in parts), 0
     while written < total:  # writev may write part of the frame when the pipe is full
-        n = os.writev(fd, parts)
+        try:
+            n = os.writev(fd, parts)
+        except BlockingIOError:  # a non-blocking fd: wait until the peer reads
+            deadline, overtime = _wait(fd, deadline, overtime, write=True)
+            continue
         written += n
         while n:
             if n >= len(parts[0]):
@@ -105,7 +121,7 @@ def receive(
     Past `deadline`, `overtime()` may give a later one (None: TimeoutError).
     """
     size = bytearray(8)
-    deadline = _read_into(fd, size, deadline, overtime)
+    deadline, overtime = _read_into(fd, size, deadline, overtime)
     (n,) = struct.unpack("<Q", size)
     if n > limit:
         raise WireError(f"a message of {n} bytes, more than the {limit} a valid one can need")
