@@ -30,7 +30,7 @@ out = {}
 for name in ["add_key", "request_key", "keyctl", "io_uring_setup", "userfaultfd",
              "perf_event_open", "bpf", "unshare", "setns", "mount", "ptrace",
              "process_vm_readv", "memfd_create", "shmget", "msgget", "semget", "setpriority",
-             "sched_setscheduler", "sched_setattr", "sched_setaffinity"]:
+             "sched_setattr", "sched_setaffinity"]:
     nr = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
     # -3: user keyring
     args = {"add_key": (b"user", b"hidden", b"data", 4, -3)}.get(name, (0, 0, 0, 0, 0))
@@ -61,6 +61,11 @@ r = libc.inotify_init1(0)
 out["inotify"] = errno.errorcode.get(ctypes.get_errno(), str(r)) if r == -1 else "ok"
 # File events on the shared environment: another jail's reads as signals (dnotify, leases).
 folder = os.open(os.path.dirname(os.__file__), os.O_RDONLY)
+# The idle scheduling class is denied, the normal one (what ZeroMQ's threads set) allowed.
+sched_nr = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "sched_setscheduler")
+for name, policy in [("sched_idle", 5), ("sched_other", 0)]:
+    r = libc.syscall(sched_nr, 0, policy, ctypes.byref(ctypes.c_int(0)))
+    out[name] = errno.errorcode.get(ctypes.get_errno(), str(r)) if r == -1 else "ok"
 pipe_r, pipe_w = os.pipe()
 for name, cmd, arg in [("f_notify", 1026, 0x80000001), ("f_setlease", 1024, fcntl.F_RDLCK),
                        ("f_setsig", 10, 10), ("f_setpipe_sz", 1031, 4096)]:
@@ -119,7 +124,6 @@ EXPECTED = {
             "msgget",
             "semget",
             "setpriority",
-            "sched_setscheduler",
             "sched_setattr",
             "sched_setaffinity",
             "flock",
@@ -133,6 +137,8 @@ EXPECTED = {
     "f_setlease": "EPERM",
     "f_setsig": "EPERM",
     "f_setpipe_sz": "EPERM",
+    "sched_idle": "EPERM",
+    "sched_other": "ok",
     "sigchld_ignored": "EPERM",
     "process": "child",
     "thread": "ok",

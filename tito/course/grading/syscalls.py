@@ -75,8 +75,8 @@ DENIED = [
     "semget",
     # A process's priority, scheduling class and CPUs: lowered, they would let a submission
     # starve itself on a busy machine and look like the machine's failure (processes.py).
+    # (sched_setscheduler: below, to the normal class only.)
     "setpriority",
-    "sched_setscheduler",
     "sched_setattr",
     "sched_setaffinity",
 ]
@@ -102,6 +102,7 @@ NAMESPACE_FLAGS = (
     0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET (and NEWTIME below)
 )
 CLONE_NEWTIME = 0x80
+SCHED_OTHER = 0
 
 
 class FilterError(Exception):
@@ -133,6 +134,8 @@ def compiled() -> bytes:
         sc.Arg(0, sc.MASKED_EQ, 0xFFFFFFFF, signal.SIGCHLD),
         sc.Arg(1, sc.NE, 0),
     )
+    # Only the normal scheduling class (0): the kernel's ZeroMQ threads set it as they start.
+    f.add_rule(deny, "sched_setscheduler", sc.Arg(1, sc.NE, SCHED_OTHER))
     for flag in [1 << bit for bit in range(32) if NAMESPACE_FLAGS >> bit & 1] + [CLONE_NEWTIME]:
         f.add_rule(deny, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
     f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
