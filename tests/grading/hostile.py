@@ -257,33 +257,38 @@ print("busy processes:", _started)
 """
 
 
+# Short busy children for ever, each waited for (reaped) before the next: the parent itself only
+# waits, and where SIGCHLD is ignored the kernel reaps them unseen.
+REAP_LOOP = """\
+while True:
+    _pid = os.fork()
+    if _pid == 0:
+        _start = time.process_time()
+        while time.process_time() - _start < 0.05:
+            pass
+        os._exit(0)
+    try:
+        os.waitpid(_pid, 0)
+    except ChildProcessError:  # ignored: already reaped
+        pass
+"""
+
+
 def reaps_children(complete):
     """The complete solution whose exponential_lr, called by the judge at epoch 50 (one graded
-    cell), tries to ignore SIGCHLD and then forks short busy children for ever, reaping each:
-    the process the judge waits on sleeps while its children burn the CPU. (Only in the judge's
-    process: the kernel run has runaway cells of its own.)"""
+    cell), tries to ignore SIGCHLD and then runs REAP_LOOP. (Only in the judge's process: the
+    kernel run has runaway cells of its own.)"""
     return sub.replace_region(
         complete,
         "exponential_lr_impl",
-        """\
+        f"""\
 import os, signal, sys, time
 if epoch == 50 and getattr(sys.modules["__main__"].__spec__, "name", "").endswith(".sandbox"):
     try:
-        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel would reap them unseen
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # denied in the jail
     except OSError:
         pass
-    while True:
-        _pid = os.fork()
-        if _pid == 0:
-            _start = time.process_time()
-            while time.process_time() - _start < 0.05:
-                pass
-            os._exit(0)
-        try:
-            os.waitpid(_pid, 0)
-        except ChildProcessError:  # ignored: already reaped
-            pass
-return base_lr * gamma ** epoch""",
+{textwrap.indent(REAP_LOOP, "    ")}return base_lr * gamma ** epoch""",
     )
 
 

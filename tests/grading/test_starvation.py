@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests.grading import hostile
 from tito.course.grading import processes
 from tito.course.grading.display import DisplayLimits
 from tito.course.grading.host import decide
@@ -98,17 +99,7 @@ def test_a_call_kept_waiting_behind_busy_processes_is_the_machines_doing(started
     ), ended
 
 
-# Short busy children, each waited for (reaped) before the next: the parent itself only waits.
-FORKS_AND_REAPS = """import os, time
-while True:
-    pid = os.fork()
-    if pid == 0:
-        start = time.process_time()
-        while time.process_time() - start < 0.05:
-            pass
-        os._exit(0)
-    os.waitpid(pid, 0)
-"""
+FORKS_AND_REAPS = "import os, time\n" + hostile.REAP_LOOP
 
 
 def test_a_call_that_computes_times_out_after_its_cpu_however_loaded_and_spread(started):
