@@ -181,6 +181,8 @@ def test_a_cell_without_hidden_tests_is_released_as_graded(instructor):
     }
     assert len(graded) == 39
     assert {g: release[g].source for g in graded} == graded
+    support = {g: c.source for g, c in _cells(instructor).items() if g.startswith("test_support")}
+    assert len(support) == 2 and {g: release[g].source for g in support} == support
 
 
 def test_the_diagnosis_names_nothing_for_the_alternatives_or_the_reference():

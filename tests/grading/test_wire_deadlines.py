@@ -56,14 +56,14 @@ def test_a_peer_that_stops_reading_cannot_hold_a_send(pipe):
     assert 0.3 <= time.monotonic() - began < 1.0
 
 
-def test_an_answer_dribbled_after_its_time_gets_one_second_more(pipe):
+def test_an_answer_dribbled_after_its_time_gets_one_second_more_once(pipe):
     r, w = pipe
     # A frame of 1000 bytes announced, its first byte there when the time is up ...
     os.write(w, struct.pack("<Q", 1000) + b" ")
     stop = threading.Event()
 
-    def dribble():  # ... and written a byte every 0.1 s
-        while not stop.wait(0.1):
+    def dribble():  # ... and written a byte at a time, as fast as the reader takes them
+        while not stop.wait(0.001):
             os.write(w, b" ")
 
     writer = threading.Thread(target=dribble)
@@ -76,3 +76,16 @@ def test_an_answer_dribbled_after_its_time_gets_one_second_more(pipe):
         stop.set()
         writer.join()
     assert GRACE_SECONDS <= time.monotonic() - began < GRACE_SECONDS + 0.5
+
+
+def test_an_answer_waiting_in_the_pipe_at_the_deadline_is_read_without_looking_at_the_peer(pipe):
+    """A peer blocked on a full pipe sleeps: the reader takes what is there instead of judging
+    the peer (which would find it asleep and end the call)."""
+    r, w = pipe
+    looked = []
+    writer = threading.Thread(target=send, args=(w, {"ok": True}, [np.zeros(1 << 18)]))
+    writer.start()  # 2 MB: the writer waits on the pipe until it is read
+    time.sleep(0.1)
+    header, arrays = receive(r, time.monotonic() - 1, overtime=lambda: looked.append(1))
+    writer.join()
+    assert (header, arrays[0].shape, looked) == ({"ok": True}, (1 << 18,), [])

@@ -22,15 +22,16 @@ STUDENT = re.compile(r"[A-Za-z0-9_-]+")  # the example's file name
 def with_mistake(nb: nbformat.NotebookNode, m: Module, mistake: str) -> nbformat.NotebookNode:
     """`nb` with the region of the known mistake `mistake` (its id in m.mistakes) written as
     that mistake."""
-    entries = {}
-    if m.mistakes is not None:
+    try:
         entries = {e["id"]: e for e in yaml.safe_load(m.mistakes.read_text())["mistakes"]}
+    except (AttributeError, KeyError, TypeError, OSError, yaml.YAMLError) as e:
+        raise CourseError(f"{m.name}: no catalogue of known mistakes to read ({e!r})") from None
     if not isinstance(mistake, str) or mistake not in entries:
         raise CourseError(f"{m.name}: no known mistake {mistake!r} in {m.mistakes}")
     entry = entries[mistake]
     try:
         return replace_region(nb, entry["region"], entry["code"], entry.get("index", 0))
-    except (KeyError, StopIteration) as e:
+    except (KeyError, StopIteration, TypeError, AttributeError) as e:
         raise CourseError(
             f"{m.name}: the known mistake {mistake!r} has no region to replace ({e!r})"
         ) from None

@@ -135,7 +135,7 @@ class Course:
             if (name, key) in RENAMED:
                 raise CourseError(f"{where}: [{name}] {key} is now {RENAMED[(name, key)]}")
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(section) - set(fields) - set(ignore))
+        unknown = sorted(set(section) - set(self._ini.defaults()) - set(fields) - set(ignore))
         if unknown:
             raise CourseError(f"{where}: [{name}] has unknown key(s) {', '.join(unknown)}")
         values = {}
@@ -186,7 +186,7 @@ class Course:
         out = []
         for name in self._ini["course"]["modules"].split():
             sec = self._ini[f"module:{name}"]
-            unknown = sorted(set(sec) - MODULE_KEYS)
+            unknown = sorted(set(sec) - set(self._ini.defaults()) - MODULE_KEYS)
             if unknown:
                 raise CourseError(
                     f"{self.root / SETTINGS_FILE}: [module:{name}] has unknown key(s) "

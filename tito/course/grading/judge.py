@@ -74,8 +74,8 @@ class StudentProcess:
         self.proc = None
         self.broken = ""  # why the student's cells could not be run; later calls fail at once
         self.machine_busy = ""  # a call the machine, not the code, made too slow
-        self.granted = 0.0  # seconds the last call was given because the machine kept it waiting
-        self.granted_in_all = 0.0  # ... and every call so far
+        self.starved = 0.0  # seconds the machine kept the last call waiting for a CPU
+        self.starved_in_all = 0.0  # ... and every call so far
         self.cell_errors: list[str] = []
         self._code = jail.add_input("student-code.json", json.dumps(cells).encode())
 
@@ -136,7 +136,7 @@ class StudentProcess:
             self.broken = f"your exported cells did not finish running: they {self._stopped(e)}"
             raise StudentError(self.broken) from None
         finally:
-            self.granted_in_all += running.granted
+            self.starved_in_all += running.starved
         self.cell_errors = [str(x)[:500] for x in header.get("cell_errors", [])][:20]
 
     def _stopped(self, error: Exception) -> str:
@@ -178,7 +178,7 @@ class StudentProcess:
     def call(self, name: str, args, kwargs, deadline: float, returns=...):
         """The student's `name(*args, **kwargs)`; `returns` is the reference's return annotation
         (float or None), which the reply must match (anything else: not checked)."""
-        self.granted = 0.0
+        self.starved = 0.0
         if self.broken:
             raise StudentError(self.broken)
         if self.proc is None:
@@ -208,8 +208,8 @@ class StudentProcess:
         except Exception as e:  # too slow, out of step or gone: the next call starts afresh
             raise StudentError(f"{name}() {self._stopped(e)}") from None
         finally:
-            self.granted = allowance.granted
-            self.granted_in_all += self.granted
+            self.starved = allowance.starved
+            self.starved_in_all += self.starved
         if not reply.get("ok"):
             # Common built-in errors keep their type, so tests of error behaviour work across
             # the boundary; anything else (custom classes, SystemExit, ...) is a StudentError.
@@ -308,7 +308,7 @@ def _proxy(sp: StudentProcess, name: str, clock: dict, returns=...):
             e.student_function = name
             raise
         finally:  # the time the machine kept the call waiting is not taken from the cell's
-            clock["deadline"] += sp.granted
+            clock["deadline"] += sp.starved
 
     call.__name__ = call.__qualname__ = name
     return call
@@ -436,10 +436,10 @@ class _Cells:
         points = float(md.get("points", 0))
         self.clock["deadline"] = min(time.monotonic() + self.cell_timeout, self.deadline)
         if time.monotonic() >= self.deadline:
-            if self.sp.granted_in_all:  # the machine took part of the submission's time
+            if self.sp.starved_in_all:  # the machine took part of the submission's time
                 raise MachineBusy(
                     f"the submission's time ran out after the machine kept its calls waiting "
-                    f"for a CPU for {self.sp.granted_in_all:.0f} s; grade it again "
+                    f"for a CPU for {self.sp.starved_in_all:.0f} s; grade it again "
                     "(autograde --retry-failed) when the machine is less loaded"
                 )
             self.verdicts[i] = CellVerdict(md["grade_id"], points, False, NOT_RUN_IN_TIME)

@@ -130,21 +130,49 @@ def _runnable(pids: list[int]) -> bool:
     return False
 
 
+def lowered(pids: list[int]) -> bool:
+    """Whether one of the processes runs below the normal priority: a nice value above 0 for a
+    thread or its autogroup (/proc/PID/autogroup, a file a process may write), or a scheduling
+    class other than the normal one. A tree that lowers itself is never starved by the
+    machine: it chose to wait."""
+    for p in pids:
+        try:  # "/autogroup-51 nice 0" (no file: the kernel has no autogroups)
+            autogroup = Path(f"/proc/{p}/autogroup").read_text().split()
+        except OSError:
+            autogroup = []
+        if autogroup[-2:-1] == ["nice"] and int(autogroup[-1]) > 0:
+            return True
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            fields = _stat_fields(f"{p}/task/{tid}")  # field 19 nice, field 41 policy
+            if fields is not None and (int(fields[16]) > 0 or int(fields[38]) != 0):
+                return True
+    return False
+
+
 def _judge(
     pid: int, seconds: float, stop: threading.Event | None = None
 ) -> tuple[float, float, float]:
     """Watch the tree for `seconds` (less if `stop` is set): (CPU it used, share of looks at which
-    it wanted a CPU, elapsed). The tree is looked up again at each look: processes come and go."""
+    it wanted a CPU, elapsed). The tree is looked up again at each look: processes come and go.
+    A tree that lowered its own priority never wants a CPU (`lowered`)."""
     started, stop = time.monotonic(), stop or threading.Event()
     cpu_before, wanting, looks = cpu_seconds(tree(pid)), 0, 0
     while looks < STATE_SAMPLES and not stop.wait(seconds / STATE_SAMPLES):
-        wanting, looks = wanting + _runnable(tree(pid)), looks + 1
+        pids = tree(pid)
+        wanting, looks = wanting + (_runnable(pids) and not lowered(pids)), looks + 1
     return cpu_seconds(tree(pid)) - cpu_before, wanting / max(1, looks), time.monotonic() - started
 
 
-def _starved(ran: float, wanting: float, seconds: float) -> bool:
-    """Wanted a CPU most of the time, and got less than half of one."""
-    return wanting >= 0.5 and ran < seconds / 2
+def _starved(ran: float, wanting: float, seconds: float, share: float = 0.5) -> bool:
+    """Wanted a CPU most of the time, and got less than `share` of one."""
+    return wanting >= 0.5 and ran < seconds * share
+
+
+HELD_BACK = 0.75  # a call past its time is waited for while it gets less than this of a CPU
 
 
 class Starved(Exception):
@@ -152,47 +180,60 @@ class Starved(Exception):
 
 
 class Allowance:
-    """The time one call of the tree under `pid` may take: `seconds`, counted in CPU when the
-    machine is busy.
+    """The time one call of the tree under `pid` may take: `seconds`, counted in CPU while the
+    machine keeps the call waiting.
 
-    When the time is up (`extend`), a tree that slept, or that used `seconds` of CPU, has had its
-    time. One that wants a CPU and has used less is waited for, until it has used that much or
-    OVERTIME times `seconds` have passed (`latest` at most): then the machine is named
+    When the time is up (`extend`), a tree that slept or that used `seconds` of CPU has had its
+    time. One that still computes is watched for a moment (a look): if the machine held it back
+    meanwhile (it wanted a CPU and got less than HELD_BACK of one; a tree alone on an idle
+    machine gets all of one), it is given more time, until it has used `seconds` of CPU; if it
+    ran freely, its time is up. Past
+    OVERTIME times `seconds` (`latest` at most), a call still starved is the machine's
     (Starved). So a call that computes too long times out after the same CPU whatever the
-    machine's load (if it leaves the call an eighth of a CPU), and how it spreads its work over
-    processes changes nothing. (Its priority, scheduling class and CPUs are the jail's: the
-    syscall filter denies changing them.)
+    machine's load (if it leaves the call an eighth of a CPU), however it spreads its work over
+    processes, and neither sleeping first nor lowering its priority (`lowered`) makes it look
+    starved. `starved`: the seconds of looks in which it was.
     """
 
     def __init__(self, pid: int, seconds: float, latest: float = math.inf, main: int = 0):
         """`main`: the process the call runs in. Its CPU alone is then the count to start from
         (one read, where the whole tree is a walk of /proc): other processes the tree already
         has make the call look less starved, never more."""
-        self.pid, self.seconds = pid, seconds
         self.started = time.monotonic()
+        self.pid, self.seconds = pid, max(0.0, min(seconds, latest - self.started))
         self.cpu_before = cpu_seconds([main] if main else tree(pid))
-        self.deadline = min(self.started + seconds, latest)
-        self.latest = min(self.started + OVERTIME * max(0.0, seconds), latest)
-
-    @property
-    def granted(self) -> float:
-        """Seconds taken so far beyond `seconds` because the machine kept the call waiting."""
-        return max(0.0, min(time.monotonic(), self.deadline) - self.started - self.seconds)
+        self.deadline = self.started + self.seconds
+        self.latest = min(self.started + OVERTIME * self.seconds, latest)
+        self.starved = 0.0
 
     def extend(self) -> float | None:
-        """At the deadline: a later one while the tree is starved, or None (its time is up)."""
-        _, wanting, _ = _judge(self.pid, LOOK_SECONDS)
+        """At the deadline: a later one while the tree is held back, or None (its time is up)."""
+        ran_now, wanting, elapsed = _judge(self.pid, LOOK_SECONDS)
         ran = cpu_seconds(tree(self.pid)) - self.cpu_before
-        if wanting < 0.5 or ran >= self.seconds:
-            return None
         now = time.monotonic()
-        if now >= self.latest:
+        verdict = overtime_verdict(ran, self.seconds, ran_now, wanting, elapsed, now >= self.latest)
+        if verdict == "up":
+            return None
+        self.starved += elapsed
+        if verdict == "starved":
             raise Starved(
                 f"the grading machine was busy: in {now - self.started:.1f} s the code wanted a "
                 f"CPU {wanting:.0%} of the time and ran for {ran:.2f} s"
             )
         self.deadline = min(now + LOOK_SECONDS, self.latest)
         return self.deadline
+
+
+def overtime_verdict(
+    ran: float, seconds: float, ran_now: float, wanting: float, elapsed: float, last: bool
+) -> str:
+    """What a look at a call past its time says: "up" (it slept, it had `seconds` of CPU, or it
+    runs freely: its time is up), "more" (the machine holds it back: wait), or "starved" (held
+    back at its `last` look). `ran`: its CPU since the call began; `ran_now`, `wanting` and
+    `elapsed`: the look's."""
+    if wanting < 0.5 or ran >= seconds or not _starved(ran_now, wanting, elapsed, HELD_BACK):
+        return "up"
+    return "starved" if last else "more"
 
 
 class CpuWatch:

@@ -39,13 +39,16 @@ class WireError(Exception):
     """The peer sent something unreadable, went away, or did not answer in time."""
 
 
-GRACE_SECONDS = 1.0  # for the rest of an answer that began as its time ran out
+# An answer that has begun when its time runs out gets this long for the rest, and a second
+# more per this many bytes its frame announces; once, with no overtime.
+GRACE_SECONDS, GRACE_BYTES_PER_SECOND = 1.0, 64 << 20
+_NO_MORE_TIME = object()
 
 
 def _wait(fd: int, deadline: float | None, overtime=None, write: bool = False):
-    """Wait until `fd` can be read (or written). Past `deadline`, `overtime()` gives a later one,
-    or None: the time is up (TimeoutError), unless the peer got there meanwhile, which then has
-    GRACE_SECONDS more and no overtime. Returns the deadline and overtime in force."""
+    """Wait until `fd` can be read (or written). Past `deadline`: if the peer is there, the
+    grace (once); else `overtime()` gives a later deadline, or None: the time is up
+    (TimeoutError). Returns the deadline and overtime in force."""
     ready = ([], [fd], []) if write else ([fd], [], [])
     if deadline is None:
         select.select(*ready)
@@ -54,17 +57,24 @@ def _wait(fd: int, deadline: float | None, overtime=None, write: bool = False):
         remaining = deadline - time.monotonic()
         if remaining > 0 and any(select.select(*ready, remaining)):
             return deadline, overtime
-        deadline = overtime() if overtime is not None else None
-        if deadline is None:
-            if not any(select.select(*ready, 0)):
-                raise TimeoutError("no answer before the time limit")
-            return time.monotonic() + GRACE_SECONDS, None
+        if overtime is _NO_MORE_TIME:
+            raise TimeoutError("no answer before the time limit")
+        if not any(select.select(*ready, 0)):  # the peer is not there: more time, or none
+            deadline = overtime() if overtime is not None else None
+            if deadline is not None:
+                continue
+        if any(select.select(*ready, 0)):  # it is there (before or during the look): the grace
+            return time.monotonic() + GRACE_SECONDS, _NO_MORE_TIME
+        raise TimeoutError("no answer before the time limit")
 
 
 def _read_into(fd: int, buf: bytearray, deadline: float | None, overtime=None):
     view, got = memoryview(buf), 0
     while got < len(buf):
+        graced = overtime is _NO_MORE_TIME
         deadline, overtime = _wait(fd, deadline, overtime)
+        if overtime is _NO_MORE_TIME and not graced:  # its grace began: time for the rest
+            deadline += (len(buf) - got) / GRACE_BYTES_PER_SECOND
         n = os.readv(fd, [view[got:]])
         if not n:
             raise WireError("the other process closed the connection")
@@ -127,6 +137,8 @@ def receive(
         raise WireError(f"a message of {n} bytes, more than the {limit} a valid one can need")
     if n < 4:
         raise WireError("message too short")
+    if overtime is _NO_MORE_TIME:  # begun in its grace: time for the announced bytes, once
+        deadline += n / GRACE_BYTES_PER_SECOND
     frame = bytearray(n)
     _read_into(fd, frame, deadline, overtime)
     (n_body,) = struct.unpack_from("<I", frame)
