@@ -30,7 +30,7 @@ from tito.course.grading.jailed.protocol import receive
 from tito.course.grading.job import JobResult
 from tito.course.settings import Module
 
-pytestmark = pytest.mark.slow  # seconds of busy processes
+SLOW = pytest.mark.slow  # seconds of busy processes: the tests that start them
 
 CPU = min(os.sched_getaffinity(0))
 BUSY = "while True:\n    pass"
@@ -90,6 +90,7 @@ def _call_that_never_answers(pid: int, seconds: float) -> tuple[str, float]:
 CROWD = 15  # busy competitors at the victim's own priority: it gets a sixteenth of its CPU
 
 
+@SLOW
 def test_a_call_kept_waiting_behind_busy_processes_is_the_machines_doing(started):
     for _ in range(CROWD):
         started(BUSY)
@@ -106,6 +107,7 @@ def test_a_call_kept_waiting_behind_busy_processes_is_the_machines_doing(started
 FORKS_AND_REAPS = "import os, time\n" + hostile.REAP_LOOP
 
 
+@SLOW
 def test_a_call_that_computes_times_out_after_its_cpu_however_loaded_and_spread(started):
     """A busy competitor at the same priority leaves the tree at most half its CPU: the call is
     waited for until the tree, its reaped children included, has used its whole time in CPU."""
@@ -135,6 +137,7 @@ def test_a_look_past_a_calls_time_waits_only_while_the_machine_holds_it_back(
     assert processes.overtime_verdict(ran, 1.0, ran_now, wanting, 0.2, last) == verdict
 
 
+@SLOW
 def test_a_tree_that_lowers_its_own_priority_is_never_starved(started):
     """Outside a jail (whose filter denies it) a process may lower its priority; behind a busy
     competitor it then waits for a CPU, but by its own choice: its time is up at its time."""
@@ -178,6 +181,7 @@ def _cpu_of_children(started, sigchld: str) -> float:
     return processes.cpu_seconds(processes.tree(proc.pid)[1:])  # the parent's own CPU left out
 
 
+@SLOW
 def test_children_that_exited_unreaped_still_count_their_cpu(started):
     """What the jail's filter keeps so: with SIGCHLD not ignored, a child that exits stays (a
     zombie) with its CPU until its parent waits for it, which then counts it; ignoring SIGCHLD
@@ -187,6 +191,7 @@ def test_children_that_exited_unreaped_still_count_their_cpu(started):
     assert _cpu_of_children(started, "ignore") == 0.0
 
 
+@SLOW
 def test_a_call_that_sleeps_times_out_at_its_time(started):
     sleeper = started("import time\ntime.sleep(60)")
     began = time.monotonic()
@@ -195,6 +200,7 @@ def test_a_call_that_sleeps_times_out_at_its_time(started):
     assert cpu < 0.05 and 0.5 <= time.monotonic() - began < 1.0
 
 
+@SLOW
 def test_a_cpu_watch_counts_the_seconds_a_run_was_starved(started):
     for _ in range(CROWD):
         started(BUSY)
