@@ -7,7 +7,9 @@ import ast
 import shutil
 from pathlib import Path
 
-from tito.course.grading.host import GRADING_PATH, grader_digest
+from tests.conftest import REPO, make_course_copy
+from tito.course.grading.host import GRADING_PATH, grader_digest, grading_digests
+from tito.course.settings import Course
 
 COURSE_CODE = Path(__file__).parents[2] / "tito" / "course"
 # What a person reads: pages and tables made from recorded outcomes and the gradebook.
@@ -130,6 +132,19 @@ def test_editing_what_is_not_on_the_grading_path_changes_no_digest(tmp_path):
     with open(code / "grading" / "judge.py", "a", encoding="utf-8") as f:
         f.write("\n# edited\n")
     assert grader_digest(code) != before
+
+
+def test_editing_the_examples_changes_no_digest_an_outcome_keeps(tmp_path):
+    """The example submissions and their declaration are course content, not grading: an
+    outcome's digests (instructor notebook, package, configuration, grader) stay."""
+    root = make_course_copy(tmp_path / "course")
+    for folder in ("assignments", "examples"):
+        shutil.copytree(REPO / folder, root / folder)
+    before = grading_digests(Course(root), Course(root).module("06"))
+    (root / "modules" / "06_optimizers" / "examples.yaml").write_text("alice: {answers: none}\n")
+    for example in (root / "examples" / "submissions").glob("*.ipynb"):
+        example.write_text("{}", encoding="utf-8")
+    assert grading_digests(Course(root), Course(root).module("06")) == before
 
 
 def _reason(line: str) -> bool:
