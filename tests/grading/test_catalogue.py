@@ -166,25 +166,6 @@ def test_alternative_names_existing_cells_and_compiles(instructor, alternative):
         )
 
 
-def test_a_cell_without_hidden_tests_is_released_as_graded(instructor):
-    """What lets the parity check judge only the cells with hidden tests as released: every
-    other graded test cell of the student version is the instructor's, character for
-    character."""
-    course = Course(Path(__file__).parent)
-    release = _cells(nbformat.read(course.release_notebook(course.module("06")), as_version=4))
-    graded = {
-        grade_id: c.source
-        for grade_id, c in _cells(instructor).items()
-        if c.cell_type == "code"
-        and c.metadata["nbgrader"].get("grade")
-        and not student.has_hidden_tests(c.source)
-    }
-    assert len(graded) == 39
-    assert {g: release[g].source for g in graded} == graded
-    support = {g: c.source for g, c in _cells(instructor).items() if g.startswith("test_support")}
-    assert len(support) == 2 and {g: release[g].source for g in support} == support
-
-
 def test_the_diagnosis_names_nothing_for_the_alternatives_or_the_reference():
     """Trusted, without a jail: every alternative (and the reference) behaves like the reference."""
     from tito.course.grading import diagnosis
@@ -240,10 +221,7 @@ def batch(graded_course, request):
     tasks = {
         **{("judge", name): ("judge", nb, None, False) for name, nb in checked.items()},
         ("judge", PIPELINE_BUGS_STUDENT): ("judge", several_bugs, None, False),
-        # As released, only the cells with hidden tests: every other cell is released as it is
-        # graded (test_a_cell_without_hidden_tests_is_released_as_graded), so its verdict is
-        # the judge's own.
-        **{("released", name): ("judge", nb, sorted(hidden), True) for name, nb in checked.items()},
+        **{("released", name): ("judge", nb, None, True) for name, nb in checked.items()},
         **{("check", name): ("check", nb) for name, nb in checked.items()},
     }
     runs = run_all(course, tasks)
@@ -251,8 +229,7 @@ def batch(graded_course, request):
     judged = {name: runs["judge", name] for name in [*checked, PIPELINE_BUGS_STUDENT]}
     rows = {}
     for name in checked:
-        released = {c.grade_id: c.judge for c in judged[name].cells}
-        released.update({c.grade_id: c.judge for c in runs["released", name].cells})
+        released = {c.grade_id: c.judge for c in runs["released", name].cells}
         rows[name] = {
             c.grade_id: (runs["check", name][c.grade_id], c.judge, released[c.grade_id])
             for c in judged[name].cells
