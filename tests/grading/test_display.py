@@ -21,12 +21,12 @@ def test_sanitize_keeps_harmless_markup_and_takes_out_the_rest():
         '<img src="x" onerror="alert(1)"><a href="javascript:x()">l</a>'
         '<a href="https://e.org" onclick="y()">e</a>'
         '<svg onload="alert(1)"></svg><img src="data:image/svg+xml;base64,PHN2Zz4=">'
-        '<img src="data:image/png;base64,AAAA" alt="a"><!-- note -->'
+        '<img src="data:image/png;base64,AAAA" alt="a"><!-- note --><p title="t" lang="x">t</p>'
     )
     assert display.sanitize(rendered) == (
         '<p>ok <b>bold</b></p><img><a rel="noopener noreferrer">l</a>'
         '<a href="https://e.org" rel="noopener noreferrer">e</a><img>'
-        '<img src="data:image/png;base64,AAAA" alt="a">'
+        '<img src="data:image/png;base64,AAAA" alt="a"><p>t</p>'
     )
 
 

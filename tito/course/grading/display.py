@@ -185,6 +185,7 @@ def _attribute_allowed(tag: str, name: str, value: str) -> str | None:
 _SANITIZER = nh3.Cleaner(
     tags=HTML_TAGS | MATHML_TAGS,
     attributes={
+        "*": set(),  # none on every tag (nh3 would allow lang and title)
         **{tag: set(MATHML_ATTRIBUTES) for tag in MATHML_TAGS},
         "a": {"title", "href"},
         "img": {"alt", "title", "src"},
