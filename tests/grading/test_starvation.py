@@ -120,6 +120,24 @@ def test_a_call_that_computes_times_out_after_its_cpu_however_loaded_and_spread(
     assert 1.0 <= cpu <= 1.4 and 1.5 <= time.monotonic() - began < 8.0, (cpu, ended)
 
 
+@SLOW
+def test_the_jails_of_a_grader_started_with_nice_are_not_lowered():
+    """An instructor may run a batch under `nice`: the jails inherit its priority, which is no
+    choice of the submission's."""
+    code = (
+        "import subprocess, sys, time\n"
+        "from tito.course.grading import processes\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'while True: pass'])\n"
+        "time.sleep(0.3)\n"
+        "print(processes.lowered(processes.tree(child.pid)))\n"
+        "child.kill()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], preexec_fn=lambda: os.nice(5), capture_output=True, text=True
+    )
+    assert out.stdout == "False\n", out.stderr
+
+
 @pytest.mark.parametrize(
     ("ran", "ran_now", "wanting", "last", "verdict"),
     [

@@ -130,17 +130,23 @@ def _runnable(pids: list[int]) -> bool:
     return False
 
 
+def _autogroup_nice(pid: int | str) -> int:
+    """The nice value of the process's autogroup (0 where the kernel has none)."""
+    try:  # "/autogroup-51 nice 0"
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def lowered(pids: list[int]) -> bool:
-    """Whether one of the processes runs below the normal priority: a nice value above 0 for a
-    thread or its autogroup (/proc/PID/autogroup, a file a process may write), or a scheduling
-    class other than the normal one. A tree that lowers itself is never starved by the
-    machine: it chose to wait."""
+    """Whether one of the processes runs below the grader's own priority: a higher nice value for
+    a thread or its autogroup (/proc/PID/autogroup, a file a process may write), or another
+    scheduling class. A tree that lowers itself is never starved by the machine: it chose to
+    wait. (A grader started with `nice` gives its jails its own nice value: not lowered.)"""
+    nice, policy = os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0)
+    group_nice = max(0, _autogroup_nice("self"))
     for p in pids:
-        try:  # "/autogroup-51 nice 0" (no file: the kernel has no autogroups)
-            autogroup = Path(f"/proc/{p}/autogroup").read_text().split()
-        except OSError:
-            autogroup = []
-        if autogroup[-2:-1] == ["nice"] and int(autogroup[-1]) > 0:
+        if _autogroup_nice(p) > group_nice:
             return True
         try:
             tids = os.listdir(f"/proc/{p}/task")
@@ -148,7 +154,7 @@ def lowered(pids: list[int]) -> bool:
             continue
         for tid in tids:
             fields = _stat_fields(f"{p}/task/{tid}")  # field 19 nice, field 41 policy
-            if fields is not None and (int(fields[16]) > 0 or int(fields[38]) != 0):
+            if fields is not None and (int(fields[16]) > nice or int(fields[38]) != policy):
                 return True
     return False
 
