@@ -12,7 +12,8 @@
 A tree is starved in an interval when at most looks some thread of it wanted a CPU (state R:
 running or runnable) while the tree, children it has already reaped included, used less than
 half a CPU. A tree that keeps itself busy (however many processes) uses its CPU; one that
-sleeps wants none: neither is starved. (The threads' states are looked at, not the kernel's
+sleeps wants none; one that lowered its own priority chose to wait (`lowered`): none of them is
+starved. (The threads' states are looked at, not the kernel's
 wait accounts, which grow only when a thread next runs: a thread that never got a CPU would
 look asleep.)
 """
@@ -193,12 +194,11 @@ class Allowance:
     time. One that still computes is watched for a moment (a look): if the machine held it back
     meanwhile (it wanted a CPU and got less than HELD_BACK of one; a tree alone on an idle
     machine gets all of one), it is given more time, until it has used `seconds` of CPU; if it
-    ran freely, its time is up. Past
-    OVERTIME times `seconds` (`latest` at most), a call still starved is the machine's
-    (Starved). So a call that computes too long times out after the same CPU whatever the
+    ran freely, its time is up. Past OVERTIME times `seconds` (`latest` at most), a call still
+    held back is the machine's (Starved). So a call that computes too long times out after the same CPU whatever the
     machine's load (if it leaves the call an eighth of a CPU), however it spreads its work over
     processes, and neither sleeping first nor lowering its priority (`lowered`) makes it look
-    starved. `starved`: the seconds of looks in which it was.
+    held back. `starved`: the seconds of looks in which it was.
     """
 
     def __init__(self, pid: int, seconds: float, latest: float = math.inf, main: int = 0):
