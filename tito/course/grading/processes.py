@@ -195,9 +195,9 @@ class Allowance:
     meanwhile (it wanted a CPU and got less than HELD_BACK of one; a tree alone on an idle
     machine gets all of one), it is given more time, until it has used `seconds` of CPU; if it
     ran freely, its time is up. Past OVERTIME times `seconds` (`latest` at most), a call still
-    held back is the machine's (Starved). So a call that computes too long times out after the same CPU whatever the
-    machine's load (if it leaves the call an eighth of a CPU), however it spreads its work over
-    processes, and neither sleeping first nor lowering its priority (`lowered`) makes it look
+    held back is the machine's (Starved). So a call that computes too long times out after the
+    same CPU whatever the machine's load (if it leaves the call an eighth of a CPU), however it
+    spreads its work over processes, and neither sleeping first nor lowering its priority (`lowered`) makes it look
     held back. `starved`: the seconds of looks in which it was.
     """
 
