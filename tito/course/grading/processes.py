@@ -197,8 +197,8 @@ class Allowance:
     ran freely, its time is up. Past OVERTIME times `seconds` (`latest` at most), a call still
     held back is the machine's (Starved). So a call that computes too long times out after the
     same CPU whatever the machine's load (if it leaves the call an eighth of a CPU), however it
-    spreads its work over processes, and neither sleeping first nor lowering its priority (`lowered`) makes it look
-    held back. `starved`: the seconds of looks in which it was.
+    spreads its work over processes, and neither sleeping first nor lowering its priority
+    (`lowered`) makes it look held back. `starved`: the seconds of looks in which it was.
     """
 
     def __init__(self, pid: int, seconds: float, latest: float = math.inf, main: int = 0):
