@@ -14,6 +14,7 @@ import copy
 import json
 import re
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -357,7 +358,10 @@ def run_notebook(
             pass
 
     try:
-        client.start_new_kernel()
+        # The kernel process's own stderr is not the student's: what their cells print arrives
+        # as messages, and a kernel that dies is named below. Left open, a kernel stopped while
+        # it still boots (the notebook could not be read) printed its interrupted start-up.
+        client.start_new_kernel(stderr=subprocess.DEVNULL)
     except Exception as e:
         stop_kernel()
         raise CourseError(
