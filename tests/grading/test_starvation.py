@@ -98,8 +98,8 @@ def test_a_call_kept_waiting_behind_busy_processes_is_the_machines_doing(started
     time.sleep(0.3)
     ended, _ = _call_that_never_answers(victim.pid, 0.5)  # waited for up to 8 x 0.5 s
     assert re.fullmatch(
-        r"Starved: the grading machine was busy: in [45]\.\d s the code wanted a CPU (9\d|100)% of "
-        r"the time and ran for 0\.[0-3]\d s",
+        r"Starved: the grading machine was busy: in [4-9]\.\d s the code wanted a CPU "
+        r"(9\d|100)% of the time and ran for 0\.[0-3]\d s",
         ended,
     ), ended
 
