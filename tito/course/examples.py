@@ -22,8 +22,11 @@ STUDENT = re.compile(r"[A-Za-z0-9_-]+")  # the example's file name
 def with_mistake(nb: nbformat.NotebookNode, m: Module, mistake: str) -> nbformat.NotebookNode:
     """`nb` with the region of the known mistake `mistake` (its id in m.mistakes) written as
     that mistake."""
+    if m.mistakes is None:
+        raise CourseError(f"{m.name}: settings.ini names no catalogue of known mistakes (mistakes)")
     try:
-        entries = {e["id"]: e for e in yaml.safe_load(m.mistakes.read_text())["mistakes"]}
+        text = m.mistakes.read_text(encoding="utf-8")
+        entries = {e["id"]: e for e in yaml.safe_load(text)["mistakes"]}
     except (AttributeError, KeyError, TypeError, OSError, yaml.YAMLError) as e:
         raise CourseError(f"{m.name}: no catalogue of known mistakes to read ({e!r})") from None
     if not isinstance(mistake, str) or mistake not in entries:
