@@ -1,12 +1,15 @@
 """The module notebook is mostly teaching: short graded cells that share locked test-support cells.
 
-The figures asked of the source: at most 1,700 lines, graded test cells of at most 12 lines on
-average, points unchanged. The support cells' helpers are checked here on their own, since every
-graded cell's verdict goes through them.
+The figures asked of the source, counted as a reader sees them at 100 columns (a longer line is
+two), outside the hidden-test regions: at most 1,700 lines, graded test cells of at most 12
+lines on average, no line longer than 100 characters, points unchanged. The support cells'
+helpers are checked here on their own, since every graded cell's verdict goes through them.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import nbformat
@@ -18,24 +21,54 @@ from tito.course.settings import Course
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO / "modules" / "06_optimizers" / "optimizers_dev.py"
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+
+
+def shown(text: str) -> list[str]:
+    """The lines of `text` outside hidden-test regions."""
+    out, hidden = [], False
+    for line in text.split("\n"):
+        hidden = hidden or HIDDEN_BEGIN in line
+        if not hidden:
+            out.append(line)
+        hidden = hidden and HIDDEN_END not in line
+    return out
+
+
+def at_100_columns(lines: list[str]) -> int:
+    return sum(max(1, math.ceil(len(line) / 100)) for line in lines)
+
+
+def test_shown_lines_leave_out_hidden_regions_and_count_wide_lines_twice():
+    text = "a\n" + "x" * 101 + f"\n{HIDDEN_BEGIN}\nsecret\n{HIDDEN_END}\nb"
+    assert shown(text) == ["a", "x" * 101, "b"]
+    assert at_100_columns(shown(text)) == 4
 
 
 def test_the_source_is_at_most_1700_lines_and_graded_cells_at_most_12_on_average():
     nb = read_source(SOURCE)
     graded = [c for c in nb.cells if is_grade_cell(c)]
-    lines = SOURCE.read_text(encoding="utf-8").count("\n")
-    mean = sum(len(c.source.splitlines()) for c in graded) / len(graded)
+    lines = shown(SOURCE.read_text(encoding="utf-8").rstrip("\n"))
+    mean = sum(at_100_columns(shown(c.source)) for c in graded) / len(graded)
     print(
-        f"\n{SOURCE.name}: {lines} lines; {len(graded)} graded cells, {mean:.1f} lines on average"
+        f"\n{SOURCE.name}: {at_100_columns(lines)} lines at 100 columns; {len(graded)} graded "
+        f"cells, {mean:.1f} lines on average"
     )
-    assert lines <= 1700
+    assert at_100_columns(lines) <= 1700
     assert mean <= 12.0
+    assert [line for line in lines if len(line) > 100] == []
     points = [
         c.metadata["nbgrader"]["points"]
         for c in nb.cells
         if c.metadata.get("nbgrader", {}).get("grade")
     ]
     assert (len(graded), sum(points)) == (45, 100)  # 92 automatic + 8 for the written answers
+
+
+def test_graded_cells_hold_no_table_of_known_mistakes():
+    """Naming a mistake is the catalogue's (mistakes.yaml): graded cells assert values only."""
+    source = SOURCE.read_text(encoding="utf-8")
+    assert "hint_for" not in source and "known = {" not in source
 
 
 def test_support_cells_are_locked_instructor_code_that_the_student_version_keeps_unchanged():
@@ -117,14 +150,56 @@ def test_check_close_passes_equal_values_and_refuses_other_shapes_empty_arrays_n
         check_close(np.array([]), 0.001, "the rates")
 
 
-def test_hint_for_names_the_first_known_mistake_and_nothing_for_other_values(support):
-    hint_for = support["hint_for"]
-    known = [([1.05, -2.1], " uphill"), ([0.5, -1.0], " no lr")]
-    assert hint_for(np.array([1.05, -2.1]), known) == " uphill"
-    assert hint_for(np.array([0.5, -1.0]), known) == " no lr"
-    assert hint_for(np.array([0.95, -1.9]), known) == ""
-    assert hint_for(np.array([1.05, -2.1, 0.0]), known) == ""  # another shape matches nothing
-    assert hint_for(None, known, "default") == "default"
+def _support_cells_run_as(name: str) -> dict:
+    """A namespace in which the support cells ran as module `name` (the kernel's "__main__")."""
+    from tinytorch.core import optimizers
+
+    namespace = {"__name__": name, **{k: v for k, v in vars(optimizers).items() if k[0] != "_"}}
+    for cell in read_source(SOURCE).cells:
+        if is_test_support_cell(cell):
+            exec(cell.source, namespace)
+    return namespace
+
+
+def step_lr(base_lr, epoch, step_size, gamma):  # one epoch early: a known mistake
+    return base_lr * gamma ** ((epoch + 1) // step_size)
+
+
+PROBE = "def probe(f):\n    return [answer(lambda: f(0.1, e, 3, 0.5)) for e in (0, 2, 5)]"
+NAMED = " Your step_lr behaves like a known mistake: one epoch early."
+
+
+@pytest.fixture
+def kernel(tmp_path, monkeypatch):
+    """The support cells as the student's kernel runs them, in a folder whose mistakes.json
+    catalogues the step_lr above."""
+    kernel = _support_cells_run_as("__main__")
+    early = kernel["fingerprint"]([step_lr(0.1, e, 3, 0.5) for e in (0, 2, 5)])
+    wrong = {"mistake": "one epoch early", "fingerprint": early}
+    catalogue = {"functions": {"step_lr": {"probe": PROBE, "mistakes": [wrong]}}}
+    (tmp_path / "mistakes.json").write_text(json.dumps(catalogue), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    return kernel
+
+
+def test_known_mistake_names_a_catalogued_wrong_version_where_its_fingerprints_are(kernel):
+    """In the student's kernel (__main__) a function is named by the fingerprints beside the
+    notebook; without them, or in the grader's judge (another __name__), nothing is named."""
+    assert kernel["known_mistake"](step_lr) == NAMED
+    assert kernel["known_mistake"](kernel["step_lr"]) == ""  # the reference
+    assert kernel["known_mistake"](None) == ""
+    assert _support_cells_run_as("__reference__")["known_mistake"](step_lr) == ""
+    Path("mistakes.json").unlink()
+    assert kernel["known_mistake"](step_lr) == ""
+
+
+def test_a_failing_check_ends_with_the_known_mistake(kernel):
+    with pytest.raises(AssertionError) as e:
+        kernel["check_close"](step_lr(0.1, 2, 3, 0.5), 0.1, "the rate", of=step_lr)
+    assert str(e.value).endswith(NAMED)
+    with pytest.raises(AssertionError) as e:
+        kernel["check_trajectory"]("StepLR", [0.05], [0.1], of=step_lr)
+    assert str(e.value).endswith(NAMED)
 
 
 def test_check_trajectory_names_the_first_step_and_element_off_and_counts_nan_as_off(support):

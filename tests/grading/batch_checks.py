@@ -209,7 +209,7 @@ DISPLAY_SCORES = {
     "bad_metadata": 0.0,
     "many_cells": 0.0,
     "echoes_hidden_inputs": "full-2",  # the two hidden trajectory cells of Adam and AdamW
-    "listens_in_diagnosis": "full-9",  # clip_grad_norm's six cells, clipping per tensor
+    "listens_in_diagnosis": "full-8",  # clip_grad_norm's five cells, clipping per tensor
 }
 
 
@@ -394,7 +394,7 @@ def check_display(course: Course, outcomes: dict, full: float) -> None:
     for student, expected in DISPLAY_SCORES.items():
         if student not in outcomes:
             continue
-        expected = {"full": full, "full-2": full - 2, "full-9": full - 9}.get(expected, expected)
+        expected = {"full": full, "full-2": full - 2, "full-8": full - 8}.get(expected, expected)
         assert recorded[student].automatic == expected, (
             student,
             outcomes[student],
@@ -457,7 +457,7 @@ def check_display(course: Course, outcomes: dict, full: float) -> None:
     ]
     assert echoed == []
     # The diagnosis hands the student's process nothing the reference computed: its adam_step
-    # hears only its own probe's 32 calls, so its clip_grad_norm behaves like clipping per tensor.
+    # hears only its own probe's 36 calls, so its clip_grad_norm behaves like clipping per tensor.
     assert outcomes["listens_in_diagnosis"].diagnosis == {
         "clip_grad_norm_impl": ["clip-per-tensor"]
     }

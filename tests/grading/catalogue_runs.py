@@ -224,8 +224,10 @@ _CHECK_COURSE: Course | None = (
 )
 
 
-def check_one(graded_root: str, notebook: str) -> dict[str, bool]:
-    """The student's check (`tito module complete`) per graded cell for one working copy."""
+def check_one(graded_root: str, notebook: str) -> tuple[dict[str, bool], dict[str, str]]:
+    """The student's check (`tito module complete`) for one working copy: whether each graded
+    cell passed, and the known mistake it names for each function (from the release's
+    fingerprints)."""
     global _CHECK_COURSE
     if _CHECK_COURSE is None:
         root = make_course_copy(Path(tempfile.mkdtemp(prefix=f"check-{os.getpid()}-")))
@@ -239,7 +241,7 @@ def check_one(graded_root: str, notebook: str) -> dict[str, bool]:
     work.write_text(notebook, encoding="utf-8")
     result, _ = student.complete(course, m)
     assert result.restored == [], result.restored  # every locked cell is left as released
-    return {c.grade_id: c.passed for c in result.cells}
+    return {c.grade_id: c.passed for c in result.cells}, result.known_mistakes()
 
 
 def _run(task: tuple):

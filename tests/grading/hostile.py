@@ -380,7 +380,7 @@ def hidden_option_sets(instructor) -> list[str]:
 
 def listens_in_diagnosis(complete, mistakes: dict):
     """The complete solution whose adam_step counts its calls and whose clip_grad_norm behaves like
-    one known mistake when adam_step has been called more often than its own probe calls it (32
+    one known mistake when adam_step has been called more often than its own probe calls it (36
     times) and like another otherwise; its adamw_step does Adam's work itself. Were the
     reference's AdamW to call the student's adam_step during the diagnosis (as it once did, with
     values only the reference computes), the diagnosis would name the first mistake."""
@@ -388,7 +388,7 @@ def listens_in_diagnosis(complete, mistakes: dict):
     counting = "global _HEARD\n_HEARD = globals().get('_HEARD', 0) + 1\n" + adam
     inline = "param *= 1 - lr * weight_decay\nweight_decay = 0.0\n" + adam
     clip = (
-        "if globals().get('_HEARD', 0) > 32:\n"
+        "if globals().get('_HEARD', 0) > 36:\n"
         + textwrap.indent(mistakes["clip-without-epsilon"], "    ")
         + "else:\n"
         + textwrap.indent(mistakes["clip-per-tensor"], "    ")

@@ -1,33 +1,53 @@
-"""The diagnosis's comparison of observations: exact where it must be, and never raising on odd
-values."""
+"""The diagnosis: fingerprints that mean what an answer means, and trusted code that hands the
+student's functions nothing but their probes' inputs."""
 
-import copy
+import functools
 
+import nbformat
 import numpy as np
+import pytest
 
-from tito.course.grading.diagnosis import same
-
-
-def test_numbers_and_arrays_match_to_the_tolerance_and_everything_else_exactly():
-    assert same(
-        [np.array([1.0, np.nan]), 0.5, True, None, "raised ZeroDivisionError"],
-        [np.array([1.0 + 1e-12, np.nan]), 0.5 + 1e-13, True, None, "raised ZeroDivisionError"],
-        1e-9,
-        1e-12,
-    )
-    assert not same([np.array([1.0, 2.0])], [np.array([1.0, 2.0 + 1e-6])], 1e-9, 1e-12)
-    assert not same([np.array([1.0, 2.0])], [np.array([[1.0, 2.0]])], 1e-9, 1e-12)  # another shape
-    assert not same([True], [1], 1e-9, 1e-12) and not same([1.0], ["1.0"], 1e-9, 1e-12)
-    assert not same([0.5], [0.5, 0.5], 1e-9, 1e-12)
+from tito.course import catalogue
+from tito.course.settings import Course
 
 
-def test_values_a_student_left_that_cannot_be_compared_match_nothing_and_raise_nothing():
-    odd = [[np.zeros(2), np.ones(2)], {"a": np.zeros(3)}, np.array([{}, 1], dtype=object)]
-    for value in odd:
-        assert not same([value], [np.zeros(2)], 1e-9, 1e-12)
-        assert not same(
-            [value], [copy.deepcopy(value)], 1e-9, 1e-12
-        )  # not comparable, so not alike, even with a copy
+@functools.cache
+def _fingerprint():
+    """The module's own fingerprint(answers), from its test-support cell."""
+    m = Course().module("06")
+    return catalogue.fingerprint_function(nbformat.read(Course().source_notebook(m), as_version=4))
+
+
+def fp(*answers):
+    return _fingerprint()(list(answers))
+
+
+def test_numbers_count_to_nine_significant_digits_and_tiny_ones_as_zero():
+    assert fp(np.array([1.0, 2.0]), 0.5) == fp(np.array([1.0 + 1e-12, 2.0]), 0.5 + 1e-13)
+    assert fp(np.array([1.0, 2.0])) != fp(np.array([1.0, 2.0 + 1e-6]))
+    assert fp(np.array([0.0, 3.0])) == fp(np.array([-0.0, 3.0])) == fp(np.array([1e-13, 3.0]))
+    assert fp(np.float32(0.1)) != fp(0.1)  # float32's 0.1 is 0.100000001 to nine digits
+
+
+def test_shapes_kinds_and_lengths_tell_answers_apart():
+    assert fp(np.array([1.0, 2.0])) != fp(np.array([[1.0, 2.0]]))
+    assert fp(True) != fp(1) and fp(1.0) != fp("1.0") and fp(None) != fp(0.0)
+    assert fp(0.5) != fp(0.5, 0.5)
+    assert fp("raised TypeError") != fp("raised ValueError")
+
+
+def test_a_non_finite_answer_means_what_a_raised_arithmetic_error_means():
+    nonfinite = fp([np.array([np.nan, 1.0]), 2])
+    assert nonfinite == fp(np.array([np.inf])) == fp("raised ZeroDivisionError")
+    assert nonfinite == fp("raised FloatingPointError") == fp("raised OverflowError")
+    assert nonfinite != fp("raised TypeError") and nonfinite != fp([np.array([0.0, 1.0]), 2])
+
+
+@pytest.mark.parametrize(
+    "odd", [{"a": np.zeros(3)}, np.array([{}, 1], dtype=object), object(), [[np.zeros(2)], {}]]
+)
+def test_values_a_student_left_are_fingerprinted_without_raising(odd):
+    assert len(fp(odd)) == 20 and fp(odd) != fp(np.zeros(2))
 
 
 def _diagnosed_with_calls(failed):
@@ -103,7 +123,7 @@ def test_the_students_functions_receive_only_their_probes_inputs_and_their_own_r
     and what the function itself returned or changed), call for call. A value only the
     reference computed (AdamW's decayed parameter, handed to the student's Adam) would be an
     extra call here."""
-    from tito.course.grading import diagnosis
+    from tito.course.catalogue import answers
 
     _, calls, names, namespace, catalogue = _diagnosed_with_calls(failed=None)
     alone = []
@@ -115,7 +135,7 @@ def test_the_students_functions_receive_only_their_probes_inputs_and_their_own_r
             alone.append((_region, _name, _snapshot((args, kwargs))))
             return namespace[_name](*args, **kwargs)
 
-        diagnosis.observe(catalogue.probes[region], record, {**namespace})
+        answers(catalogue.probes[region], record, {**namespace})
     assert len(calls) > 100 and calls == alone
 
 

@@ -10,7 +10,7 @@ from tests.conftest import REPO, make_course_copy
 from tito.course import examples
 from tito.course.export import export_reference
 from tito.course.generate import generate
-from tito.course.notebooks import dumps, read_source
+from tito.course.notebooks import FINGERPRINTS_FILE, dumps, read_source
 from tito.course.settings import Course
 
 COURSE = Course(REPO)
@@ -56,6 +56,19 @@ def test_student_version_is_what_nbgrader_generates(fresh, name):
         COURSE.release_notebook(m).read_bytes()
         == fresh.release_notebook(fresh.module(name)).read_bytes()
     ), f"{COURSE.release_notebook(m)} {STALE}"
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_the_release_holds_exactly_the_files_generate_writes(fresh, name):
+    """The student version and, for a module with a catalogue, its fingerprints of known
+    mistakes, byte for byte."""
+    ours = COURSE.release_notebook(COURSE.module(name)).parent
+    theirs = fresh.release_notebook(fresh.module(name)).parent
+    files = sorted(p.name for p in ours.iterdir())
+    assert files == sorted(p.name for p in theirs.iterdir()), f"{ours} {STALE}"
+    for f in files:
+        assert (ours / f).read_bytes() == (theirs / f).read_bytes(), f"{ours / f} {STALE}"
+    assert (FINGERPRINTS_FILE in files) == (COURSE.module(name).mistakes is not None)
 
 
 def test_bundled_example_submissions_are_current(fresh):

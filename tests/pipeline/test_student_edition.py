@@ -21,7 +21,15 @@ from typer.testing import CliRunner
 
 from tests.conftest import REPO, make_course_copy
 from tito.course import edition as student_edition
-from tito.course.notebooks import SOLUTION_BEGIN, SOLUTION_END, filled, read_source, replace_region
+from tito.course.catalogue import answers, exported, fingerprint_function, load, release_text
+from tito.course.notebooks import (
+    FINGERPRINTS_FILE,
+    SOLUTION_BEGIN,
+    SOLUTION_END,
+    filled,
+    read_source,
+    replace_region,
+)
 from tito.course.settings import Course, CourseError
 from tito.main import app
 
@@ -59,14 +67,25 @@ def secret_lines() -> set[str]:
                     end = None
                 elif not TRIVIAL.fullmatch(line):
                     secret.add(line)
+        if m.mistakes:  # the catalogue's wrong versions: instructor code, never released (its
+            # probes are, and what each wrong version gets wrong: what a failing test says)
+            catalogue = load(m.mistakes.read_text(encoding="utf-8"))
+            shown += list(catalogue.probes.values())
+            for mistake in catalogue.mistakes:
+                shown.append(mistake["mistake"])
+                secret |= {
+                    line
+                    for line in map(str.strip, mistake["code"].splitlines())
+                    if not TRIVIAL.fullmatch(line)
+                }
     shown_text = "\n".join(shown)
     return {line for line in secret if line not in shown_text}
 
 
 def readable_text(path: Path) -> bytes:
-    """What a reader of the file sees: a notebook's strings unescaped, an archive's members
-    unpacked."""
-    if path.suffix == ".ipynb":
+    """What a reader of the file sees: a notebook's (or JSON file's) strings unescaped, an
+    archive's members unpacked."""
+    if path.suffix in (".ipynb", ".json"):
 
         def strings(x):
             if isinstance(x, str):
@@ -119,6 +138,7 @@ def test_the_edition_holds_no_solution_no_hidden_test_and_no_instructor_notebook
         "param *= 1 - lr * weight_decay  # decay first: PyTorch's order",
         "for options, torch_total, torch_grads in TORCH_CLIP_GRID:",
         "which is why memory-saving optimizers and sharded optimizer state exist.",
+        "g *= max_norm / (own + 1e-6)",  # a wrong version of the catalogue
     } <= secrets
     assert {
         "param.data -= lr * param.grad",
@@ -151,6 +171,47 @@ def test_the_edition_holds_no_solution_no_hidden_test_and_no_instructor_notebook
         str(p.relative_to(built)) for p in files if p.parts[len(built.parts)] == "tito"
     ) == sorted(student_edition.TITO_FILES + ["tito/main.py"])
     assert "dask" not in (built / "pyproject.toml").read_text()
+
+
+def numbers(code: str) -> set[float]:
+    """The numbers written in Python code."""
+    return {
+        float(n.value)
+        for n in ast.walk(ast.parse(code))
+        if isinstance(n, ast.Constant) and type(n.value) in (int, float)
+    }
+
+
+def test_the_fingerprints_hold_no_wrong_version_no_reference_answer_and_no_hidden_input(built):
+    """What students receive of the catalogue: per function its probe and, per known mistake,
+    its id, its text and a fingerprint; no fingerprint of the reference's answers; probes that
+    write only numbers the student version's code shows (so no fingerprint comes from a
+    hidden test's inputs). The wrong versions' code is checked with every other secret."""
+    m = COURSE.module("06")
+    released = json.loads((built / "modules" / m.name / FINGERPRINTS_FILE).read_text())
+    reference = nbformat.read(COURSE.source_notebook(m), as_version=4)
+    assert released == json.loads(release_text(reference, load(m.mistakes.read_text())))
+    fingerprint, trusted = fingerprint_function(reference), exported(reference)
+    student_version = nbformat.read(built / "modules" / m.name / f"{m.notebook}.ipynb", 4)
+    visible = set().union(
+        *(numbers(c.source) for c in student_version.cells if c.cell_type == "code")
+    )
+    hidden_only = (
+        set().union(*(numbers(c.source) for c in reference.cells if HIDDEN_BEGIN in c.source))
+        - visible
+    )
+    assert len(hidden_only) > 100  # hidden tests use numbers of their own: the check can fail
+    assert sorted(released["functions"]) == sorted(
+        ["gradient_descent_step", "sgd_step", "adam_step", "adamw_step", "clip_grad_norm"]
+        + ["step_lr", "exponential_lr", "cosine_annealing_lr", "warmup_cosine_lr"]
+    )
+    for name, entry in released["functions"].items():
+        assert set(entry) == {"region", "probe", "mistakes"}
+        assert all(set(x) == {"id", "mistake", "fingerprint"} for x in entry["mistakes"])
+        assert all(re.fullmatch("[0-9a-f]{20}", x["fingerprint"]) for x in entry["mistakes"])
+        mine = fingerprint(answers(entry["probe"], trusted[name], trusted))
+        assert mine not in {x["fingerprint"] for x in entry["mistakes"]}, name
+        assert numbers(entry["probe"]) <= visible, (name, numbers(entry["probe"]) - visible)
 
 
 def imported_modules(path: Path) -> set[str]:

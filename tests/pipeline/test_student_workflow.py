@@ -225,7 +225,7 @@ def test_deleted_edited_or_duplicated_test_cells_are_named_and_run_as_released(c
         "Tests passed: 41/45" in out
     )  # the restored gd_step_values fails like three more gd tests
     assert (
-        "gd_step_values (2 pts): AssertionError: param is [nan nan nan], expected [ 0.95 -1.9 0.3 ]"
+        "gd_step_values (2 pts): AssertionError: param is [nan nan nan], expected [0.95, -1.9, 0.3]"
         in out
     ), out
     assert "Not complete yet" in out and "06_optimizers complete" not in out
@@ -342,9 +342,10 @@ def test_submit_writes_the_checked_notebook_and_says_how_to_hand_it_in(course):
     assert handed.read_bytes() == course.workspace_notebook(m).read_bytes()
 
 
-def test_a_step_counter_from_zero_gets_the_tests_prepared_hint(course):
-    """A step counter used before it is incremented divides a Python float by zero in adam_step:
-    the test catches it and says what the mistake is likely to be."""
+def test_a_step_counter_from_zero_in_another_spelling_is_named_as_the_known_mistake(course):
+    """A step counter used before it is incremented, written with Python floats, divides by zero
+    where the catalogue's wrong version (numpy) gives inf: the same mistake, named in the failing
+    test's message and once more under the table, from the release's fingerprints."""
     body = (
         'step = state["step"]\nexp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]\n'
         "exp_avg *= beta1\nexp_avg += (1 - beta1) * grad\nexp_avg_sq *= beta2\n"
@@ -356,13 +357,15 @@ def test_a_step_counter_from_zero_gets_the_tests_prepared_hint(course):
     code, out, err = _complete(course)
     assert code == 1
     said = " ".join(out.split())
+    mistake = (
+        'uses state["step"] before incrementing it, so the first update has t = 0 or corrects '
+        "with 1 - beta**(t - 1) instead of 1 - beta**t"
+    )
     assert (
-        "adam_first_step_moves_lr (3 pts): AssertionError: "
-        "the first Adam step divided by zero (float division "
-        "by zero): the bias correction divided by 1 - beta**0 = 0: "
-        "is the step counter starting at 0? "
-        "Increment state['step'] before using it and use beta**step, not beta**(step - 1)"
+        "adam_first_step_moves_lr (3 pts): AssertionError: the first step divided by zero "
+        f"(float division by zero). Your adam_step behaves like a known mistake: {mistake}."
     ) in said, out
+    assert said.count(f"your adam_step behaves like: {mistake}") == 1, out
     assert "Traceback" not in out + err
 
 
@@ -375,11 +378,11 @@ def test_an_error_inside_the_students_function_is_placed_by_cell_and_line(course
     )
     code, out, err = _complete(course)
     assert code == 1
-    # Line 10 of the cell as Jupyter numbers it: the second line written after `### BEGIN SOLUTION`.
+    # Line 11 of the cell as Jupyter numbers it: the second line written after `### BEGIN SOLUTION`.
     assert (
         "sgd_plain_step_values (2 pts): "
         "IndexError: index 7 is out of bounds for axis 0 with size 3 "
-        "(in `sgd_step_impl`, line 10, sgd_step)"
+        "(in `sgd_step_impl`, line 11, sgd_step)"
     ) in out, out
     assert "Traceback" not in out + err
 

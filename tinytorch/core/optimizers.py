@@ -34,8 +34,8 @@ class Optimizer:
 
     def __init__(self, params, defaults):
         if isinstance(params, Tensor):
-            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
-                            f"but got {type(params).__name__}")
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            f"Tensors or dicts, but got {type(params).__name__}")
         self.defaults = dict(defaults)
         self.state = {}
         self.param_groups = []
@@ -61,12 +61,14 @@ class Optimizer:
         if isinstance(params, Tensor):
             params = [params]
         elif isinstance(params, set):
-            raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering "
-                            "of tensors in sets will change between runs. Please use a list instead.")
+            raise TypeError("optimizer parameters need to be organized in ordered collections, "
+                            "but the ordering of tensors in sets will change between runs. "
+                            "Please use a list instead.")
         params = list(params)
         for p in params:
             if not isinstance(p, Tensor):
-                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
+                raise TypeError("optimizer can only optimize Tensors, but one of the params is "
+                                f"{type(p).__name__}")
         if len({id(p) for p in params}) != len(params):
             raise ValueError("optimizer contains a parameter group with duplicate parameters")
         if any(id(p) in self._index for p in params):
@@ -89,25 +91,26 @@ class Optimizer:
         raise NotImplementedError
 
     def _updates(self, group):
-        """Yield (param, grad, state, scratch) for every parameter of `group` that has a gradient."""
+        """Yield (param, grad, state, scratch) for each parameter of `group` with a gradient."""
         for p in group["params"]:
             grad = p.grad
             if grad is None:
                 continue
             if grad.shape != p.data.shape:
-                raise ValueError(f"gradient of parameter {self._index[id(p)]} has shape {grad.shape}, "
-                                 f"but the parameter has shape {p.data.shape}")
+                raise ValueError(f"gradient of parameter {self._index[id(p)]} has shape "
+                                 f"{grad.shape}, but the parameter has shape {p.data.shape}")
             key = (p.data.shape, p.data.dtype.str)
             if key not in self._scratch:  # zeros: a kernel sees no memory this process used before
                 self._scratch[key] = np.zeros_like(p.data)
             yield p, grad, self.state.setdefault(p, {}), self._scratch[key]
 
     def state_dict(self):
-        """{"state": {index: {name: value}}, "param_groups": [{..., "params": [index, ...]}]}, arrays copied."""
-        state = {self._index[id(p)]: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
-                 for p, s in self.state.items()}
-        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [self._index[id(p)] for p in g["params"]]}
-                  for g in self.param_groups]
+        """{"state": {index: {name: value}}, "param_groups": [{..., "params": [index, ...]}]},
+        arrays copied."""
+        state = {self._index[id(p)]: {k: v.copy() if isinstance(v, np.ndarray) else v
+                                      for k, v in s.items()} for p, s in self.state.items()}
+        groups = [{**{k: v for k, v in g.items() if k != "params"},
+                   "params": [self._index[id(p)] for p in g["params"]]} for g in self.param_groups]
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
@@ -118,18 +121,20 @@ class Optimizer:
         by_index = {}
         for group, saved in zip(self.param_groups, saved_groups):
             if len(group["params"]) != len(saved["params"]):
-                raise ValueError("loaded state dict contains a parameter group that doesn't match the size of optimizer's group")
+                raise ValueError("loaded state dict contains a parameter group that doesn't "
+                                 "match the size of optimizer's group")
             by_index.update(zip(saved["params"], group["params"]))
         self.state = {}
         for index, saved_state in state_dict["state"].items():
             p = by_index[index]
-            self.state[p] = {k: (np.array(v, dtype=p.data.dtype) if isinstance(v, np.ndarray) else v)
-                             for k, v in saved_state.items()}
+            self.state[p] = {k: np.array(v, dtype=p.data.dtype) if isinstance(v, np.ndarray)
+                             else v for k, v in saved_state.items()}
         for group, saved in zip(self.param_groups, saved_groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #sgd_step_impl
-def sgd_step(param, grad, state, *, lr, momentum, dampening, weight_decay, nesterov, scratch) -> None:
+def sgd_step(param, grad, state, *, lr, momentum, dampening, weight_decay, nesterov,
+             scratch) -> None:
     """One SGD update of the ndarray `param`, in place (PyTorch's rule, see the equations above).
 
     grad: the gradient (never modified). state: this parameter's dict; holds "momentum_buffer"
@@ -160,11 +165,12 @@ def sgd_step(param, grad, state, *, lr, momentum, dampening, weight_decay, neste
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #sgd_class
 class SGD(Optimizer):
-    """Stochastic gradient descent with momentum, dampening, Nesterov and L2 weight decay (PyTorch's SGD)."""
+    """SGD with momentum, dampening, Nesterov and L2 weight decay (PyTorch's SGD)."""
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
-        super().__init__(params, defaults)
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
 
     def check_group(self, group):
         if group["lr"] < 0.0:
@@ -180,8 +186,8 @@ class SGD(Optimizer):
         loss = None if closure is None else closure()
         for group in self.param_groups:
             for p, grad, state, scratch in self._updates(group):
-                sgd_step(p.data, grad, state, lr=group["lr"], momentum=group["momentum"], dampening=group["dampening"],
-                         weight_decay=group["weight_decay"], nesterov=group["nesterov"], scratch=scratch)
+                options = {k: group[k] for k in self.defaults}  # lr, momentum, ...
+                sgd_step(p.data, grad, state, **options, scratch=scratch)
         return loss
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #adam_step_impl
@@ -200,10 +206,13 @@ def adam_step(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, scratc
 
     # One scratch array holds one temporary at a time; with L2 decay g = grad + wd * param is
     # therefore rebuilt for each moment (identical values, no extra allocation).
-    g = grad if weight_decay == 0 else np.add(grad, np.multiply(param, weight_decay, out=scratch), out=scratch)
+    g = grad
+    if weight_decay != 0:
+        g = np.add(grad, np.multiply(param, weight_decay, out=scratch), out=scratch)
     exp_avg *= beta1
     exp_avg += np.multiply(g, 1 - beta1, out=scratch)
-    g = grad if weight_decay == 0 else np.add(grad, np.multiply(param, weight_decay, out=scratch), out=scratch)
+    if weight_decay != 0:
+        g = np.add(grad, np.multiply(param, weight_decay, out=scratch), out=scratch)
     exp_avg_sq *= beta2
     exp_avg_sq += np.multiply(np.multiply(g, g, out=scratch), 1 - beta2, out=scratch)
 
@@ -215,15 +224,16 @@ def adam_step(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, scratc
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #adamw_step_impl
 def adamw_step(param, grad, state, *, lr, beta1, beta2, eps, weight_decay, scratch) -> None:
-    """One AdamW update, in place: param *= 1 - lr * weight_decay, then Adam with no weight decay."""
+    """One AdamW update, in place: param *= 1 - lr * weight_decay, then Adam without decay."""
     ### BEGIN SOLUTION
     param *= 1 - lr * weight_decay  # decay first: PyTorch's order
-    adam_step(param, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=0.0, scratch=scratch)
+    adam_step(param, grad, state, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=0.0,
+              scratch=scratch)
     ### END SOLUTION
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #adam_classes
 class Adam(Optimizer):
-    """Adam with bias correction; `weight_decay` is L2 (added to the gradient), as in PyTorch's Adam."""
+    """Adam with bias correction; `weight_decay` is L2 (added to the gradient), as in PyTorch."""
 
     decoupled_weight_decay = False
 
@@ -253,13 +263,13 @@ class Adam(Optimizer):
                     state["step"] = 0
                     state["exp_avg"] = np.zeros_like(p.data)
                     state["exp_avg_sq"] = np.zeros_like(p.data)
-                kernel(p.data, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
-                       weight_decay=group["weight_decay"], scratch=scratch)
+                kernel(p.data, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
+                       eps=group["eps"], weight_decay=group["weight_decay"], scratch=scratch)
         return loss
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (PyTorch's AdamW): the parameter shrinks before each Adam step."""
+    """Adam with decoupled weight decay (PyTorch's AdamW): shrink the parameter, then Adam."""
 
     decoupled_weight_decay = True
 
@@ -268,25 +278,29 @@ class AdamW(Adam):
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #clip_grad_norm_impl
 def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False) -> float:
-    """Scale all gradients in place by min(1, max_norm / (total_norm + 1e-6)); return total_norm (a float).
+    """Scale all gradients in place by min(1, max_norm / (total_norm + 1e-6)); return total_norm.
 
-    total_norm is the norm of all gradients together (p-norm, or the max-abs norm for norm_type=inf),
-    measured before clipping. Raises RuntimeError for a non-finite total norm if error_if_nonfinite.
+    total_norm (a float) is the norm of all gradients together (p-norm, or the max-abs norm for
+    norm_type=inf), measured before clipping. Raises RuntimeError for a non-finite total norm if
+    error_if_nonfinite.
     """
-    grads = [p.grad for p in ([params] if isinstance(params, Tensor) else params) if p.grad is not None]
+    params = [params] if isinstance(params, Tensor) else list(params)
+    grads = [p.grad for p in params if p.grad is not None]
     ### BEGIN SOLUTION
     if not grads:
         return 0.0
     norm_type = float(norm_type)
     if norm_type == math.inf:
-        total = float(np.max([max(np.max(g), -np.min(g)) for g in grads]))  # max |g| without an |g| temporary
+        # max |g| without an |g| temporary
+        total = float(np.max([max(np.max(g), -np.min(g)) for g in grads]))
     elif norm_type == 2.0:
-        total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))  # vdot: one pass, no g * g temporary
+        total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))  # one pass, no g * g array
     else:
         total = sum(float(np.sum(np.abs(g) ** norm_type)) for g in grads) ** (1.0 / norm_type)
     if error_if_nonfinite and not math.isfinite(total):
-        raise RuntimeError(f"The total norm of order {norm_type} for gradients is non-finite, so it cannot be clipped. "
-                           "To scale the gradients by the non-finite norm anyway, set error_if_nonfinite=False")
+        raise RuntimeError(f"The total norm of order {norm_type} for gradients is non-finite, so "
+                           "it cannot be clipped. To scale the gradients by the non-finite norm "
+                           "anyway, set error_if_nonfinite=False")
     clip_coef = max_norm / (total + 1e-6)
     if clip_coef < 1.0:
         for g in grads:
@@ -330,7 +344,7 @@ def warmup_cosine_lr(base_lr, epoch, warmup_steps, total_steps, eta_min) -> floa
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #scheduler_classes
 class LRScheduler:
-    """Base class: `last_epoch`, `base_lrs`, `step()`, `get_last_lr()`, state dicts (PyTorch's protocol).
+    """Base class: `last_epoch`, `base_lrs`, `step()`, `get_last_lr()`, state dicts (PyTorch's).
 
     Subclasses implement `get_lr()`: the closed-form rates for `self.last_epoch`, one per group.
     """
@@ -345,7 +359,8 @@ class LRScheduler:
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
-                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] when resuming an optimizer")
+                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] "
+                                   "when resuming an optimizer")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self.step()  # PyTorch's initial step: last_epoch -1 -> 0 and group["lr"] = rate of epoch 0
@@ -381,7 +396,7 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        return [step_lr(base_lr, self.last_epoch, self.step_size, self.gamma) for base_lr in self.base_lrs]
+        return [step_lr(lr, self.last_epoch, self.step_size, self.gamma) for lr in self.base_lrs]
 
 
 class ExponentialLR(LRScheduler):
@@ -405,20 +420,23 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        return [cosine_annealing_lr(base_lr, self.last_epoch, self.T_max, self.eta_min) for base_lr in self.base_lrs]
+        return [cosine_annealing_lr(base, self.last_epoch, self.T_max, self.eta_min)
+                for base in self.base_lrs]
 
 
 class WarmupCosineLR(LRScheduler):
-    """Linear warm-up from 0 over `warmup_steps`, cosine decay to `eta_min` at `total_steps`, then constant."""
+    """Linear warm-up from 0 over `warmup_steps`, cosine decay to `eta_min` at `total_steps`,
+    then constant."""
 
     def __init__(self, optimizer, warmup_steps, total_steps, eta_min=0.0, last_epoch=-1):
         if warmup_steps < 0:
             raise ValueError(f"Expected non-negative warmup_steps, but got {warmup_steps}")
         if not warmup_steps < total_steps:
-            raise ValueError(f"warmup_steps ({warmup_steps}) must be smaller than total_steps ({total_steps})")
+            raise ValueError(f"warmup_steps ({warmup_steps}) must be smaller than total_steps "
+                             f"({total_steps})")
         self.warmup_steps, self.total_steps, self.eta_min = warmup_steps, total_steps, eta_min
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        return [warmup_cosine_lr(base_lr, self.last_epoch, self.warmup_steps, self.total_steps, self.eta_min)
-                for base_lr in self.base_lrs]
+        return [warmup_cosine_lr(base, self.last_epoch, self.warmup_steps, self.total_steps,
+                                 self.eta_min) for base in self.base_lrs]

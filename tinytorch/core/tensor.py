@@ -46,7 +46,7 @@ def _as_array(data):
         )
     return arr
 
-# %% ../../assignments/01_tensor/tensor.ipynb #bc8402fb88
+# %% ../../assignments/01_tensor/tensor.ipynb #ba225a8c6e
 _grad_enabled = True  # switched off inside `no_grad()`
 
 
@@ -119,9 +119,11 @@ class Tensor:
             return
         value = _as_array(value) if isinstance(value, Tensor) else np.asarray(value)
         if self.dtype.kind != "f" or value.dtype.kind not in "biuf":
-            raise TypeError(f"cannot assign a gradient of dtype {value.dtype} to a tensor of dtype {self.dtype}")
+            raise TypeError(f"cannot assign a gradient of dtype {value.dtype} to a tensor of "
+                            f"dtype {self.dtype}")
         if value.shape != self.shape:
-            raise ValueError(f"gradient shape {value.shape} does not match tensor shape {self.shape}")
+            raise ValueError(f"gradient shape {value.shape} does not match tensor shape "
+                             f"{self.shape}")
         self._grad = value.astype(self.dtype, copy=False)
 
     def _accumulate(self, g):
@@ -144,7 +146,8 @@ class Tensor:
         else:
             gradient = np.asarray(_as_array(gradient), dtype=self.dtype)
             if gradient.shape != self.shape:
-                raise ValueError(f"gradient shape {gradient.shape} does not match output shape {self.shape}")
+                raise ValueError(f"gradient shape {gradient.shape} does not match output shape "
+                                 f"{self.shape}")
 
         grads = {id(self): gradient}
         for node in reversed(_topo_order(self)):
@@ -168,7 +171,7 @@ class Tensor:
         return out
 
     def _lift(self, other):
-        "Wrap an operand; a Python or numpy number takes this tensor's floating dtype, as in PyTorch."
+        "Wrap an operand; a Python or numpy number takes this tensor's floating dtype (PyTorch's)."
         if isinstance(other, Tensor):
             return other
         if isinstance(other, numbers.Real) and self.dtype.kind == "f":
@@ -331,12 +334,13 @@ def no_grad():
     finally:
         _grad_enabled = previous
 
-# %% ../../assignments/01_tensor/tensor.ipynb #82cd6013ce
+# %% ../../assignments/01_tensor/tensor.ipynb #c118b63183
 def mse_loss(pred, target):
     "Mean of the squared differences; `pred` and `target` must have the same shape."
     target = pred._lift(target)
     if pred.shape != target.shape:
-        raise ValueError(f"mse_loss: pred shape {pred.shape} and target shape {target.shape} differ")
+        raise ValueError(f"mse_loss: pred shape {pred.shape} and target shape {target.shape} "
+                         "differ")
     return ((pred - target) ** 2).mean()
 
 
@@ -349,14 +353,16 @@ def cross_entropy(logits, labels):
     if labels.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy expects integer class labels; got dtype {labels.dtype}")
     if labels.shape != (n,):
-        raise ValueError(f"cross_entropy: labels shape {labels.shape} does not match {n} rows of logits")
+        raise ValueError(f"cross_entropy: labels shape {labels.shape} does not match {n} rows "
+                         "of logits")
     if n and (labels.min() < 0 or labels.max() >= c):
-        raise ValueError(f"cross_entropy: labels must lie in [0, {c}); got values from {labels.min()} to {labels.max()}")
+        raise ValueError(f"cross_entropy: labels must lie in [0, {c}); got values from "
+                         f"{labels.min()} to {labels.max()}")
     shifted = logits - logits.data.max(axis=1, keepdims=True)
     log_probs = shifted - shifted.exp().sum(axis=1, keepdims=True).log()
     return -log_probs[np.arange(n), labels].mean()
 
-# %% ../../assignments/01_tensor/tensor.ipynb #a0eb1158a1
+# %% ../../assignments/01_tensor/tensor.ipynb #b1b57ba12b
 class Parameter(Tensor):
     "A tensor that is a trainable weight: it always requires a gradient."
 
@@ -399,10 +405,12 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float32):
         if in_features < 1 or out_features < 1:
-            raise ValueError(f"Linear needs positive sizes; got in_features={in_features}, out_features={out_features}")
+            raise ValueError(f"Linear needs positive sizes; got in_features={in_features}, "
+                             f"out_features={out_features}")
         rng = np.random.default_rng() if rng is None else rng
         std = np.sqrt(2.0 / in_features)  # He initialisation
-        self.weight = Parameter(rng.normal(0.0, std, size=(out_features, in_features)).astype(dtype))
+        weight = rng.normal(0.0, std, size=(out_features, in_features))
+        self.weight = Parameter(weight.astype(dtype))
         self.bias = Parameter(np.zeros(out_features, dtype=dtype)) if bias else None
 
     def forward(self, x):

@@ -155,6 +155,8 @@ def _report(course, m, result: student.RunResult, exported) -> bool:
             console.print(
                 Text.assemble((c.grade_id, "bold red"), f" ({c.points:g} pts): ", c.first_line)
             )
+    for function, mistake in result.known_mistakes().items():
+        console.print(Text.assemble((f"your {function} behaves like: ", "bold"), mistake))
     stubs = [e for e in result.errors if ": NotImplementedError" in e]  # placed or not
     for e in result.errors:
         if e not in stubs:

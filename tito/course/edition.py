@@ -26,7 +26,7 @@ import tomllib
 from pathlib import Path
 
 from .export import export_notebook
-from .notebooks import SOLUTION_BEGIN
+from .notebooks import FINGERPRINTS_FILE, SOLUTION_BEGIN
 from .settings import SETTINGS_FILE, Course, CourseError
 from .student import points, start
 
@@ -128,6 +128,8 @@ build/
 # tito's record of your progress, and the backups `tito module start --force` keeps
 .tito/
 workspace/*/*.backup-*.ipynb
+# the known mistakes' fingerprints, copied from modules/ beside your notebook
+workspace/*/mistakes.json
 # the copy `tito module submit` writes to hand in
 hand-in/
 # experiment runs
@@ -237,6 +239,8 @@ def _write(course: Course, root: Path) -> None:
         if SOLUTION_BEGIN in release.read_text(encoding="utf-8"):
             raise CourseError(f"{release} holds solution markers: it is not a student version")
         _copy(release, root / "modules" / m.name / release.name)
+        if (release.parent / FINGERPRINTS_FILE).is_file():
+            _copy(release.parent / FINGERPRINTS_FILE, root / "modules" / m.name / FINGERPRINTS_FILE)
         _copy_tests(src / "tests" / m.name, root / "tests" / m.name)
     for rel in TITO_FILES:
         _copy(TITO.parent / rel, root / rel)  # this tool's own code

@@ -6,8 +6,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import nbformat
+
+from .catalogue import load, release_text
 from .export import build_source_notebook
 from .nbgrader_setup import api, check, quiet
+from .notebooks import FINGERPRINTS_FILE
 from .settings import Course, Module
 
 
@@ -36,6 +40,10 @@ def generate(course: Course, m: Module, course_root: Path | None = None) -> Path
                     api(course, root).generate_assignment(m.name, force=True, create=True),
                     f"generate_assignment {m.name}",
                 )
+            if m.mistakes:  # the catalogue's fingerprints, for the student's notebook to name
+                reference = nbformat.read(src, as_version=4)
+                text = release_text(reference, load(m.mistakes.read_text(encoding="utf-8")))
+                (release_dir / FINGERPRINTS_FILE).write_text(text, encoding="utf-8")
         except BaseException:
             if backup.exists():
                 shutil.rmtree(release_dir, ignore_errors=True)

@@ -16,9 +16,21 @@ import nbformat
 # Jupytext bookkeeping that only matters for round-tripping to text; dropping it
 # keeps the generated notebooks small and independent of the jupytext version.
 _CELL_KEYS_DROPPED = ("lines_to_next_cell", "lines_to_end_of_cell_marker")
+# A module source gives a cell its nbgrader role in short: `# %% solution="id"` (code the
+# student completes), `# %% test="id" points=2` (a graded test, locked), `# %% locked="id"` (code
+# the student reads and keeps), `# %% [markdown] answer="id" points=2` (a written answer).
+ROLES = {
+    "solution": {"grade": False, "locked": False, "solution": True},
+    "test": {"grade": True, "locked": True, "solution": False},
+    "locked": {"grade": False, "locked": True, "solution": False},
+    "answer": {"grade": True, "locked": False, "solution": True},
+}
 # nbgrader's markers around what students write (its defaults, which this course keeps).
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+# The fingerprints of a module's known mistakes, beside its student version and the student's
+# working copy, where the notebook's test-support cell reads them (catalogue.py writes them).
+FINGERPRINTS_FILE = "mistakes.json"
 
 
 def stable_cell_id(cell, seen: set[str]) -> str:
@@ -43,6 +55,7 @@ def read_source(path: Path) -> nbformat.NotebookNode:
     for cell in nb.cells:
         for key in _CELL_KEYS_DROPPED:
             cell.metadata.pop(key, None)
+        _nbgrader_role(cell, path)
         cell.id = stable_cell_id(cell, seen)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -52,6 +65,22 @@ def read_source(path: Path) -> nbformat.NotebookNode:
     }
     nb.nbformat, nb.nbformat_minor = 4, 5
     return nb
+
+
+def _nbgrader_role(cell, path: Path) -> None:
+    """Expand a cell's short role (ROLES) into nbgrader's metadata."""
+    roles = [role for role in ROLES if role in cell.metadata]
+    if not roles:
+        return
+    grade_id = cell.metadata[roles[0]]
+    if len(roles) > 1 or "nbgrader" in cell.metadata or not isinstance(grade_id, str):
+        raise ValueError(f"{path}: cell {grade_id!r} has more than one nbgrader role")
+    if ("points" in cell.metadata) != ROLES[roles[0]]["grade"]:
+        raise ValueError(f"{path}: cell {grade_id!r}: points go with test= and answer= only")
+    md = {**ROLES[roles[0]], "grade_id": cell.metadata.pop(roles[0])}
+    if "points" in cell.metadata:
+        md["points"] = cell.metadata.pop("points")
+    cell.metadata["nbgrader"] = {**md, "schema_version": 3, "task": False}
 
 
 def dumps(nb: nbformat.NotebookNode) -> str:

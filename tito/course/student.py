@@ -24,12 +24,24 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.util import run_sync
 
-from .notebooks import is_export_cell, is_grade_cell, part_heading, write_if_changed
+from .notebooks import (
+    FINGERPRINTS_FILE,
+    is_export_cell,
+    is_grade_cell,
+    part_heading,
+    write_if_changed,
+)
 from .settings import Course, CourseError, Module
 
 PROGRESS_FILE = ".tito/progress.json"
 HAND_IN = "hand-in"  # `tito module submit` writes the notebook to hand in here
 ANSWER_STUB = "YOUR ANSWER HERE"  # what nbgrader leaves in a written answer of the student version
+# How a failing test names a known mistake (the module's test-support cell, known_mistake()).
+# The check adds where an error happened, "(in `cell`, line N, function)", after the message.
+KNOWN_MISTAKE = re.compile(
+    r" Your (?P<function>\w+) behaves like a known mistake: (?P<mistake>.+?)\."
+    r"(?: \(in `[^`]+`, line \d+, \w+\))?$"
+)
 
 
 def start(course: Course, m: Module, force: bool = False) -> tuple[Path, Path | None]:
@@ -61,7 +73,17 @@ def start(course: Course, m: Module, force: bool = False) -> tuple[Path, Path | 
     tmp = work.with_name(f".{work.name}.tmp")
     shutil.copyfile(release, tmp)
     tmp.replace(work)
+    copy_fingerprints(course, m)
     return work, backup
+
+
+def copy_fingerprints(course: Course, m: Module) -> None:
+    """The release's fingerprints of known mistakes, beside the working copy, where its
+    test-support cell reads them (instructor data: refreshed from the release every time)."""
+    released = course.release_notebook(m).parent / FINGERPRINTS_FILE
+    beside = course.workspace_notebook(m).parent / FINGERPRINTS_FILE
+    if released.is_file():
+        write_if_changed(beside, released.read_bytes())
 
 
 @dataclass
@@ -99,6 +121,12 @@ class RunResult:
     empty_answers: list[tuple[str, float]] = field(
         default_factory=list
     )  # written answers not written yet
+
+    def known_mistakes(self) -> dict[str, str]:
+        """Function -> the known mistake it makes, as the failing tests' messages name it (the
+        test-support cell's known_mistake(), from the release's fingerprints)."""
+        found = (KNOWN_MISTAKE.search(c.first_line) for c in self.cells if not c.passed)
+        return {m["function"]: m["mistake"] for m in found if m}
 
     def parts_not_started(self) -> dict[str, list[CellResult]]:
         """Parts whose every test stops at the stub's NotImplementedError."""
@@ -456,6 +484,7 @@ def _prepare(course: Course, m: Module, work: Path) -> _Prepared:
     )  # nbdev: a fifth of a second to import, paid while the kernel boots
 
     notebook, release = read_notebook(work, m), read_notebook(course.release_notebook(m))
+    copy_fingerprints(course, m)
     graded, problems = as_graded(notebook, release)
     broken = syntax_errors(notebook)
     # Exported before the first cell runs: the notebook's experiment cells import the package,

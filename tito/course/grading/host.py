@@ -84,6 +84,7 @@ def grading_digests(
 # recording. The views (report, feedback, analytics, similarity, the LMS file, formgrader) and
 # the example submissions are not on this path: changing them changes no outcome.
 GRADING_PATH = (
+    "catalogue.py",
     "notebooks.py",
     "nbgrader_setup.py",
     "preprocessors.py",

@@ -402,6 +402,7 @@ def _diagnose(
         diagnosis.load(mistakes),
         student,
         passthrough=(MachineError,),
+        unanswered=(StudentError,),
         before_region=before_region,
         stop=stop,
         failed=failed,
