@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml
 	command -v npm >/dev/null 2>&1 || want="$$want npm"; \
 	if [ -n "$$need$$want" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  apt-get update -qq; \
-	  if [ -n "$$need" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null || exit 1; fi; \
-	  if [ -n "$$want" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$want >/dev/null \
+	  if [ -n "$$need" ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null || exit 1; fi; \
+	  if [ -n "$$want" ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$want >/dev/null \
 	    || echo "note: apt-get could not install $$want: the browser tests will be skipped"; fi; \
 	elif [ -n "$$need$$want" ]; then \
 	  echo "note: missing $$need $$want (sudo apt-get install $$need $$want): autograding refuses to" \
@@ -38,9 +40,11 @@ $(STAMP): pyproject.toml
 # that an existing environment gets it too).
 $(AXE): | $(STAMP)
 	@if command -v npm >/dev/null 2>&1; then \
-	  npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@$(AXE_VERSION) >/dev/null \
-	    || echo "note: npm could not install axe-core: the pages' accessibility checks will be skipped"; \
-	else echo "note: no npm (apt-get install npm): the pages' accessibility checks will be skipped"; fi
+	  npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@$(AXE_VERSION) \
+	    >/dev/null || echo "note: npm could not install axe-core:" \
+	      "the pages' accessibility checks will be skipped"; \
+	else echo "note: no npm (apt-get install npm): the pages' accessibility checks will be skipped"; \
+	fi
 
 install: $(STAMP) $(AXE)
 

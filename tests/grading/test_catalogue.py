@@ -20,11 +20,13 @@ The fast tests at the top check the catalogue files themselves.
 from __future__ import annotations
 
 import html
+import inspect
 import re
 import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from tests import submissions as sub
@@ -182,6 +184,81 @@ def test_the_diagnosis_names_nothing_for_the_alternatives_or_the_reference():
                 exec(cell.source, namespace)
         found = diagnosis.diagnose(reference, catalogue, {n: namespace[n] for n in names.values()})
         assert found == {}, (alternative["id"], found)
+
+
+def _plain(value):
+    """What a function is given, as plain data to compare calls by: numbers as floats, arrays by
+    their values in order (whatever their shape), a Tensor by its values and its gradient's, and
+    a Tensor without a gradient as just that (no function here reads its values)."""
+    from tinytorch.core.tensor import Tensor
+
+    if isinstance(value, np.ndarray):
+        return ("array", tuple(value.astype(float).ravel().tolist()))
+    if isinstance(value, Tensor):
+        if value.grad is None:
+            return "a Tensor without a gradient"
+        return ("tensor", _plain(value.data), _plain(value.grad))
+    if isinstance(value, dict):
+        return ("dict", tuple((k, _plain(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return ("list", tuple(_plain(v) for v in value))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return repr(value)
+
+
+@pytest.mark.slow
+def test_no_probe_call_is_one_that_only_a_hidden_test_makes():
+    """A wrong version's fingerprint holds the reference's answers on its probe's inputs (its one
+    mistake aside), so a probe call that only a hidden test makes would let a student check their
+    code on a hidden input. Every call each graded cell's visible and hidden parts make to a
+    student's function is recorded (arguments bound to their names), then every call the probes
+    make: none is a call that only hidden parts make."""
+    from tito.course.catalogue import answers, exported, load, region_functions
+    from tito.course.grading.messages import parts
+    from tito.course.notebooks import is_grade_cell, is_test_support_cell
+
+    course = Course()
+    m = course.module("06")
+    reference = nbformat.read(course.source_notebook(m), as_version=4)
+    catalogue = load(m.mistakes.read_text(encoding="utf-8"))
+    names = region_functions(reference)
+    namespace = exported(reference)
+    calls: dict[str, set] = {"visible": set(), "hidden": set(), "probe": set()}
+    where = ["visible"]
+
+    def recording(function):
+        signature = inspect.signature(function)
+
+        def call(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            calls[where[0]].add((function.__name__, _plain(dict(bound.arguments))))
+            return function(*args, **kwargs)
+
+        return call
+
+    for name in names.values():  # the classes look their kernels up here, at call time
+        namespace[name] = recording(namespace[name])
+    support = [c.source for c in reference.cells if is_test_support_cell(c)]
+    for cell in reference.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        if cell.cell_type != "code" or not is_grade_cell(cell) or gid.startswith("mlp_"):
+            continue  # the two training cells make no hidden call and take seconds
+        cell_namespace = dict(namespace)
+        for code in support:
+            exec(code, cell_namespace)
+        for code, hidden in parts(cell.source, gid):
+            where[0] = "hidden" if hidden else "visible"
+            with np.errstate(all="ignore"):
+                exec(code, cell_namespace)
+    where[0] = "probe"
+    for region, probe in catalogue.probes.items():
+        answers(probe, namespace[names[region]], namespace)
+    hidden_only = calls["hidden"] - calls["visible"]
+    assert len(hidden_only) > 100 and len(calls["probe"]) > 100  # both sides were recorded
+    leaked = calls["probe"] & hidden_only
+    assert leaked == set(), sorted(name for name, _ in leaked)
 
 
 # --- the whole catalogue: the pipeline, the judge and the student's check ------------------

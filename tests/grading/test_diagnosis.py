@@ -43,10 +43,35 @@ def test_a_non_finite_answer_means_what_a_raised_arithmetic_error_means():
     assert nonfinite != fp("raised TypeError") and nonfinite != fp([np.array([0.0, 1.0]), 2])
 
 
+def _nested(depth):
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+CYCLE: list = []
+CYCLE.append(CYCLE)
+
+
 @pytest.mark.parametrize(
-    "odd", [{"a": np.zeros(3)}, np.array([{}, 1], dtype=object), object(), [[np.zeros(2)], {}]]
+    "odd",
+    [
+        {"a": np.zeros(3)},
+        np.array([{}, 1], dtype=object),
+        object(),
+        [[np.zeros(2)], {}],
+        10**400,  # a step counter no float holds
+        _nested(10_000),
+        CYCLE,
+        list(range(500_000)),  # what a 1 MB reply can hold
+    ],
+    ids=["dict", "object-array", "object", "list-of-odd", "huge-int", "deep", "cycle", "long"],
 )
 def test_values_a_student_left_are_fingerprinted_without_raising(odd):
+    """A student's function answers the probe in the judge; what it returns is fingerprinted by
+    trusted code, so nothing it can return may raise there (lists are read four deep and 100
+    long at most, so none costs much either)."""
     assert len(fp(odd)) == 20 and fp(odd) != fp(np.zeros(2))
 
 

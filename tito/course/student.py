@@ -84,6 +84,8 @@ def copy_fingerprints(course: Course, m: Module) -> None:
     beside = course.workspace_notebook(m).parent / FINGERPRINTS_FILE
     if released.is_file():
         write_if_changed(beside, released.read_bytes())
+    elif beside.is_file():  # the module no longer has a catalogue
+        beside.unlink()
 
 
 @dataclass

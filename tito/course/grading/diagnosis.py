@@ -30,11 +30,6 @@ NO_KNOWN_MISTAKE = "no known mistake"
 NOT_WRITTEN = "raised NotImplementedError"  # what the student version's stub answers
 
 
-class Unanswered(Exception):
-    """The student's code could not answer a probe (a time limit, a process that could not
-    start): nothing can be told of its region."""
-
-
 def diagnose(
     reference,
     catalogue: Catalogue,
