@@ -331,7 +331,8 @@ for _c in _children:  # now let them go
 # -- what the judge hands a submission: hidden inputs must not come back out ------------------
 
 # Each region still does its work: sgd_step keeps the option sets it is called with; adam_step is
-# right until sgd_step has seen three new option sets (a grid), then it raises the latest.
+# right until sgd_step has seen five new option sets (more than a visible test shows: a grid),
+# then it raises the latest.
 _KEEPS_AND_TELLS = {
     "sgd_step_impl": """\
 global _seen
@@ -348,7 +349,7 @@ try:
     _known
 except NameError:
     _known = len(set(_seen))
-if len(set(_seen)) - _known >= 3:
+if len(set(_seen)) - _known >= 5:
     raise ValueError(" ".join(list(dict.fromkeys(_seen))[-6:]))""",
 }
 
