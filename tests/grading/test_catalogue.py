@@ -19,8 +19,10 @@ The fast tests at the top check the catalogue files themselves.
 
 from __future__ import annotations
 
+import copy
 import html
 import inspect
+import math
 import re
 import time
 from pathlib import Path
@@ -49,7 +51,7 @@ from tests.grading.catalogue_runs import (
     run_all,
 )
 from tito.course import student
-from tito.course.catalogue import region_functions
+from tito.course.catalogue import load, region_functions
 from tito.course.grading import feedback
 from tito.course.grading.host import autograde
 from tito.course.settings import Course
@@ -64,7 +66,7 @@ PIPELINE_BUGS = [
     "step-lr-one-epoch-early",
 ]
 PIPELINE_BUGS_STUDENT = "pipeline-bugs"
-BUG_FIELDS = {"id", "mistake", "region", "index", "caught_by", "code"}
+BUG_FIELDS = {"id", "mistake", "region", "index", "caught_by", "touches", "code"}
 
 
 def _cells(nb) -> dict:
@@ -100,9 +102,9 @@ def test_catalogue_entries_have_exactly_the_documented_fields():
     id_format = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
     for bug in BUGS:
         fields = set(bug)
-        assert {"id", "mistake", "region", "caught_by", "code"} <= fields <= BUG_FIELDS, (
-            f"bug entry {bug.get('id')}: fields {sorted(bug)}"
-        )
+        assert (
+            {"id", "mistake", "region", "caught_by", "touches", "code"} <= fields <= BUG_FIELDS
+        ), f"bug entry {bug.get('id')}: fields {sorted(bug)}"
         assert isinstance(bug["caught_by"], list) and bug["caught_by"], (
             f"bug {bug['id']}: caught_by must be a non-empty list"
         )
@@ -186,6 +188,47 @@ def test_the_diagnosis_names_nothing_for_the_alternatives_or_the_reference():
         assert found == {}, (alternative["id"], found)
 
 
+def test_each_wrong_version_is_the_reference_but_for_its_one_mistake():
+    """A wrong version makes one mistake, so that a student who makes only that one is named: on
+    every probe call its `touches` expression (over the call's arguments, as they were before it)
+    says the mistake does not reach, it answers as the reference does; on the calls it reaches,
+    it differs somewhere."""
+    from tito.course.catalogue import answers, exported, fingerprint_function, wrong_version
+
+    course = Course()
+    m = course.module("06")
+    reference = nbformat.read(course.source_notebook(m), as_version=4)
+    catalogue = load(m.mistakes.read_text(encoding="utf-8"))
+    fingerprint, names = fingerprint_function(reference), region_functions(reference)
+
+    def probed(namespace, region):
+        """(the bound arguments of each call the probe makes, the answer to each)."""
+        function, calls = namespace[names[region]], []
+        signature = inspect.signature(function)
+
+        def call(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            calls.append(copy.deepcopy(dict(bound.arguments)))  # as they were before the call
+            return function(*args, **kwargs)
+
+        with np.errstate(all="ignore"):
+            return calls, answers(catalogue.probes[region], call, namespace)
+
+    trusted = exported(reference)
+    reference_answers = {region: probed(trusted, region) for region in catalogue.probes}
+    for bug in catalogue.mistakes:
+        calls, theirs = reference_answers[bug["region"]]
+        _, wrong = probed(wrong_version(reference, bug), bug["region"])
+        assert len(wrong) == len(theirs) == len(calls), bug["id"]
+        # `touches` reads the call's arguments, and may call the reference's functions on them
+        touched = [eval(bug["touches"], {**trusted, "math": math}, copy.deepcopy(c)) for c in calls]
+        alike = [fingerprint([a]) == fingerprint([b]) for a, b in zip(wrong, theirs)]
+        untouched_differ = [i for i, (t_, a) in enumerate(zip(touched, alike)) if not t_ and not a]
+        assert untouched_differ == [], (bug["id"], [calls[i] for i in untouched_differ[:2]])
+        assert not all(a for t_, a in zip(touched, alike) if t_), (bug["id"], "reaches nothing")
+
+
 def _plain(value):
     """What a function is given, as plain data to compare calls by: numbers as floats, arrays by
     their values in order (whatever their shape), a Tensor by its values and its gradient's, and
@@ -214,7 +257,7 @@ def test_no_probe_call_is_one_that_only_a_hidden_test_makes():
     code on a hidden input. Every call each graded cell's visible and hidden parts make to a
     student's function is recorded (arguments bound to their names), then every call the probes
     make: none is a call that only hidden parts make."""
-    from tito.course.catalogue import answers, exported, load, region_functions
+    from tito.course.catalogue import answers, exported
     from tito.course.grading.messages import parts
     from tito.course.notebooks import is_grade_cell, is_test_support_cell
 
