@@ -74,8 +74,7 @@ def describe_difference(actual, expected) -> str:
         diff = np.where(same, 0.0, np.abs(a - e))
     diff = np.where(np.isnan(diff), np.inf, diff)  # nan against a number counts as furthest
     i = np.unravel_index(int(np.argmax(diff)), diff.shape)
-    at = i[0] if a.ndim == 1 else tuple(int(k) for k in i)
-    where = "" if a.ndim == 0 else f" at index {at}"
+    where = "" if a.ndim == 0 else f" at index {i[0] if a.ndim == 1 else tuple(map(int, i))}"
     return f" (largest difference {diff[i]:.3g}{where}: {float(a[i])!r}, expected {float(e[i])!r})"
 
 
@@ -108,22 +107,28 @@ def answer(call):
 
 def fingerprint(answers) -> str:
     """A digest of a probe's answers, alike for answers that mean the same: numbers to 30
-    significant bits (about 9 digits; binary, so that exact decimals do not sit on a rounding
-    edge) but to no finer step than 2**-40 (about 1e-12), and a non-finite result the same as a
-    raised arithmetic error."""
+    significant bits (binary: exact decimals sit on no rounding edge) and to 2**-40 at finest, a
+    non-finite result the same as a raised arithmetic error. Lists are read 4 deep, 1,000 in all."""
+    lists = [0]
+
     def plain(x, depth=0):
         if x is None or isinstance(x, (bool, np.bool_, str)):
             return x if not isinstance(x, np.bool_) else bool(x)
-        if isinstance(x, (list, tuple)):  # an answer nests a few short lists, never more
-            return [plain(v, depth + 1) for v in x] if depth < 4 and len(x) <= 100 else "odd"
+        if isinstance(x, (list, tuple)):  # an answer nests a few short lists, never many
+            lists[0] += 1
+            ok = depth < 4 and len(x) <= 100 and lists[0] <= 1000
+            return [plain(v, depth + 1) for v in x] if ok else "odd"
         try:
-            a = np.asarray(x, dtype=np.float64)
+            a = np.asarray(x)
+            if a.dtype.kind not in "biuf":  # complex, text, objects (an int no float holds)
+                return f"a {type(x).__name__}"
+            a = a.astype(np.float64)
             if not np.isfinite(a).all():
                 return "non-finite"
             exponent = np.maximum(np.frexp(a)[1], -10)  # near 0, equal formulas differ in ulps
             rounded = np.ldexp(np.round(np.ldexp(a, 30 - exponent)), exponent - 30) + 0.0
             return [list(a.shape), rounded.ravel().tolist()]  # (+ 0.0: no -0.0)
-        except Exception:  # not numbers, or not floats (an int of 400 digits)
+        except Exception:  # an object numpy cannot read
             return f"a {type(x).__name__}"
 
     def meaning(x):
@@ -138,8 +143,7 @@ def fingerprint(answers) -> str:
 
 
 def known_mistake(function) -> str:
-    """' Your F behaves like a known mistake: ...' if F answers its probe as a catalogued wrong
-    version does, else ''."""
+    """' Your F behaves like a known mistake: ...' if F answers its probe as one does, else ''."""
     if __name__ != "__main__" or function is None:
         return ""
     try:
@@ -160,8 +164,7 @@ def known_mistake(function) -> str:
 def sgd_steps(grads, param=(1.0, -2.0, 0.5), **options):
     """(param, state) after one sgd_step per gradient (lr=0.1, no momentum unless `options` say)."""
     param, state, scratch = np.array(param), {}, np.zeros(len(param))
-    options = {"lr": 0.1, "momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0,
-               "nesterov": False, **options}
+    options = dict(lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False) | options
     for g in grads:
         sgd_step(param, np.array(g), state, **options, scratch=scratch)
     return param, state
@@ -171,16 +174,14 @@ def adam_steps(kernel, grads, param=(1.0, -2.0, 0.5), **options):
     """(param, state) after one `kernel` (adam_step or adamw_step) update per gradient."""
     param, scratch = np.array(param), np.zeros(len(param))
     state = {"step": 0, "exp_avg": np.zeros_like(param), "exp_avg_sq": np.zeros_like(param)}
-    options = {"lr": 0.1, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
-               **options}
+    options = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0) | options
     for g in grads:
         kernel(param, np.array(g), state, **options, scratch=scratch)
     return param, state
 
 
 def step_together(optimizer_class, param_grads, **hyperparameters):
-    """(params, optimizer) after one step per row: parameter i starts at [1, -1] and gets
-    param_grads[i][t] (or None) at step t."""
+    """(params, optimizer) after a step per row: param i from [1, -1] gets param_grads[i][t]."""
     params = [Tensor(np.array([1.0, -1.0]), requires_grad=True) for _ in param_grads]
     opt = optimizer_class(params, **hyperparameters)
     for t in range(len(param_grads[0])):
@@ -191,8 +192,7 @@ def step_together(optimizer_class, param_grads, **hyperparameters):
 
 
 def trajectory(optimizer_class, steps, **hyperparameters):
-    """The parameter after each step from [0.7, -1.3, 2.1], with gradient p * (p * p + 1) + 0.1 t
-    at step t."""
+    """The parameter after each step from [0.7, -1.3, 2.1]; gradient p * (p * p + 1) + 0.1 t."""
     p = Tensor(np.array([0.7, -1.3, 2.1]), requires_grad=True)
     opt = optimizer_class([p], **hyperparameters)
     path = []
@@ -1592,9 +1592,8 @@ def make_spirals(rng):
 
 
 def train_spirals(make_optimizer, make_scheduler, steps=200, seed=0, max_norm=1.0):
-    """Train a 2-64-3 MLP on the spirals: per step cross-entropy, backward, clipping to max_norm,
-    an optimizer step and a scheduler step. Returns (history of loss, lr, grad_norm; final loss;
-    accuracy)."""
+    """Train a 2-64-3 MLP on the spirals (per step: cross-entropy, backward, clipping, an optimizer
+    and a scheduler step). Returns (history of loss, lr, grad_norm; final loss; accuracy)."""
     rng = np.random.default_rng(seed)
     X, labels = make_spirals(rng)
     model = Sequential(Linear(2, 64, rng=rng), Tensor.relu, Linear(64, 3, rng=rng))

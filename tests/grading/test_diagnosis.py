@@ -65,13 +65,26 @@ CYCLE.append(CYCLE)
         _nested(10_000),
         CYCLE,
         list(range(500_000)),  # what a 1 MB reply can hold
+        [[[list(range(100))] * 100] * 100],  # a million numbers in short lists
+        np.array([1 + 2j]),
     ],
-    ids=["dict", "object-array", "object", "list-of-odd", "huge-int", "deep", "cycle", "long"],
+    ids=[
+        "dict",
+        "object-array",
+        "object",
+        "list-of-odd",
+        "huge-int",
+        "deep",
+        "cycle",
+        "long",
+        "wide",
+        "complex",
+    ],
 )
 def test_values_a_student_left_are_fingerprinted_without_raising(odd):
     """A student's function answers the probe in the judge; what it returns is fingerprinted by
-    trusted code, so nothing it can return may raise there (lists are read four deep and 100
-    long at most, so none costs much either)."""
+    trusted code, so nothing it can return may raise there or cost much: lists are read four
+    deep, 100 long and 1,000 in all at most."""
     assert len(fp(odd)) == 20 and fp(odd) != fp(np.zeros(2))
 
 
