@@ -178,8 +178,11 @@ def test_a_batch_killed_at_any_point_shows_no_hidden_test_and_grading_again_give
     seen: set[int] = set()  # every process below the batch (the job and its jails)
     while not reached(course, STUDENTS[0], proc.pid) and proc.poll() is None:
         assert time.monotonic() < deadline, f"{point} was never reached"
-        seen.update(processes.tree(proc.pid)[1:])
-        time.sleep(0.005)
+        if point == "in_the_commit":  # the batch kills itself: note what it started meanwhile
+            seen.update(processes.tree(proc.pid)[1:])
+            time.sleep(0.005)
+        else:  # nbgrader's staged copy lives for milliseconds: look often, and at nothing else
+            time.sleep(0.0002)
     if point == "in_the_commit":
         assert proc.wait(timeout=300) == -signal.SIGKILL  # killed itself in the commit
         assert not (root / "autograded" / STUDENTS[0] / "06_optimizers" / "grading.json").exists()
