@@ -108,15 +108,15 @@ def answer(call):
 def fingerprint(answers) -> str:
     """A digest of a probe's answers, alike for answers that mean the same: numbers to 30
     significant bits (binary: exact decimals sit on no rounding edge) and to 2**-40 at finest, a
-    non-finite result the same as a raised arithmetic error. Lists are read 4 deep, 1,000 in all."""
-    lists = [0]
+    non-finite result the same as a raised arithmetic error. Lists: 4 deep, 10,000 items in all."""
+    read = [0]  # list items read: an answer holds a few hundred; a hostile one is cut short
 
     def plain(x, depth=0):
         if x is None or isinstance(x, (bool, np.bool_, str)):
             return x if not isinstance(x, np.bool_) else bool(x)
         if isinstance(x, (list, tuple)):  # an answer nests a few short lists, never many
-            lists[0] += 1
-            ok = depth < 4 and len(x) <= 100 and lists[0] <= 1000
+            read[0] += len(x)
+            ok = depth < 4 and len(x) <= 100 and read[0] <= 10_000
             return [plain(v, depth + 1) for v in x] if ok else "odd"
         try:
             a = np.asarray(x)

@@ -84,7 +84,7 @@ CYCLE.append(CYCLE)
 def test_values_a_student_left_are_fingerprinted_without_raising(odd):
     """A student's function answers the probe in the judge; what it returns is fingerprinted by
     trusted code, so nothing it can return may raise there or cost much: lists are read four
-    deep, 100 long and 1,000 in all at most."""
+    deep, 100 long and 10,000 items in all at most."""
     assert len(fp(odd)) == 20 and fp(odd) != fp(np.zeros(2))
 
 
