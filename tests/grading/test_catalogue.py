@@ -337,6 +337,10 @@ def batch(graded_course, request):
     }
     start = time.monotonic()
     outcomes = {o.student: o for o in autograde(course, m, list(pipeline), workers=2)}
+    # A machine too busy to grade (another test file's batch on the other worker) fails an
+    # outcome and scores nothing; what the grader then asks for is grading it again.
+    busy = [s for s, o in outcomes.items() if o.status == "failed"]
+    outcomes.update({o.student: o for o in autograde(course, m, busy, workers=1)} if busy else {})
     tasks = {
         **{("judge", name): ("judge", nb, None, False) for name, nb in checked.items()},
         ("judge", PIPELINE_BUGS_STUDENT): ("judge", several_bugs, None, False),
@@ -374,7 +378,8 @@ def batch(graded_course, request):
         f"{accepted}/{len(ALTERNATIVES)} alternatives accepted, "
         f"{zero}/{len(NO_WORK)} no-work submissions at 0, "
         f"untouched student version {untouched.score:g}/{untouched.max_score:g}; "
-        f"{len(pipeline)} submissions through the pipeline, {len(checked)} through the judge "
+        f"{len(pipeline)} submissions through the pipeline ({len(busy)} graded again after a "
+        f"busy machine failed them), {len(checked)} through the judge "
         f"and the check in {seconds:.0f} s",
     )
     cells = sum(len(r) for r in rows.values())
