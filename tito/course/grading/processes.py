@@ -25,7 +25,6 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 PERIOD = 0.05  # seconds between two samples of the memory watch
 PROBE_SECONDS = 1.0  # a kernel run's starvation is judged per this many seconds
@@ -33,12 +32,29 @@ LOOK_SECONDS = 0.2  # a call past its time is watched this long before it is jud
 OVERTIME = 8  # a call kept waiting for a CPU may take this many times its time limit
 
 
-def _stat_fields(pid: int | str) -> list[str] | None:
+def _proc_file(path: str) -> bytes | None:
+    """A file under /proc as bytes (None: the process is gone). Bytes, not text: a process names
+    itself (its comm, in stat and status) with any bytes, UTF-8 or not."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
-    return text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": state, ppid, ...
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _stat_fields(pid: int | str) -> list[bytes] | None:
+    data = _proc_file(f"/proc/{pid}/stat")
+    if not data:
+        return None
+    return data[data.rindex(b")") + 2 :].split()  # after "pid (comm) ": state, ppid, ...
 
 
 def tree(pid: int) -> list[int]:
@@ -58,12 +74,9 @@ def memory_mb(pids: list[int]) -> float:
     """Anonymous and shared-memory pages held by `pids` (a page two of them map counts twice)."""
     total_kb = 0
     for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith(("RssAnon:", "RssShmem:")):
-                    total_kb += int(line.split()[1])
-        except (OSError, ValueError):  # gone meanwhile
-            pass
+        for line in (_proc_file(f"/proc/{pid}/status") or b"").splitlines():  # b"": gone
+            if line.startswith((b"RssAnon:", b"RssShmem:")):
+                total_kb += int(line.split()[1])
     return total_kb / 1024
 
 
@@ -101,7 +114,7 @@ STATE_SAMPLES = 10  # looks at the threads' states per judged interval
 def state(pid: int) -> str | None:
     """The process's state letter (R running, S sleeping, Z exited and not yet reaped, ...)."""
     fields = _stat_fields(pid)
-    return fields[0] if fields else None
+    return fields[0].decode("ascii") if fields else None
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -126,7 +139,7 @@ def _runnable(pids: list[int]) -> bool:
             continue
         for tid in tids:
             fields = _stat_fields(f"{p}/task/{tid}")
-            if fields is not None and fields[0] == "R":
+            if fields is not None and fields[0] == b"R":
                 return True
     return False
 
@@ -134,8 +147,8 @@ def _runnable(pids: list[int]) -> bool:
 def _autogroup_nice(pid: int | str) -> int:
     """The nice value of the process's autogroup (0 where the kernel has none)."""
     try:  # "/autogroup-51 nice 0"
-        return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
-    except (OSError, ValueError, IndexError):
+        return int((_proc_file(f"/proc/{pid}/autogroup") or b"").split()[-1])
+    except (ValueError, IndexError):
         return 0
 
 
