@@ -44,14 +44,15 @@ def make_course_copy(dest: Path, **grading) -> Path:
 def graded_course(tmp_path_factory):
     """A course copy with the 06 student version generated (gradebook included) and short limits.
 
-    The slowest graded cell takes under 3 s in the judge on a loaded machine; a runaway cell
-    burns its whole timeout, so the timeout is kept short."""
+    The slowest graded cell takes under 1 s in the judge on a quiet machine, and the judge waits
+    for a call the machine holds back (processes.Allowance); a runaway cell burns its whole
+    timeout, so the timeout is kept short."""
     from tito.course.generate import generate
     from tito.course.settings import Course
 
     root = make_course_copy(
         tmp_path_factory.mktemp("course"),
-        cell_timeout_seconds=15,
+        cell_timeout_seconds=6,
         memory_limit_mb=2500,
         submission_timeout_seconds=400,
         max_processes=64,

@@ -9,7 +9,8 @@ score 0. The bugs are packed (catalogue_runs.py): no two in a submission share a
 catching cell, so a failing named cell and a diagnosis stay each bug's own.
 
 The same submissions go through the check that `tito module complete` runs and through the
-judge a second time with the tests as released (hidden parts left out). Cell by cell:
+judge a second time with the tests as released (hidden parts left out; only the cells that
+have them, since every other test cell is released as written). Cell by cell:
 - the check agrees with the judge on the released tests, every cell;
 - the check agrees with the grader on every cell that has no hidden tests;
 - where they differ on a cell with hidden tests, the check passed, the grader failed, and the
@@ -335,6 +336,23 @@ def batch(graded_course, request):
         and c.cell_type == "code"
         and student.has_hidden_tests(c.source)
     }
+    # As released, a test cell without hidden tests is what the instructor wrote. The judge runs
+    # the cells in order in one student process, and a bug may keep state from cell to cell: the
+    # judge as released runs every cell up to the last one with hidden tests. The cells after it
+    # (the training runs) are judged once, by the grader; the check is held against that verdict.
+    instructor = _cells(nbformat.read(course.source_notebook(m), as_version=4))
+    graded = [
+        gid
+        for gid, c in _cells(release).items()
+        if c.cell_type == "code" and c.metadata["nbgrader"].get("grade")
+    ]
+    assert {
+        gid
+        for gid in graded
+        if not instructor[gid].metadata["nbgrader"].get("solution")
+        and _cells(release)[gid].source != instructor[gid].source
+    } == hidden
+    up_to_hidden = graded[: max(graded.index(gid) for gid in hidden) + 1]
     start = time.monotonic()
     outcomes = {o.student: o for o in autograde(course, m, list(pipeline), workers=2)}
     # A machine too busy to grade (another test file's batch on the other worker) fails an
@@ -344,7 +362,7 @@ def batch(graded_course, request):
     tasks = {
         **{("judge", name): ("judge", nb, None, False) for name, nb in checked.items()},
         ("judge", PIPELINE_BUGS_STUDENT): ("judge", several_bugs, None, False),
-        **{("released", name): ("judge", nb, None, True) for name, nb in checked.items()},
+        **{("released", name): ("judge", nb, up_to_hidden, True) for name, nb in checked.items()},
         **{("check", name): ("check", nb) for name, nb in checked.items()},
     }
     runs = run_all(course, tasks)
@@ -352,7 +370,8 @@ def batch(graded_course, request):
     judged = {name: runs["judge", name] for name in [*checked, PIPELINE_BUGS_STUDENT]}
     rows = {}
     for name in checked:
-        released = {c.grade_id: c.judge for c in runs["released", name].cells}
+        released = {c.grade_id: c.judge for c in judged[name].cells}
+        released.update({c.grade_id: c.judge for c in runs["released", name].cells})
         rows[name] = {
             c.grade_id: (runs["check", name][0][c.grade_id], c.judge, released[c.grade_id])
             for c in judged[name].cells

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tito.course.grading import cluster
 from tito.course.grading.host import autograde
 from tito.course.settings import CourseError
 
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).parents[2] / "examples" / "submissions"
 
 
-def test_an_unreachable_scheduler_is_refused_before_anything_is_written(graded_course):
+def test_an_unreachable_scheduler_is_refused_before_anything_is_written(graded_course, monkeypatch):
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1)  # nothing listens: no need to wait 10 s
     course, m = graded_course, graded_course.module("06")
     path = course.root / "submitted" / "unreached" / m.name / f"{m.notebook}.ipynb"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -74,7 +74,7 @@ WATCHED = "bubblewrap, seccomp, memory watch (2500 MB in all, user pages only), 
 def _grade_unprivileged(laptop: Path) -> dict:
     root = make_course_copy(
         laptop / "course",
-        cell_timeout_seconds=30,
+        cell_timeout_seconds=10,
         memory_limit_mb=2500,
         submission_timeout_seconds=400,
         max_processes=64,
