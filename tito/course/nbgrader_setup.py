@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
-import sys
 from pathlib import Path
 
 from traitlets.config import Config
@@ -89,16 +87,29 @@ def gradebook(course: Course, course_root: Path | None = None):
     # nbgrader: a second to import, paid only by the commands that use it
     from nbgrader.api import Gradebook
 
-    tools_on_path()
+    stamp_in_process()
     return Gradebook(gradebook_url(course, course_root), course.course_id)
 
 
-def tools_on_path() -> None:
-    """nbgrader runs the `alembic` executable installed beside it; make sure that folder is on
-    PATH even when tito was started as .venv/bin/tito without activating the environment."""
-    bindir = str(Path(sys.executable).parent)
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+def alembic_head() -> str:
+    """The revision of nbgrader's gradebook schema, read by alembic's API from nbgrader's
+    migration scripts: what `alembic heads` prints for them."""
+    import nbgrader
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(Path(nbgrader.__file__).parent / "alembic"))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def stamp_in_process() -> None:
+    """nbgrader stamps a new gradebook with its schema's revision, which it reads by running the
+    `alembic` command: a Python process of its own, about 4 s on a 2-core machine. The same
+    revision is read here, in this process (nbgrader.api.get_alembic_version is what it calls)."""
+    import nbgrader.api
+
+    nbgrader.api.get_alembic_version = alembic_head
 
 
 def api(course: Course, course_root: Path | None = None, config: Config | None = None):
@@ -106,7 +117,7 @@ def api(course: Course, course_root: Path | None = None, config: Config | None =
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
-    tools_on_path()
+    stamp_in_process()
     config = config or nbgrader_config(course, course_root)
     coursedir = CourseDirectory(config=config)
     a = NbGraderAPI(coursedir, config=config)
