@@ -94,6 +94,7 @@ def gradebook(course: Course, course_root: Path | None = None):
 def alembic_head() -> str:
     """The revision of nbgrader's gradebook schema, read by alembic's API from nbgrader's
     migration scripts: what `alembic heads` prints for them."""
+    # nbgrader and alembic: a second to import, paid only when a gradebook is made
     import nbgrader
     from alembic.config import Config as AlembicConfig
     from alembic.script import ScriptDirectory
@@ -107,7 +108,7 @@ def stamp_in_process() -> None:
     """nbgrader stamps a new gradebook with its schema's revision, which it reads by running the
     `alembic` command: a Python process of its own, about 4 s on a 2-core machine. The same
     revision is read here, in this process (nbgrader.api.get_alembic_version is what it calls)."""
-    import nbgrader.api
+    import nbgrader.api  # a second to import, paid only by the commands that use nbgrader
 
     nbgrader.api.get_alembic_version = alembic_head
 
