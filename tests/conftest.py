@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import tito  # noqa: F401 (before any test module imports nbformat: see tito/__init__.py)
+
 REPO = Path(__file__).resolve().parents[1]
 # The hostile-submission tests fail when any file of the environment changes during a batch,
 # so neither the test processes nor anything they start (the `tito` command, kernels, Dask

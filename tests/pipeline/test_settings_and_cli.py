@@ -168,6 +168,7 @@ def test_every_command_group_has_help(args):
 def test_tito_test_checks_what_the_grader_checks_and_leaves_out_the_allocation_tests():
     """The allocation-free property of the reference kernels is not graded, so a student's `tito
     test` skips it."""
+    import os
     import re
     import subprocess
     import sys
@@ -194,12 +195,17 @@ def test_tito_test_checks_what_the_grader_checks_and_leaves_out_the_allocation_t
     assert {line.split("::")[0] for line in collected.stdout.splitlines() if "::" in line} == {
         "tests/06_optimizers/test_optimizers_allocations.py"
     }
+    # What `tito test` selects, collected only: the suite itself runs these tests already.
     result = subprocess.run(
         [str(Path(sys.executable).parent / "tito"), "test", "06"],
         cwd=root,
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, "PYTEST_ADDOPTS": "--collect-only"},
     )
     assert result.returncode == 0, result.stdout[-2000:]
-    assert f"{instructor_only} deselected" in result.stdout
+    selected = {line.split("::")[0] for line in result.stdout.splitlines() if "::" in line}
+    assert "tests/06_optimizers/test_optimizers_allocations.py" not in selected
+    assert "tests/06_optimizers/test_optimizers_unit.py" in selected
+    assert f"({instructor_only} deselected)" in result.stdout
