@@ -13,10 +13,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.conftest import make_course_copy
 from tito.course.grading.collect import collect
 from tito.course.settings import Course, CourseError
+from tito.main import app
 
 
 def _zip(path, members):
@@ -220,25 +222,19 @@ def test_collect_names_every_entry_that_is_not_a_regular_file_and_never_blocks(
 
 
 def test_collect_exits_0_when_all_is_collected_and_1_with_a_reason_when_nothing_is(
-    tmp_path, course_root
+    tmp_path, course_root, monkeypatch
 ):
     root = course_root
     archive = _zip(tmp_path / "lms.zip", {"carol.ipynb": b"{}"})
-    tito = [str(Path(sys.executable).parent / "tito"), "nbgrader", "collect", "06", str(archive)]
-    first = subprocess.run(tito, cwd=root, capture_output=True, text=True, timeout=60)
-    assert (first.returncode, first.stdout.splitlines()[-1]) == (
+    monkeypatch.chdir(root)
+    runner, collect = CliRunner(), ["nbgrader", "collect", "06", str(archive)]
+    first = runner.invoke(app, collect)
+    assert (first.exit_code, first.stdout.splitlines()[-1]) == (
         0,
         "1 submission(s) collected into submitted/",
     )
-    again = subprocess.run(
-        tito,
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert again.returncode == 1
+    again = runner.invoke(app, collect, env={"COLUMNS": "200"})
+    assert again.exit_code == 1
     assert (
         "skipped carol.ipynb: carol already has a submission (use --force to replace it)"
         in again.stdout
@@ -249,8 +245,10 @@ def test_collect_exits_0_when_all_is_collected_and_1_with_a_reason_when_nothing_
     )
     fifo = tmp_path / "download.zip"
     os.mkfifo(fifo)
+    # A command of its own, with a time limit: a read that blocked would hang this test.
+    tito = [str(Path(sys.executable).parent / "tito"), *collect[:-1], str(fifo)]
     piped = subprocess.run(
-        tito[:-1] + [str(fifo)],
+        tito,
         cwd=root,
         capture_output=True,
         text=True,
@@ -278,18 +276,11 @@ def test_collect_exits_0_when_all_is_collected_and_1_with_a_reason_when_nothing_
     ],
 )
 def test_a_command_that_needs_grades_before_autograde_says_what_to_run_first(
-    course_root, command, says
+    course_root, command, says, monkeypatch
 ):
     """In a course copy nothing was generated or graded in: a one-line error, no traceback, exit
     1."""
-    tito = Path(sys.executable).parent / "tito"
-    proc = subprocess.run(
-        [str(tito), "nbgrader", command, "06"],
-        cwd=course_root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "400"},
-    )
-    assert (proc.returncode, proc.stdout) == (1, ""), proc.stderr
-    assert re.fullmatch(f"error: {says}", proc.stderr.strip()), proc.stderr
+    monkeypatch.chdir(course_root)
+    result = CliRunner().invoke(app, ["nbgrader", command, "06"], env={"COLUMNS": "400"})
+    assert (result.exit_code, result.stdout) == (1, ""), result.stderr
+    assert re.fullmatch(f"error: {says}", result.stderr.strip()), result.stderr
