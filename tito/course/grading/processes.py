@@ -74,7 +74,9 @@ def memory_mb(pids: list[int]) -> float:
     """Anonymous and shared-memory pages held by `pids` (a page two of them map counts twice)."""
     total_kb = 0
     for pid in pids:
-        for line in (_proc_file(f"/proc/{pid}/status") or b"").splitlines():  # b"": gone
+        # Lines end with \n only: the kernel escapes \n in the process's name, not \r, so a
+        # name can hold "\rRssAnon: ..." (bytes.splitlines would make that a line of its own).
+        for line in (_proc_file(f"/proc/{pid}/status") or b"").split(b"\n"):  # b"": gone
             if line.startswith((b"RssAnon:", b"RssShmem:")):
                 total_kb += int(line.split()[1])
     return total_kb / 1024
@@ -92,8 +94,11 @@ class MemoryWatch:
 
     def _run(self) -> None:
         while self.proc.poll() is None:
-            used = memory_mb(tree(self.proc.pid))
-            self.peak_mb = max(self.peak_mb, used)
+            try:
+                used = memory_mb(tree(self.proc.pid))
+                self.peak_mb = max(self.peak_mb, used)
+            except Exception:  # a watch that cannot read the tree cannot bound it: stop it
+                used = math.inf
             if used > self.limit_mb:
                 self.hit = True
                 try:
