@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 AXE_VERSION := 4.14.1
 AXE    := $(VENV)/axe/node_modules/axe-core/axe.min.js
 TITO   := $(BIN)/tito
-# Tools that the installed packages call by name (nbgrader runs `alembic`) come from the venv.
+# A command an installed package starts by name is the venv's copy.
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install demo lint test test-fast bench clean-demo

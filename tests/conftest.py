@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import tito  # noqa: F401 (before any test module imports nbformat: see tito/__init__.py)
-
 REPO = Path(__file__).resolve().parents[1]
 # The hostile-submission tests fail when any file of the environment changes during a batch,
 # so neither the test processes nor anything they start (the `tito` command, kernels, Dask
@@ -20,6 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 # another test file runs beside the batch.
 sys.dont_write_bytecode = True
 os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+# Before any test module imports nbformat (tito/__init__.py says why).
+import tito  # noqa: E402, F401
 
 
 def make_course_copy(dest: Path, **grading) -> Path:

@@ -9,8 +9,9 @@ score 0. The bugs are packed (catalogue_runs.py): no two in a submission share a
 catching cell, so a failing named cell and a diagnosis stay each bug's own.
 
 The same submissions go through the check that `tito module complete` runs and through the
-judge a second time with the tests as released (hidden parts left out; only the cells that
-have them, since every other test cell is released as written). Cell by cell:
+judge a second time with the tests as released (hidden parts left out), up to the last cell
+with hidden tests; the cells after it are released as written, and the grader's verdict stands
+for them. Cell by cell:
 - the check agrees with the judge on the released tests, every cell;
 - the check agrees with the grader on every cell that has no hidden tests;
 - where they differ on a cell with hidden tests, the check passed, the grader failed, and the
@@ -370,6 +371,7 @@ def batch(graded_course, request):
     judged = {name: runs["judge", name] for name in [*checked, PIPELINE_BUGS_STUDENT]}
     rows = {}
     for name in checked:
+        assert [c.grade_id for c in runs["released", name].cells] == up_to_hidden
         released = {c.grade_id: c.judge for c in judged[name].cells}
         released.update({c.grade_id: c.judge for c in runs["released", name].cells})
         rows[name] = {

@@ -68,6 +68,7 @@ def unprivileged_batch():
         shutil.rmtree(laptop, ignore_errors=True)
 
 
+BUSY = "the grading machine was busy"
 WATCHED = "bubblewrap, seccomp, memory watch (2500 MB in all, user pages only), no CPU quota"
 
 
@@ -126,15 +127,25 @@ def _grade_unprivileged(laptop: Path) -> dict:
     retry = unprivileged.run(
         [*tito, "--retry-failed"], cwd=root, env=env, needed=[REPO, root], timeout=900
     )
+    after_retry = {s: load_outcome(course, root, m, s) for s in paths}
+    # The retry may meet a busy machine too (another test file's batch beside it): then it asks
+    # for the same again, at most twice more here.
+    outcomes, retries = after_retry, 1
+    while retries < 3 and any(BUSY in o.reason for o in outcomes.values() if o.status == "failed"):
+        unprivileged.run(
+            [*tito, "--retry-failed"], cwd=root, env=env, needed=[REPO, root], timeout=900
+        )
+        outcomes, retries = {s: load_outcome(course, root, m, s) for s in paths}, retries + 1
     lingering = processes_with(hostile.MARKER)
     after = snapshot(course, tmpdir)
-    outcomes = {s: load_outcome(course, root, m, s) for s in paths}
     return dict(
         course=course,
         refused=refused,
         written_when_refused=written_when_refused,
         proc=proc,
         retry=retry,
+        after_retry=after_retry,
+        retries=retries,
         first=first,
         outcomes=outcomes,
         before=before,
@@ -183,7 +194,7 @@ def test_unprivileged_grading_keeps_each_job_to_its_own_resources(unprivileged_b
     failed with the reason (never scored lower) and graded by --retry-failed."""
     b = unprivileged_batch
     check_resources(b["course"], b["outcomes"], *b["keys"])
-    busy = "the grading machine was busy"
+    busy = BUSY
     first, final = b["first"], b["outcomes"]
     assert (
         first[HONEST].status == "graded"
@@ -198,7 +209,8 @@ def test_unprivileged_grading_keeps_each_job_to_its_own_resources(unprivileged_b
         s for s, o in first.items() if o.status == "failed" and busy not in o.reason
     }
     assert {s for s, o in final.items() if o.status == "failed"} == expected_failures
-    assert b["retry"].returncode == (3 if expected_failures else 0), b["retry"].stdout[-2000:]
+    still_failed = any(o.status == "failed" for o in b["after_retry"].values())
+    assert b["retry"].returncode == (3 if still_failed else 0), b["retry"].stdout[-2000:]
     regraded = set(re.findall(r"^│ (\S+) +│", b["retry"].stdout, re.M)) - {"student"}
     assert regraded == {
         s for s, o in first.items() if o.status == "failed"
@@ -207,7 +219,8 @@ def test_unprivileged_grading_keeps_each_job_to_its_own_resources(unprivileged_b
         request.config,
         "unprivileged batch with a CPU hog",
         f"{len(starved)} job(s) failed as starved ({', '.join(starved) or 'none'}), "
-        f"all graded by --retry-failed; memory hoard peak {final[HOARD].memory_mb}",
+        f"all graded by --retry-failed ({b['retries']} run(s) of it); memory hoard peak "
+        f"{final[HOARD].memory_mb}",
     )
 
 

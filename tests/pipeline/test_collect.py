@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import make_course_copy
+from tito.commands import common
 from tito.course.grading.collect import collect
 from tito.course.settings import Course, CourseError
 from tito.main import app
@@ -227,13 +228,14 @@ def test_collect_exits_0_when_all_is_collected_and_1_with_a_reason_when_nothing_
     root = course_root
     archive = _zip(tmp_path / "lms.zip", {"carol.ipynb": b"{}"})
     monkeypatch.chdir(root)
+    monkeypatch.setattr(common.console, "_width", 200)  # whatever COLUMNS said at import
     runner, collect = CliRunner(), ["nbgrader", "collect", "06", str(archive)]
     first = runner.invoke(app, collect)
     assert (first.exit_code, first.stdout.splitlines()[-1]) == (
         0,
         "1 submission(s) collected into submitted/",
     )
-    again = runner.invoke(app, collect, env={"COLUMNS": "200"})
+    again = runner.invoke(app, collect)
     assert again.exit_code == 1
     assert (
         "skipped carol.ipynb: carol already has a submission (use --force to replace it)"
@@ -281,6 +283,6 @@ def test_a_command_that_needs_grades_before_autograde_says_what_to_run_first(
     """In a course copy nothing was generated or graded in: a one-line error, no traceback, exit
     1."""
     monkeypatch.chdir(course_root)
-    result = CliRunner().invoke(app, ["nbgrader", command, "06"], env={"COLUMNS": "400"})
+    result = CliRunner().invoke(app, ["nbgrader", command, "06"])
     assert (result.exit_code, result.stdout) == (1, ""), result.stderr
     assert re.fullmatch(f"error: {says}", result.stderr.strip()), result.stderr

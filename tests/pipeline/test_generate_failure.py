@@ -32,10 +32,15 @@ def test_failed_generate_keeps_the_previous_student_version(tmp_path):
 
 
 @pytest.mark.slow  # nbgrader's reading starts a Python process
-def test_a_new_gradebook_is_stamped_with_the_revision_nbgrader_reads_with_alembic(tmp_path):
-    """tito reads the schema's revision in process; nbgrader's own reading runs `alembic`."""
+def test_a_new_gradebook_is_stamped_with_the_revision_nbgrader_reads_with_alembic(
+    tmp_path, monkeypatch
+):
+    """tito reads the schema's revision in process (no `alembic` command on PATH here);
+    nbgrader's own reading runs `alembic`."""
     course = Course(make_course_copy(tmp_path / "repo"))
-    generate(course, course.module("01"))
+    with monkeypatch.context() as without_alembic:
+        without_alembic.setenv("PATH", "/usr/bin:/bin")
+        generate(course, course.module("01"))
     with sqlite3.connect(course.gradebook()) as db:
         stamped = db.execute("SELECT version_num FROM alembic_version").fetchall()
     venv = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
