@@ -54,7 +54,7 @@ def graded_course(tmp_path_factory):
 
     root = make_course_copy(
         tmp_path_factory.mktemp("course"),
-        cell_timeout_seconds=6,
+        cell_timeout_seconds=10,
         memory_limit_mb=2500,
         submission_timeout_seconds=400,
         max_processes=64,
