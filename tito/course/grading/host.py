@@ -650,9 +650,6 @@ def autograde(
     )  # unreachable: refused before anything is written
     run_job = run_job or (cluster.run if cluster else run_in_process)
     workers = workers or (cluster.threads if cluster else 1)
-    # Here, a job's kernel run and judge go side by side when the batch leaves every job a
-    # second CPU; a cluster's workers already have a thread per CPU they give to grading.
-    side_by_side = cluster is None and 2 * workers <= len(os.sched_getaffinity(0))
     if jail:
         if not accept_unbounded_kernel_memory:
             unbounded = (
@@ -746,7 +743,6 @@ def autograde(
             jail,
             mistakes,
             accept_unbounded_kernel_memory,
-            side_by_side,
         )
         result = run_job(job)
         try:

@@ -10,9 +10,6 @@ Two stages, both with the submission's code in a jail (jail.py):
 1. the kernel run: nbclient executes the notebook (jailed/execute.py);
 2. the judge: the instructor's test cells run here, in this trusted process, against the
    student's functions in a jailed process (judge.py, jailed/sandbox.py).
-Neither stage reads what the other did, so with `side_by_side` they run at the same time (a
-thread waits for the kernel run while the judge runs), else one after the other; both end by
-the submission's deadline either way.
 The job needs no shared file system, so `run_in_process` runs it the same in a fresh process
 (`python -m tito.course.grading.job`, a Job as JSON on stdin, the JobResult on stdout) on
 this machine or on a Dask worker (cluster.py). Scores are not decided here: the host
@@ -27,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,7 +39,7 @@ from .jail import (
     kernel_memory_bounded,
     stage_files,
 )
-from .judge import JudgeReport, MachineError, judge
+from .judge import MachineError, judge
 from .processes import CpuWatch
 
 # The address space of the job's own (trusted) process: Python, numpy, the notebooks, the
@@ -69,9 +65,6 @@ class Job:
     # Without a control group the jail's memory limit leaves out kernel memory (jail.py): the
     # job refuses to grade that way unless the instructor accepted it.
     accept_unbounded_kernel_memory: bool = False
-    # The kernel run and the judge at the same time, each on a CPU of its own (the host asks for
-    # it when its batch leaves a CPU free for every job's second stage); else one after the other.
-    side_by_side: bool = False
 
 
 @dataclass
@@ -175,46 +168,27 @@ def run(job: Job) -> JobResult:
         sys.path.insert(0, str(trusted))
         for jail in (kernel_jail, judge_jail):
             jail.add_package(job.package)
-        submission = kernel_jail.add_input("submission.ipynb", job.notebook.encode())
-        seconds: dict[str, float] = {}
-
-        def kernel_stage() -> tuple[str, str, str, bool]:
-            began = time.monotonic()
-            try:
-                return _kernel_run(kernel_jail, submission, deadline)
-            finally:
-                seconds["kernel"] = time.monotonic() - began
-
-        def judge_stage() -> JudgeReport:
-            began = time.monotonic()
-            try:
-                return judge(
-                    nbformat.reads(job.instructor, as_version=4),
-                    nbformat.reads(job.notebook, as_version=4),
-                    judge_jail,
-                    deadline,
-                    tensor_class=job.tensor_class,
-                    mistakes=job.mistakes,
-                )
-            finally:
-                seconds["judge"] = time.monotonic() - began
-
         try:
-            if job.side_by_side:
-                # The stages share nothing but the deadline. Leaving the pool waits for the
-                # kernel run, also when the judge failed (as it would have run first).
-                with ThreadPoolExecutor(1) as pool:
-                    kernel = pool.submit(kernel_stage)
-                    report = judge_stage()
-                executed, note, busy, kernel_started = kernel.result()
-            else:
-                executed, note, busy, kernel_started = kernel_stage()
-                report = judge_stage()
+            executed, note, busy, kernel_started = _kernel_run(
+                kernel_jail,
+                kernel_jail.add_input("submission.ipynb", job.notebook.encode()),
+                deadline,
+            )
+            kernel_done = time.monotonic()
+            report = judge(
+                nbformat.reads(job.instructor, as_version=4),
+                nbformat.reads(job.notebook, as_version=4),
+                judge_jail,
+                deadline,
+                tensor_class=job.tensor_class,
+                mistakes=job.mistakes,
+            )
         except (MachineError, JailError) as e:
             return JobResult("", "", [], [], kernel_jail.isolation, failure=str(e))
         finally:
             kernel_jail.close()
             judge_jail.close()
+        seconds = {"kernel": kernel_done - started, "judge": time.monotonic() - kernel_done}
         jails = {"kernel": kernel_jail, "judge": judge_jail}
         return JobResult(
             executed,
