@@ -10,8 +10,10 @@ catalogue's submissions, cycled) in a fresh temporary course copy:
 - tito with --workers 1 and the jail as it was before its syscall filter and per-jail
   memory and CPU bounds (benchmarks/unbounded_job.py): what those cost;
 - tito on a Dask cluster started here on loopback (a scheduler and two one-thread workers).
-It prints seconds per submission per worker and the scaling efficiency, and fails if any
-tito configuration's per-cell scores differ from another's. The repository is not touched.
+It prints seconds per submission per worker, the CPU seconds the whole machine spent per
+submission (/proc/stat: what a submission costs, however its processes share the cores) and
+the scaling efficiency, and fails if any tito configuration's per-cell scores differ from
+another's. The repository is not touched.
 """
 
 from __future__ import annotations
@@ -64,7 +66,14 @@ def submissions(course: Course, n: int) -> dict[str, nbformat.NotebookNode]:
     return {f"s{i:02d}": pool[i % len(pool)] for i in range(n)}
 
 
-def grade(n: int, how: str, workers: int = 1, scheduler: str = "") -> tuple[float, dict]:
+def machine_cpu() -> float:
+    """CPU seconds the machine has spent busy so far, all cores together (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # idle, iowait
+
+
+def grade(n: int, how: str, workers: int = 1, scheduler: str = "") -> tuple[float, float, dict]:
+    """(wall seconds, machine CPU seconds, per-cell scores) of grading n submissions."""
     with tempfile.TemporaryDirectory() as tmp:
         course = course_copy(Path(tmp))
         m = course.module("06")
@@ -73,7 +82,7 @@ def grade(n: int, how: str, workers: int = 1, scheduler: str = "") -> tuple[floa
             dest = course.root / "submitted" / student / m.name / f"{m.notebook}.ipynb"
             dest.parent.mkdir(parents=True)
             nbformat.write(nb, dest)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), machine_cpu()
         if how == "nbgrader":
             config = nbgrader_config(course)
             config.Autograde.exporter_class = (
@@ -84,7 +93,7 @@ def grade(n: int, how: str, workers: int = 1, scheduler: str = "") -> tuple[floa
                     student
                 ) in subs:  # nbgrader's own autograde, executing the notebook in its kernel
                     api(course, config=config).autograde(m.name, student, force=True, create=True)
-            return time.perf_counter() - start, {}
+            return time.perf_counter() - start, machine_cpu() - cpu, {}
         run_job = (
             (lambda job: run_in_process(job, (str(UNBOUNDED_JOB),))) if how == "unbounded" else None
         )
@@ -97,8 +106,8 @@ def grade(n: int, how: str, workers: int = 1, scheduler: str = "") -> tuple[floa
             jail=how != "unjailed",
             run_job=run_job,
         )
-        elapsed = time.perf_counter() - start
-        return elapsed, {o.student: [c.score for c in o.cells] for o in outcomes}
+        elapsed, spent = time.perf_counter() - start, machine_cpu() - cpu
+        return elapsed, spent, {o.student: [c.score for c in o.cells] for o in outcomes}
 
 
 class LoopbackCluster:
@@ -176,12 +185,13 @@ def main() -> None:
     with LoopbackCluster(2) as cluster:
         rows.append(("tito on Dask, 2 workers", 2, *grade(n, "tito", 2, cluster.address)))
     print(f"cores: {os.cpu_count()}, submissions: {n}")
-    peer = rows[0][2] / n
-    for name, workers, seconds, _ in rows:
+    peer, peer_cpu = rows[0][2] / n, rows[0][3] / n
+    for name, workers, seconds, spent, _ in rows:
         per = seconds * workers / n
         print(
             f"{name:26s} {seconds:7.1f} s  {per:5.2f} s per submission per worker  "
-            f"({per / peer:.2f}x plain nbgrader)"
+            f"({per / peer:.2f}x plain nbgrader), machine CPU {spent / n:5.2f} s per submission "
+            f"({spent / n / peer_cpu:.2f}x)"
         )
     one, unjailed, unbounded = rows[1][2], rows[2][2], rows[3][2]
     print(
@@ -192,12 +202,12 @@ def main() -> None:
         f"the syscall filter and per-jail bounds cost {(one - unbounded) / n:.2f} s per submission "
         f"({one / unbounded:.2f}x without them)"
     )
-    for name, workers, seconds, _ in rows[4:]:
+    for name, workers, seconds, _, _ in rows[4:]:
         print(
             f"{name}: speedup {one / seconds:.2f}x over --workers 1, scaling efficiency "
             f"{one / seconds / workers:.0%}"
         )
-    scores = [r[3] for r in rows[1:]]
+    scores = [r[4] for r in rows[1:]]
     if any(s != scores[0] for s in scores):
         raise SystemExit("per-cell scores differ between configurations")
     print("identical per-cell scores in every tito configuration")
