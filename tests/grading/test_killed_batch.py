@@ -6,10 +6,10 @@ test line is under autograded/ (nbgrader's copy goes to a staging folder, never 
 again, and compares the gradebook's scores, the outcomes and the file for the LMS with those
 of a batch that was never killed: identical. The points are found by watching the course:
 while nbgrader prepares the first submission (its staging folder exists), while the first
-job runs (its process exists), while the first outcome is recorded (its notebook is written,
-the gradebook commit follows), in that gradebook commit (a hook the test adds to the batch's
-Python kills it when SQLAlchemy commits, before the database does), and between the two
-submissions (the first outcome exists).
+job runs (its process, forked by the warm job process, exists), while the first outcome is
+recorded (its notebook is written, the gradebook commit follows), in that gradebook commit (a
+hook the test adds to the batch's Python kills it when SQLAlchemy commits, before the database
+does), and between the two submissions (the first outcome exists).
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ def _staging(course, student, batch):
 
 
 def _job_running(course, student, batch):
-    """A grading job of this batch (a process below it) is running."""
-    return any(b"tito.course.grading.job" in _cmdline(str(p)) for p in processes.tree(batch))
+    """A grading job of this batch is running: the warm job process below it has forked it."""
+    jobs = [p for p in processes.tree(batch) if b"tito.course.grading.job" in _cmdline(str(p))]
+    return len(jobs) >= 2
 
 
 def _recording(course, student, batch):

@@ -3,8 +3,8 @@
 Follow one submission from `host.autograde` to its score:
 - host.py: the queue; nbgrader prepares the submission (no code runs); scores are decided
   and recorded (grading.json, the gradebook) from the job's data.
-- job.py: one submission's job, data in and data out, in a fresh process here or on a Dask
-  worker (cluster.py): the jailed kernel run, then the judge.
+- job.py: one submission's job, data in and data out, in a process of its own here or on a
+  Dask worker (cluster.py): the jailed kernel run, then the judge.
 - judge.py: the instructor's tests in the job's trusted process, against the student's
   functions in a jailed process; jailed/protocol.py is what crosses between them.
 - jail.py: how a process is confined (bubblewrap); jailed/ holds the code that runs inside.

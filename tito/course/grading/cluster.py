@@ -1,8 +1,8 @@
 """Grading jobs on a Dask cluster (`distributed`): the same jobs, run on other machines.
 
 A job carries its inputs as data and returns its result as data (job.py), so a worker needs
-only this project installed, not the course's files. Each job runs in a fresh process on the
-worker (`job.run_in_process`), inside the same jail as locally; only the host that called
+only this project installed, not the course's files. Each job runs in a process of its own on
+the worker (`job.run_in_process`), inside the same jail as locally; only the host that called
 `autograde` writes outcomes and the gradebook. A worker that dies while running a job is
 replaced by the scheduler, which runs the job again elsewhere: a job changes nothing but its
 result, so running it twice is harmless and the host still records it once.
@@ -14,7 +14,7 @@ import uuid
 
 from ..settings import CourseError
 from .jail import kernel_memory_bounded
-from .job import Job, JobResult, run_in_process
+from .job import Job, JobResult, close_warm_processes, run_in_process
 
 CONNECT_SECONDS = 10
 
@@ -69,4 +69,7 @@ class Cluster:
             )
 
     def close(self) -> None:
+        # The workers' warm job processes end with the batch, like this machine's: the next
+        # batch starts them from the grader as installed then. A worker that is gone has none.
+        self.client.run(close_warm_processes, on_error="ignore")
         self.client.close()

@@ -52,7 +52,7 @@ from .diagnosis import load
 from .display import DisplayLimits, for_display, outputs_for_display, without_hidden_tests
 from .files import read_regular
 from .jailed.protocol import load_class
-from .job import Job, JobResult, run_in_process
+from .job import Job, JobResult, close_warm_processes, run_in_process
 from .judge import NOT_RUN_IN_TIME
 from .outcome import OUTCOME_FILE, CellScore, Outcome, digest, load_outcome
 
@@ -634,7 +634,7 @@ def autograde(
 ) -> list[Outcome]:
     """Grade `students`' submissions of module `m`, `workers` at a time; every one gets an Outcome.
 
-    Jobs run in fresh processes on this machine, or on the Dask cluster at `scheduler`
+    Jobs run in processes of their own on this machine, or on the Dask cluster at `scheduler`
     (default: settings.ini's [grading] scheduler; "" for this machine). `workers` defaults
     to 1 here and to the cluster's threads there. `run_job` replaces how a job is run (a
     benchmark's variant). Without a control group for its jails (no root, no delegated group)
@@ -769,6 +769,7 @@ def autograde(
                 if on_done:
                     on_done(done[futures[f]])
     finally:
+        close_warm_processes()
         if cluster:
             cluster.close()
     return [done[s] for s in students]

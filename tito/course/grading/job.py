@@ -10,20 +10,26 @@ Two stages, both with the submission's code in a jail (jail.py):
 1. the kernel run: nbclient executes the notebook (jailed/execute.py);
 2. the judge: the instructor's test cells run here, in this trusted process, against the
    student's functions in a jailed process (judge.py, jailed/sandbox.py).
-The job needs no shared file system, so `run_in_process` runs it the same in a fresh process
-(`python -m tito.course.grading.job`, a Job as JSON on stdin, the JobResult on stdout) on
-this machine or on a Dask worker (cluster.py). Scores are not decided here: the host
-combines the verdicts (host.py).
+The job needs no shared file system, so `run_in_process` runs it the same in a process of its
+own, forked by a warm job process (`python -m tito.course.grading.job`: a Job as a line of JSON
+on stdin, the JobResult on stdout), on this machine or on a Dask worker (cluster.py). Scores
+are not decided here: the host combines the verdicts (host.py).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import select
+import signal
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -208,46 +214,190 @@ def run(job: Job) -> JobResult:
 def run_in_process(
     job: Job, program: tuple[str, ...] = ("-m", "tito.course.grading.job")
 ) -> JobResult:
-    """Run `job` in a fresh process (python -m tito.course.grading.job) that dies with this one.
+    """Run `job` in a process of its own: a child forked for it by a warm job process.
 
     The job's trusted code executes the instructor's test cells; a process of its own keeps
     that apart from whatever calls it (the host's thread pool, a Dask worker). `program` is
     what Python runs (benchmarks/autograde.py runs a variant to measure what the bounds cost).
     """
     limits = GradingLimits(**job.limits)
-    env = {**os.environ, **SINGLE_THREADED, "MPLBACKEND": "Agg"}
-    # -I ignores PYTHON* variables, so -B is needed to keep the job from writing bytecode
-    # next to the installed sources (it writes nothing but its result).
     # The job enforces the submission's time limit itself; this one only catches a grader bug.
     timeout = 2 * limits.submission_timeout_seconds + 60
-    argv = [
-        "setpriv",
-        "--pdeathsig",
-        "KILL",
-        "--",
-        "prlimit",
-        f"--as={TRUSTED_MEMORY_MB << 20}:unlimited",
-        "--",
-        sys.executable,
-        "-I",
-        "-B",
-        *program,
-    ]
+    request = json.dumps(asdict(job)).encode() + b"\n"
+    server = _take_server(program)
     try:
-        proc = subprocess.run(
-            argv,
-            input=json.dumps(asdict(job)),
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
+        try:
+            server.send(request)
+        except OSError:  # it ended while idle (killed from outside): the job has not begun
+            server.kill()
+            server = _WarmJobProcess(program)
+            server.send(request)
+        status, reply = server.receive(time.monotonic() + timeout)
+    except TimeoutError:
+        server.kill()
         return _failure(f"the grading job did not finish within {timeout} s")
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        return _failure(f"the grading job failed: {tail[:300]}")
-    return JobResult(**json.loads(proc.stdout))
+    except OSError as e:
+        server.kill()
+        return _failure(f"the grading job process stopped: {e}")
+    _give_back(program, server)
+    if status != 0:
+        tail = reply.decode("utf-8", "replace").strip().splitlines() or [f"exit status {status}"]
+        return _failure(f"the grading job failed: {tail[-1][:300]}")
+    return JobResult(**json.loads(reply))
+
+
+# -- the warm job process -----------------------------------------------------------------
+# Python, numpy and the grader take about 0.35 s to start. A warm job process starts once and
+# forks a child for each job: the child is the job's own process, as fresh as a new one (the
+# warm process runs no job code and keeps nothing of a child's). One job at a time each; the
+# host keeps as many as it runs jobs at once, and they end when it does (end of their input).
+
+_REPLY_HEADER = struct.Struct("<iQ")  # the child's exit status, the length of what follows
+_idle: dict[tuple[str, ...], list[_WarmJobProcess]] = {}
+_idle_lock = threading.Lock()
+
+
+class _WarmJobProcess:
+    def __init__(self, program: tuple[str, ...]):
+        # -I ignores PYTHON* variables, so -B is needed to keep the job from writing bytecode
+        # next to the installed sources (it writes nothing but its result).
+        argv = [
+            "prlimit",
+            f"--as={TRUSTED_MEMORY_MB << 20}:unlimited",
+            "--",
+            sys.executable,
+            "-I",
+            "-B",
+            *program,
+        ]
+        env = {**os.environ, **SINGLE_THREADED, "MPLBACKEND": "Agg"}
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+        )
+
+    def send(self, request: bytes) -> None:
+        self.proc.stdin.write(request)
+        self.proc.stdin.flush()
+
+    def receive(self, deadline: float) -> tuple[int, bytes]:
+        fd = self.proc.stdout.fileno()
+        header = _read_exactly(fd, _REPLY_HEADER.size, deadline)
+        status, length = _REPLY_HEADER.unpack(header)
+        return status, _read_exactly(fd, length, deadline)
+
+    def kill(self) -> None:
+        """End it and the job it runs (the child dies with it, and its jails with the child)."""
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+
+
+def _read_exactly(fd: int, n: int, deadline: float) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            raise TimeoutError
+        chunk = os.read(fd, min(n - got, 1 << 20))
+        if not chunk:
+            raise OSError("it ended before it replied")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _take_server(program: tuple[str, ...]) -> _WarmJobProcess:
+    with _idle_lock:
+        idle = _idle.get(program, [])
+        while idle:
+            server = idle.pop()
+            if server.proc.poll() is None:
+                return server
+            server.kill()
+    return _WarmJobProcess(program)
+
+
+def _give_back(program: tuple[str, ...], server: _WarmJobProcess) -> None:
+    with _idle_lock:
+        _idle.setdefault(program, []).append(server)
+
+
+def close_warm_processes() -> None:
+    """End the idle warm job processes (they also end with this process)."""
+    with _idle_lock:
+        servers = [s for idle in _idle.values() for s in idle]
+        _idle.clear()
+    for server in servers:
+        server.kill()
+
+
+def serve() -> int:
+    """The warm job process: a job as a line of JSON on stdin, for each a forked child that runs
+    it; its reply on stdout: the child's exit status, then its JobResult (JSON) or its error."""
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    while request := requests.readline():
+        result_r, result_w = os.pipe()
+        with tempfile.TemporaryFile() as errors:
+            pid = os.fork()
+            if pid == 0:  # the job's process
+                os.close(result_r)
+                _job_child(request, result_w, errors.fileno())
+            os.close(result_w)
+            reply = _collect(pid, result_r, requests.fileno())
+            if reply is None:  # the host is gone: so is its job
+                return 0
+            status, result = reply
+            if status != 0:
+                errors.seek(0)
+                result = errors.read()[-4096:]
+        replies.write(_REPLY_HEADER.pack(status, len(result)) + result)
+        replies.flush()
+    return 0
+
+
+def _job_child(request: bytes, result_w: int, errors: int) -> None:
+    """Run one job in the forked child; never returns."""
+    status = 1
+    try:
+        _die_with_parent()
+        for fd in (1, 2):  # a job prints nothing; a failure's traceback goes to `errors`
+            os.dup2(errors, fd)
+        result = json.dumps(asdict(run(Job(**json.loads(request))))).encode()
+        with os.fdopen(result_w, "wb") as out:
+            out.write(result)
+        status = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(status)
+
+
+def _die_with_parent() -> None:
+    """SIGKILL this process when the warm job process ends (prctl PR_SET_PDEATHSIG)."""
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before the call
+        os._exit(1)
+
+
+def _collect(pid: int, result_r: int, host: int) -> tuple[int, bytes] | None:
+    """The child's exit status and result, or None (child killed) when the host has gone."""
+    chunks = []
+    while True:
+        readable = select.select([result_r, host], [], [])[0]
+        if host in readable:  # the host sends nothing while a job runs: this is its end
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(result_r)
+            return None
+        chunk = os.read(result_r, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(result_r)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks)
 
 
 def _failure(reason: str) -> JobResult:
@@ -255,9 +405,7 @@ def _failure(reason: str) -> JobResult:
 
 
 def main() -> int:
-    job = Job(**json.load(sys.stdin))
-    json.dump(asdict(run(job)), sys.stdout)
-    return 0
+    return serve()
 
 
 if __name__ == "__main__":
