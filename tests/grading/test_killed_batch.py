@@ -2,14 +2,15 @@
 
 `tito nbgrader autograde` grades two submissions one at a time (a complete one and one with a
 bug); the test kills its whole process group at a point of the batch, checks that no hidden
-test line is under autograded/ (nbgrader's copy goes to a staging folder, never there), grades
-again, and compares the gradebook's scores, the outcomes and the file for the LMS with those
-of a batch that was never killed: identical. The points are found by watching the course:
-while nbgrader prepares the first submission (its staging folder exists), while the first
-job runs (its process, forked by the warm job process, exists), while the first outcome is
-recorded (its notebook is written, the gradebook commit follows), in that gradebook commit (a
-hook the test adds to the batch's Python kills it when SQLAlchemy commits, before the database
-does), and between the two submissions (the first outcome exists).
+test line is under autograded/ (nbgrader's sanitizing steps run in memory: their result, hidden
+tests included, is never written), grades again, and compares the gradebook's scores, the
+outcomes and the file for the LMS with those of a batch that was never killed: identical. The
+points are found by watching the course: while the first job runs (its process, forked by the
+warm job process, exists), while the first outcome is recorded (its notebook is written, the
+gradebook commit follows), in that gradebook commit (a hook the test adds to the batch's Python
+kills it when SQLAlchemy commits, before the database does), and between the two submissions
+(the first outcome exists). Preparing a submission leaves nothing but its row in the gradebook,
+which is there at the first of those points too.
 """
 
 from __future__ import annotations
@@ -33,15 +34,10 @@ from tito.course.generate import generate
 from tito.course.grading import processes, scores
 from tito.course.grading.lms import export_grades
 from tito.course.grading.outcome import load_outcome
-from tito.course.nbgrader_setup import STAGING
 from tito.course.settings import Course
 
 pytestmark = pytest.mark.slow
 STUDENTS = ["a_complete", "b_buggy"]  # graded in this order with one worker
-
-
-def _staging(course, student, batch):
-    return (course.root / STAGING / student / "06_optimizers").exists()
 
 
 def _job_running(course, student, batch):
@@ -71,7 +67,6 @@ def _never(course, student, batch):  # the batch kills itself (IN_THE_COMMIT)
 
 
 KILL_POINTS = {
-    "preparing": _staging,
     "in_the_job": _job_running,
     "recording": _recording,
     "in_the_commit": _never,

@@ -4,6 +4,7 @@ would only carry along (an older notebook format, an outcome path taken by a fol
 from __future__ import annotations
 
 import json
+import os
 
 import nbformat
 import pytest
@@ -195,6 +196,40 @@ def test_a_deleted_cell_nbgrader_cannot_put_back_makes_the_submission_invalid(co
         "back (KeyError: 'sgd_class'): start again from the student version, or copy your "
         "answers into it"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "student, timestamp, at, note",
+    [
+        ("on_time", "2026-12-01 09:30:00.000000 UTC", "2026-12-01 09:30:00", ""),
+        ("garbled", "the day before", None, "timestamp.txt not used (Unknown string format: "),
+        ("named_pipe", os.mkfifo, None, "timestamp.txt not used (not a regular file: a named "),
+    ],
+)
+def test_the_submission_time_comes_from_a_readable_timestamp_file_and_a_bad_one_is_a_note(
+    course, student, timestamp, at, note
+):
+    """nbgrader's timestamp.txt, the student's file: a valid time is recorded; a garbled one or a
+    named pipe (which nbgrader's own reading would wait on for ever) is noted, and the submission
+    prepared all the same, without a time."""
+    from tito.course.nbgrader_setup import gradebook
+
+    m, _, instructor, complete = notebooks(course)
+    path = course.submission_notebook(m, student)
+    path.parent.mkdir(parents=True)
+    nbformat.write(complete, path)
+    if callable(timestamp):
+        timestamp(path.parent / "timestamp.txt")
+    else:
+        (path.parent / "timestamp.txt").write_text(timestamp)
+    submitted, _ = read_submission(course, course.root, m, student, instructor)
+    prepared, notes = prepare(course, course.root, m, student, submitted, instructor)
+    assert len(prepared.cells) == len(complete.cells)
+    assert [n[: len(note)] for n in notes] == ([note] if note else [])
+    with gradebook(course, course.root) as gb:
+        recorded = gb.find_submission(m.name, student).timestamp
+    assert (str(recorded) if recorded else None) == at
 
 
 def _flags_off(cell: dict) -> None:

@@ -60,21 +60,10 @@ def nbgrader_config(course: Course, course_root: Path | None = None) -> Config:
         OverwriteCells,
         CheckCellMetadata,
     ]
-    c.Autograde.exporter_class = OnlyInTheJail  # tito's host puts nbgrader's exporter back
+    # nbgrader's own autograde refuses; tito's host runs the sanitizing steps above itself.
+    c.Autograde.exporter_class = OnlyInTheJail
     c.ExecutePreprocessor.kernel_name = "python3"
     c.Execute.kernel_name = "python3"
-    return c
-
-
-# Under the grading state's root: where nbgrader writes its copy of a submission (hidden tests,
-# raw markdown) while tito's host reads it. Never autograded/, which formgrader shows.
-STAGING = ".grading-staging"
-
-
-def staging_config(course: Course, course_root: Path | None = None) -> Config:
-    """The course's nbgrader configuration with nbgrader's autograded folder in STAGING."""
-    c = nbgrader_config(course, course_root)
-    c.CourseDirectory.autograded_directory = STAGING
     return c
 
 

@@ -48,7 +48,7 @@ class OnlyInTheJail(NotebookExporter):
     """The exporter nbgrader's own autograde gets in this course (`nbgrader autograde`, and
     formgrader's Autograde button): it refuses before anything is written or run, since that
     path would execute submissions unconfined and replace the jailed outcome.
-    `tito nbgrader autograde` sanitizes with nbgrader's NotebookExporter instead."""
+    `tito nbgrader autograde` runs nbgrader's sanitizing preprocessors itself (host.prepare)."""
 
     def __init__(self, *args, **kwargs):
         # nbgrader: a second to import, paid only by the commands that use it

@@ -3,10 +3,10 @@
 Follow one submission through `autograde`:
 1. `read_submission` and `prepare` (here, no student code runs): read the submitted file
    (a regular file, at most `max_submission_mb`, at most `max_cells` cells), check it is a notebook,
-   and let nbgrader's own autograde sanitize it (clear outputs, restore locked and deleted
-   test cells from the gradebook, drop duplicated grade cells); nbgrader's execution step is
-   switched off here, and its copy is written to a staging folder, read and removed: never
-   to autograded/. The copy for display (display.py) is made from it.
+   and run nbgrader's own sanitizing preprocessors on it in memory (clear outputs, restore
+   locked and deleted test cells from the gradebook, drop duplicated grade cells); what they
+   return holds the hidden tests and is never written. The copy for display (display.py) is
+   made from it.
 2. the job (job.py): the prepared notebook, without its hidden tests, runs in a jailed kernel,
    and the judge runs the instructor's tests against the student's functions in a jailed
    process. It returns data.
@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import re
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -36,13 +36,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
-from nbconvert.exporters import NotebookExporter
+from nbformat.v4.rwbase import strip_transient
 from nbgrader.api import MissingEntry
 from nbgrader.nbgraderformat import MetadataValidator, SchemaTooNewError, SchemaTooOldError
 from nbgrader.nbgraderformat import ValidationError as MetadataError
-from nbgrader.utils import determine_grade, is_grade
+from nbgrader.utils import determine_grade, is_grade, parse_utc
 
-from ..nbgrader_setup import STAGING, api, gradebook, quiet, staging_config
+from ..nbgrader_setup import gradebook, gradebook_url, nbgrader_config, quiet
 from ..notebooks import SOLUTION_BEGIN, dumps, is_grade_cell, write_if_changed
 from ..preprocessors import duplicated_ids
 from ..settings import Course, CourseError, Module
@@ -137,18 +137,6 @@ def _cells(reference, reason: str, score: float | None) -> list[CellScore]:
         for c in reference.cells
         if is_grade_cell(c)
     ]
-
-
-def _nbgrader_error(result: dict) -> str:
-    """The line of nbgrader's log that names the error (its summary only says 'see above')."""
-    text = "\n".join(x for x in (result.get("log"), result.get("error")) if x)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    named = [
-        ln
-        for ln in lines
-        if re.match(r"[\w.]+(Error|Exception): ", ln) and "NbGraderException" not in ln
-    ]
-    return (named or lines or ["unknown error"])[-1][:300]
 
 
 def read_submission(
@@ -269,27 +257,40 @@ def _invalid_unicode(nb) -> str:
 def prepare(
     course: Course, root: Path, m: Module, student: str, submitted, reference
 ) -> tuple[nbformat.NotebookNode, list[str]] | Outcome:
-    """(the submission as nbgrader prepared it, notes on what nbgrader changed), or an Outcome
-    saying why not. nbgrader's copy holds the hidden tests and the submission's raw markdown:
-    it is read from the staging folder and removed there; nothing of it reaches autograded/."""
-    # nbgrader writes its copy (hidden tests, raw markdown) to a staging folder, never to
-    # autograded/, which only ever holds what record() writes: a batch killed at any point
-    # leaves no hidden test where formgrader or feedback would show it.
-    config = staging_config(course, root)
-    config.Autograde.exporter_class = NotebookExporter
-    config.Autograde.autograde_preprocessors = []  # sanitize only: the job runs the notebook
-    staged = Path(root) / STAGING / student / m.name  # this module's only: others may be graded
-    with quiet():
-        result = api(course, root, config).autograde(m.name, student, force=True, create=True)
+    """(the submission as nbgrader's sanitizing steps leave it, notes on what they changed), or
+    an Outcome saying why not.
+
+    nbgrader's own preprocessors (the course's `Autograde.sanitize_preprocessors`) run here, in
+    memory, on a copy of the parsed submission: outputs cleared, duplicated grade cells
+    dropped, locked and deleted cells restored from the gradebook. Its result holds the hidden
+    tests and the raw markdown, so it is never written anywhere. As nbgrader's autograde does
+    first, the gradebook gets the student and the submission (with the time in the
+    submission's timestamp.txt, when it has a readable one).
+    """
+    config = nbgrader_config(course, root)
+    notes = [f"duplicated cell {d!r}: one copy graded" for d in duplicated_ids(submitted)]
+    submitted_at, note = _timestamp(course, root, m, student)
+    notes += [note] if note else []
+    with quiet(), gradebook(course, root) as gb:  # nbgrader's API warns on stderr
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(m.name, student, **submitted_at)
+    resources = {
+        "nbgrader": {
+            "student": student,
+            "assignment": m.name,
+            "notebook": m.notebook,
+            "db_url": gradebook_url(course, root),
+        }
+    }
+    nb = copy.deepcopy(submitted)
     try:
-        return _prepared(result, staged / f"{m.notebook}.ipynb", student, m, submitted, reference)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-
-
-def _prepared(result: dict, path: Path, student: str, m: Module, submitted, reference):
-    if not result.get("success"):
-        error = _nbgrader_error(result)
+        with quiet():
+            for step in config.Autograde.sanitize_preprocessors:
+                nb, resources = step(config=config, enabled=True, log=_QUIET)(nb, resources)
+            strip_transient(nb)  # as nbgrader's copy on disk had it: no orig_nbformat, trust flag
+            nbformat.validate(nb)  # and gives a restored cell an id, as its copy's reading did
+    except Exception as e:
+        error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"[:300]
         lost = _lost_cells(error, submitted, reference)
         if lost:  # the submission's doing: it deleted cells nbgrader cannot put back
             reason = (
@@ -300,8 +301,26 @@ def _prepared(result: dict, path: Path, student: str, m: Module, submitted, refe
             return Outcome(student, m.name, "invalid", reason, _cells(reference, reason, 0.0))
         reason = "nbgrader could not prepare the submission: " + error
         return Outcome(student, m.name, "failed", reason, _cells(reference, reason, None))
-    prepared = nbformat.read(path, as_version=4)
-    return prepared, [f"duplicated cell {d!r}: one copy graded" for d in duplicated_ids(submitted)]
+    return nb, notes
+
+
+# nbgrader's preprocessors log what they restore; the outcome says what matters (notes, reason).
+_QUIET = logging.getLogger("tito.grading.nbgrader")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+def _timestamp(course: Course, root: Path, m: Module, student: str) -> tuple[dict, str]:
+    """The submission time for the gradebook, from the submission's timestamp.txt (nbgrader's
+    format), as keyword arguments; and a note when the file is there but cannot be used."""
+    path = course.student_folder("submitted", m, student, root) / "timestamp.txt"
+    try:
+        text = read_regular(path, 1024, "a timestamp of at most 1 KB").decode().strip()
+        return ({"timestamp": parse_utc(text)} if text else {}), ""
+    except FileNotFoundError:
+        return {}, ""
+    except (OSError, ValueError) as e:  # a student's file: recorded without a time, not failed
+        return {}, f"timestamp.txt not used ({str(e)[:100]}): recorded without a submission time"
 
 
 def _lost_cells(error: str, submitted, reference) -> list[str]:
