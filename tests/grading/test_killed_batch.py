@@ -66,11 +66,13 @@ def _never(course, student, batch):  # the batch kills itself (IN_THE_COMMIT)
     return False
 
 
+# Each point with how often it is looked for: a job runs for seconds (and looking walks /proc);
+# the notebook is written a moment before the gradebook commit, so that one is looked for often.
 KILL_POINTS = {
-    "in_the_job": _job_running,
-    "recording": _recording,
-    "in_the_commit": _never,
-    "between_submissions": _outcome_written,
+    "in_the_job": (_job_running, 0.02),
+    "recording": (_recording, 0.0005),
+    "in_the_commit": (_never, 0.005),
+    "between_submissions": (_outcome_written, 0.005),
 }
 # Loaded by the batch's Python (sitecustomize on PYTHONPATH): at the first gradebook commit after
 # the first student's notebook is written, the batch's process group is killed inside the commit.
@@ -169,16 +171,14 @@ def test_a_batch_killed_at_any_point_shows_no_hidden_test_and_grading_again_give
             "KILL_IN_THE_COMMIT_AFTER": str(written / "optimizers.ipynb"),
         }
     proc = _tito(root, "autograde", "06", "--workers", "1", env=env)
-    reached = KILL_POINTS[point]
+    reached, every = KILL_POINTS[point]
     deadline = time.monotonic() + 300
     seen: set[int] = set()  # every process below the batch (the job and its jails)
     while not reached(course, STUDENTS[0], proc.pid) and proc.poll() is None:
         assert time.monotonic() < deadline, f"{point} was never reached"
         if point == "in_the_commit":  # the batch kills itself: note what it started meanwhile
             seen.update(processes.tree(proc.pid)[1:])
-            time.sleep(0.005)
-        else:  # nbgrader's staged copy lives for milliseconds: look often, and at nothing else
-            time.sleep(0.0002)
+        time.sleep(every)
     if point == "in_the_commit":
         assert proc.wait(timeout=300) == -signal.SIGKILL  # killed itself in the commit
         assert not (root / "autograded" / STUDENTS[0] / "06_optimizers" / "grading.json").exists()
