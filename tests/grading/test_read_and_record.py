@@ -198,20 +198,27 @@ def test_a_deleted_cell_nbgrader_cannot_put_back_makes_the_submission_invalid(co
     )
 
 
+NOT_USED = "timestamp.txt not used ("
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "student, timestamp, at, note",
     [
         ("on_time", "2026-12-01 09:30:00.000000 UTC", "2026-12-01 09:30:00", ""),
-        ("garbled", "the day before", None, "timestamp.txt not used (Unknown string format: "),
-        ("named_pipe", os.mkfifo, None, "timestamp.txt not used (not a regular file: a named "),
+        ("with_offset", "2026-12-01T10:30:00+01:00", "2026-12-01 09:30:00", ""),
+        ("garbled", "the day before", None, f"{NOT_USED}Invalid isoformat string: 'the day"),
+        ("out_of_range", "9999-12-31T23:59:59-23:00", None, f"{NOT_USED}date value out of range)"),
+        ("names_a_file", "2026-12-01 09:30:00 /proc/kmsg", None, f"{NOT_USED}Invalid isoformat"),
+        ("named_pipe", os.mkfifo, None, f"{NOT_USED}not a regular file: a named pipe)"),
     ],
 )
 def test_the_submission_time_comes_from_a_readable_timestamp_file_and_a_bad_one_is_a_note(
     course, student, timestamp, at, note
 ):
-    """nbgrader's timestamp.txt, the student's file: a valid time is recorded; a garbled one or a
-    named pipe (which nbgrader's own reading would wait on for ever) is noted, and the submission
+    """nbgrader's timestamp.txt, the student's file: a valid time is recorded (in UTC); a garbled
+    one, one out of range, one naming a time zone file (which nbgrader's lenient parser would
+    open) or a named pipe (which its reading would wait on for ever) is noted, and the submission
     prepared all the same, without a time."""
     from tito.course.nbgrader_setup import gradebook
 

@@ -36,12 +36,14 @@ def kind_refusal(mode: int) -> str | None:
 
 
 def too_large(limit: int, setting: str) -> Refused:
-    return Refused(f"larger than {limit >> 20} MB ({setting} in settings.ini)")
+    return Refused(
+        f"larger than {limit >> 20} MB" + (f" ({setting} in settings.ini)" if setting else "")
+    )
 
 
 def read_regular(path: Path, limit: int, setting: str = "max_submission_mb") -> bytes:
     """The bytes of the regular file at `path` (its last step not a link), at most `limit` bytes
-    (the `setting` of settings.ini that sets it, named when a file is larger).
+    (the `setting` of settings.ini that sets it, if any, named when a file is larger).
 
     Raises Refused with the reason for anything else, FileNotFoundError when there is nothing.
     """

@@ -30,9 +30,11 @@ import os
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nbformat
@@ -40,7 +42,7 @@ from nbformat.v4.rwbase import strip_transient
 from nbgrader.api import MissingEntry
 from nbgrader.nbgraderformat import MetadataValidator, SchemaTooNewError, SchemaTooOldError
 from nbgrader.nbgraderformat import ValidationError as MetadataError
-from nbgrader.utils import determine_grade, is_grade, parse_utc
+from nbgrader.utils import determine_grade, is_grade
 
 from ..nbgrader_setup import gradebook, gradebook_url, nbgrader_config, quiet
 from ..notebooks import SOLUTION_BEGIN, dumps, is_grade_cell, write_if_changed
@@ -311,15 +313,23 @@ _QUIET.propagate = False
 
 
 def _timestamp(course: Course, root: Path, m: Module, student: str) -> tuple[dict, str]:
-    """The submission time for the gradebook, from the submission's timestamp.txt (nbgrader's
-    format), as keyword arguments; and a note when the file is there but cannot be used."""
+    """The submission time for the gradebook, from the submission's timestamp.txt, as keyword
+    arguments; and a note when the file is there but cannot be used.
+
+    The time is read as ISO 8601, as nbgrader writes it ("2026-12-01 09:30:00.000000 UTC"), and
+    never with nbgrader's lenient parser, which would open a time zone file the text names."""
     path = course.student_folder("submitted", m, student, root) / "timestamp.txt"
     try:
-        text = read_regular(path, 1024, "a timestamp of at most 1 KB").decode().strip()
-        return ({"timestamp": parse_utc(text)} if text else {}), ""
+        text = read_regular(path, 1 << 20, setting="").decode().strip()
+        if not text:
+            return {}, ""
+        when = datetime.fromisoformat(text.removesuffix(" UTC"))
+        if when.tzinfo is not None:  # the gradebook keeps UTC without a zone
+            when = when.astimezone(UTC).replace(tzinfo=None)
+        return {"timestamp": when}, ""
     except FileNotFoundError:
         return {}, ""
-    except (OSError, ValueError) as e:  # a student's file: recorded without a time, not failed
+    except Exception as e:  # a student's file: recorded without a time, never failed
         return {}, f"timestamp.txt not used ({str(e)[:100]}): recorded without a submission time"
 
 
@@ -696,6 +706,7 @@ def autograde(
             f"settings.ini [package] tensor_class {tensor_class!r} cannot be imported here: {e}"
         ) from None
     lock = threading.Lock()  # nbgrader's gradebook and folders: one writer at a time
+    batch = uuid.uuid4().hex  # its jobs' warm processes are this run's (job.py)
     graded_by = grading_digests(course, m, root, jail)
     mistakes = m.mistakes.read_text(encoding="utf-8") if m.mistakes else ""
     known = known_mistakes(mistakes, reference)
@@ -762,6 +773,7 @@ def autograde(
             jail,
             mistakes,
             accept_unbounded_kernel_memory,
+            batch,
         )
         result = run_job(job)
         try:

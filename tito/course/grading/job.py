@@ -71,6 +71,7 @@ class Job:
     # Without a control group the jail's memory limit leaves out kernel memory (jail.py): the
     # job refuses to grade that way unless the instructor accepted it.
     accept_unbounded_kernel_memory: bool = False
+    batch: str = ""  # the autograde run it is part of: a warm job process serves one batch
 
 
 @dataclass
@@ -224,7 +225,8 @@ def run_in_process(
     # The job enforces the submission's time limit itself; this one only catches a grader bug.
     timeout = 2 * limits.submission_timeout_seconds + 60
     request = json.dumps(asdict(job)).encode() + b"\n"
-    server = _take_server(program)
+    key = (job.batch, *program)
+    server = _take_server(key, program)
     try:
         try:
             server.send(request)
@@ -237,9 +239,8 @@ def run_in_process(
         server.kill()
         return _failure(f"the grading job did not finish within {timeout} s")
     except OSError as e:
-        server.kill()
-        return _failure(f"the grading job process stopped: {e}")
-    _give_back(program, server)
+        return _failure(f"the grading job process stopped: {e}{server.kill()}")
+    _give_back(key, server)
     if status != 0:
         tail = reply.decode("utf-8", "replace").strip().splitlines() or [f"exit status {status}"]
         return _failure(f"the grading job failed: {tail[-1][:300]}")
@@ -250,7 +251,8 @@ def run_in_process(
 # Python, numpy and the grader take about 0.35 s to start. A warm job process starts once and
 # forks a child for each job: the child is the job's own process, as fresh as a new one (the
 # warm process runs no job code and keeps nothing of a child's). One job at a time each; the
-# host keeps as many as it runs jobs at once, and they end when it does (end of their input).
+# host (or Dask worker) keeps one per job it runs at once, for one batch: they end with the
+# batch, with the host (the end of their input), or when a later batch finds them idle.
 
 _REPLY_HEADER = struct.Struct("<iQ")  # the child's exit status, the length of what follows
 _idle: dict[tuple[str, ...], list[_WarmJobProcess]] = {}
@@ -271,13 +273,17 @@ class _WarmJobProcess:
             *program,
         ]
         env = {**os.environ, **SINGLE_THREADED, "MPLBACKEND": "Agg"}
+        self.errors = tempfile.TemporaryFile()  # why it ended, if it does
         self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors, env=env
         )
 
     def send(self, request: bytes) -> None:
-        self.proc.stdin.write(request)
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(request)
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise OSError("it ended before it replied") from None
 
     def receive(self, deadline: float) -> tuple[int, bytes]:
         fd = self.proc.stdout.fileno()
@@ -285,12 +291,17 @@ class _WarmJobProcess:
         status, length = _REPLY_HEADER.unpack(header)
         return status, _read_exactly(fd, length, deadline)
 
-    def kill(self) -> None:
-        """End it and the job it runs (the child dies with it, and its jails with the child)."""
+    def kill(self) -> str:
+        """End it and the job it runs (the child dies with it, and its jails with the child).
+        Returns the last line it wrote to stderr, as ": <line>" ("" if none)."""
         self.proc.kill()
         self.proc.wait()
         self.proc.stdin.close()
         self.proc.stdout.close()
+        self.errors.seek(0)
+        lines = self.errors.read()[-4096:].decode("utf-8", "replace").strip().splitlines()
+        self.errors.close()
+        return f": {lines[-1][:300]}" if lines else ""
 
 
 def _read_exactly(fd: int, n: int, deadline: float) -> bytes:
@@ -306,20 +317,26 @@ def _read_exactly(fd: int, n: int, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
-def _take_server(program: tuple[str, ...]) -> _WarmJobProcess:
+def _take_server(key: tuple[str, ...], program: tuple[str, ...]) -> _WarmJobProcess:
+    """An idle warm process of this batch and program, or a new one. Idle ones of other batches
+    end here: their batch is over (its host may have been killed before it could end them)."""
     with _idle_lock:
-        idle = _idle.get(program, [])
-        while idle:
+        stale = [s for k in [k for k in _idle if k != key] for s in _idle.pop(k)]
+        idle, found = _idle.get(key, []), None
+        while idle and found is None:
             server = idle.pop()
             if server.proc.poll() is None:
-                return server
-            server.kill()
-    return _WarmJobProcess(program)
+                found = server
+            else:
+                stale.append(server)
+    for server in stale:
+        server.kill()
+    return found or _WarmJobProcess(program)
 
 
-def _give_back(program: tuple[str, ...], server: _WarmJobProcess) -> None:
+def _give_back(key: tuple[str, ...], server: _WarmJobProcess) -> None:
     with _idle_lock:
-        _idle.setdefault(program, []).append(server)
+        _idle.setdefault(key, []).append(server)
 
 
 def close_warm_processes() -> None:
@@ -335,24 +352,31 @@ def serve() -> int:
     """The warm job process: a job as a line of JSON on stdin, for each a forked child that runs
     it; its reply on stdout: the child's exit status, then its JobResult (JSON) or its error."""
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
-    while request := requests.readline():
-        result_r, result_w = os.pipe()
-        with tempfile.TemporaryFile() as errors:
-            pid = os.fork()
-            if pid == 0:  # the job's process
-                os.close(result_r)
-                _job_child(request, result_w, errors.fileno())
-            os.close(result_w)
-            reply = _collect(pid, result_r, requests.fileno())
-            if reply is None:  # the host is gone: so is its job
-                return 0
-            status, result = reply
-            if status != 0:
-                errors.seek(0)
-                result = errors.read()[-4096:]
-        replies.write(_REPLY_HEADER.pack(status, len(result)) + result)
-        replies.flush()
+    while (request := requests.readline()) and _serve_one(request, requests.fileno(), replies):
+        pass
     return 0
+
+
+def _serve_one(request: bytes, host: int, replies) -> bool:
+    """Fork a child for one job and send its reply; False when the host is gone. The job's data
+    lives in this call only, so the next child is forked with none of it."""
+    result_r, result_w = os.pipe()
+    with tempfile.TemporaryFile() as errors:
+        pid = os.fork()
+        if pid == 0:  # the job's process
+            os.close(result_r)
+            _job_child(request, result_w, errors.fileno())
+        os.close(result_w)
+        reply = _collect(pid, result_r, host)
+        if reply is None:  # the host is gone: so is its job
+            return False
+        status, result = reply
+        if status != 0:
+            errors.seek(0)
+            result = errors.read()[-4096:]
+    replies.write(_REPLY_HEADER.pack(status, len(result)) + result)
+    replies.flush()
+    return True
 
 
 def _job_child(request: bytes, result_w: int, errors: int) -> None:
@@ -360,6 +384,8 @@ def _job_child(request: bytes, result_w: int, errors: int) -> None:
     status = 1
     try:
         _die_with_parent()
+        nothing = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(nothing, 0)  # the host's requests are the warm process's, not the job's
         for fd in (1, 2):  # a job prints nothing; a failure's traceback goes to `errors`
             os.dup2(errors, fd)
         result = json.dumps(asdict(run(Job(**json.loads(request))))).encode()
