@@ -42,6 +42,15 @@ def make_course_copy(dest: Path, **grading) -> Path:
     return dest
 
 
+# The memory limit of the graded course (the root batch, the catalogue, manual grading): far
+# above what an honest job holds (under 100 MB in all; 190 MB of address space per process), so
+# that a hoard passes it after about half a CPU-second of touching pages, well within a cell's
+# time limit on a loaded machine (at 2,500 MB a hoard slowed by a busy machine was once stopped by
+# the cell limit first). The unprivileged batch keeps 2,500 MB: its memory watch counts a page
+# that forked processes share once per process, and the CPU hog's 60 forks would pass 1,000 MB.
+BATCH_MEMORY_MB = 1000
+
+
 @pytest.fixture(scope="session")
 def graded_course(tmp_path_factory):
     """A course copy with the 06 student version generated (gradebook included) and short limits.
@@ -55,7 +64,7 @@ def graded_course(tmp_path_factory):
     root = make_course_copy(
         tmp_path_factory.mktemp("course"),
         cell_timeout_seconds=10,
-        memory_limit_mb=2500,
+        memory_limit_mb=BATCH_MEMORY_MB,
         submission_timeout_seconds=400,
         max_processes=64,
         scratch_mb=64,

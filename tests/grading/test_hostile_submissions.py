@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from tests import submissions as sub
-from tests.conftest import report_summary
+from tests.conftest import BATCH_MEMORY_MB, report_summary
 from tests.grading import hostile
 from tests.grading.batch_checks import (
     EAT_MEMORY,
@@ -201,9 +201,12 @@ def test_every_submission_gets_a_recorded_outcome(batch):
         if any(c.kernel is not None for c in o.cells)
     }
     assert ran == (
-        {"bubblewrap, seccomp, cgroup (2500 MB in all, 1 CPU)"}
+        {f"bubblewrap, seccomp, cgroup ({BATCH_MEMORY_MB} MB in all, 1 CPU)"}
         if os.geteuid() == 0
-        else {"bubblewrap, seccomp, memory watch (2500 MB in all, user pages only), no CPU quota"}
+        else {
+            f"bubblewrap, seccomp, memory watch ({BATCH_MEMORY_MB} MB in all, user pages only), "
+            "no CPU quota"
+        }
     )
     assert {o.isolation for o in batch["outcomes"].values() if o.status == "invalid"} == {""}
 
@@ -249,28 +252,28 @@ def test_what_a_submission_uses_stays_within_its_own_job(batch):
     CPU (the honest classmate, graded meanwhile, keeps full marks), a broadcast reply refused."""
     check_resources(batch["course"], batch["outcomes"], *batch["keys"])
     if os.geteuid() == 0:  # the control group's own peak: never above the limit
-        assert 0 < batch["outcomes"][HOARD].memory_mb["kernel"] <= 2500
+        assert 0 < batch["outcomes"][HOARD].memory_mb["kernel"] <= BATCH_MEMORY_MB
 
 
 def test_socket_buffers_count_against_the_memory_limit(batch):
     """Socket buffers are kernel memory: the job's control group counts them with everything else,
-    so a submission that fills socket pairs towards 4,000 MB is stopped at the 2,500 MB limit in
+    so a submission that fills socket pairs towards 4,000 MB is stopped at the 1,000 MB limit in
     the kernel run and in the judge, scores nothing, and the honest classmate keeps full marks."""
     if not kernel_memory_bounded():
         pytest.skip(
             "without a control group, grading counts user pages only (refused unless "
             "accepted: test_hostile_unprivileged.py)"
         )
-    if hostile.socket_fill_reach_mb() < 3000:
+    if hostile.socket_fill_reach_mb() < 1.2 * BATCH_MEMORY_MB:
         pytest.skip(
             f"net.core.wmem_max lets one jailed process hold about "
-            f"{hostile.socket_fill_reach_mb()} MB of socket buffers, under the 2,500 MB limit"
+            f"{hostile.socket_fill_reach_mb()} MB of socket buffers, under the 1,000 MB limit"
         )
     fills = batch["outcomes"]["fills_sockets"]
     assert fills.status == "graded" and fills.score == 0, fills
     assert "the kernel run held more than memory_limit_mb" in fills.reason, fills.reason
     assert printed(batch["course"], "fills_sockets", "socket buffers held MB: ") == []
-    assert 0 < fills.memory_mb["kernel"] <= 2500
+    assert 0 < fills.memory_mb["kernel"] <= BATCH_MEMORY_MB
     honest = batch["outcomes"][HONEST]
     assert honest.score == batch["full"] == 92, honest
 
