@@ -43,7 +43,8 @@ def make_course_copy(dest: Path, **grading) -> Path:
 
 
 # The memory limit of the graded course (the root batch, the catalogue, manual grading): far
-# above what an honest job holds (under 100 MB in all; 190 MB of address space per process), so
+# above what an honest job holds (under 100 MB in all, about 620 MB of address space for the
+# kernel, its threads' reservations included, which leaves its code about 380 MB), so
 # that a hoard passes it after about half a CPU-second of touching pages, well within a cell's
 # time limit on a loaded machine (at 2,500 MB a hoard slowed by a busy machine was once stopped by
 # the cell limit first). The unprivileged batch keeps 2,500 MB: its memory watch counts a page

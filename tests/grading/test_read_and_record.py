@@ -210,6 +210,7 @@ NOT_USED = "timestamp.txt not used ("
         ("garbled", "the day before", None, f"{NOT_USED}Invalid isoformat string: 'the day"),
         ("out_of_range", "9999-12-31T23:59:59-23:00", None, f"{NOT_USED}date value out of range)"),
         ("names_a_file", "2026-12-01 09:30:00 /proc/kmsg", None, f"{NOT_USED}Invalid isoformat"),
+        ("another_zone", "2026-12-01 10:30:00.000000 CET", None, f"{NOT_USED}Invalid isoformat"),
         ("named_pipe", os.mkfifo, None, f"{NOT_USED}not a regular file: a named pipe)"),
     ],
 )
@@ -218,8 +219,8 @@ def test_the_submission_time_comes_from_a_readable_timestamp_file_and_a_bad_one_
 ):
     """nbgrader's timestamp.txt, the student's file: a valid time is recorded (in UTC); a garbled
     one, one out of range, one naming a time zone file (which nbgrader's lenient parser would
-    open) or a named pipe (which its reading would wait on for ever) is noted, and the submission
-    prepared all the same, without a time."""
+    open), one in another zone by name, or a named pipe (which its reading would wait on for
+    ever) is noted, and the submission prepared all the same, without a time."""
     from tito.course.nbgrader_setup import gradebook
 
     m, _, instructor, complete = notebooks(course)

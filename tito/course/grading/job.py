@@ -18,6 +18,7 @@ are not decided here: the host combines the verdicts (host.py).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -296,7 +297,8 @@ class _WarmJobProcess:
         Returns the last line it wrote to stderr, as ": <line>" ("" if none)."""
         self.proc.kill()
         self.proc.wait()
-        self.proc.stdin.close()
+        with contextlib.suppress(OSError):  # what is still buffered for it cannot be written
+            self.proc.stdin.close()
         self.proc.stdout.close()
         self.errors.seek(0)
         lines = self.errors.read()[-4096:].decode("utf-8", "replace").strip().splitlines()
@@ -319,7 +321,8 @@ def _read_exactly(fd: int, n: int, deadline: float) -> bytes:
 
 def _take_server(key: tuple[str, ...], program: tuple[str, ...]) -> _WarmJobProcess:
     """An idle warm process of this batch and program, or a new one. Idle ones of other batches
-    end here: their batch is over (its host may have been killed before it could end them)."""
+    end here: their batch is over (its host may have been killed before it could end them), or
+    another host grades beside this one on the same worker and starts them again as needed."""
     with _idle_lock:
         stale = [s for k in [k for k in _idle if k != key] for s in _idle.pop(k)]
         idle, found = _idle.get(key, []), None
