@@ -20,6 +20,7 @@ sys.dont_write_bytecode = True
 os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
 # Before any test module imports nbformat (tito/__init__.py says why).
 import tito  # noqa: E402, F401
+from tito.course.grading.jail import kernel_memory_bounded  # noqa: E402
 
 
 def make_course_copy(dest: Path, **grading) -> Path:
@@ -42,14 +43,15 @@ def make_course_copy(dest: Path, **grading) -> Path:
     return dest
 
 
-# The memory limit of the graded course (the root batch, the catalogue, manual grading): far
-# above what an honest job holds (under 100 MB in all, about 620 MB of address space for the
-# kernel, its threads' reservations included, which leaves its code about 380 MB), so
-# that a hoard passes it after about half a CPU-second of touching pages, well within a cell's
-# time limit on a loaded machine (at 2,500 MB a hoard slowed by a busy machine was once stopped by
-# the cell limit first). The unprivileged batch keeps 2,500 MB: its memory watch counts a page
-# that forked processes share once per process, and the CPU hog's 60 forks would pass 1,000 MB.
-BATCH_MEMORY_MB = 1000
+# The memory limit of the graded course (the hostile batch on Dask, the catalogue, manual
+# grading). Where a control group bounds each jail (as root, or in a delegated group), 1,000 MB:
+# far above what an honest job holds (under 100 MB in all, about 620 MB of address space for
+# the kernel, its threads' reservations included), so that a hoard passes it after about half a
+# CPU-second of touching pages, well within a cell's time limit on a loaded machine (at 2,500 MB
+# a hoard slowed by a busy machine was once stopped by the cell limit first). Under the memory
+# watch (no group) 2,500 MB, as in the unprivileged batch: the watch counts a page that forked
+# processes share once per process, and the CPU hog's 60 forks would pass 1,000 MB.
+BATCH_MEMORY_MB = 1000 if kernel_memory_bounded() else 2500
 
 
 @pytest.fixture(scope="session")
