@@ -7,8 +7,10 @@ Workloads: 10 float32 tensors of 1e6 elements (bandwidth-bound) and 1000 tensors
 elements (per-tensor overhead-bound). Operations: SGD(momentum=0.9), Adam, AdamW and
 clip_grad_norm(max_norm=1.0). When torch is importable the same operations run with
 torch.optim (single-tensor, foreach=True, fused=True where torch supports it on CPU) and
-torch.nn.utils.clip_grad_norm_. Implementations take turns within every repetition, so
-machine noise hits all of them alike; the table reports the median of the repetitions.
+torch.nn.utils.clip_grad_norm_. A tinytorch step over 10 tensors of 1e6 elements runs on two
+threads (Optimizer.PARALLEL_ELEMENTS), as torch uses both cores. Implementations take turns
+within every repetition, so machine noise hits all of them alike; the table reports the median
+of the repetitions.
 A naive numpy Adam (``m = b1*m + (1-b1)*g`` etc., a new array per operation) is timed
 for contrast.
 """
@@ -151,8 +153,8 @@ def measure(cases, repeats):
 
 # (workload, op, reference implementation, maximum ratio tinytorch / reference)
 TARGETS = [
-    ("10x1e6", "Adam", "torch foreach", 1.0),
-    ("10x1e6", "Adam", "torch fused", 3.0),
+    ("10x1e6", "Adam", "torch foreach", 0.6),
+    ("10x1e6", "Adam", "torch fused", 2.6),
     ("10x1e6", "SGD", "torch fused", 1.6),
     ("10x1e6", "clip", "torch clip_grad_norm_", 1.2),
 ]

@@ -21,19 +21,16 @@
 # (5). Then you train an MLP with them (6), measure what they cost (bytes of state, time per
 # step, the price of temporary arrays) and answer four questions (7). 100 points, by Part.
 #
-# **What you write.** Only the mathematics: the functions that contain `raise
-# NotImplementedError()` in your copy; the bookkeeping (parameter groups, state, state dicts,
-# validation, schedulers' `step()`) is provided. Cells marked `#| export` go to
-# `tinytorch/core/optimizers.py`. The optimizers update `Tensor`s of `tinytorch.core.tensor`
-# (module 01), each with a `.data` ndarray and a `.grad` ndarray or `None`.
+# **What you write.** Only the mathematics: the functions that `raise NotImplementedError()` in
+# your copy; the bookkeeping (groups, state, state dicts, validation, schedulers' `step()`) is
+# provided. Cells marked `#| export` go to `tinytorch/core/optimizers.py`. The optimizers update
+# `Tensor`s of `tinytorch.core.tensor` (module 01): a `.data` and a `.grad` ndarray or `None`.
 #
-# **Tests.** Each graded cell checks one behaviour; some also hold hidden tests against
-# trajectories recorded from PyTorch. When a test fails and your function behaves like a known
-# mistake (`mistakes.json`, beside this notebook), its message ends by naming the mistake. Locked
-# *test-support* cells hold the helpers the graded cells share: they are not graded, and the
-# grader runs its own copy of them. Measurements, plots and experiments carry the tag
-# `skip-execution`: run them here as often as you like; grading and `tito module complete`
-# skip them.
+# **Tests.** Each graded cell checks one behaviour; some hold hidden tests against PyTorch's
+# trajectories. A failing test's message names the known mistake (`mistakes.json`, beside this
+# notebook) your function behaves like, if any. Locked *test-support* cells hold the graded
+# cells' shared helpers (the grader runs its own copy). Cells tagged `skip-execution`
+# (measurements, plots, experiments) are yours to run; grading and `tito module complete` skip them.
 
 # %%
 #| default_exp core.optimizers
@@ -41,6 +38,7 @@
 # %%
 #| export
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -316,10 +314,10 @@ check_close(p.data, [0.95, -1.9, 0.3], "param", rtol=1e-6)
 # unless the group sets its own (no weight decay on biases; schedulers write `group["lr"]`);
 # and `state`, a dict from parameter to its own state (momentum buffer, moments, step counter),
 # created on its first update. `state_dict()` refers to parameters by index and copies the
-# arrays, so a loaded optimizer resumes bit-identically. `step()` skips parameters without a
-# gradient and calls a *kernel*, a plain function on numpy arrays that holds the mathematics,
-# with a `scratch` array of the parameter's shape, reused for every step so that a kernel need
-# not allocate (Part 3 measures why). You write the kernels; the classes are provided.
+# arrays, so a loaded optimizer resumes bit-identically. `step()` calls a *kernel*, a plain
+# function on numpy arrays that holds the mathematics, once per parameter with a gradient, with
+# a reused `scratch` array of its shape so that a kernel need not allocate (Part 3 measures why);
+# a large step runs on two cores. You write the kernels; the classes are provided.
 
 # %% locked="optimizer_base"
 #| export
@@ -388,19 +386,33 @@ class Optimizer:
     def step(self, closure=None):
         raise NotImplementedError
 
-    def _updates(self, group):
-        """Yield (param, grad, state, scratch) for each parameter of `group` with a gradient."""
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:
-                continue
-            if grad.shape != p.data.shape:
+    PARALLEL_ELEMENTS = 1 << 19  # steps over this many elements or more use two cores
+
+    def _each(self, group, kernel, options, new_state=None):
+        """kernel(param.data, grad, state, **options, scratch=...) for each parameter of `group`
+        with a gradient (an empty state gets new_state(param) first), on two cores if large."""
+        todo = [(p, self.state.setdefault(p, {})) for p in group["params"] if p.grad is not None]
+        for p, state in todo:
+            if p.grad.shape != p.data.shape:
                 raise ValueError(f"gradient of parameter {self._index[id(p)]} has shape "
-                                 f"{grad.shape}, but the parameter has shape {p.data.shape}")
-            key = (p.data.shape, p.data.dtype.str)
+                                 f"{p.grad.shape}, but the parameter has shape {p.data.shape}")
+            if not state and new_state is not None:
+                state.update(new_state(p))
+        sizes = np.cumsum([p.data.size for p, _ in todo])
+        if len(todo) < 2 or sizes[-1] < self.PARALLEL_ELEMENTS:
+            return self._run(todo, kernel, options, lane=0)
+        half = int(np.searchsorted(sizes, sizes[-1] / 2)) + 1  # a thread takes the second half:
+        with ThreadPoolExecutor(1) as helper:  # numpy releases the GIL for array work (fork-safe)
+            rest = helper.submit(self._run, todo[half:], kernel, options, lane=1)
+            self._run(todo[:half], kernel, options, lane=0)
+        rest.result()  # raises what the helper's half raised
+
+    def _run(self, todo, kernel, options, lane):
+        for p, state in todo:
+            key = (p.data.shape, p.data.dtype.str, lane)  # a scratch array per shape and thread
             if key not in self._scratch:  # zeros: a kernel sees no memory this process used before
                 self._scratch[key] = np.zeros_like(p.data)
-            yield p, grad, self.state.setdefault(p, {}), self._scratch[key]
+            kernel(p.data, p.grad, state, **options, scratch=self._scratch[key])
 
     def state_dict(self):
         """{"state": {index: {name: value}}, "param_groups": [{..., "params": [index, ...]}]},
@@ -514,9 +526,7 @@ class SGD(Optimizer):
     def step(self, closure=None):
         loss = None if closure is None else closure()
         for group in self.param_groups:
-            for p, grad, state, scratch in self._updates(group):
-                options = {k: group[k] for k in self.defaults}  # lr, momentum, ...
-                sgd_step(p.data, grad, state, **options, scratch=scratch)
+            self._each(group, sgd_step, {k: group[k] for k in self.defaults})  # lr, momentum, ...
         return loss
 
 
@@ -807,13 +817,10 @@ class Adam(Optimizer):
         kernel = adamw_step if self.decoupled_weight_decay else adam_step
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            for p, grad, state, scratch in self._updates(group):
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = np.zeros_like(p.data)
-                    state["exp_avg_sq"] = np.zeros_like(p.data)
-                kernel(p.data, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
-                       eps=group["eps"], weight_decay=group["weight_decay"], scratch=scratch)
+            options = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                           weight_decay=group["weight_decay"])
+            self._each(group, kernel, options, new_state=lambda p: {
+                "step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)})
         return loss
 
 
@@ -1026,17 +1033,15 @@ for make in [lambda ps: SGD(ps, lr=0.01), lambda ps: SGD(ps, lr=0.01, momentum=0
     print(f"{name:14s} {state / n:14.2f} {kept / n:18.2f} {extra / n:16.4f}")
 
 # %% [markdown]
-# For float32 weights (4 bytes each, plus 4 for the gradient), momentum adds 4 bytes per
-# parameter and Adam 8: Adam training needs about four times the memory of the weights before
-# any activations ("kept" also counts the shared scratch array). The last column is the point
-# of in-place kernels: with the reference, a step after the first allocates nothing (an aim,
-# not graded: a kernel that allocates but computes the right values earns full marks).
+# With float32 weights (4 bytes, plus 4 for the gradient) momentum adds 4 bytes per parameter
+# and Adam 8: about four times the weights' memory before any activation ("kept" includes the
+# scratch array). The last column is why kernels work in place: after the first step the
+# reference allocates nothing (an aim, not graded: correct values earn full marks).
 #
 # ### Systems insight: temporary arrays
 #
-# The textbook way to write Adam, `m = beta1 * m + (1 - beta1) * g` and so on, creates a new
-# array for every operator. Count them: an ndarray subclass that counts every array numpy
-# creates makes the temporaries visible, and `tracemalloc` measures the peak extra memory.
+# The textbook Adam, `m = beta1 * m + (1 - beta1) * g` and so on, makes a new array per
+# operator: an ndarray subclass counts them, and `tracemalloc` measures the peak extra memory.
 
 # %% tags=["skip-execution"]
 class CountingArray(np.ndarray):
@@ -1090,11 +1095,10 @@ ratio = timings["naive", n] / timings["in-place kernel", n]
 print(f"with a million parameters the naive step is {ratio:.1f}x slower")
 
 # %% [markdown]
-# Each temporary costs an allocation and, worse, a full extra pass over memory: for large
-# arrays a step is limited by memory bandwidth, not arithmetic. That is what PyTorch's
-# `mul_`/`addcdiv_` (and its fused kernels, a single pass) are for. A thousand-element step,
-# instead, is dominated by Python's fixed cost per call, which is why frameworks group many
-# small tensors into one ("foreach" and "fused" optimizers).
+# Each temporary costs an allocation and, worse, an extra pass over memory: a large step is
+# bound by memory bandwidth, not arithmetic (hence PyTorch's `mul_`/`addcdiv_`, and its fused
+# kernels: one pass, on every core; `step()` above gives large steps two cores). A small step
+# is Python's fixed cost per call: frameworks group small tensors ("foreach", "fused").
 
 # %% [markdown]
 # ## Part 4: Global-norm gradient clipping (14 points)
@@ -1114,9 +1118,9 @@ print(f"with a million parameters the naive step is {ratio:.1f}x slower")
 # * **Below the threshold nothing changes** ($c = 1$). PyTorch's $10^{-6}$ keeps it finite at 0.
 # * It returns the total norm **before** clipping, the number you log to see spikes. Gradients
 #   of `None` are skipped; with none at all (or an empty list) the total is `0.0`.
-# * With `error_if_nonfinite=True`, a total norm of `nan` or `inf` raises a `RuntimeError`
-#   instead of scaling. Without it, an `inf` total is returned and the gradients are scaled
-#   anyway, as in PyTorch: the coefficient is 0, so an infinite entry becomes `inf * 0 = nan`.
+# * With `error_if_nonfinite=True`, a `nan` or `inf` total norm raises a `RuntimeError`.
+#   Without it an `inf` total is returned and the gradients are scaled anyway, as in PyTorch,
+#   by 0: an infinite entry becomes `inf * 0 = nan`.
 
 # %% solution="clip_grad_norm_impl"
 #| export
@@ -1274,10 +1278,9 @@ assert clip_grad_norm([p], max_norm=1.0) == 0.0 and p.grad is None, "parameters 
 # %% [markdown]
 # ## Part 5: Learning-rate schedules (16 points)
 #
-# A large rate early makes fast progress; a small rate late settles into a minimum. A
-# schedule sets the rate of every epoch (or step) $t$ as a **closed-form function of $t$**,
-# never by multiplying the previous rate: no drift from repeated rounding, any epoch can be
-# computed directly, and resuming from a checkpoint needs only $t$.
+# A large rate early makes fast progress; a small rate late settles into a minimum. A schedule
+# sets the rate of epoch (or step) $t$ as a **closed-form function of $t$**, not by multiplying
+# the previous rate: no drift from rounding, and resuming from a checkpoint needs only $t$.
 #
 # | Schedule | $\eta_t$ |
 # |---|---|
@@ -1286,14 +1289,13 @@ assert clip_grad_norm([p], max_norm=1.0) == 0.0 and p.grad is None, "parameters 
 # | `CosineAnnealingLR` | $\eta_{\min} + (\eta_0 - \eta_{\min})\,(1 + \cos(\pi t / T_{\max}))/2$ |
 # | `WarmupCosineLR` | $\eta_0 t / W$ for $t < W$; then the cosine of $t - W$, $T_{\max} = T - W$ |
 #
-# The cosine keeps its closed form beyond $T_{\max}$, where it rises again (as in PyTorch);
-# after the warm-up it reaches $\eta_{\min}$ at $T$ and stays there. Warm-up starts from 0 at
-# $t = 0$ and reaches $\eta_0$ at $t = W$: Adam's early second-moment estimates are noisy, and
-# small first steps keep them from throwing the model far away.
+# Beyond $T_{\max}$ the cosine keeps its closed form and rises again (as in PyTorch); the
+# warm-up cosine reaches $\eta_{\min}$ at $T$ and stays. Warm-up rises from 0 to $\eta_0$ at
+# $t = W$: Adam's early second moments are noisy, and small first steps keep the model close.
 #
 # The provided `LRScheduler` follows PyTorch: construction records each group's `initial_lr` and
-# steps once (`last_epoch` -1 to 0, `group["lr"]` the rate of epoch 0); each `step()` increments
-# `last_epoch` and writes the rate into every group. You write the four closed-form functions.
+# steps once (`last_epoch` -1 to 0); each `step()` increments `last_epoch` and writes its rate
+# into every group. You write the four closed-form functions.
 
 # %% solution="step_lr_impl"
 #| export
@@ -1571,11 +1573,10 @@ plt.show()
 # %% [markdown]
 # ## Part 6: Integration: training an MLP (10 points)
 #
-# Everything together: a two-layer network built from `tinytorch.core.tensor` learns to
-# separate three interleaved spirals (300 points, fixed seed), which no linear model can. Each
-# step computes the cross-entropy loss, back-propagates, clips the global gradient norm to 1,
-# takes an optimizer step and advances the schedule (per step, as usual with warm-up). The
-# graded cells run this training (`train_spirals`, test support) with two optimizer setups.
+# Everything together: a two-layer network built from `tinytorch.core.tensor` learns three
+# interleaved spirals (300 points, fixed seed), which no linear model separates. Each step: the
+# cross-entropy loss, backward, clipping the global norm to 1, an optimizer and a scheduler step
+# (per step, as usual with warm-up). The graded cells train (`train_spirals`) with two setups.
 
 # %% locked="test_support_training"
 # Test support (locked, not graded): the spirals, the training loop and the check of Part 6.

@@ -75,9 +75,12 @@ def test_the_measurement_sees_a_single_temporary():
         pytest.param(lambda ps: AdamW(ps, lr=1e-3, weight_decay=1e-2), id="adamw"),
     ],
 )
-def test_step_allocates_no_arrays_after_the_first(make):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_step_allocates_no_arrays_after_the_first(make, threads):
     params = params_with_grads()
     opt = make(params)
+    if threads == 2:  # these two parameters are below the size that splits a step: split anyway
+        opt.PARALLEL_ELEMENTS = 1
     opt.step()  # creates the state buffers and the scratch array
     opt.step()
     growth = peak_growth(opt.step)

@@ -486,3 +486,84 @@ def test_invalid_hyperparameters_are_rejected_in_pytorch_words(build, message):
 def test_boundary_hyperparameters_are_accepted():
     SGD([param(1.0)], lr=0.0, momentum=0.0, weight_decay=0.0)
     Adam([param(1.0)], lr=0.0, betas=(0.0, 0.0), eps=0.0)
+
+
+# --- a large step on two cores ------------------------------------------------------------
+
+
+def _large_params(seed=0):
+    """Three float32 parameters of 600,000 elements in all, above Optimizer.PARALLEL_ELEMENTS."""
+    rng = np.random.default_rng(seed)
+    params = [Parameter(rng.standard_normal(n).astype(np.float32)) for n in (300_000, 1, 299_999)]
+    for p in params:
+        p.grad = rng.standard_normal(p.data.shape).astype(np.float32)
+    return params
+
+
+LARGE = [  # (the optimizer, the kernel its step calls)
+    pytest.param(
+        lambda ps: SGD(ps, lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-2),
+        "sgd_step",
+        id="sgd",
+    ),
+    pytest.param(lambda ps: Adam(ps, lr=1e-3, weight_decay=1e-2), "adam_step", id="adam"),
+    pytest.param(lambda ps: AdamW(ps, lr=1e-3, weight_decay=1e-2), "adamw_step", id="adamw"),
+]
+
+
+@pytest.mark.parametrize("make, kernel", LARGE)
+def test_a_large_step_is_split_between_two_threads_and_gives_the_same_bits(
+    make, kernel, monkeypatch
+):
+    import threading
+
+    import tinytorch.core.optimizers as module
+
+    assert sum(p.data.size for p in _large_params()) >= Optimizer.PARALLEL_ELEMENTS
+    split, alone = _large_params(), _large_params()
+    one_thread = make(alone)
+    one_thread.PARALLEL_ELEMENTS = float("inf")
+    two_threads = make(split)
+    calls = []  # (thread, parameter size) of every kernel call while the split optimizer steps
+    recording = [False]
+    original = getattr(module, kernel)
+
+    def recorded(param, *args, **kwargs):
+        if recording[0]:
+            calls.append((threading.get_ident(), param.size))
+        return original(param, *args, **kwargs)
+
+    monkeypatch.setattr(module, kernel, recorded)
+    for _ in range(3):
+        recording[0] = True
+        two_threads.step()
+        recording[0] = False
+        one_thread.step()
+    for a, b in zip(split, alone):
+        assert np.array_equal(a.data, b.data)
+        ours, theirs = two_threads.state[a], one_thread.state[b]
+        assert ours.keys() == theirs.keys()
+        assert all(np.array_equal(ours[k], theirs[k]) for k in ours)
+    # the first parameter (half of the elements) in this thread, the other two in a helper
+    here = threading.get_ident()
+    assert sorted((size, thread == here) for thread, size in calls) == sorted(
+        [(300_000, True), (1, False), (299_999, False)] * 3
+    )
+
+
+def test_an_error_in_the_helper_threads_half_is_raised_by_step(monkeypatch):
+    import tinytorch.core.optimizers as module
+
+    kernel = module.sgd_step
+
+    def fails_on_the_last(param, *args, **kwargs):
+        if param.size == 299_999:
+            raise FloatingPointError("the last parameter's kernel failed")
+        return kernel(param, *args, **kwargs)
+
+    monkeypatch.setattr(module, "sgd_step", fails_on_the_last)
+    params = _large_params()
+    before = params[0].data.copy()
+    with pytest.raises(FloatingPointError, match="the last parameter's kernel failed"):
+        SGD(params, lr=0.01).step()
+    assert not np.array_equal(params[0].data, before)  # this thread's half ran

@@ -189,3 +189,40 @@ def test_no_message_holds_what_a_hidden_test_gave_the_students_code(jail):
         "adam_matches_pytorch_trajectory": hidden_failure,
         "adamw_matches_pytorch_trajectory": hidden_failure.replace("adam_step", "adamw_step"),
     }
+
+
+def test_a_large_optimizer_step_calls_the_students_kernel_one_call_at_a_time(jail, monkeypatch):
+    """The optimizers give half of a large step to a helper thread; in the judge both threads
+    call the student's kernel through one wire, one call after the other."""
+    import tinytorch.core.optimizers as optimizers
+    from tinytorch.core.optimizers import SGD
+    from tinytorch.core.tensor import Parameter
+
+    kernel = next(
+        c.source
+        for c in REFERENCE.cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") == "sgd_step_impl"
+    )
+    sp = _student(jail, "import numpy as np\n", kernel)
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(n) for n in (300_000, 300_000)]
+    grads = [rng.standard_normal(n) for n in (300_000, 300_000)]
+    try:
+        results = []
+        for through_the_wire in (False, True):
+            params = [Parameter(a.copy()) for a in arrays]
+            for p, g in zip(params, grads):
+                p.grad = g.copy()
+            if through_the_wire:
+                clock = {"deadline": 1e18}
+                monkeypatch.setattr(
+                    optimizers, "sgd_step", judge_module._proxy(sp, "sgd_step", clock, None)
+                )
+            opt = SGD(params, lr=0.1, momentum=0.9)
+            assert sum(p.data.size for p in params) >= opt.PARALLEL_ELEMENTS
+            for _ in range(3):
+                opt.step()
+            results.append([p.data for p in params])
+        assert all(np.array_equal(a, b) for a, b in zip(*results))
+    finally:
+        sp.close()

@@ -5,8 +5,9 @@ __all__ = ['gradient_descent_step', 'Optimizer', 'sgd_step', 'SGD', 'adam_step',
            'step_lr', 'exponential_lr', 'cosine_annealing_lr', 'warmup_cosine_lr', 'LRScheduler', 'StepLR',
            'ExponentialLR', 'CosineAnnealingLR', 'WarmupCosineLR']
 
-# %% ../../assignments/06_optimizers/optimizers.ipynb #80897cb8f3
+# %% ../../assignments/06_optimizers/optimizers.ipynb #084c210e88
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -90,19 +91,33 @@ class Optimizer:
     def step(self, closure=None):
         raise NotImplementedError
 
-    def _updates(self, group):
-        """Yield (param, grad, state, scratch) for each parameter of `group` with a gradient."""
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:
-                continue
-            if grad.shape != p.data.shape:
+    PARALLEL_ELEMENTS = 1 << 19  # steps over this many elements or more use two cores
+
+    def _each(self, group, kernel, options, new_state=None):
+        """kernel(param.data, grad, state, **options, scratch=...) for each parameter of `group`
+        with a gradient (an empty state gets new_state(param) first), on two cores if large."""
+        todo = [(p, self.state.setdefault(p, {})) for p in group["params"] if p.grad is not None]
+        for p, state in todo:
+            if p.grad.shape != p.data.shape:
                 raise ValueError(f"gradient of parameter {self._index[id(p)]} has shape "
-                                 f"{grad.shape}, but the parameter has shape {p.data.shape}")
-            key = (p.data.shape, p.data.dtype.str)
+                                 f"{p.grad.shape}, but the parameter has shape {p.data.shape}")
+            if not state and new_state is not None:
+                state.update(new_state(p))
+        sizes = np.cumsum([p.data.size for p, _ in todo])
+        if len(todo) < 2 or sizes[-1] < self.PARALLEL_ELEMENTS:
+            return self._run(todo, kernel, options, lane=0)
+        half = int(np.searchsorted(sizes, sizes[-1] / 2)) + 1  # a thread takes the second half:
+        with ThreadPoolExecutor(1) as helper:  # numpy releases the GIL for array work (fork-safe)
+            rest = helper.submit(self._run, todo[half:], kernel, options, lane=1)
+            self._run(todo[:half], kernel, options, lane=0)
+        rest.result()  # raises what the helper's half raised
+
+    def _run(self, todo, kernel, options, lane):
+        for p, state in todo:
+            key = (p.data.shape, p.data.dtype.str, lane)  # a scratch array per shape and thread
             if key not in self._scratch:  # zeros: a kernel sees no memory this process used before
                 self._scratch[key] = np.zeros_like(p.data)
-            yield p, grad, self.state.setdefault(p, {}), self._scratch[key]
+            kernel(p.data, p.grad, state, **options, scratch=self._scratch[key])
 
     def state_dict(self):
         """{"state": {index: {name: value}}, "param_groups": [{..., "params": [index, ...]}]},
@@ -185,9 +200,7 @@ class SGD(Optimizer):
     def step(self, closure=None):
         loss = None if closure is None else closure()
         for group in self.param_groups:
-            for p, grad, state, scratch in self._updates(group):
-                options = {k: group[k] for k in self.defaults}  # lr, momentum, ...
-                sgd_step(p.data, grad, state, **options, scratch=scratch)
+            self._each(group, sgd_step, {k: group[k] for k in self.defaults})  # lr, momentum, ...
         return loss
 
 # %% ../../assignments/06_optimizers/optimizers.ipynb #adam_step_impl
@@ -258,13 +271,10 @@ class Adam(Optimizer):
         kernel = adamw_step if self.decoupled_weight_decay else adam_step
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            for p, grad, state, scratch in self._updates(group):
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = np.zeros_like(p.data)
-                    state["exp_avg_sq"] = np.zeros_like(p.data)
-                kernel(p.data, grad, state, lr=group["lr"], beta1=beta1, beta2=beta2,
-                       eps=group["eps"], weight_decay=group["weight_decay"], scratch=scratch)
+            options = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
+                           weight_decay=group["weight_decay"])
+            self._each(group, kernel, options, new_state=lambda p: {
+                "step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)})
         return loss
 
 

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -77,6 +78,9 @@ class StudentProcess:
         self.starved = 0.0  # seconds the machine kept the last call waiting for a CPU
         self.starved_in_all = 0.0  # ... and every call so far
         self.cell_errors: list[str] = []
+        # One call at a time crosses the wire: trusted code may call from two threads (the
+        # optimizers give half of a large step to a helper thread).
+        self.lock = threading.Lock()
         self._code = jail.add_input("student-code.json", json.dumps(cells).encode())
 
     def start(self) -> None:
@@ -302,13 +306,14 @@ _REBUILT_ERRORS = {
 
 def _proxy(sp: StudentProcess, name: str, clock: dict, returns=...):
     def call(*args, **kwargs):
-        try:
-            return sp.call(name, args, kwargs, clock["deadline"], returns)
-        except Exception as e:  # named in a message that may not show the text (messages.py)
-            e.student_function = name
-            raise
-        finally:  # the time the machine kept the call waiting is not taken from the cell's
-            clock["deadline"] += sp.starved
+        with sp.lock:
+            try:
+                return sp.call(name, args, kwargs, clock["deadline"], returns)
+            except Exception as e:  # named in a message that may not show the text (messages.py)
+                e.student_function = name
+                raise
+            finally:  # the time the machine kept the call waiting is not taken from the cell's
+                clock["deadline"] += sp.starved
 
     call.__name__ = call.__qualname__ = name
     return call
