@@ -24,19 +24,20 @@
 # **What you write.** Only the mathematics: the functions that `raise NotImplementedError()` in
 # your copy; the bookkeeping (groups, state, state dicts, validation, schedulers' `step()`) is
 # provided. Cells marked `#| export` go to `tinytorch/core/optimizers.py`. The optimizers update
-# `Tensor`s of `tinytorch.core.tensor` (module 01): a `.data` and a `.grad` ndarray or `None`.
+# `Tensor`s of `tinytorch.core.tensor` (module 01): a `.data` ndarray, a `.grad` ndarray or None.
 #
-# **Tests.** Each graded cell checks one behaviour; some hold hidden tests against PyTorch's
-# trajectories. A failing test's message names the known mistake (`mistakes.json`, beside this
-# notebook) your function behaves like, if any. Locked *test-support* cells hold the graded
-# cells' shared helpers (the grader runs its own copy). Cells tagged `skip-execution`
-# (measurements, plots, experiments) are yours to run; grading and `tito module complete` skip them.
+# **Tests.** Each graded cell checks one behaviour; some hold hidden tests against trajectories
+# recorded from PyTorch. A failing test names the known mistake (`mistakes.json`, beside this
+# notebook) your function behaves like, if any. Locked *test-support* cells hold shared helpers
+# (the grader runs its own copy). Cells tagged `skip-execution` (measurements, plots,
+# experiments) are yours to run; grading and `tito module complete` skip them.
 
 # %%
 #| default_exp core.optimizers
 
 # %%
 #| export
+import contextvars
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -317,7 +318,7 @@ check_close(p.data, [0.95, -1.9, 0.3], "param", rtol=1e-6)
 # arrays, so a loaded optimizer resumes bit-identically. `step()` calls a *kernel*, a plain
 # function on numpy arrays that holds the mathematics, once per parameter with a gradient, with
 # a reused `scratch` array of its shape so that a kernel need not allocate (Part 3 measures why);
-# a large step runs on two cores. You write the kernels; the classes are provided.
+# a large step uses two threads. You write the kernels; the classes are provided.
 
 # %% locked="optimizer_base"
 #| export
@@ -336,7 +337,7 @@ class Optimizer:
         self.state = {}
         self.param_groups = []
         self._index = {}  # id(param) -> position across all groups, as in state_dict()
-        self._scratch = {}  # (shape, dtype) -> reused work array; not state, never saved
+        self._scratch = {}  # (shape, dtype, thread) -> reused work array; not state, never saved
         params = list(params)  # materialise an iterator exactly once
         if len(params) == 0:
             raise ValueError("optimizer got an empty parameter list")
@@ -386,11 +387,13 @@ class Optimizer:
     def step(self, closure=None):
         raise NotImplementedError
 
-    PARALLEL_ELEMENTS = 1 << 19  # steps over this many elements or more use two cores
+    PARALLEL_ELEMENTS = 1 << 21  # a step over this many elements or more uses two threads
 
     def _each(self, group, kernel, options, new_state=None):
         """kernel(param.data, grad, state, **options, scratch=...) for each parameter of `group`
-        with a gradient (an empty state gets new_state(param) first), on two cores if large."""
+        with a gradient (an empty state gets new_state(param) first). A large step gives its last
+        parameters, half of the elements, to a helper thread (numpy releases the GIL for array
+        work), so kernels keep nothing outside `state` and parameters share no memory."""
         todo = [(p, self.state.setdefault(p, {})) for p in group["params"] if p.grad is not None]
         for p, state in todo:
             if p.grad.shape != p.data.shape:
@@ -401,9 +404,10 @@ class Optimizer:
         sizes = np.cumsum([p.data.size for p, _ in todo])
         if len(todo) < 2 or sizes[-1] < self.PARALLEL_ELEMENTS:
             return self._run(todo, kernel, options, lane=0)
-        half = int(np.searchsorted(sizes, sizes[-1] / 2)) + 1  # a thread takes the second half:
-        with ThreadPoolExecutor(1) as helper:  # numpy releases the GIL for array work (fork-safe)
-            rest = helper.submit(self._run, todo[half:], kernel, options, lane=1)
+        half = int(np.searchsorted(sizes, sizes[-1] / 2)) + 1
+        with ThreadPoolExecutor(1) as helper:  # this step's own thread, in numpy's error state
+            rest = helper.submit(contextvars.copy_context().run, self._run, todo[half:], kernel,
+                                 options, lane=1)
             self._run(todo[:half], kernel, options, lane=0)
         rest.result()  # raises what the helper's half raised
 
@@ -722,11 +726,9 @@ plt.show()
 # **Where $\epsilon$ goes:** *after* the square root of the corrected second moment; it only
 # matters for coordinates whose gradients are tiny (around $\epsilon$).
 #
-# PyTorch evaluates the same update in this order, and the reference does too:
-# $\text{step\_size} = \eta / (1-\beta_1^t)$,
-# $\text{denom} = \sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon$,
-# $\theta \mathrel{-}= \text{step\_size}\cdot m_t / \text{denom}$. Any algebraically equal form
-# (for example with $\hat m$ and $\hat v$) passes the tests.
+# PyTorch and the reference compute $\text{step\_size} = \eta / (1-\beta_1^t)$, then
+# $\text{denom} = \sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon$, then
+# $\theta \mathrel{-}= \text{step\_size}\cdot m_t / \text{denom}$; any equal form passes.
 #
 # `adam_step` receives `state` with `"step"` (an int, 0 before the first update), `"exp_avg"`
 # ($m$) and `"exp_avg_sq"` ($v$), zero arrays the provided class creates. Update them and `param`
@@ -1003,11 +1005,10 @@ for options, torch_trajectory in [[dict(lr=0.05, weight_decay=0.2), TORCH_ADAMW]
 # %% [markdown]
 # ### Systems insight: what the optimizer's state costs in memory
 #
-# Every optimizer keeps arrays per parameter, in memory for the whole of training next to the
-# weights and gradients. Measure the cost instead of computing it from a formula: step each
-# optimizer on a float32 parameter of a million elements, read the `nbytes` of its state, and
-# ask `tracemalloc` what the first step left allocated (state plus the reused scratch array)
-# and what a second step needs on top.
+# Every optimizer keeps arrays per parameter for the whole of training, next to the weights and
+# gradients. Measure rather than compute: step each optimizer on a float32 parameter of a million
+# elements, read the `nbytes` of its state, and ask `tracemalloc` what the first step left
+# allocated (state and scratch array) and what a second step needs on top.
 
 # %% tags=["skip-execution"]
 import time
@@ -1097,8 +1098,8 @@ print(f"with a million parameters the naive step is {ratio:.1f}x slower")
 # %% [markdown]
 # Each temporary costs an allocation and, worse, an extra pass over memory: a large step is
 # bound by memory bandwidth, not arithmetic (hence PyTorch's `mul_`/`addcdiv_`, and its fused
-# kernels: one pass, on every core; `step()` above gives large steps two cores). A small step
-# is Python's fixed cost per call: frameworks group small tensors ("foreach", "fused").
+# kernels: one pass). A small step is Python's fixed cost per call: frameworks group small
+# tensors ("foreach", "fused").
 
 # %% [markdown]
 # ## Part 4: Global-norm gradient clipping (14 points)
@@ -1118,7 +1119,8 @@ print(f"with a million parameters the naive step is {ratio:.1f}x slower")
 # * **Below the threshold nothing changes** ($c = 1$). PyTorch's $10^{-6}$ keeps it finite at 0.
 # * It returns the total norm **before** clipping, the number you log to see spikes. Gradients
 #   of `None` are skipped; with none at all (or an empty list) the total is `0.0`.
-# * With `error_if_nonfinite=True`, a `nan` or `inf` total norm raises a `RuntimeError`.
+# * With `error_if_nonfinite=True`, a `nan` or `inf` total norm raises a `RuntimeError` (no
+#   gradient is scaled).
 #   Without it an `inf` total is returned and the gradients are scaled anyway, as in PyTorch,
 #   by 0: an infinite entry becomes `inf * 0 = nan`.
 
@@ -1294,8 +1296,8 @@ assert clip_grad_norm([p], max_norm=1.0) == 0.0 and p.grad is None, "parameters 
 # $t = W$: Adam's early second moments are noisy, and small first steps keep the model close.
 #
 # The provided `LRScheduler` follows PyTorch: construction records each group's `initial_lr` and
-# steps once (`last_epoch` -1 to 0); each `step()` increments `last_epoch` and writes its rate
-# into every group. You write the four closed-form functions.
+# steps once (`last_epoch` -1 to 0, `group["lr"]` the rate of epoch 0); each `step()` increments
+# `last_epoch` and writes its rate into every group. You write the four closed-form functions.
 
 # %% solution="step_lr_impl"
 #| export
@@ -1664,11 +1666,9 @@ check_training(history, final_loss, accuracy, max_loss=0.2, tests="SGD")
 # %% [markdown]
 # ## Experiments on real data (not graded)
 #
-# The course's optimizer studies (`experiments` package) train with the **exported**
-# `tinytorch.core.optimizers`: your code, once `tito module complete 06` has exported it. The
-# full versions run from the shell (`tito experiment list`, then e.g.
-# `tito experiment run optimizers optim.adam.lr=0.01`); the cells below call the same function
-# on small versions that save nothing, and show each summary table and figure.
+# The course's optimizer studies (`experiments` package) train with your **exported** code
+# (after `tito module complete 06`). The shell runs the full versions (`tito experiment list`,
+# then e.g. `tito experiment run optimizers optim.adam.lr=0.01`); below, small ones, unsaved.
 
 # %% tags=["skip-execution"]
 from experiments import run_study

@@ -87,6 +87,8 @@ def test_step_allocates_no_arrays_after_the_first(make, threads):
     assert growth < BOUND, (
         f"a step allocated {growth} bytes at its peak (one parameter is {NBYTES} bytes)"
     )
+    # the helper thread's scratch arrays (the third part of their key) exist only if it ran
+    assert sorted({key[2] for key in opt._scratch}) == list(range(threads))
 
 
 @pytest.mark.parametrize("norm_type", [2.0, math.inf])

@@ -7,6 +7,7 @@ tolerance of 1e-14, far below any mistake in the update rule.
 """
 
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -492,9 +493,13 @@ def test_boundary_hyperparameters_are_accepted():
 
 
 def _large_params(seed=0):
-    """Three float32 parameters of 600,000 elements in all, above Optimizer.PARALLEL_ELEMENTS."""
+    """Four float32 parameters, 2,200,002 elements in all (above Optimizer.PARALLEL_ELEMENTS):
+    each half of the step holds one parameter of each shape, so that a scratch array shared by
+    the two threads would mix their work."""
     rng = np.random.default_rng(seed)
-    params = [Parameter(rng.standard_normal(n).astype(np.float32)) for n in (300_000, 1, 299_999)]
+    params = [
+        Parameter(rng.standard_normal(n).astype(np.float32)) for n in (1_100_000, 1, 1_100_000, 1)
+    ]
     for p in params:
         p.grad = rng.standard_normal(p.data.shape).astype(np.float32)
     return params
@@ -511,12 +516,24 @@ LARGE = [  # (the optimizer, the kernel its step calls)
 ]
 
 
+def _record_threads(module, kernel, monkeypatch, params):
+    """Replace `kernel` by one that records (parameter index, called in this thread) first."""
+    calls, here = [], threading.get_ident()
+    index = {id(p.data): i for i, p in enumerate(params)}
+    original = getattr(module, kernel)
+
+    def recorded(param, *args, **kwargs):
+        calls.append((index.get(id(param)), threading.get_ident() == here))
+        return original(param, *args, **kwargs)
+
+    monkeypatch.setattr(module, kernel, recorded)
+    return calls
+
+
 @pytest.mark.parametrize("make, kernel", LARGE)
 def test_a_large_step_is_split_between_two_threads_and_gives_the_same_bits(
     make, kernel, monkeypatch
 ):
-    import threading
-
     import tinytorch.core.optimizers as module
 
     assert sum(p.data.size for p in _large_params()) >= Optimizer.PARALLEL_ELEMENTS
@@ -524,46 +541,48 @@ def test_a_large_step_is_split_between_two_threads_and_gives_the_same_bits(
     one_thread = make(alone)
     one_thread.PARALLEL_ELEMENTS = float("inf")
     two_threads = make(split)
-    calls = []  # (thread, parameter size) of every kernel call while the split optimizer steps
-    recording = [False]
-    original = getattr(module, kernel)
-
-    def recorded(param, *args, **kwargs):
-        if recording[0]:
-            calls.append((threading.get_ident(), param.size))
-        return original(param, *args, **kwargs)
-
-    monkeypatch.setattr(module, kernel, recorded)
+    calls = _record_threads(module, kernel, monkeypatch, split)
     for _ in range(3):
-        recording[0] = True
         two_threads.step()
-        recording[0] = False
         one_thread.step()
     for a, b in zip(split, alone):
         assert np.array_equal(a.data, b.data)
         ours, theirs = two_threads.state[a], one_thread.state[b]
         assert ours.keys() == theirs.keys()
         assert all(np.array_equal(ours[k], theirs[k]) for k in ours)
-    # the first parameter (half of the elements) in this thread, the other two in a helper
-    here = threading.get_ident()
-    assert sorted((size, thread == here) for thread, size in calls) == sorted(
-        [(300_000, True), (1, False), (299_999, False)] * 3
+    # the split optimizer's calls: the first two parameters (half of the elements) in this
+    # thread, the other two in a helper; the one-thread optimizer's calls all in this thread
+    assert sorted(c for c in calls if c[0] is not None) == sorted(
+        [(0, True), (1, True), (2, False), (3, False)] * 3
     )
+    assert {c[1] for c in calls if c[0] is None} == {True}
 
 
 def test_an_error_in_the_helper_threads_half_is_raised_by_step(monkeypatch):
     import tinytorch.core.optimizers as module
 
-    kernel = module.sgd_step
+    kernel, here, failed_in = module.sgd_step, threading.get_ident(), []
 
-    def fails_on_the_last(param, *args, **kwargs):
-        if param.size == 299_999:
-            raise FloatingPointError("the last parameter's kernel failed")
+    def fails_on_the_third(param, *args, **kwargs):
+        if param is params[2].data:
+            failed_in.append(threading.get_ident() != here)
+            raise FloatingPointError("the third parameter's kernel failed")
         return kernel(param, *args, **kwargs)
 
-    monkeypatch.setattr(module, "sgd_step", fails_on_the_last)
+    monkeypatch.setattr(module, "sgd_step", fails_on_the_third)
     params = _large_params()
-    before = params[0].data.copy()
-    with pytest.raises(FloatingPointError, match="the last parameter's kernel failed"):
+    with pytest.raises(FloatingPointError, match="the third parameter's kernel failed"):
         SGD(params, lr=0.01).step()
-    assert not np.array_equal(params[0].data, before)  # this thread's half ran
+    assert failed_in == [True]  # raised in the helper thread, and raised again by step()
+
+
+def test_the_helper_thread_keeps_numpys_error_state():
+    """Under np.errstate(over="raise") an overflow in the helper's half raises, as in this
+    thread's half (numpy keeps its error state per context, which a new thread does not share)."""
+    params = _large_params()
+    for p in params:
+        p.grad = np.zeros_like(p.data)
+    params[2].grad[0] = np.float32(3e38)  # a parameter of the helper's half
+    opt = SGD(params, lr=10.0)
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError, match="overflow"):
+        opt.step()

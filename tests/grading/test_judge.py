@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import nbformat
 import numpy as np
 import pytest
@@ -219,10 +221,30 @@ def test_a_large_optimizer_step_calls_the_students_kernel_one_call_at_a_time(jai
                     optimizers, "sgd_step", judge_module._proxy(sp, "sgd_step", clock, None)
                 )
             opt = SGD(params, lr=0.1, momentum=0.9)
-            assert sum(p.data.size for p in params) >= opt.PARALLEL_ELEMENTS
+            opt.PARALLEL_ELEMENTS = 1  # split these two parameters between two threads
             for _ in range(3):
                 opt.step()
+            assert sorted({key[2] for key in opt._scratch}) == [0, 1]  # both threads stepped
             results.append([p.data for p in params])
         assert all(np.array_equal(a, b) for a, b in zip(*results))
+    finally:
+        sp.close()
+
+
+def test_a_student_process_started_from_a_thread_outlives_that_thread(jail):
+    """The jail dies with the thread that starts it (a parent-death signal): a call from a
+    thread that then ends, as a large optimizer step's helper thread does, must not take the
+    student's process with it."""
+    import threading
+
+    sp = _student(jail, "def f(x):\n    return x + 1\n")
+    try:
+        first: list = []
+        caller = threading.Thread(target=lambda: first.append(sp.call("f", (1,), {}, 1e18)))
+        caller.start()
+        caller.join()
+        with pytest.raises(subprocess.TimeoutExpired):  # still running after the thread ended
+            sp.proc.wait(timeout=0.5)
+        assert (first, sp.call("f", (2,), {}, 1e18)) == ([2], 3)
     finally:
         sp.close()

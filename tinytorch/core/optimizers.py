@@ -5,7 +5,8 @@ __all__ = ['gradient_descent_step', 'Optimizer', 'sgd_step', 'SGD', 'adam_step',
            'step_lr', 'exponential_lr', 'cosine_annealing_lr', 'warmup_cosine_lr', 'LRScheduler', 'StepLR',
            'ExponentialLR', 'CosineAnnealingLR', 'WarmupCosineLR']
 
-# %% ../../assignments/06_optimizers/optimizers.ipynb #084c210e88
+# %% ../../assignments/06_optimizers/optimizers.ipynb #74cedb1fda
+import contextvars
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,7 +42,7 @@ class Optimizer:
         self.state = {}
         self.param_groups = []
         self._index = {}  # id(param) -> position across all groups, as in state_dict()
-        self._scratch = {}  # (shape, dtype) -> reused work array; not state, never saved
+        self._scratch = {}  # (shape, dtype, thread) -> reused work array; not state, never saved
         params = list(params)  # materialise an iterator exactly once
         if len(params) == 0:
             raise ValueError("optimizer got an empty parameter list")
@@ -91,11 +92,13 @@ class Optimizer:
     def step(self, closure=None):
         raise NotImplementedError
 
-    PARALLEL_ELEMENTS = 1 << 19  # steps over this many elements or more use two cores
+    PARALLEL_ELEMENTS = 1 << 21  # a step over this many elements or more uses two threads
 
     def _each(self, group, kernel, options, new_state=None):
         """kernel(param.data, grad, state, **options, scratch=...) for each parameter of `group`
-        with a gradient (an empty state gets new_state(param) first), on two cores if large."""
+        with a gradient (an empty state gets new_state(param) first). A large step gives its last
+        parameters, half of the elements, to a helper thread (numpy releases the GIL for array
+        work), so kernels keep nothing outside `state` and parameters share no memory."""
         todo = [(p, self.state.setdefault(p, {})) for p in group["params"] if p.grad is not None]
         for p, state in todo:
             if p.grad.shape != p.data.shape:
@@ -106,9 +109,10 @@ class Optimizer:
         sizes = np.cumsum([p.data.size for p, _ in todo])
         if len(todo) < 2 or sizes[-1] < self.PARALLEL_ELEMENTS:
             return self._run(todo, kernel, options, lane=0)
-        half = int(np.searchsorted(sizes, sizes[-1] / 2)) + 1  # a thread takes the second half:
-        with ThreadPoolExecutor(1) as helper:  # numpy releases the GIL for array work (fork-safe)
-            rest = helper.submit(self._run, todo[half:], kernel, options, lane=1)
+        half = int(np.searchsorted(sizes, sizes[-1] / 2)) + 1
+        with ThreadPoolExecutor(1) as helper:  # this step's own thread, in numpy's error state
+            rest = helper.submit(contextvars.copy_context().run, self._run, todo[half:], kernel,
+                                 options, lane=1)
             self._run(todo[:half], kernel, options, lane=0)
         rest.result()  # raises what the helper's half raised
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import nbformat
@@ -79,8 +80,12 @@ class StudentProcess:
         self.starved_in_all = 0.0  # ... and every call so far
         self.cell_errors: list[str] = []
         # One call at a time crosses the wire: trusted code may call from two threads (the
-        # optimizers give half of a large step to a helper thread).
+        # optimizers give half of a large step to a helper thread of that step).
         self.lock = threading.Lock()
+        # The jail dies with the thread that started it (bubblewrap's --die-with-parent is a
+        # parent-death signal, sent when that thread ends), so every start is made from this
+        # thread, which lives as long as this object, whichever thread makes the call.
+        self._starter = ThreadPoolExecutor(1, thread_name_prefix="student-process")
         self._code = jail.add_input("student-code.json", json.dumps(cells).encode())
 
     def start(self) -> None:
@@ -98,13 +103,14 @@ class StudentProcess:
             self.tensor_class,
         ]
         try:
-            self.proc = self.jail.popen(
+            self.proc = self._starter.submit(
+                self.jail.popen,
                 argv,
                 pass_fds=(req_r, resp_w),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-            )
+            ).result()
         except (OSError, JailError) as e:  # no process or no control group: the machine's problem
             for fd in (self.req_w, self.resp_r):
                 os.close(fd)
@@ -178,6 +184,7 @@ class StudentProcess:
 
     def close(self) -> None:
         self.stop()
+        self._starter.shutdown()
 
     def call(self, name: str, args, kwargs, deadline: float, returns=...):
         """The student's `name(*args, **kwargs)`; `returns` is the reference's return annotation
