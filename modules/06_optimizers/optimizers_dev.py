@@ -1119,10 +1119,9 @@ print(f"with a million parameters the naive step is {ratio:.1f}x slower")
 # * **Below the threshold nothing changes** ($c = 1$). PyTorch's $10^{-6}$ keeps it finite at 0.
 # * It returns the total norm **before** clipping, the number you log to see spikes. Gradients
 #   of `None` are skipped; with none at all (or an empty list) the total is `0.0`.
-# * With `error_if_nonfinite=True`, a `nan` or `inf` total norm raises a `RuntimeError` (no
-#   gradient is scaled).
-#   Without it an `inf` total is returned and the gradients are scaled anyway, as in PyTorch,
-#   by 0: an infinite entry becomes `inf * 0 = nan`.
+# * With `error_if_nonfinite=True`, a `nan` or `inf` total norm raises a `RuntimeError` and
+#   scales nothing. Without it an `inf` total is returned and the gradients are scaled anyway,
+#   as in PyTorch, by 0: an infinite entry becomes `inf * 0 = nan`.
 
 # %% solution="clip_grad_norm_impl"
 #| export
@@ -1293,7 +1292,7 @@ assert clip_grad_norm([p], max_norm=1.0) == 0.0 and p.grad is None, "parameters 
 #
 # Beyond $T_{\max}$ the cosine keeps its closed form and rises again (as in PyTorch); the
 # warm-up cosine reaches $\eta_{\min}$ at $T$ and stays. Warm-up rises from 0 to $\eta_0$ at
-# $t = W$: Adam's early second moments are noisy, and small first steps keep the model close.
+# $t = W$: Adam's early second moments are noisy, so the first steps are kept small.
 #
 # The provided `LRScheduler` follows PyTorch: construction records each group's `initial_lr` and
 # steps once (`last_epoch` -1 to 0, `group["lr"]` the rate of epoch 0); each `step()` increments
@@ -1668,7 +1667,8 @@ check_training(history, final_loss, accuracy, max_loss=0.2, tests="SGD")
 #
 # The course's optimizer studies (`experiments` package) train with your **exported** code
 # (after `tito module complete 06`). The shell runs the full versions (`tito experiment list`,
-# then e.g. `tito experiment run optimizers optim.adam.lr=0.01`); below, small ones, unsaved.
+# then e.g. `tito experiment run optimizers optim.adam.lr=0.01`); the cells below run small
+# versions that save nothing.
 
 # %% tags=["skip-execution"]
 from experiments import run_study
