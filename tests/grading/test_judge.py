@@ -246,5 +246,7 @@ def test_a_student_process_started_from_a_thread_outlives_that_thread(jail):
         with pytest.raises(subprocess.TimeoutExpired):  # still running after the thread ended
             sp.proc.wait(timeout=0.5)
         assert (first, sp.call("f", (2,), {}, 1e18)) == ([2], 3)
+        sp.close()
+        assert sp.call("f", (3,), {}, 1e18) == 4  # a call after close() starts it again
     finally:
         sp.close()

@@ -184,7 +184,8 @@ class StudentProcess:
 
     def close(self) -> None:
         self.stop()
-        self._starter.shutdown()
+        self._starter.shutdown()  # its thread ends; a later call starts afresh, with a new one
+        self._starter = ThreadPoolExecutor(1, thread_name_prefix="student-process")
 
     def call(self, name: str, args, kwargs, deadline: float, returns=...):
         """The student's `name(*args, **kwargs)`; `returns` is the reference's return annotation
