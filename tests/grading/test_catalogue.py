@@ -357,9 +357,15 @@ def batch(graded_course, request):
     start = time.monotonic()
     outcomes = {o.student: o for o in autograde(course, m, list(pipeline), workers=2)}
     # A machine too busy to grade (another test file's batch on the other worker) fails an
-    # outcome and scores nothing; what the grader then asks for is grading it again.
-    busy = [s for s, o in outcomes.items() if o.status == "failed"]
-    outcomes.update({o.student: o for o in autograde(course, m, busy, workers=1)} if busy else {})
+    # outcome and scores nothing; what the grader then asks for is grading it again, here up to
+    # three times while the other batch keeps the machine busy.
+    busy: set[str] = set()
+    for _ in range(3):
+        again = [s for s, o in outcomes.items() if o.status == "failed"]
+        if not again:
+            break
+        busy.update(again)
+        outcomes.update({o.student: o for o in autograde(course, m, again, workers=1)})
     tasks = {
         **{("judge", name): ("judge", nb, None, False) for name, nb in checked.items()},
         ("judge", PIPELINE_BUGS_STUDENT): ("judge", several_bugs, None, False),
