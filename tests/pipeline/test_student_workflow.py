@@ -408,3 +408,33 @@ def test_a_renamed_function_is_named_with_the_cell_that_defined_it(course):
     ) in out, out
     assert "adam_first_step_moves_lr (3 pts): NameError: name 'adam_step' is not defined" in out
     assert "Traceback" not in out + err
+
+
+def test_a_kernel_that_dies_before_it_first_answers_is_started_once_more(tmp_path, monkeypatch):
+    """On a busy machine a kernel can die before its first answer (another program took a port
+    it was given); no code of the student's has run, so the check starts it once more. Twice in
+    a row is an error that names the kernel."""
+    from nbclient import NotebookClient
+
+    path = tmp_path / "work.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 6 * 7")]
+    nbformat.write(nb, path)
+    real, starts = NotebookClient.start_new_kernel_client, []
+
+    def dies_first(self, *args, **kwargs):
+        starts.append(self.km.kernel_id)
+        if len(starts) in failing:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(NotebookClient, "start_new_kernel_client", dies_first)
+    failing = {1}
+    executed, _ = student.run_notebook(INSTRUCTOR, path)
+    assert len(starts) == 2 and starts[0] != starts[1]  # a new kernel the second time
+    assert executed.cells[0].execution_count == 1
+    starts.clear()
+    failing = {1, 2}
+    with pytest.raises(student.CourseError, match="the notebook's kernel could not start: "):
+        student.run_notebook(INSTRUCTOR, path)
+    assert len(starts) == 2

@@ -402,6 +402,20 @@ def run_notebook(
     except BaseException:
         stop_kernel()
         raise
+    # A kernel that dies before it first answers has run none of the student's code (on a busy
+    # machine another program can take a port it was given): it is started once more.
+    for attempt in (1, 2):
+        try:
+            client.start_new_kernel_client()
+            break
+        except Exception as e:
+            stop_kernel()
+            if attempt == 2:
+                raise CourseError(
+                    f"the notebook's kernel could not start: {type(e).__name__}: {e}"
+                ) from None
+            client.km = client.create_kernel_manager()
+            client.start_new_kernel(stderr=subprocess.DEVNULL)
     # Cell by cell, so that the run stops at the first cell that reaches its time limit: an
     # endless loop would make every later cell that calls the same code wait as long.
     too_slow: dict[int, str] = {}
