@@ -406,6 +406,9 @@ def run_notebook(
     # machine another program can take a port it was given): it is started once more.
     for attempt in (1, 2):
         try:
+            if attempt == 2:
+                client.km = client.create_kernel_manager()
+                client.start_new_kernel(stderr=subprocess.DEVNULL)
             client.start_new_kernel_client()
             break
         except Exception as e:
@@ -414,8 +417,6 @@ def run_notebook(
                 raise CourseError(
                     f"the notebook's kernel could not start: {type(e).__name__}: {e}"
                 ) from None
-            client.km = client.create_kernel_manager()
-            client.start_new_kernel(stderr=subprocess.DEVNULL)
     # Cell by cell, so that the run stops at the first cell that reaches its time limit: an
     # endless loop would make every later cell that calls the same code wait as long.
     too_slow: dict[int, str] = {}
