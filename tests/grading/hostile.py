@@ -363,6 +363,21 @@ def echoes_hidden_inputs(complete):
     return nb
 
 
+# The loss the training loop sees (and records) is zero, so nothing trains and the history it
+# returns reads as a perfect run.
+REPORTS_PERFECT_TRAINING = """\
+import tinytorch.core.tensor as _tensor
+_cross_entropy = _tensor.cross_entropy
+_tensor.cross_entropy = lambda logits, labels: _cross_entropy(logits, labels) * 0.0
+"""
+
+
+def reports_perfect_training(complete):
+    """The complete solution, whose process makes the training loop record a loss of 0 at every
+    step while leaving the weights untrained."""
+    return with_attack(complete, REPORTS_PERFECT_TRAINING)
+
+
 def hidden_option_sets(instructor) -> list[str]:
     """Each option of the hidden SGD grid that no visible test uses (e.g. dampening 0.3), as
     echoes_hidden_inputs prints it ("'dampening': 0.3")."""

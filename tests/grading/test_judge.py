@@ -16,6 +16,7 @@ from tito.course.grading.jail import Jail
 from tito.course.grading.judge import (
     MachineError,
     SandboxSetupError,
+    StudentError,
     StudentProcess,
     SupportCellError,
     judge,
@@ -190,6 +191,54 @@ def test_no_message_holds_what_a_hidden_test_gave_the_students_code(jail):
     assert by_id == {
         "adam_matches_pytorch_trajectory": hidden_failure,
         "adamw_matches_pytorch_trajectory": hidden_failure.replace("adam_step", "adamw_step"),
+    }
+
+
+def test_a_support_function_runs_after_the_students_cells_and_its_reply_is_bounded(jail):
+    """A support cell's function runs in the student's process, after their cells, and may
+    return arrays of shapes the call did not send; its reply is still bounded."""
+    support = "import numpy as np\ndef fill(n):\n    return [np.full(n, SCALE, np.float32)]\n"
+    sp = StudentProcess(
+        ["SCALE = 3\n"],
+        cell_timeout=10,
+        jail=jail,
+        tensor_class=COURSE.package.tensor_class,
+        support=[support],
+    )
+    try:
+        [got] = sp.call("fill", (4,), {}, deadline=1e18, shaped=False)
+        assert got.dtype == np.float32 and got.tolist() == [3.0, 3.0, 3.0, 3.0]
+        with pytest.raises(StudentError, match=r"replied with an array of shape \(4,\)"):
+            sp.call("fill", (4,), {}, deadline=1e18)  # a kernel's reply: shapes it was sent
+        too_long = r"fill\(\) stopped the process .* more than the 1048[0-9]* a valid one"
+        with pytest.raises(StudentError, match=too_long):
+            sp.call("fill", (300_000,), {}, deadline=1e18, shaped=False)  # 1.2 MB
+    finally:
+        sp.close()
+
+
+def test_training_is_scored_on_the_weights_it_returns_not_on_what_it_reports(jail):
+    """The training loop runs in the student's process; a process that makes it record a loss of
+    0 at every step without training fails both training cells on the loss the judge computes
+    from the returned weights, and every other cell passes."""
+    complete = sub.filled(
+        nbformat.read(COURSE.release_notebook(COURSE.module("06")), as_version=4), REFERENCE
+    )
+    report = judge(
+        REFERENCE,
+        hostile.reports_perfect_training(complete),
+        jail,
+        tensor_class=COURSE.package.tensor_class,
+    )
+    failed = {v.grade_id: v.message for v in report.verdicts if not v.passed}
+    reported, untrained = "after 200 steps (first 0.000)", "AssertionError: final loss 1.37"
+    assert failed == {
+        "mlp_adamw_warmup_cosine_reaches_target": (
+            f"{untrained}78 {reported} expected < 0.1; see the Adam/AdamW tests"
+        ),
+        "mlp_nesterov_cosine_reaches_target": (
+            f"{untrained}86 {reported} expected < 0.2; see the SGD tests"
+        ),
     }
 
 

@@ -128,6 +128,15 @@ def is_test_support_cell(cell) -> bool:
     )
 
 
+def student_process_functions(cell) -> list[str]:
+    """The functions a test-support cell lets the judge call in the student's process instead of
+    its own (`# %% locked="id" in_student_process="name other"`): loops that call the student's
+    code many times, whose results trusted code then checks. The judge runs the cell on both
+    sides."""
+    names = cell.metadata.get("in_student_process", "")
+    return names.split() if isinstance(names, str) and is_test_support_cell(cell) else []
+
+
 def is_grade_cell(cell) -> bool:
     """An automatically graded test cell (nbgrader grade cell that is not a solution)."""
     md = cell.metadata.get("nbgrader", {})

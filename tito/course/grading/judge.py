@@ -6,7 +6,9 @@ student's version in a jailed process (jailed/sandbox.py) and mirrors the result
 (jailed/protocol.py). Each graded cell runs in a fresh copy of that namespace, after the
 notebook's test-support cells (shared helpers). The test and support cells come from the
 instructor notebook too, hidden tests included, so nothing the student wrote or edited
-decides how their code is judged.
+decides how their code is judged. A support cell may name functions that run in the student's
+process instead (a training loop: thousands of calls of the student's code, one call over the
+wire); what they return is data that the trusted support code checks, as it checks any answer.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from dataclasses import dataclass, field
 import nbformat
 import numpy as np
 
-from ..notebooks import is_export_cell, is_grade_cell, is_test_support_cell, student_functions
+from ..notebooks import (
+    is_export_cell,
+    is_grade_cell,
+    is_test_support_cell,
+    student_functions,
+    student_process_functions,
+)
 from . import diagnosis
 from .jail import JAILED_PACKAGE, Jail, JailError
 from .jailed.protocol import Mirror, WireError, load_class, receive, send
@@ -57,8 +65,9 @@ class JudgeReport:
 
 
 class StudentProcess:
-    """The student's exported cells in a jailed process: started lazily, restarted after a
-    crash or a timeout (each start is a fresh jail)."""
+    """The student's exported cells in a jailed process, then the `support` cells that run
+    there (the instructor's, e.g. a training loop): started lazily, restarted after a crash or a
+    timeout (each start is a fresh jail)."""
 
     def __init__(
         self,
@@ -68,8 +77,10 @@ class StudentProcess:
         deadline: float = float("inf"),
         *,
         tensor_class: str,
+        support: list[str] = (),
     ):
         self.cells, self.timeout, self.jail, self.deadline = cells, cell_timeout, jail, deadline
+        self.support = list(support)
         self.tensor_class = (
             tensor_class  # "module:Class", imported on each side from its copy of the package
         )
@@ -86,7 +97,8 @@ class StudentProcess:
         # parent-death signal, sent when that thread ends), so every start is made from this
         # thread, which lives as long as this object, whichever thread makes the call.
         self._starter = ThreadPoolExecutor(1, thread_name_prefix="student-process")
-        self._code = jail.add_input("student-code.json", json.dumps(cells).encode())
+        code = {"cells": cells, "support": self.support}
+        self._code = jail.add_input("student-code.json", json.dumps(code).encode())
 
     def start(self) -> None:
         req_r, self.req_w = os.pipe()
@@ -134,7 +146,7 @@ class StudentProcess:
         except Exception as e:
             self.stop()
             raise SandboxSetupError(f"the grading sandbox could not start: {e}") from None
-        seconds = self.timeout * max(1, len(self.cells))
+        seconds = self.timeout * max(1, len(self.cells) + len(self.support))
         running = Allowance(self.proc.pid, seconds, latest=self.deadline, main=self.main_pid)
         try:
             header, _ = receive(
@@ -187,9 +199,11 @@ class StudentProcess:
         self._starter.shutdown()  # its thread ends; a later call starts afresh, with a new one
         self._starter = ThreadPoolExecutor(1, thread_name_prefix="student-process")
 
-    def call(self, name: str, args, kwargs, deadline: float, returns=...):
+    def call(self, name: str, args, kwargs, deadline: float, returns=..., shaped: bool = True):
         """The student's `name(*args, **kwargs)`; `returns` is the reference's return annotation
-        (float or None), which the reply must match (anything else: not checked)."""
+        (float or None), which the reply must match (anything else: not checked). A reply's
+        arrays are shaped like the call's own, unless not `shaped` (a support function's: the
+        trusted code that called it checks what it returns)."""
         self.starved = 0.0
         if self.broken:
             raise StudentError(self.broken)
@@ -231,7 +245,7 @@ class StudentProcess:
             raise StudentError(f"{name}() raised {reply.get('error', 'an error')}")
         # A valid reply holds arrays shaped like the call's own (changed in place, state buffers).
         shapes = {a.shape for a in arrays}
-        stray = next((a.shape for a in out if a.shape not in shapes), None)
+        stray = next((a.shape for a in out if shaped and a.shape not in shapes), None)
         if stray is not None:
             raise StudentError(
                 f"{name}() replied with an array of shape {stray}, which none of its arguments has"
@@ -312,11 +326,11 @@ _REBUILT_ERRORS = {
 }
 
 
-def _proxy(sp: StudentProcess, name: str, clock: dict, returns=...):
+def _proxy(sp: StudentProcess, name: str, clock: dict, returns=..., shaped: bool = True):
     def call(*args, **kwargs):
         with sp.lock:
             try:
-                return sp.call(name, args, kwargs, clock["deadline"], returns)
+                return sp.call(name, args, kwargs, clock["deadline"], returns, shaped)
             except Exception as e:  # named in a message that may not show the text (messages.py)
                 e.student_function = name
                 raise
@@ -346,11 +360,9 @@ def judge(
     ref_exports = [c for c in reference.cells if is_export_cell(c)]
     names = student_functions(ref_exports)
     grade_cells = [c for c in reference.cells if is_grade_cell(c) and c.cell_type == "code"]
-    support = [
-        compile(c.source, f"<test support {c.get('id')}>", "exec")
-        for c in reference.cells
-        if is_test_support_cell(c)
-    ]
+    support_cells = [c for c in reference.cells if is_test_support_cell(c)]
+    support = [compile(c.source, f"<test support {c.get('id')}>", "exec") for c in support_cells]
+    beside = [c for c in support_cells if student_process_functions(c)]
     student_cells = [
         c.source for c in submission.cells if is_export_cell(c) and not is_grade_cell(c)
     ]
@@ -360,14 +372,29 @@ def judge(
         exec(compile(c.source, f"<reference cell {c.get('id')}>", "exec"), trusted)
 
     cell_timeout = jail.limits.cell_timeout_seconds
-    sp = StudentProcess(student_cells, cell_timeout, jail, deadline, tensor_class=tensor_class)
+    sp = StudentProcess(
+        student_cells,
+        cell_timeout,
+        jail,
+        deadline,
+        tensor_class=tensor_class,
+        support=[c.source for c in beside],
+    )
     clock = {"deadline": 0.0}
     for name in names:
         trusted[name] = _proxy(sp, name, clock, trusted[name].__annotations__.get("return", ...))
+    # Put in place after the support cells have run (which define them too), in each namespace.
+    remote = {
+        name: _proxy(sp, name, clock, shaped=False)
+        for c in beside
+        for name in student_process_functions(c)
+    }
     # Messages print every float with the digits that identify it (as the notebook does).
     with np.printoptions(floatmode="unique"):
         try:
-            report = _run_cells(grade_cells, support, trusted, sp, clock, cell_timeout, deadline)
+            report = _run_cells(
+                grade_cells, support, remote, trusted, sp, clock, cell_timeout, deadline
+            )
             failed = {v.grade_id for v in report.verdicts if not v.passed}
             if mistakes and failed:
                 # In a fresh process: what the graded cells left in the student's module state
@@ -423,8 +450,9 @@ def _diagnose(
     return {region: d["ids"] for region, d in found.items()}
 
 
-def _namespace(trusted: dict, support: list) -> dict:
-    """A fresh copy of the trusted namespace with the test-support cells run in it."""
+def _namespace(trusted: dict, support: list, remote: dict) -> dict:
+    """A fresh copy of the trusted namespace with the test-support cells run in it, and the
+    functions that run in the student's process (`remote`) in place of their own."""
     namespace = dict(trusted)
     try:
         for code in support:
@@ -433,14 +461,16 @@ def _namespace(trusted: dict, support: list) -> dict:
         raise SupportCellError(
             f"the instructor notebook's test-support cells raised {type(e).__name__}: {e}"
         ) from None
+    namespace.update(remote)
     return namespace
 
 
 class _Cells:
     """Runs parts of graded cells against the student's process and keeps each cell's verdict."""
 
-    def __init__(self, support, trusted, sp, clock, cell_timeout, deadline):
-        self.support, self.trusted, self.sp, self.clock = support, trusted, sp, clock
+    def __init__(self, support, remote, trusted, sp, clock, cell_timeout, deadline):
+        self.support, self.remote, self.trusted = support, remote, trusted
+        self.sp, self.clock = sp, clock
         self.cell_timeout, self.deadline = cell_timeout, deadline
         self.verdicts: dict[int, CellVerdict] = {}
 
@@ -460,7 +490,7 @@ class _Cells:
             return None
         in_hidden = False
         try:
-            namespace = namespace or _namespace(self.trusted, self.support)
+            namespace = namespace or _namespace(self.trusted, self.support, self.remote)
             for code, hidden in cut:
                 in_hidden = hidden
                 exec(code, namespace)
@@ -480,6 +510,7 @@ class _Cells:
 def _run_cells(
     grade_cells,
     support: list,
+    remote: dict,
     trusted: dict,
     sp: StudentProcess,
     clock: dict,
@@ -490,7 +521,7 @@ def _run_cells(
     every visible part runs before any hidden one and keeps its whole message (messages.py):
     first the cells without hidden tests, then each other cell up to its first hidden part,
     then the rest of those cells, in the notebook's order each time."""
-    cells = _Cells(support, trusted, sp, clock, cell_timeout, deadline)
+    cells = _Cells(support, remote, trusted, sp, clock, cell_timeout, deadline)
     rest: dict[int, tuple[dict, list]] = {}  # cell -> its namespace and the parts still to run
     order = sorted(range(len(grade_cells)), key=lambda i: holds_hidden_tests(grade_cells[i].source))
     for i in order:

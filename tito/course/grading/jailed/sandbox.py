@@ -1,4 +1,5 @@
-"""The student's process: runs the student's exported code, then answers the judge's calls.
+"""The student's process: runs the student's exported code and the instructor's support cells
+that run beside it (a training loop), then answers the judge's calls.
 
 Started by the judge, inside the jail, as
 `python -m tito.course.grading.jailed.sandbox CODE_JSON REQ_FD RESP_FD CELL_TIMEOUT TENSOR_CLASS`.
@@ -40,7 +41,9 @@ def main() -> None:
     # start (its own problem) from student code that stops the process (the student's).
     send(resp_fd, {"hello": True}, [])
     with open(code_path, encoding="utf-8") as f:
-        cells = json.load(f)
+        code = json.load(f)
+    named = [(f"<student cell {i + 1}>", src) for i, src in enumerate(code["cells"])]
+    named += [(f"<test support {i + 1}>", src) for i, src in enumerate(code["support"])]
     mirror = Mirror(
         parity=1, tensor_class=load_class(tensor_class)
     )  # from the jail's copy of the package
@@ -51,10 +54,10 @@ def main() -> None:
         raise TimeoutError(f"the cell ran longer than {cell_timeout:g} s")
 
     signal.signal(signal.SIGALRM, too_slow)
-    for i, src in enumerate(cells):
+    for name, src in named:
         signal.setitimer(signal.ITIMER_REAL, cell_timeout)
         try:
-            exec(compile(src, f"<student cell {i + 1}>", "exec"), ns)
+            exec(compile(src, name, "exec"), ns)
         except BaseException as e:  # a broken cell is recorded, like nbgrader's allow_errors
             errors.append(_describe(e))
         finally:
