@@ -100,6 +100,7 @@ def test_a_delegated_group_holds_an_unprivileged_jail_to_its_memory_limit(delega
     got = _run_as_nobody(hostile.hoards_memory(4, 900), delegated)
     assert got["hit"] is True and 2400 < got["peak"] <= 2500, got
     assert "memfd: 1" in got["printed"]  # denied, as everywhere
+    assert [job for group in delegated for job in group.glob("job-*")] == []  # closed: removed
 
 
 def test_a_delegated_group_counts_socket_buffers_too(delegated):

@@ -134,6 +134,18 @@ def probe():
     assert n_processes <= 3  # bubblewrap's init, prlimit's exec'd python, nothing of the host's
 
 
+def test_closing_a_jail_removes_the_control_groups_of_its_processes(jail):
+    """As root every jailed process tree has control groups of its own; once the tree has
+    ended, closing the jail removes them (the kernel frees a group only just after)."""
+    sp = _student(jail, "def f():\n    return 1\n")
+    assert sp.call("f", (), {}, deadline=1e18) == 1
+    folders = [f for bound in jail._bounds.values() for f in set(bound.folders.values())]
+    sp.close()
+    assert folders and all(f.is_dir() for f in folders)
+    jail.close()
+    assert [f for f in folders if f.exists()] == []
+
+
 def test_a_sandbox_that_cannot_start_is_the_graders_problem_not_a_zero(jail, monkeypatch):
     monkeypatch.setattr(judge_module.sys, "executable", "/nonexistent/python")
     with pytest.raises(SandboxSetupError, match="could not start"):
