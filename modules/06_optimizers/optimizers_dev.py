@@ -1630,7 +1630,7 @@ def check_training(history, weights, max_loss, tests):
     (final_loss, accuracy), losses = evaluate_spirals(weights), history["loss"]
     assert np.isfinite(final_loss), f"training diverged: final loss {final_loss}, {losses[:5]} ..."
     assert final_loss < max_loss, (f"final loss {final_loss:.4f} after 200 steps (first "
-                                   f"{losses[0]:.3f}) expected < {max_loss}; see the {tests} tests")
+                                   f"{losses[0]:.3f}), expected < {max_loss}; see {tests} tests")
     assert accuracy >= 0.95, f"training accuracy {accuracy:.3f} after 200 steps, expected >= 0.95"
 
 

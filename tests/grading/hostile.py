@@ -378,6 +378,29 @@ def reports_perfect_training(complete):
     return with_attack(complete, REPORTS_PERFECT_TRAINING)
 
 
+# Replaces the sandbox's own send (the process's __main__): a successful reply of `f` carries,
+# as its result and as its argument's new state, the value named by what `f` returned.
+FORGES_REPLIES = """\
+import sys
+_main = sys.modules["__main__"]
+_send = _main.send
+_FORGED = {
+    # a list that holds itself twice: numpy's shape walk over it never ends
+    "cycle": {"list": 9, "items": [{"list": 9, "items": []}, {"list": 9, "items": []}]},
+    "tensor of a list": {"tensor": 11, "data": {"list": 13, "items": [1.0]}, "grad": None,
+                         "rg": True},
+}
+def _forged(fd, header, arrays, *rest):
+    if header.get("ok") and header.get("ret") in _FORGED:
+        forged = _FORGED[header["ret"]]
+        header = dict(header, ret=forged, sync=[forged])
+    return _send(fd, header, arrays, *rest)
+_main.send = _forged
+def f(state, what):
+    return what
+"""
+
+
 def hidden_option_sets(instructor) -> list[str]:
     """Each option of the hidden SGD grid that no visible test uses (e.g. dampening 0.3), as
     echoes_hidden_inputs prints it ("'dampening': 0.3")."""

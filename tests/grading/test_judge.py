@@ -159,6 +159,14 @@ def test_a_broken_test_support_cell_is_the_graders_problem_not_a_zero(jail):
     assert isinstance(e.value, MachineError)  # the job fails and nothing is scored
 
 
+def test_a_support_cell_with_hidden_tests_never_goes_to_the_students_process(jail):
+    training = sub.by_grade_id(REFERENCE)["test_support_training"].source
+    secret = "### BEGIN HIDDEN TESTS\nLIMIT = 0.1\n### END HIDDEN TESTS\n"
+    leaky = sub.set_source(REFERENCE, "test_support_training", training + "\n" + secret)
+    with pytest.raises(SupportCellError, match="'test_support_training' runs in the student's"):
+        judge(leaky, REFERENCE, jail, tensor_class=COURSE.package.tensor_class)
+
+
 def test_every_graded_cell_gets_its_own_copy_of_the_support_helpers(jail):
     """A graded cell that rebinds a helper (in the namespace the helpers see) changes nothing for
     the next one."""
@@ -229,6 +237,21 @@ def test_a_support_function_runs_after_the_students_cells_and_its_reply_is_bound
         sp.close()
 
 
+@pytest.mark.parametrize("what", ["cycle", "tensor of a list"])
+def test_a_reply_that_would_make_trusted_numpy_walk_forever_is_refused(jail, what):
+    """A process that forges its replies (a list inside itself, a Tensor whose data is a list)
+    gets a StudentError at once, as a support function's result and as an argument's state."""
+    sp = _student(jail, hostile.FORGES_REPLIES)
+    try:
+        with pytest.raises(StudentError, match=r"f\(\) returned something unusable"):
+            sp.call("f", ({}, what), {}, deadline=1e18, shaped=False)
+        with pytest.raises(StudentError, match=r"f\(\) left its arguments in an unusable state"):
+            sp.call("f", ({}, what), {}, deadline=1e18)
+        assert sp.call("f", ({}, "plain"), {}, deadline=1e18, shaped=False) == "plain"
+    finally:
+        sp.close()
+
+
 def test_training_is_scored_on_the_weights_it_returns_not_on_what_it_reports(jail):
     """The training loop runs in the student's process; a process that makes it record a loss of
     0 at every step without training fails both training cells on the loss the judge computes
@@ -246,10 +269,10 @@ def test_training_is_scored_on_the_weights_it_returns_not_on_what_it_reports(jai
     reported, untrained = "after 200 steps (first 0.000)", "AssertionError: final loss 1.37"
     assert failed == {
         "mlp_adamw_warmup_cosine_reaches_target": (
-            f"{untrained}78 {reported} expected < 0.1; see the Adam/AdamW tests"
+            f"{untrained}78 {reported}, expected < 0.1; see Adam/AdamW tests"
         ),
         "mlp_nesterov_cosine_reaches_target": (
-            f"{untrained}86 {reported} expected < 0.2; see the SGD tests"
+            f"{untrained}86 {reported}, expected < 0.2; see SGD tests"
         ),
     }
 

@@ -27,6 +27,7 @@ import nbformat
 import numpy as np
 
 from ..notebooks import (
+    SOLUTION_BEGIN,
     is_export_cell,
     is_grade_cell,
     is_test_support_cell,
@@ -203,7 +204,9 @@ class StudentProcess:
         """The student's `name(*args, **kwargs)`; `returns` is the reference's return annotation
         (float or None), which the reply must match (anything else: not checked). A reply's
         arrays are shaped like the call's own, unless not `shaped` (a support function's: the
-        trusted code that called it checks what it returns)."""
+        trusted code that called it checks what it returns). Such a function's result is new
+        data, built apart from every object the judge has shown the process, and what it did to
+        its arguments is not brought back."""
         self.starved = 0.0
         if self.broken:
             raise StudentError(self.broken)
@@ -250,9 +253,10 @@ class StudentProcess:
             raise StudentError(
                 f"{name}() replied with an array of shape {stray}, which none of its arguments has"
             )
+        seen: set = set()  # one message: each list or dict in it once (protocol.Mirror.decode)
         try:
-            for e in reply.get("sync", []):
-                self.mirror.decode(e, out)
+            for e in reply.get("sync", []) if shaped else []:
+                self.mirror.decode(e, out, seen)
         except Exception as e:
             raise StudentError(f"{name}() left its arguments in an unusable state: {e}") from None
         ret = reply.get("ret")
@@ -262,8 +266,9 @@ class StudentProcess:
             return float(ret)
         if returns is None and ret is not None:
             raise StudentError(f"{name}() returned {_described(ret)}; it returns nothing (None)")
+        mirror = self.mirror if shaped else Mirror(0, self.mirror.tensor_class, fixed_shapes=True)
         try:
-            return self.mirror.decode(ret, out)
+            return mirror.decode(ret, out, seen)
         except Exception as e:
             raise StudentError(f"{name}() returned something unusable: {e}") from None
 
@@ -363,6 +368,12 @@ def judge(
     support_cells = [c for c in reference.cells if is_test_support_cell(c)]
     support = [compile(c.source, f"<test support {c.get('id')}>", "exec") for c in support_cells]
     beside = [c for c in support_cells if student_process_functions(c)]
+    for c in beside:  # its source goes into the jail: nothing in it may be secret
+        if holds_hidden_tests(c.source) or SOLUTION_BEGIN in c.source:
+            raise SupportCellError(
+                f"the test-support cell {c.get('id')!r} runs in the student's process "
+                "(in_student_process) but holds hidden tests or a solution"
+            )
     student_cells = [
         c.source for c in submission.cells if is_export_cell(c) and not is_grade_cell(c)
     ]

@@ -237,12 +237,20 @@ class Mirror:
         )
 
     # -- decoding ---------------------------------------------------------------
-    def decode(self, e, arrays: list):
-        """Build (or update in place) the object `e` describes."""
+    def decode(self, e, arrays: list, seen: set | None = None):
+        """Build (or update in place) the object `e` describes. With `seen` (the judge's side: one
+        set for a whole message), a list or dict may occur once in the message: a container
+        that holds itself, or one filled in after another took it twice, would make numpy's
+        walk over the result endless or exponential, from a message of a few bytes."""
         if isinstance(e, SCALARS):
             return e
         if not isinstance(e, dict):
             raise ValueError("malformed value")
+        ref = e.get("list", e.get("dict"))
+        if seen is not None and ref is not None:
+            if not isinstance(ref, int) or ref in seen:
+                raise ValueError("a list or dict occurs twice in one message, or inside itself")
+            seen.add(ref)
         if "nd" in e:
             new = arrays[e["i"]]
             if not e.get("w", True):
@@ -260,8 +268,12 @@ class Mirror:
             self._register(e["nd"], new)
             return new
         if "tensor" in e:
-            data = self.decode(e["data"], arrays)
-            grad = self.decode(e["grad"], arrays)
+            data = self.decode(e["data"], arrays, seen)
+            grad = self.decode(e["grad"], arrays, seen)
+            if self.fixed_shapes and not (
+                isinstance(data, np.ndarray) and (grad is None or isinstance(grad, np.ndarray))
+            ):
+                raise ValueError("a Tensor's data and gradient cross as arrays")
             t = self._obj_of.get(e["tensor"])
             if not isinstance(t, self.tensor_class):
                 t = self.tensor_class(data, requires_grad=bool(e["rg"]))
@@ -272,9 +284,9 @@ class Mirror:
             t.grad = grad
             return t
         if "tuple" in e:
-            return tuple(self.decode(x, arrays) for x in e["tuple"])
+            return tuple(self.decode(x, arrays, seen) for x in e["tuple"])
         if "list" in e:
-            items = [self.decode(x, arrays) for x in e["items"]]
+            items = [self.decode(x, arrays, seen) for x in e["items"]]
             lst = self._obj_of.get(e["list"])
             if not isinstance(lst, list):
                 lst = []
@@ -282,7 +294,7 @@ class Mirror:
             lst[:] = items
             return lst
         if "dict" in e:
-            items = {str(k): self.decode(x, arrays) for k, x in e["items"]}
+            items = {str(k): self.decode(x, arrays, seen) for k, x in e["items"]}
             d = self._obj_of.get(e["dict"])
             if not isinstance(d, dict):
                 d = {}
