@@ -19,10 +19,8 @@ another's. The repository is not touched.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,14 +30,17 @@ import nbformat
 import yaml
 from nbconvert.exporters import NotebookExporter
 
-from tito.course import notebooks as sub
-from tito.course.generate import generate
-from tito.course.grading.host import autograde
-from tito.course.grading.job import run_in_process
-from tito.course.nbgrader_setup import api, nbgrader_config, quiet
-from tito.course.settings import Course
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.grading.dask_cluster import local_cluster  # noqa: E402
+from tito.course import notebooks as sub  # noqa: E402
+from tito.course.generate import generate  # noqa: E402
+from tito.course.grading.host import autograde  # noqa: E402
+from tito.course.grading.job import run_in_process  # noqa: E402
+from tito.course.nbgrader_setup import api, nbgrader_config, quiet  # noqa: E402
+from tito.course.settings import Course  # noqa: E402
+
 UNBOUNDED_JOB = Path(__file__).resolve().parent / "unbounded_job.py"
 
 
@@ -110,66 +111,6 @@ def grade(n: int, how: str, workers: int = 1, scheduler: str = "") -> tuple[floa
         return elapsed, spent, {o.student: [c.score for c in o.cells] for o in outcomes}
 
 
-class LoopbackCluster:
-    """`dask scheduler` and `dask worker` processes on 127.0.0.1, stopped on exit."""
-
-    def __init__(self, workers: int):
-        self.folder = Path(tempfile.mkdtemp(prefix="tito-dask-"))
-        dask = str(Path(sys.executable).parent / "dask")
-        scheduler_file = self.folder / "scheduler.json"
-        quiet_io = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.procs = [
-            subprocess.Popen(
-                [
-                    dask,
-                    "scheduler",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    "0",
-                    "--no-dashboard",
-                    "--scheduler-file",
-                    str(scheduler_file),
-                ],
-                **quiet_io,
-            )
-        ]
-        while not scheduler_file.exists():
-            time.sleep(0.2)
-        self.address = json.loads(scheduler_file.read_text())["address"]
-        self.procs += [
-            subprocess.Popen(
-                [
-                    dask,
-                    "worker",
-                    self.address,
-                    "--nthreads",
-                    "1",
-                    "--no-dashboard",
-                    "--host",
-                    "127.0.0.1",
-                    "--local-directory",
-                    str(self.folder / f"w{i}"),
-                ],
-                **quiet_io,
-            )
-            for i in range(workers)
-        ]
-        from distributed import Client
-
-        with Client(self.address, timeout=30) as client:
-            client.wait_for_workers(workers, timeout=60)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        for p in self.procs:
-            p.terminate()
-            p.wait()
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=40)
@@ -182,8 +123,11 @@ def main() -> None:
         ("tito, 1, no filter/bounds", 1, *grade(n, "unbounded", 1)),
         ("tito, --workers 2", 2, *grade(n, "tito", 2)),
     ]
-    with LoopbackCluster(2) as cluster:
-        rows.append(("tito on Dask, 2 workers", 2, *grade(n, "tito", 2, cluster.address)))
+    with (
+        tempfile.TemporaryDirectory(prefix="tito-dask-") as folder,
+        local_cluster(Path(folder), workers=2) as (address, _),
+    ):
+        rows.append(("tito on Dask, 2 workers", 2, *grade(n, "tito", 2, address)))
     print(f"cores: {os.cpu_count()}, submissions: {n}")
     peer, peer_cpu = rows[0][2] / n, rows[0][3] / n
     for name, workers, seconds, spent, _ in rows:

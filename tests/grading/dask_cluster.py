@@ -44,10 +44,7 @@ def local_cluster(folder: Path, workers: int, env: dict | None = None):
         )
     ]
     try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        address = json.loads(scheduler_file.read_text())["address"]
+        address = _scheduler_address(scheduler_file, time.monotonic() + 60)
         started = [
             subprocess.Popen(
                 _dask(
@@ -80,3 +77,15 @@ def local_cluster(folder: Path, workers: int, env: dict | None = None):
         for p in procs:
             p.kill()
             p.wait()
+
+
+def _scheduler_address(scheduler_file: Path, deadline: float) -> str:
+    """The address the scheduler writes into its file. It writes the file in place, so a reader
+    can find it missing, empty or half written: read it again until it parses."""
+    while True:
+        try:
+            return json.loads(scheduler_file.read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
