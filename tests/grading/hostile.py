@@ -387,6 +387,7 @@ _send = _main.send
 _FORGED = {
     # a list that holds itself twice: numpy's shape walk over it never ends
     "cycle": {"list": 9, "items": [{"list": 9, "items": []}, {"list": 9, "items": []}]},
+    "cycle without a number": {"list": None, "items": [{"list": None, "items": []}]},
     "tensor of a list": {"tensor": 11, "data": {"list": 13, "items": [1.0]}, "grad": None,
                          "rg": True},
 }

@@ -237,7 +237,7 @@ def test_a_support_function_runs_after_the_students_cells_and_its_reply_is_bound
         sp.close()
 
 
-@pytest.mark.parametrize("what", ["cycle", "tensor of a list"])
+@pytest.mark.parametrize("what", ["cycle", "cycle without a number", "tensor of a list"])
 def test_a_reply_that_would_make_trusted_numpy_walk_forever_is_refused(jail, what):
     """A process that forges its replies (a list inside itself, a Tensor whose data is a list)
     gets a StudentError at once, as a support function's result and as an argument's state."""

@@ -246,9 +246,9 @@ class Mirror:
             return e
         if not isinstance(e, dict):
             raise ValueError("malformed value")
-        ref = e.get("list", e.get("dict"))
-        if seen is not None and ref is not None:
-            if not isinstance(ref, int) or ref in seen:
+        if seen is not None and ("list" in e or "dict" in e):
+            ref = e["list"] if "list" in e else e["dict"]
+            if type(ref) is not int or ref in seen:
                 raise ValueError("a list or dict occurs twice in one message, or inside itself")
             seen.add(ref)
         if "nd" in e:
