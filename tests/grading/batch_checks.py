@@ -92,7 +92,7 @@ def hostile_cases(course: Course, tmpdir: Path) -> dict:
     }
 
 
-HOG_SECONDS = 12  # long enough to overlap other jobs of the batch
+HOG_SECONDS = 6  # longer than a job takes: it overlaps other jobs of the batch
 # Jobs start in the order of the students' names. The hoard needs CPU to touch its memory within
 # its cell's time limit, and without root nothing caps the hog: the hoard's name puts it late in the
 # queue, after the hog's job has ended, where "hoards_memory" would start next to "hogs_cpu".

@@ -13,7 +13,6 @@ import os
 import signal
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from tests import submissions as sub
@@ -67,14 +66,9 @@ def batch(graded_course, tmp_path_factory, request):
         "untouched": release,
         "buggy": buggy,
         "not_json": b'{"cells": [ this is not json',
-        "deleted_grade_cell": sub.without_cell(buggy, "adam_eps_outside_sqrt"),
+        # (A test cell deleted, duplicated or edited: test_read_and_record.py shows the job gets
+        # the notebook of the bug alone.)
         "all_grade_cells_deleted": hostile.without_grade_cells(complete),
-        "duplicated_grade_cell": sub.with_duplicate(
-            buggy, "adam_eps_outside_sqrt", '"""forged"""\npass'
-        ),
-        "edited_locked_cell": sub.set_source(
-            buggy, "adam_eps_outside_sqrt", '"""adam eps"""\npass'
-        ),
         "forged_numpy": sub.insert_code_cell(buggy, None, FORGE_NUMPY),
         "forged_tracebacks": sub.insert_code_cell(buggy, None, FORGE_TRACEBACKS),
         "forged_in_export_cell": sub.insert_code_cell(buggy, None, "#| export\n" + FORGE_NUMPY),
@@ -370,30 +364,6 @@ def test_a_file_that_is_not_json_is_recorded_as_invalid_with_zero(batch):
     assert (o.status, o.score) == ("invalid", 0.0)
     assert o.reason.startswith("not a valid notebook")
     assert o.max_score == batch["full"]
-
-
-@pytest.mark.parametrize(
-    "student", ["deleted_grade_cell", "duplicated_grade_cell", "edited_locked_cell"]
-)
-def test_tampering_with_a_test_cell_does_not_rescue_a_bug(batch, student):
-    o, buggy = batch["outcomes"][student], batch["outcomes"]["buggy"]
-    assert o.status == "graded"
-    assert cell_of(o, "adam_eps_outside_sqrt").score == 0.0
-    assert [(c.grade_id, c.score) for c in o.cells] == [(c.grade_id, c.score) for c in buggy.cells]
-    if student == "duplicated_grade_cell":
-        assert "duplicated cell 'adam_eps_outside_sqrt': one copy graded" in o.reason
-
-
-def test_deleted_grade_cell_is_restored_by_nbgrader_and_run(batch):
-    graded = batch["course"].root / "autograded/deleted_grade_cell/06_optimizers/optimizers.ipynb"
-    nb = nbformat.read(graded, as_version=4)
-    restored = [
-        c
-        for c in nb.cells
-        if c.metadata.get("nbgrader", {}).get("grade_id") == "adam_eps_outside_sqrt"
-    ]
-    assert len(restored) == 1
-    assert any(o.get("output_type") == "error" for o in restored[0].outputs)
 
 
 @pytest.mark.parametrize("student", ["forged_numpy", "forged_tracebacks", "forged_in_export_cell"])

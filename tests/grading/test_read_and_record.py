@@ -1,5 +1,6 @@
 """Reading a submission and recording an outcome, decided without any job: the cases a batch
-would only carry along (an older notebook format, an outcome path taken by a folder)."""
+would only carry along (an older notebook format, an outcome path taken by a folder, a test cell
+tampered with)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import os
 import nbformat
 import pytest
 
+from tests import submissions as sub
 from tests.conftest import make_course_copy
 from tests.grading.batch_checks import notebooks
+from tito.course.examples import with_mistake
 from tito.course.generate import generate
+from tito.course.grading.display import without_hidden_tests
 from tito.course.grading.host import prepare, read_submission, record
 from tito.course.grading.outcome import Outcome
+from tito.course.notebooks import dumps
 from tito.course.settings import Course
 
 
@@ -195,6 +200,65 @@ def test_a_deleted_cell_nbgrader_cannot_put_back_makes_the_submission_invalid(co
         f"the notebook lost 1 of the module's cells ({after_locked}) and nbgrader cannot put them "
         "back (KeyError: 'sgd_class'): start again from the student version, or copy your "
         "answers into it"
+    )
+
+
+def _job_input(course, student: str, nb) -> tuple[list[dict], list[str]]:
+    """The cells of the notebook a grading job gets for `nb` (prepared, hidden tests left out)
+    and the notes preparing it made."""
+    m, _, instructor, _ = notebooks(course)
+    path = course.submission_notebook(m, student)
+    path.parent.mkdir(parents=True)
+    nbformat.write(nb, path)
+    submitted, _ = read_submission(course, course.root, m, student, instructor)
+    prepared, notes = prepare(course, course.root, m, student, submitted, instructor)
+    cells = json.loads(dumps(without_hidden_tests(prepared)))["cells"]
+    for c in cells:  # written as a list of lines
+        c["source"] = "".join(c["source"])
+    return cells, notes
+
+
+TAMPERED = "adam_eps_outside_sqrt"  # a test cell the bug fails
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tampering", ["deleted", "duplicated", "edited"])
+def test_tampering_with_a_test_cell_gives_the_job_the_same_notebook_as_the_bug_alone(
+    course, tampering
+):
+    """A bug with one of its failing test cells deleted, duplicated (the copy passes) or edited to
+    pass: nbgrader's steps give the job the notebook of the bug alone. The kernel run and the
+    judge (which runs the instructor's test cells whatever the submission holds) then grade it
+    alike: the tampering rescues nothing. A deleted cell is put back with nbgrader's note on
+    its first line, and runs."""
+    m, _, _, complete = notebooks(course)
+    buggy = with_mistake(complete, m, "adam-eps-inside-sqrt")
+    tampered = {
+        "deleted": sub.without_cell(buggy, TAMPERED),
+        "duplicated": sub.with_duplicate(buggy, TAMPERED, '"""forged"""\npass'),
+        "edited": sub.set_source(buggy, TAMPERED, '"""adam eps"""\npass'),
+    }[tampering]
+    alone, _ = _job_input(course, f"bug_alone_{tampering}", buggy)
+    cells, notes = _job_input(course, f"tampered_{tampering}", tampered)
+    if tampering == "deleted":
+        i = next(
+            i
+            for i, c in enumerate(cells)
+            if c["metadata"].get("nbgrader", {}).get("grade_id") == TAMPERED
+        )
+        note, *code = cells[i]["source"].split("\n", 1)
+        assert note == (
+            f"# This cell (id:{TAMPERED}) was missing from the submission. It was added back by "
+            "nbgrader."
+        )
+        assert code == ["\n" + alone[i]["source"]]
+        assert [c["source"] for c in cells[:i] + cells[i + 1 :]] == [
+            c["source"] for c in alone[:i] + alone[i + 1 :]
+        ]
+    else:
+        assert cells == alone
+    assert notes == (
+        [f"duplicated cell {TAMPERED!r}: one copy graded"] if tampering == "duplicated" else []
     )
 
 
