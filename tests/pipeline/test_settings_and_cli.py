@@ -2,6 +2,8 @@
 
 import configparser
 import re
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -162,6 +164,23 @@ def test_every_command_group_has_help(args):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+def test_the_command_starts_without_the_graders_libraries():
+    """nbgrader, nbconvert and jupyter_server take seconds to import: only the grading commands
+    that use them load them, so a student's `tito module ...` starts without them."""
+    heavy = ["jupyter_server", "nbconvert", "nbgrader", "sqlalchemy"]
+    started = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys, tito.main; print([m for m in {heavy!r} if m in sys.modules])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert started.stdout.strip() == "[]", started.stdout
 
 
 @pytest.mark.slow

@@ -15,26 +15,17 @@ from rich.table import Table
 from rich.text import Text
 
 from ..course.examples import write as write_examples
-from ..course.generate import generate as generate_module
-from ..course.grading import analytics as class_analytics
-from ..course.grading import feedback as feedback_page
 from ..course.grading import scores
-from ..course.grading import similarity as similar
-from ..course.grading import verify as check
 from ..course.grading.collect import collect as collect_archive
-from ..course.grading.formgrader import server_argv
-from ..course.grading.host import autograde as autograde_module
-from ..course.grading.lms import (
-    IncompleteGrades,
-    export_grades,
-    spreadsheet_text,
-    spreadsheet_writer,
-)
 from ..course.grading.outcome import load_outcome
 from ..course.grading.report import score_rows
 from ..course.notebooks import write_if_changed
 from ..course.settings import CourseError
 from .common import console, fail, handles_errors, load_course, modules_from
+
+# nbgrader, nbconvert and jupyter_server take one to two seconds to import. The commands that use
+# them import them when they run, so that every other `tito` command (a student's included)
+# starts without them.
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -51,6 +42,9 @@ def generate(
     all_: bool = typer.Option(False, "--all", help="Every module."),
 ):
     """modules/ -> assignments/ (instructor notebook) -> release/ (student version)."""
+    # loaded when the command runs, not at start-up (top of file)
+    from ..course.generate import generate as generate_module
+
     course = load_course()
     mods = modules_from(course, module, all_)
     with Progress(
@@ -117,6 +111,9 @@ def autograde(
     Exits 0 when every submission was graded, 3 when some were invalid or failed (after
     grading all of them), 1 on a problem with the course or the command.
     """
+    # loaded when the command runs, not at start-up (top of file)
+    from ..course.grading.host import autograde as autograde_module
+
     course = load_course()
     m = course.module(module)
     students = student or course.students("submitted", m)
@@ -211,6 +208,9 @@ def feedback(module: str = typer.Argument(..., help="Module name or number.")):
     """Write HTML feedback for every autograded submission (feedback/<student>/<module>/): a summary
     of each graded cell with its score, the grader's message for lost points and "pending" for
     written answers not graded yet; manual scores and comments from formgrader are included."""
+    # loaded when the command runs, not at start-up (top of file)
+    from ..course.grading import feedback as feedback_page
+
     course = load_course()
     m = course.module(module)
     files = feedback_page.generate(course, m)
@@ -228,6 +228,9 @@ def report(
 ):
     """Scores per student and per graded cell, from the gradebook: automatic, manual (written
     answers graded in formgrader; "pending" until then) and total."""
+    # loaded when the command runs, not at start-up (top of file)
+    from ..course.grading.lms import spreadsheet_text, spreadsheet_writer
+
     if format not in ("table", "csv"):
         raise CourseError(f"unknown format {format!r}; use table or csv")
     course = load_course()
@@ -277,6 +280,9 @@ def analytics(
     the discrimination (point-biserial with the rest of the total), the chance of so low a
     discrimination (a permutation test) and flags: easy, hard, and suspect (failed more by the
     strongest students than chance explains: a likely broken test)."""
+    # loaded when the command runs, not at start-up (top of file)
+    from ..course.grading import analytics as class_analytics
+
     if format not in ("table", "csv", "html"):
         raise CourseError(f"unknown format {format!r}; use table, csv or html")
     course = load_course()
@@ -341,6 +347,8 @@ def similarity(
     run from strings and helpers no graded function calls are named; the student version's code
     never counts), in a table and on an HTML page that shows each listed pair's code with the
     shared fragments marked."""
+    # loaded when the command runs, not at start-up (top of file)
+    from ..course.grading import similarity as similar
 
     course = load_course()
     m = course.module(module)
@@ -405,6 +413,8 @@ def verify(
     Exits 0 when every outcome is current and every one graded again is identical, 3 when not,
     1 on a problem with the course or the command.
     """
+    # loaded when the command runs, not at start-up (top of file)
+    from ..course.grading import verify as check
 
     course = load_course()
     m = course.module(module)
@@ -513,6 +523,8 @@ def export(
     (automatic + manual), its maximum, how many written answers still wait for grading and the
     status of the outcome. Exits 3, writing nothing, while a submission has no score (failed or
     never graded), unless --allow-incomplete."""
+    # loaded when the command runs, not at start-up (top of file)
+    from ..course.grading.lms import IncompleteGrades, export_grades
 
     course = load_course()
     names = [course.module(module).name] if module else [m.name for m in course.modules]
@@ -532,6 +544,8 @@ def formgrader(
 ):
     """Start nbgrader's formgrader for this course on localhost, to grade the written answers
     by hand and comment on any cell (it shows the scores the judge decided). Ctrl-C stops it."""
+    # loaded when the command runs, not at start-up (top of file)
+    from ..course.grading.formgrader import server_argv
 
     course = load_course()
     if not course.gradebook().is_file():
