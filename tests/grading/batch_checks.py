@@ -92,7 +92,9 @@ def hostile_cases(course: Course, tmpdir: Path) -> dict:
     }
 
 
-HOG_SECONDS = 6  # longer than a job takes: it overlaps other jobs of the batch
+# Its processes end with its own kernel run at the latest; meanwhile they compete with the jobs
+# running beside it.
+HOG_SECONDS = 6
 # Jobs start in the order of the students' names. The hoard needs CPU to touch its memory within
 # its cell's time limit, and without root nothing caps the hog: the hoard's name puts it late in the
 # queue, after the hog's job has ended, where "hoards_memory" would start next to "hogs_cpu".

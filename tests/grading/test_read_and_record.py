@@ -15,7 +15,7 @@ from tests.conftest import make_course_copy
 from tests.grading.batch_checks import notebooks
 from tito.course.examples import with_mistake
 from tito.course.generate import generate
-from tito.course.grading.display import without_hidden_tests
+from tito.course.grading.display import for_display, without_hidden_tests
 from tito.course.grading.host import prepare, read_submission, record
 from tito.course.grading.outcome import Outcome
 from tito.course.notebooks import dumps
@@ -203,19 +203,22 @@ def test_a_deleted_cell_nbgrader_cannot_put_back_makes_the_submission_invalid(co
     )
 
 
-def _job_input(course, student: str, nb) -> tuple[list[dict], list[str]]:
-    """The cells of the notebook a grading job gets for `nb` (prepared, hidden tests left out)
-    and the notes preparing it made."""
+def _job_input(course, student: str, nb) -> tuple[dict, list[tuple], list[str]]:
+    """For submission `nb`: the notebook a grading job gets (prepared, hidden tests left out, as
+    JSON data), the cells of the copy the kernel run's outputs are merged into (type and id: a
+    run whose cells differ has its outputs dropped, host.merge_outputs) and the notes preparing
+    it made."""
     m, _, instructor, _ = notebooks(course)
     path = course.submission_notebook(m, student)
     path.parent.mkdir(parents=True)
     nbformat.write(nb, path)
     submitted, _ = read_submission(course, course.root, m, student, instructor)
     prepared, notes = prepare(course, course.root, m, student, submitted, instructor)
-    cells = json.loads(dumps(without_hidden_tests(prepared)))["cells"]
-    for c in cells:  # written as a list of lines
+    job = json.loads(dumps(without_hidden_tests(prepared)))
+    for c in job["cells"]:  # written as a list of lines
         c["source"] = "".join(c["source"])
-    return cells, notes
+    shown = for_display(prepared, instructor, course.display_limits)
+    return job, [(c.cell_type, c.get("id")) for c in shown.cells], notes
 
 
 TAMPERED = "adam_eps_outside_sqrt"  # a test cell the bug fails
@@ -227,10 +230,11 @@ def test_tampering_with_a_test_cell_gives_the_job_the_same_notebook_as_the_bug_a
     course, tampering
 ):
     """A bug with one of its failing test cells deleted, duplicated (the copy passes) or edited to
-    pass: nbgrader's steps give the job the notebook of the bug alone. The kernel run and the
-    judge (which runs the instructor's test cells whatever the submission holds) then grade it
-    alike: the tampering rescues nothing. A deleted cell is put back with nbgrader's note on
-    its first line, and runs."""
+    pass: nbgrader's steps give the job the notebook of the bug alone, but for a deleted cell,
+    which is put back with nbgrader's note as its first line. The kernel run runs every cell of
+    it (the put-back one too, whose result is merged like any: same cells as the display copy)
+    and the judge runs the instructor's test cells whatever the submission holds: the tampering
+    rescues nothing."""
     m, _, _, complete = notebooks(course)
     buggy = with_mistake(complete, m, "adam-eps-inside-sqrt")
     tampered = {
@@ -238,25 +242,25 @@ def test_tampering_with_a_test_cell_gives_the_job_the_same_notebook_as_the_bug_a
         "duplicated": sub.with_duplicate(buggy, TAMPERED, '"""forged"""\npass'),
         "edited": sub.set_source(buggy, TAMPERED, '"""adam eps"""\npass'),
     }[tampering]
-    alone, _ = _job_input(course, f"bug_alone_{tampering}", buggy)
-    cells, notes = _job_input(course, f"tampered_{tampering}", tampered)
+    alone, _, _ = _job_input(course, f"bug_alone_{tampering}", buggy)
+    job, shown, notes = _job_input(course, f"tampered_{tampering}", tampered)
+    assert [(c["cell_type"], c.get("id")) for c in job["cells"]] == shown
+    assert len(job["cells"]) == len(alone["cells"]) == len(shown)
     if tampering == "deleted":
         i = next(
             i
-            for i, c in enumerate(cells)
+            for i, c in enumerate(job["cells"])
             if c["metadata"].get("nbgrader", {}).get("grade_id") == TAMPERED
         )
-        note, *code = cells[i]["source"].split("\n", 1)
+        restored, job["cells"][i] = job["cells"][i], alone["cells"][i]
+        note, code = restored["source"].split("\n", 1)
         assert note == (
             f"# This cell (id:{TAMPERED}) was missing from the submission. It was added back by "
             "nbgrader."
         )
-        assert code == ["\n" + alone[i]["source"]]
-        assert [c["source"] for c in cells[:i] + cells[i + 1 :]] == [
-            c["source"] for c in alone[:i] + alone[i + 1 :]
-        ]
-    else:
-        assert cells == alone
+        assert (restored["cell_type"], code) == ("code", "\n" + alone["cells"][i]["source"])
+        assert isinstance(restored.get("id"), str) and restored["id"]
+    assert job == alone  # every other cell, and the notebook's metadata (its kernel)
     assert notes == (
         [f"duplicated cell {TAMPERED!r}: one copy graded"] if tampering == "duplicated" else []
     )
