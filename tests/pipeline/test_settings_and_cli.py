@@ -168,7 +168,8 @@ def test_every_command_group_has_help(args):
 
 def test_the_command_starts_without_the_graders_libraries():
     """nbgrader, nbconvert and jupyter_server take seconds to import: only the grading commands
-    that use them load them, so a student's `tito module ...` starts without them."""
+    that use them load them, so `tito export`, `tito test` or `tito module ...` in the
+    instructor's checkout starts without them."""
     heavy = ["jupyter_server", "nbconvert", "nbgrader", "sqlalchemy"]
     started = subprocess.run(
         [

@@ -24,8 +24,9 @@ from ..course.settings import CourseError
 from .common import console, fail, handles_errors, load_course, modules_from
 
 # nbgrader, nbconvert and jupyter_server take one to two seconds to import. The commands that use
-# them import them when they run, so that every other `tito` command (a student's included)
-# starts without them.
+# them import them when they run, so that every other `tito` command of the instructor's
+# checkout (export, test, module, release, system) starts without them. (The student edition's
+# tito has no grading commands.)
 
 app = typer.Typer(no_args_is_help=True)
 
