@@ -11,7 +11,6 @@ gives the verdicts of several entries.
 from __future__ import annotations
 
 import ast
-import dataclasses
 import multiprocessing
 import os
 import shutil
@@ -200,10 +199,7 @@ def judge_one(course_root: str, notebook: str, only: list[str] | None, as_releas
             if not _graded(c) or c.metadata["nbgrader"]["grade_id"] in only
         ]
     with tempfile.TemporaryDirectory() as d:
-        # At the course's own time limit per cell (settings.ini): the course copy's short limit
-        # is for the pipeline's runaway cases, and a training cell needs more on a busy machine.
-        limits = dataclasses.replace(course.grading, cell_timeout_seconds=Course().cell_timeout)
-        jail = Jail(limits, Path(d))
+        jail = Jail(course.grading, Path(d))  # the course's own limits (settings.ini)
         jail.add_package(student_package(course))
         mistakes = "" if as_released else m.mistakes.read_text(encoding="utf-8")
         try:
